@@ -1,0 +1,49 @@
+# One place for every routine task. `make run` and `make test` work on a fresh machine:
+# they create the virtual environment from pyproject.toml on first use.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+STAMP := $(VENV)/.installed-stamp
+PROTO_FILES := $(wildcard proto/cnm_policy/v1/*.proto)
+
+.PHONY: setup run test fmt lint types check proto proto-check bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+setup: $(STAMP) ## create .venv with the project and its dev tools
+
+run: $(STAMP) ## start the sidecar on the bundled default policies (127.0.0.1:50051)
+	$(BIN)/cnm-policy serve
+
+test: $(STAMP) ## the whole test suite (unit, property, bundle tests, examples, end-to-end)
+	$(PY) -m pytest
+
+fmt: $(STAMP)
+	$(BIN)/ruff format src tests examples benchmarks
+	$(BIN)/ruff check --fix src tests examples benchmarks
+
+lint: $(STAMP)
+	$(BIN)/ruff format --check src tests examples benchmarks
+	$(BIN)/ruff check src tests examples benchmarks
+
+types: $(STAMP)
+	$(BIN)/mypy
+
+proto: $(STAMP) ## regenerate src/cnm_policy/v1 from proto/
+	$(PY) -m grpc_tools.protoc -I proto --python_out=src --grpc_python_out=src --pyi_out=src $(PROTO_FILES)
+
+proto-check: proto ## fail when the committed generated code differs from a fresh generation
+	git diff --exit-code -- src/cnm_policy/v1 || (echo "generated code is stale: run 'make proto' and commit" >&2; exit 1)
+
+bench: $(STAMP) ## benchmark tables (engine and sidecar)
+	$(PY) -m benchmarks
+
+check: lint types proto-check test ## everything CI runs
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

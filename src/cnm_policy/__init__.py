@@ -1,0 +1,35 @@
+"""cnm-policy: may this principal do this action on this network resource?
+
+Policy-as-code access control for customer network management. Load a bundle, then check::
+
+    engine = Engine.from_path("policies/cnm")
+    decision = engine.check(principal, "read", resource, context={"channel": "portal"})
+"""
+
+from cnm_policy.engine import Engine, PolicySnapshot, load_snapshot
+from cnm_policy.errors import (
+    BundleInvalidError,
+    CnmPolicyError,
+    InvalidRequestError,
+    PolicyProblem,
+    PolicySourceError,
+)
+from cnm_policy.model import AccessRequest, Decision, Principal, Resource, RuleTrace
+
+__all__ = [
+    "AccessRequest",
+    "BundleInvalidError",
+    "CnmPolicyError",
+    "Decision",
+    "Engine",
+    "InvalidRequestError",
+    "PolicyProblem",
+    "PolicySnapshot",
+    "PolicySourceError",
+    "Principal",
+    "Resource",
+    "RuleTrace",
+    "load_snapshot",
+]
+
+__version__ = "0.1.0"

@@ -1,0 +1,168 @@
+"""Snapshot x request -> Decision: the hot path.
+
+For one request the evaluator looks up the partition for (kind, action), takes the rows of the
+principal's effective roles (plus rows pinned to the resource's tenant or its ancestors), and
+applies the casbin matcher's remaining predicates - scope, then condition - to those few rows.
+casbin's effector combines the result: allowed only if some allow matched and no deny did.
+
+Fail closed: a condition that cannot be evaluated on an otherwise applicable rule forces a
+deny, whatever the rule's effect, and the error is carried in the decision.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from cnm_policy.engine import casbin_backend
+from cnm_policy.engine.requests import PreparedPrincipal
+from cnm_policy.engine.snapshot import PolicySnapshot
+from cnm_policy.model import Decision, Resource
+from cnm_policy.policy import ConditionError, Effect, RuleDef, Scope, is_within
+from cnm_policy.policy.conditions import EvalEnv
+
+__all__ = ["decide", "in_scope", "make_env", "tenant_ancestors"]
+
+
+def in_scope(
+    scope: Scope, tenants: tuple[str, ...], principal: PreparedPrincipal, resource_tenant: str
+) -> bool:
+    """Whether `resource_tenant` is inside the reach `scope` (and pins) give this principal."""
+    if tenants and not any(is_within(resource_tenant, t) for t in tenants):
+        return False
+    if scope is Scope.SUBTREE:
+        return is_within(resource_tenant, principal.principal.tenant)
+    if scope is Scope.OWN:
+        return resource_tenant == principal.principal.tenant
+    if scope is Scope.ASSIGNED:
+        return any(is_within(resource_tenant, t) for t in principal.assigned)
+    return scope is Scope.ANY
+
+
+def tenant_ancestors(tenant: str) -> Iterator[str]:
+    """`tenant` and each ancestor: ``a/b/c`` -> ``a/b/c``, ``a/b``, ``a``."""
+    while True:
+        yield tenant
+        cut = tenant.rfind("/")
+        if cut < 0:
+            return
+        tenant = tenant[:cut]
+
+
+def make_env(
+    principal: PreparedPrincipal, action: str, resource: Resource, context: Mapping[str, Any],
+    now: float,
+) -> EvalEnv:
+    """The read-only view of a request that conditions evaluate against."""
+    resource_view = {
+        "kind": resource.kind,
+        "id": resource.id,
+        "tenant": resource.tenant,
+        "attributes": resource.attributes,
+    }
+    return EvalEnv(principal.view, action, resource_view, context, now)
+
+
+def _candidates(
+    snapshot: PolicySnapshot, principal: PreparedPrincipal, action: str, resource: Resource
+) -> dict[str, RuleDef] | None:
+    """The rules that can apply, by id; ``None`` when (kind, action) has no rules at all."""
+    by_role = snapshot.index.get((resource.kind, action))
+    if by_role is None:
+        return None
+    found: dict[str, RuleDef] = {}
+    for role in principal.roles:
+        bucket = by_role.get(role)
+        if bucket is None:
+            continue
+        for rule in bucket.general:
+            found[rule.id] = rule
+        if bucket.pinned:
+            for tenant in tenant_ancestors(resource.tenant):
+                for rule in bucket.pinned.get(tenant, ()):
+                    found[rule.id] = rule
+    return found
+
+
+def decide(
+    snapshot: PolicySnapshot,
+    principal: PreparedPrincipal,
+    action: str,
+    resource: Resource,
+    context: Mapping[str, Any],
+    now: float,
+) -> Decision:
+    """The decision for one validated request against one snapshot."""
+    if principal.mixed_sides:
+        return _deny(snapshot, "principal holds both customer-side and internal-side roles")
+    candidates = _candidates(snapshot, principal, action, resource)
+    if candidates is None:
+        return _deny(snapshot, _no_rules_reason(snapshot, action, resource))
+    env: EvalEnv | None = None
+    allows: list[str] = []
+    denies: list[str] = []
+    failed: list[str] = []
+    errors: list[str] = []
+    for rule in candidates.values():
+        if not in_scope(rule.scope, rule.tenants, principal, resource.tenant):
+            continue
+        if rule.condition is not None:
+            if env is None:
+                env = make_env(principal, action, resource, context, now)
+            try:
+                if not rule.condition.evaluate(env):
+                    continue
+            except ConditionError as exc:
+                failed.append(rule.id)
+                errors.append(f"rule `{rule.id}`: {exc}")
+                continue
+        (denies if rule.effect is Effect.DENY else allows).append(rule.id)
+    valid_until = env.valid_until if env is not None else None
+    allowed = casbin_backend.final_allowed(bool(allows), bool(denies or failed))
+    if allowed:
+        ids = tuple(sorted(allows))
+        reason = f"allowed by {_rule_list(ids)}"
+    elif failed:
+        ids = tuple(sorted(failed + denies))
+        reason = f"denied: a condition could not be evaluated ({_rule_list(tuple(sorted(failed)))})"
+    elif denies:
+        ids = tuple(sorted(denies))
+        reason = f"denied by {_rule_list(ids)}"
+    else:
+        ids = ()
+        reason = f"no rule allows `{action}` on `{resource.kind}` here"
+    return Decision(
+        allowed=allowed,
+        rule_ids=ids,
+        reason=reason,
+        policy_name=snapshot.name,
+        policy_version=snapshot.version,
+        policy_digest=snapshot.digest,
+        errors=tuple(errors),
+        valid_until=valid_until,
+    )
+
+
+def _rule_list(ids: tuple[str, ...]) -> str:
+    label = "rule" if len(ids) == 1 else "rules"
+    return f"{label} " + ", ".join(f"`{rule_id}`" for rule_id in ids)
+
+
+def _no_rules_reason(snapshot: PolicySnapshot, action: str, resource: Resource) -> str:
+    kind = snapshot.bundle.kinds.get(resource.kind)
+    if kind is None:
+        return f"unknown resource kind `{resource.kind}`"
+    if action not in kind.actions:
+        return f"action `{action}` is not defined for `{resource.kind}`"
+    return f"no rule allows `{action}` on `{resource.kind}`"
+
+
+def _deny(snapshot: PolicySnapshot, reason: str) -> Decision:
+    return Decision(
+        allowed=False,
+        rule_ids=(),
+        reason=reason,
+        policy_name=snapshot.name,
+        policy_version=snapshot.version,
+        policy_digest=snapshot.digest,
+    )

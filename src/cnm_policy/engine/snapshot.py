@@ -1,0 +1,142 @@
+"""A compiled, immutable policy version: what one decision is evaluated against.
+
+Compiling turns a validated :class:`Bundle` into casbin ``p``/``g`` rows plus an index that
+partitions them by (kind, action) and role, so a check touches only the rows that can apply and
+its cost does not grow with the size of the policy. A snapshot is never mutated; a reload builds
+a new one to the side and the engine swaps one reference.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cnm_policy.engine import casbin_backend
+from cnm_policy.policy import Bundle, RuleDef, Side, load_bundle
+
+__all__ = ["Bucket", "PolicySnapshot", "compile_bundle", "load_snapshot"]
+
+@dataclass(frozen=True, slots=True)
+class Bucket:
+    """The rules for one (kind, action, role): unpinned ones, and ones pinned to tenants."""
+
+    general: tuple[RuleDef, ...]
+    pinned: Mapping[str, tuple[RuleDef, ...]]
+
+
+@dataclass(frozen=True, eq=False)
+class PolicySnapshot:
+    """One compiled policy version. Every field is read-only after construction."""
+
+    bundle: Bundle
+    loaded_at: float
+    closures: Mapping[str, frozenset[str]]
+    index: Mapping[tuple[str, str], Mapping[str, Bucket]]
+    row_count: int
+    _reference: list[Any] = field(default_factory=list, repr=False)
+    _reference_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def name(self) -> str:
+        """The bundle name from its manifest."""
+        return self.bundle.manifest.name
+
+    @property
+    def version(self) -> str:
+        """The bundle's declared version."""
+        return self.bundle.manifest.version
+
+    @property
+    def digest(self) -> str:
+        """``sha256:...`` over the bundle's files: identifies the exact content."""
+        return self.bundle.digest
+
+    @property
+    def source(self) -> str:
+        """Where the bundle was read from (a directory or a git revision)."""
+        return self.bundle.source.origin
+
+    @property
+    def rule_count(self) -> int:
+        """Number of rules as written (not expanded casbin rows)."""
+        return len(self.bundle.rules)
+
+    def side_of(self, role: str) -> Side | None:
+        """The side of a declared role, ``None`` for a role the bundle does not define."""
+        definition = self.bundle.roles.get(role)
+        return definition.side if definition is not None else None
+
+    def casbin_rows(self) -> list[tuple[str, str, str, str, str, str, str]]:
+        """The ``p`` rows of the casbin model, in :data:`casbin_backend.MODEL_TEXT` order."""
+        return [
+            (role, kind, action, rule.scope.value, " ".join(rule.tenants), rule.id, rule.effect)
+            for rule in self.bundle.rules
+            for role in rule.roles
+            for kind, action in rule.grants
+        ]
+
+    def casbin_links(self) -> list[tuple[str, str]]:
+        """The ``g`` rows: (role, inherited role)."""
+        return [(r.id, parent) for r in self.bundle.roles.values() for parent in r.inherits]
+
+    def reference(self) -> casbin_backend.CasbinReference:
+        """casbin's own enforcer over this snapshot's rows, built once on first use."""
+        with self._reference_lock:
+            if not self._reference:
+                from cnm_policy.engine.reference import build_reference  # noqa: PLC0415
+
+                self._reference.append(build_reference(self))
+            reference: casbin_backend.CasbinReference = self._reference[0]
+            return reference
+
+
+def compile_bundle(bundle: Bundle, *, loaded_at: float | None = None) -> PolicySnapshot:
+    """Compile a validated bundle: resolve inheritance with casbin and build the row index."""
+    closures = casbin_backend.role_closures({r.id: r.inherits for r in bundle.roles.values()})
+    general: dict[tuple[str, str], dict[str, list[RuleDef]]] = defaultdict(
+        lambda: defaultdict(list)
+    )
+    pinned: dict[tuple[str, str], dict[str, dict[str, list[RuleDef]]]] = defaultdict(
+        lambda: defaultdict(lambda: defaultdict(list))
+    )
+    rows = 0
+    for rule in bundle.rules:
+        for kind_action in rule.grants:
+            for role in rule.roles:
+                rows += 1
+                if rule.tenants:
+                    for tenant in rule.tenants:
+                        pinned[kind_action][role][tenant].append(rule)
+                else:
+                    general[kind_action][role].append(rule)
+    index: dict[tuple[str, str], dict[str, Bucket]] = {}
+    for kind_action in set(general) | set(pinned):
+        roles = set(general.get(kind_action, {})) | set(pinned.get(kind_action, {}))
+        index[kind_action] = {
+            role: _bucket(
+                general.get(kind_action, {}).get(role, []),
+                pinned.get(kind_action, {}).get(role, {}),
+            )
+            for role in roles
+        }
+    return PolicySnapshot(
+        bundle=bundle,
+        loaded_at=time.time() if loaded_at is None else loaded_at,
+        closures=closures,
+        index=index,
+        row_count=rows,
+    )
+
+
+def _bucket(general: list[RuleDef], pinned: Mapping[str, list[RuleDef]]) -> Bucket:
+    return Bucket(tuple(general), {tenant: tuple(rules) for tenant, rules in pinned.items()})
+
+
+def load_snapshot(path: str | Path, *, loaded_at: float | None = None) -> PolicySnapshot:
+    """Read, validate and compile the bundle at `path` (raises BundleInvalidError)."""
+    return compile_bundle(load_bundle(path), loaded_at=loaded_at)

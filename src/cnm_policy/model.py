@@ -1,0 +1,103 @@
+"""The nouns of an access decision, shared by the library, the sidecar and the review tools.
+
+Everything here is a frozen value: a request or decision can be cached, logged and compared
+without anyone mutating it behind the engine's back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["AccessRequest", "Decision", "Principal", "Resource", "RuleTrace"]
+
+
+def _empty() -> Mapping[str, Any]:
+    return {}
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who asks: a user or service account, the organisation it belongs to, and its roles.
+
+    `tenant` is an organisation path such as ``acme/emea``. Staff assigned to customers carry
+    the customer tenants in ``attributes["assigned_tenants"]`` (used by scope ``assigned``).
+    """
+
+    id: str
+    tenant: str
+    roles: tuple[str, ...] = ()
+    attributes: Mapping[str, Any] = field(default_factory=_empty)
+
+
+@dataclass(frozen=True, slots=True)
+class Resource:
+    """What is acted on: a device, circuit, ticket, invoice... owned by one organisation."""
+
+    kind: str
+    id: str
+    tenant: str
+    attributes: Mapping[str, Any] = field(default_factory=_empty)
+
+
+@dataclass(frozen=True, slots=True)
+class AccessRequest:
+    """One question: may `principal` do `action` on `resource`, in `context`?"""
+
+    principal: Principal
+    action: str
+    resource: Resource
+    context: Mapping[str, Any] = field(default_factory=_empty)
+
+
+@dataclass(frozen=True, slots=True)
+class RuleTrace:
+    """How one rule fared against a request, for `explain` output.
+
+    Each ``*_matched`` flag says whether that part of the rule matched; ``condition`` is
+    ``None`` when the rule has no condition or evaluation stopped before reaching it.
+    """
+
+    rule_id: str
+    effect: str
+    role_matched: bool
+    kind_matched: bool
+    action_matched: bool
+    scope_matched: bool
+    condition: bool | None
+    error: str | None = None
+
+    @property
+    def applied(self) -> bool:
+        """True when every part matched, so the rule's effect counted in the decision."""
+        return (
+            self.role_matched
+            and self.kind_matched
+            and self.action_matched
+            and self.scope_matched
+            and self.condition is not False
+            and self.error is None
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The answer, with the reasons that make it auditable.
+
+    `rule_ids` are the rules that decided it (the matching deny rules for a deny, the matching
+    allow rules for an allow, empty for the default deny). `errors` lists condition failures
+    that forced a deny. `valid_until` is the epoch second at which a time-dependent decision may
+    change (``None``: it does not depend on the clock). `reason` is safe to show the caller.
+    """
+
+    allowed: bool
+    rule_ids: tuple[str, ...]
+    reason: str
+    policy_name: str
+    policy_version: str
+    policy_digest: str
+    errors: tuple[str, ...] = ()
+    valid_until: float | None = None
+    cached: bool = False
+    trace: tuple[RuleTrace, ...] = ()

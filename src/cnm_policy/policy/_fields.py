@@ -1,0 +1,140 @@
+"""Shared readers for bundle YAML: typed field access that reports problems instead of raising.
+
+Every reader returns ``None`` (or an empty value) for something it had to reject, after adding
+a located problem to the report, so validation can go on and list every mistake at once.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import Any, TypeVar
+
+from cnm_policy.errors import PolicyProblem
+from cnm_policy.policy._yaml import LineDict, LineList
+from cnm_policy.policy.bundle import Effect, Scope, Side
+
+IDENT = re.compile(r"[a-z0-9][a-z0-9_.:-]{0,127}")
+WILDCARD = "*"
+
+
+class Report:
+    """Collects problems; helpers return ``None`` for a value they had to reject."""
+
+    def __init__(self) -> None:
+        self.problems: list[PolicyProblem] = []
+
+    def error(self, code: str, message: str, file: str, line: int | None) -> None:
+        self.problems.append(PolicyProblem(code, message, file, line))
+
+    def warning(self, code: str, message: str, file: str, line: int | None) -> None:
+        self.problems.append(PolicyProblem(code, message, file, line, "warning"))
+
+
+def mapping(value: Any, what: str, file: str, line: int, report: Report) -> LineDict | None:
+    if isinstance(value, LineDict):
+        return value
+    report.error("invalid_type", f"{what} must be a mapping", file, line)
+    return None
+
+
+def check_fields(
+    node: LineDict,
+    what: str,
+    required: Iterable[str],
+    optional: Iterable[str],
+    file: str,
+    report: Report,
+) -> bool:
+    """Report missing and unknown fields; True when every required field is present."""
+    ok = True
+    for name in required:
+        if name not in node:
+            report.error("missing_field", f"{what} has no `{name}`", file, node.line)
+            ok = False
+    known = set(required) | set(optional)
+    for name in node:
+        if name not in known:
+            allowed = ", ".join(sorted(known))
+            report.error(
+                "unknown_field",
+                f"{what} has unknown field `{name}` (allowed: {allowed})",
+                file,
+                node.line_of(name),
+            )
+    return ok
+
+
+def text(node: LineDict, key: str, file: str, report: Report, default: str | None = None) -> str:
+    value = node.get(key, default)
+    if isinstance(value, str):
+        return value
+    report.error(
+        "invalid_type",
+        f"`{key}` must be a string, got `{value}` (quote it in YAML)",
+        file,
+        node.line_of(key),
+    )
+    return ""
+
+
+def identifier(node: LineDict, key: str, what: str, file: str, report: Report) -> str | None:
+    value = text(node, key, file, report)
+    if value and not IDENT.fullmatch(value):
+        report.error(
+            "invalid_value",
+            f"{what} `{value}` must be lowercase letters, digits, `_`, `.`, `:` or `-`",
+            file,
+            node.line_of(key),
+        )
+        return None
+    return value or None
+
+
+def names(node: LineDict, key: str, file: str, report: Report) -> tuple[str, ...] | None:
+    """A field holding one name or a list of names."""
+    value = node.get(key)
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    report.error(
+        "invalid_type",
+        f"`{key}` must be a name or a non-empty list of names",
+        file,
+        node.line_of(key),
+    )
+    return None
+
+
+def entries(doc: Any, key: str, file: str, report: Report) -> list[tuple[LineDict, int]]:
+    """The list under `key` at the top of a document, as (entry, line) pairs."""
+    top = mapping(doc, f"`{file}`", file, 1, report)
+    if top is None:
+        return []
+    check_fields(top, f"`{file}`", (key,), (), file, report)
+    items = top.get(key)
+    if items is None:
+        return []
+    if not isinstance(items, LineList):
+        report.error("invalid_type", f"`{key}` must be a list", file, top.line_of(key))
+        return []
+    result = []
+    for item, line in zip(items, items.item_lines, strict=True):
+        entry = mapping(item, f"each entry of `{key}`", file, line, report)
+        if entry is not None:
+            result.append((entry, line))
+    return result
+
+
+E = TypeVar("E", Side, Scope, Effect)
+
+
+def enum(enum: type[E], node: LineDict, key: str, file: str, report: Report, code: str) -> E | None:
+    value = node.get(key)
+    try:
+        return enum(value)
+    except ValueError:
+        allowed = ", ".join(member.value for member in enum)
+        report.error(code, f"unknown {key} `{value}` (one of: {allowed})", file, node.line_of(key))
+        return None

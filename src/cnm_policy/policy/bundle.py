@@ -1,0 +1,160 @@
+"""The validated, normalised form of a policy bundle: what the files *mean*, before compiling.
+
+A reviewer reads YAML; the engine needs concrete (role, kind, action) grants. This module holds
+the in-between: every wildcard expanded, every name resolved, every condition compiled, and each
+element still pointing at the file and line it came from. The engine compiles it; the review
+tools (lint, diff, explain) reason over it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+
+from cnm_policy.policy.conditions import Condition
+
+__all__ = [
+    "ASSIGNED_TENANTS_ATTRIBUTE",
+    "MANIFEST_FILE",
+    "RESOURCES_FILE",
+    "ROLES_FILE",
+    "RULES_DIR",
+    "TESTS_DIR",
+    "Bundle",
+    "BundleSource",
+    "Effect",
+    "KindDef",
+    "Manifest",
+    "RoleDef",
+    "RuleDef",
+    "Scope",
+    "Side",
+]
+
+MANIFEST_FILE = "bundle.yaml"
+ROLES_FILE = "roles.yaml"
+RESOURCES_FILE = "resources.yaml"
+RULES_DIR = "rules"
+TESTS_DIR = "tests"
+
+
+class Side(StrEnum):
+    """Which side of the provider boundary a role lives on."""
+
+    CUSTOMER = "customer"
+    INTERNAL = "internal"
+
+
+class Scope(StrEnum):
+    """Which resource tenants a rule reaches, relative to the principal's tenant."""
+
+    OWN = "own"  # the principal's own tenant only
+    SUBTREE = "subtree"  # the principal's tenant and its descendants
+    ASSIGNED = "assigned"  # tenants (and their subtrees) in attributes["assigned_tenants"]
+    ANY = "any"  # every tenant: internal staff only
+
+
+class Effect(StrEnum):
+    """What a matching rule does. An applicable deny overrides every allow."""
+
+    ALLOW = "allow"
+    DENY = "deny"
+
+
+ASSIGNED_TENANTS_ATTRIBUTE = "assigned_tenants"
+
+
+@dataclass(frozen=True, slots=True)
+class BundleSource:
+    """The raw text of every file of one bundle, read once so a load never mixes versions.
+
+    `files` maps a path relative to the bundle root (always with ``/``) to its text.
+    """
+
+    origin: str
+    files: Mapping[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Manifest:
+    """The bundle's identity: name and declared version, shown on every decision."""
+
+    name: str
+    version: str
+    description: str
+
+
+@dataclass(frozen=True, slots=True)
+class RoleDef:
+    """A role: its side and the roles it inherits (whose grants it also gets)."""
+
+    id: str
+    side: Side
+    inherits: tuple[str, ...]
+    description: str
+    file: str
+    line: int
+
+
+@dataclass(frozen=True, slots=True)
+class KindDef:
+    """A resource kind and the actions that make sense on it."""
+
+    name: str
+    actions: tuple[str, ...]
+    description: str
+    file: str
+    line: int
+
+
+@dataclass(frozen=True, slots=True)
+class RuleDef:
+    """One rule, as written (`written_*`) and as it applies (`roles`, `grants`).
+
+    `roles` are concrete role ids after expanding ``*`` and `side`; `grants` are the concrete
+    (kind, action) pairs after expanding ``*`` and dropping actions a kind does not define.
+    `tenants` optionally pins the rule to resources inside those tenant subtrees.
+    """
+
+    id: str
+    description: str
+    effect: Effect
+    roles: tuple[str, ...]
+    grants: tuple[tuple[str, str], ...]
+    scope: Scope
+    tenants: tuple[str, ...]
+    condition: Condition | None
+    side: Side | None
+    written_roles: tuple[str, ...]
+    written_kinds: tuple[str, ...]
+    written_actions: tuple[str, ...]
+    file: str
+    line: int
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        """The concrete kinds this rule reaches, in first-seen order."""
+        return tuple(dict.fromkeys(kind for kind, _ in self.grants))
+
+    @property
+    def actions(self) -> tuple[str, ...]:
+        """The concrete actions this rule reaches, in first-seen order."""
+        return tuple(dict.fromkeys(action for _, action in self.grants))
+
+
+@dataclass(frozen=True, slots=True)
+class Bundle:
+    """A bundle that passed validation. Immutable; `digest` identifies its exact content."""
+
+    source: BundleSource
+    manifest: Manifest
+    roles: Mapping[str, RoleDef]
+    kinds: Mapping[str, KindDef]
+    rules: tuple[RuleDef, ...]
+    digest: str
+
+    @property
+    def actions(self) -> tuple[str, ...]:
+        """Every action some kind defines, in first-seen order."""
+        return tuple(dict.fromkeys(a for kind in self.kinds.values() for a in kind.actions))

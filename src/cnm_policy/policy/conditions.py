@@ -1,0 +1,247 @@
+"""The rule condition language: small, total, and compiled once when a bundle loads.
+
+A condition is a boolean expression over the request, written the way a reviewer reads it::
+
+    principal.attributes.mfa == true and resource.attributes.change_freeze != true
+
+Conditions come from reviewed policy files; request values are only ever *data* bound to the
+compiled closures, never text that gets parsed. The grammar is a strict subset of Python
+expression syntax, parsed with :mod:`ast` and translated node by node into closures, so nothing
+is handed to ``eval``. Anything outside the subset is rejected at load time with a message.
+
+Semantics chosen to fail closed and avoid truthiness surprises:
+- a missing attribute reads as ``null``; reading a field of a non-object is an error;
+- ``and``/``or``/``not`` and the final result need real booleans (``1`` is not ``true``);
+- ordering (``<`` ...) needs two numbers or two strings; ``in`` needs a list or an object;
+- time functions read the injected clock and record when their answer may change.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from cnm_policy.policy._condition_runtime import (
+    CLOCK_FUNCTIONS,
+    COMPARATORS,
+    FUNCTIONS,
+    MISSING,
+    ConditionError,
+    EvalEnv,
+    as_bool,
+    describe,
+    read_step,
+)
+
+__all__ = [
+    "Condition",
+    "ConditionError",
+    "ConditionSyntaxError",
+    "EvalEnv",
+    "compile_condition",
+]
+
+
+class ConditionSyntaxError(ValueError):
+    """The condition text is not in the language; raised while loading a bundle."""
+
+
+_Fn = Callable[[EvalEnv], Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Condition:
+    """A compiled condition: its source text (for review output) and its evaluator."""
+
+    source: str
+    evaluate_fn: _Fn
+    uses_clock: bool
+
+    def evaluate(self, env: EvalEnv) -> bool:
+        """The condition's verdict; raises ConditionError when it cannot be decided."""
+        try:
+            result = self.evaluate_fn(env)
+        except ConditionError:
+            raise
+        except (TypeError, ValueError, KeyError, OverflowError, RecursionError) as exc:
+            raise ConditionError(f"condition failed: {exc}") from exc
+        if not isinstance(result, bool):
+            raise ConditionError(f"condition gave {describe(result)}, not a boolean")
+        return result
+
+
+def compile_condition(source: str) -> Condition:
+    """Parse and compile `source`; raises ConditionSyntaxError with a readable message."""
+    if not isinstance(source, str) or not source.strip():
+        raise ConditionSyntaxError("condition must be a non-empty string")
+    try:
+        tree = ast.parse(source.strip(), mode="eval")
+    except SyntaxError as exc:
+        raise ConditionSyntaxError(f"does not parse: {exc.msg} at column {exc.offset}") from exc
+    compiler = _Compiler()
+    fn = compiler.compile(tree.body)
+    return Condition(source=source.strip(), evaluate_fn=fn, uses_clock=compiler.uses_clock)
+
+
+_ROOT_FIELDS: Mapping[str, frozenset[str]] = {
+    "principal": frozenset({"id", "tenant", "roles", "attributes"}),
+    "resource": frozenset({"kind", "id", "tenant", "attributes"}),
+}
+_LITERAL_NAMES: Mapping[str, Any] = {
+    "true": True,
+    "false": False,
+    "null": None,
+    "True": True,
+    "False": False,
+    "None": None,
+}
+
+
+class _Compiler:
+    """Turns an allow-listed AST into closures; any other node is a syntax error."""
+
+    def __init__(self) -> None:
+        self.uses_clock = False
+
+    def compile(self, node: ast.expr) -> _Fn:
+        handler = getattr(self, f"_{type(node).__name__.lower()}", None)
+        if handler is None:
+            raise ConditionSyntaxError(f"`{ast.unparse(node)}` is not allowed in a condition")
+        fn: _Fn = handler(node)
+        return fn
+
+    def _constant(self, node: ast.Constant) -> _Fn:
+        value = node.value
+        if value is not None and not isinstance(value, bool | int | float | str):
+            raise ConditionSyntaxError(f"literal `{ast.unparse(node)}` is not allowed")
+        return lambda env: value
+
+    def _list(self, node: ast.List | ast.Tuple) -> _Fn:
+        items = [self.compile(item) for item in node.elts]
+        return lambda env: [item(env) for item in items]
+
+    _tuple = _list
+
+    def _name(self, node: ast.Name) -> _Fn:
+        if node.id in _LITERAL_NAMES:
+            value = _LITERAL_NAMES[node.id]
+            return lambda env: value
+        if node.id == "action":
+            return lambda env: env.action
+        if node.id == "context":
+            return lambda env: env.context
+        if node.id in _ROOT_FIELDS:
+            raise ConditionSyntaxError(
+                f"`{node.id}` alone is not a value; use a field such as `{node.id}.attributes.x`"
+            )
+        raise ConditionSyntaxError(
+            f"unknown name `{node.id}` (names start at principal, resource, context or action)"
+        )
+
+    def _attribute(self, node: ast.Attribute) -> _Fn:
+        return self._path(node)
+
+    def _subscript(self, node: ast.Subscript) -> _Fn:
+        return self._path(node)
+
+    def _path(self, node: ast.expr) -> _Fn:
+        """A field path such as ``resource.attributes["vendor-id"]``: validated statically."""
+        keys: list[str | int] = []
+        current = node
+        while isinstance(current, ast.Attribute | ast.Subscript):
+            if isinstance(current, ast.Attribute):
+                keys.append(current.attr)
+            else:
+                index = current.slice
+                if not (
+                    isinstance(index, ast.Constant)
+                    and isinstance(index.value, str | int)
+                    and not isinstance(index.value, bool)
+                ):
+                    raise ConditionSyntaxError(
+                        f"`{ast.unparse(current)}`: only literal string or integer indexes"
+                    )
+                keys.append(index.value)
+            current = current.value
+        if not isinstance(current, ast.Name):
+            raise ConditionSyntaxError(f"`{ast.unparse(node)}` is not a field path")
+        keys.reverse()
+        root = current.id
+        if root in _ROOT_FIELDS:
+            field = keys[0]
+            if field not in _ROOT_FIELDS[root]:
+                hint = f" (did you mean `{root}.attributes.{field}`?)"
+                raise ConditionSyntaxError(f"`{root}` has no field `{field}`{hint}")
+            if field != "attributes" and len(keys) > 1:
+                raise ConditionSyntaxError(f"`{root}.{field}` has no sub-fields")
+        elif root != "context":
+            raise ConditionSyntaxError(
+                f"unknown name `{root}` (names start at principal, resource, context or action)"
+            )
+        steps = tuple(keys)
+
+        def read(env: EvalEnv) -> Any:
+            value: Any = getattr(env, root)
+            for step in steps:
+                value = read_step(value, step)
+            return value
+
+        return read
+
+    def _boolop(self, node: ast.BoolOp) -> _Fn:
+        parts = [self.compile(value) for value in node.values]
+        if isinstance(node.op, ast.And):
+
+            def all_of(env: EvalEnv) -> bool:
+                return all(as_bool(part(env), "and") for part in parts)
+
+            return all_of
+
+        def any_of(env: EvalEnv) -> bool:
+            return any(as_bool(part(env), "or") for part in parts)
+
+        return any_of
+
+    def _unaryop(self, node: ast.UnaryOp) -> _Fn:
+        operand = self.compile(node.operand)
+        if isinstance(node.op, ast.Not):
+            return lambda env: not as_bool(operand(env), "not")
+        if isinstance(node.op, ast.USub) and isinstance(node.operand, ast.Constant):
+            value = node.operand.value
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                return lambda env: -value
+        raise ConditionSyntaxError(f"`{ast.unparse(node)}` is not allowed in a condition")
+
+    def _compare(self, node: ast.Compare) -> _Fn:
+        if len(node.ops) != 1:
+            raise ConditionSyntaxError(
+                f"`{ast.unparse(node)}`: chained comparisons are not allowed; join with `and`"
+            )
+        op = COMPARATORS.get(type(node.ops[0]))
+        if op is None:
+            raise ConditionSyntaxError(f"operator in `{ast.unparse(node)}` is not allowed")
+        left = self.compile(node.left)
+        right = self.compile(node.comparators[0])
+        return lambda env: op(left(env), right(env))
+
+    def _call(self, node: ast.Call) -> _Fn:
+        if not isinstance(node.func, ast.Name) or node.func.id not in FUNCTIONS:
+            names = ", ".join(sorted(FUNCTIONS))
+            raise ConditionSyntaxError(
+                f"unknown function `{ast.unparse(node.func)}` (available: {names})"
+            )
+        if node.keywords or len(node.args) != 1:
+            raise ConditionSyntaxError(f"`{node.func.id}` takes exactly one argument")
+        name = node.func.id
+        if name == "has":
+            if not isinstance(node.args[0], ast.Attribute | ast.Subscript):
+                raise ConditionSyntaxError("`has` takes a field path such as `has(context.x)`")
+            read = self._path(node.args[0])
+            return lambda env: read(env) is not MISSING
+        if name in CLOCK_FUNCTIONS:
+            self.uses_clock = True
+        impl = FUNCTIONS[name]
+        argument = self.compile(node.args[0])
+        return lambda env: impl(env, argument(env))
