@@ -1,0 +1,364 @@
+"""Policy test suites: the YAML cases that live beside a bundle, and the runner for them.
+
+A bundle carries its own tests in ``tests/*_test.yaml``. The same loader and runner serve our
+test suite, ``cnm-policy test``, and the hot-reload gate (a new version whose own tests fail
+never goes live). Each file may declare named ``principals`` and ``resources`` to reuse, a
+default ``now`` for the clock, and a list of ``cases``; a case references a fixture by name or
+writes it inline, optionally ``use:``-ing a fixture and overriding fields (``attributes`` are
+merged)::
+
+    principals:
+      acme-admin: {id: u-1, tenant: acme, roles: [customer-admin], attributes: {mfa: true}}
+    resources:
+      paris-router: {kind: device, id: dev-9, tenant: acme/emea/paris}
+    cases:
+      - name: admin cannot configure a frozen router
+        principal: acme-admin
+        action: configure
+        resource: {use: paris-router, attributes: {change_freeze: true}}
+        expect: deny
+        rules: [deny-change-during-freeze]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any
+
+from cnm_policy.engine import PolicySnapshot, decide_batch
+from cnm_policy.errors import CnmPolicyError, PolicyProblem
+from cnm_policy.model import Decision, Principal, Resource
+from cnm_policy.policy import BundleSource
+from cnm_policy.policy._fields import Report, check_fields, entries, mapping
+from cnm_policy.policy._yaml import LineDict, YamlError, load_yaml
+from cnm_policy.policy.bundle import TESTS_DIR
+
+__all__ = [
+    "DEFAULT_NOW",
+    "TEST_FILE_SUFFIX",
+    "CaseResult",
+    "SuiteResult",
+    "TestCase",
+    "load_cases",
+    "run_cases",
+    "run_suite",
+]
+
+TEST_FILE_SUFFIX = "_test.yaml"
+DEFAULT_NOW = datetime(2026, 1, 15, 12, 0, tzinfo=UTC).timestamp()
+
+
+@dataclass(frozen=True, slots=True)
+class TestCase:
+    """One expectation: this request must be allowed/denied (by exactly these rules)."""
+
+    __test__ = False  # not a pytest test class
+
+    name: str
+    file: str
+    line: int
+    principal: Principal
+    action: str
+    resource: Resource
+    context: Mapping[str, Any]
+    now: float
+    expect_allowed: bool
+    expect_rules: tuple[str, ...] | None
+
+
+@dataclass(frozen=True, slots=True)
+class CaseResult:
+    """What one case produced; `error` is set when the request itself was rejected."""
+
+    case: TestCase
+    decision: Decision | None
+    error: str | None = None
+
+    @property
+    def passed(self) -> bool:
+        """True when the decision (and the rule ids, if given) match the expectation."""
+        if self.decision is None:
+            return False
+        if self.decision.allowed != self.case.expect_allowed:
+            return False
+        expected = self.case.expect_rules
+        return expected is None or tuple(sorted(expected)) == self.decision.rule_ids
+
+    def explain_failure(self) -> str:
+        """Expected vs actual, with the rules that decided it; empty for a passing case."""
+        if self.passed:
+            return ""
+        expected = "allow" if self.case.expect_allowed else "deny"
+        if self.case.expect_rules is not None:
+            expected += f" by [{', '.join(sorted(self.case.expect_rules))}]"
+        if self.decision is None:
+            return f"expected {expected}, but the request was rejected: {self.error}"
+        actual = "allow" if self.decision.allowed else "deny"
+        actual += f" by [{', '.join(self.decision.rule_ids)}]" if self.decision.rule_ids else ""
+        return f"expected {expected}, got {actual} ({self.decision.reason})"
+
+    def __str__(self) -> str:
+        where = f"{self.case.file}:{self.case.line}"
+        return f"{where}: {self.case.name}: {self.explain_failure() or 'passed'}"
+
+
+@dataclass(frozen=True, slots=True)
+class SuiteResult:
+    """The outcome of a bundle's test suite, including rule coverage."""
+
+    results: tuple[CaseResult, ...]
+    problems: tuple[PolicyProblem, ...] = ()
+    all_rules: tuple[str, ...] = field(default=())
+
+    @property
+    def total(self) -> int:
+        """Number of cases run."""
+        return len(self.results)
+
+    @property
+    def failures(self) -> tuple[CaseResult, ...]:
+        """The cases whose outcome differed from their expectation."""
+        return tuple(r for r in self.results if not r.passed)
+
+    @property
+    def ok(self) -> bool:
+        """True when the test files are valid, there is at least one case, and all pass."""
+        return not self.problems and bool(self.results) and not self.failures
+
+    @property
+    def covered_rules(self) -> frozenset[str]:
+        """Rules that decided at least one case."""
+        return frozenset(
+            rule_id for r in self.results if r.decision for rule_id in r.decision.rule_ids
+        )
+
+    @property
+    def uncovered_rules(self) -> tuple[str, ...]:
+        """Rules no case exercises, in bundle order."""
+        covered = self.covered_rules
+        return tuple(rule_id for rule_id in self.all_rules if rule_id not in covered)
+
+
+def run_suite(snapshot: PolicySnapshot) -> SuiteResult:
+    """Load the snapshot's own test files (the bytes it was compiled from) and run them."""
+    cases, problems = load_cases(snapshot.bundle.source)
+    result = run_cases(snapshot, cases)
+    return SuiteResult(result.results, problems, result.all_rules)
+
+
+def run_cases(snapshot: PolicySnapshot, cases: tuple[TestCase, ...]) -> SuiteResult:
+    """Run `cases` against `snapshot`, each at its own instant."""
+    results = []
+    for case in cases:
+        try:
+            decision = decide_batch(
+                snapshot,
+                case.principal,
+                ((case.action, case.resource),),
+                case.context,
+                case.now,
+            )[0]
+        except CnmPolicyError as exc:
+            results.append(CaseResult(case, None, str(exc)))
+            continue
+        results.append(CaseResult(case, decision))
+    return SuiteResult(tuple(results), (), tuple(rule.id for rule in snapshot.bundle.rules))
+
+
+def load_cases(source: BundleSource) -> tuple[tuple[TestCase, ...], tuple[PolicyProblem, ...]]:
+    """Every case in ``tests/*_test.yaml`` of `source`, and every problem found reading them."""
+    report = Report()
+    cases: list[TestCase] = []
+    names = sorted(
+        name
+        for name in source.files
+        if name.startswith(TESTS_DIR + "/") and name.endswith(TEST_FILE_SUFFIX)
+    )
+    if not names:
+        report.error(
+            "no_tests", f"bundle has no `{TESTS_DIR}/*{TEST_FILE_SUFFIX}` files", TESTS_DIR, None
+        )
+    for name in names:
+        try:
+            data, duplicates = load_yaml(source.files[name])
+        except YamlError as exc:
+            report.error("yaml_invalid", str(exc), name, exc.line)
+            continue
+        for key, line in duplicates:
+            report.error("duplicate_key", f"key `{key}` appears twice", name, line)
+        cases.extend(_TestFile(name, report).cases(data))
+    return tuple(cases), tuple(report.problems)
+
+
+class _TestFile:
+    """Reads one test file; problems go to the shared report."""
+
+    def __init__(self, file: str, report: Report) -> None:
+        self.file = file
+        self.report = report
+        self.principals: dict[str, LineDict] = {}
+        self.resources: dict[str, LineDict] = {}
+
+    def cases(self, data: Any) -> list[TestCase]:
+        top = mapping(data, f"`{self.file}`", self.file, 1, self.report)
+        if top is None:
+            return []
+        check_fields(
+            top,
+            "a test file",
+            ("cases",),
+            ("description", "now", "principals", "resources"),
+            self.file,
+            self.report,
+        )
+        now = self._now(top.get("now"), top.line_of("now"), DEFAULT_NOW)
+        self.principals = self._fixtures(top, "principals")
+        self.resources = self._fixtures(top, "resources")
+        found = []
+        for entry, line in entries(top, "cases", self.file, self.report):
+            case = self._case(entry, line, now)
+            if case is not None:
+                found.append(case)
+        return found
+
+    def _fixtures(self, top: LineDict, key: str) -> dict[str, LineDict]:
+        value = top.get(key, {})
+        node = mapping(value, f"`{key}`", self.file, top.line_of(key), self.report)
+        if node is None:
+            return {}
+        return {
+            name: fixture
+            for name, fixture in node.items()
+            if mapping(fixture, f"fixture `{name}`", self.file, node.line_of(name), self.report)
+        }
+
+    def _now(self, value: Any, line: int, default: float) -> float:
+        if value is None:
+            return default
+        try:
+            return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            self.report.error(
+                "invalid_value", f"`now` `{value}` is not an RFC 3339 time", self.file, line
+            )
+            return default
+
+    def _case(self, node: LineDict, line: int, default_now: float) -> TestCase | None:
+        if not check_fields(
+            node,
+            "a test case",
+            ("name", "principal", "action", "resource", "expect"),
+            ("context", "now", "rules"),
+            self.file,
+            self.report,
+        ):
+            return None
+        name = str(node["name"])
+        principal = self._resolve(node, "principal", self.principals)
+        resource = self._resolve(node, "resource", self.resources)
+        expect = node.get("expect")
+        if expect not in ("allow", "deny"):
+            self.report.error(
+                "invalid_value",
+                f"case `{name}`: `expect` must be allow or deny",
+                self.file,
+                node.line_of("expect"),
+            )
+            return None
+        rules = node.get("rules")
+        if rules is not None and not (
+            isinstance(rules, list) and all(isinstance(r, str) for r in rules)
+        ):
+            self.report.error(
+                "invalid_type",
+                f"case `{name}`: `rules` must be a list of ids",
+                self.file,
+                node.line_of("rules"),
+            )
+            return None
+        context = node.get("context", {})
+        if principal is None or resource is None or not isinstance(context, Mapping):
+            if not isinstance(context, Mapping):
+                self.report.error(
+                    "invalid_type",
+                    f"case `{name}`: `context` must be a mapping",
+                    self.file,
+                    node.line_of("context"),
+                )
+            return None
+        return TestCase(
+            name=name,
+            file=self.file,
+            line=line,
+            principal=Principal(
+                id=str(principal.get("id", "")),
+                tenant=str(principal.get("tenant", "")),
+                roles=tuple(principal.get("roles", ())),
+                attributes=dict(principal.get("attributes", {})),
+            ),
+            action=str(node["action"]),
+            resource=Resource(
+                kind=str(resource.get("kind", "")),
+                id=str(resource.get("id", "")),
+                tenant=str(resource.get("tenant", "")),
+                attributes=dict(resource.get("attributes", {})),
+            ),
+            context=_plain(context),
+            now=self._now(node.get("now"), node.line_of("now"), default_now),
+            expect_allowed=expect == "allow",
+            expect_rules=tuple(rules) if rules is not None else None,
+        )
+
+    def _resolve(
+        self, node: LineDict, key: str, fixtures: Mapping[str, LineDict]
+    ) -> Mapping[str, Any] | None:
+        value = node[key]
+        line = node.line_of(key)
+        base_name = (
+            value
+            if isinstance(value, str)
+            else (value.get("use") if isinstance(value, Mapping) else None)
+        )
+        base: Mapping[str, Any] = {}
+        if base_name is not None:
+            if base_name not in fixtures:
+                self.report.error(
+                    "unknown_fixture", f"no {key} fixture named `{base_name}`", self.file, line
+                )
+                return None
+            base = fixtures[base_name]
+        if isinstance(value, str):
+            return _plain(base)
+        if not isinstance(value, Mapping):
+            self.report.error(
+                "invalid_type", f"`{key}` must be a fixture name or a mapping", self.file, line
+            )
+            return None
+        merged = dict(_plain(base))
+        for field_name, field_value in value.items():
+            if field_name == "use":
+                continue
+            if field_name == "attributes" and isinstance(field_value, Mapping):
+                merged["attributes"] = {**merged.get("attributes", {}), **_plain(field_value)}
+            else:
+                merged[field_name] = _plain(field_value)
+        return merged
+
+
+def _plain(value: Any) -> Any:
+    """Line-annotated YAML values -> plain dicts, lists and strings (what a request carries).
+
+    YAML turns an unquoted ``2026-01-15T10:00:00Z`` into a datetime; requests carry strings.
+    """
+    if isinstance(value, datetime):
+        stamp = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+        return stamp.isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
