@@ -205,19 +205,12 @@ class _TestFile:
         top = mapping(data, f"`{self.file}`", self.file, 1, self.report)
         if top is None:
             return []
-        check_fields(
-            top,
-            "a test file",
-            ("cases",),
-            ("description", "now", "principals", "resources"),
-            self.file,
-            self.report,
-        )
         now = self._now(top.get("now"), top.line_of("now"), DEFAULT_NOW)
         self.principals = self._fixtures(top, "principals")
         self.resources = self._fixtures(top, "resources")
         found = []
-        for entry, line in entries(top, "cases", self.file, self.report):
+        siblings = ("description", "now", "principals", "resources")
+        for entry, line in entries(top, "cases", self.file, self.report, siblings):
             case = self._case(entry, line, now)
             if case is not None:
                 found.append(case)

@@ -134,7 +134,12 @@ class CasbinReference:
         self._lock = threading.Lock()  # casbin's plain Enforcer is not documented thread-safe
 
     def enforce(
-        self, roles: tuple[str, ...], kind: str, action: str, principal: Any, resource: Any,
+        self,
+        roles: tuple[str, ...],
+        kind: str,
+        action: str,
+        principal: Any,
+        resource: Any,
         request: Any,
     ) -> bool:
         """casbin's verdict for one request; propagates errors raised by `holds`."""

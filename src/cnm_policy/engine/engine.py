@@ -8,8 +8,8 @@ hot path takes no lock. The clock is injected so time-based conditions are testa
 from __future__ import annotations
 
 import time
-from dataclasses import replace
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -103,5 +103,3 @@ def decide_batch(
             decision = replace(decision, trace=traces)
         decisions.append(decision)
     return decisions
-
-

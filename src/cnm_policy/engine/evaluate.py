@@ -50,7 +50,10 @@ def tenant_ancestors(tenant: str) -> Iterator[str]:
 
 
 def make_env(
-    principal: PreparedPrincipal, action: str, resource: Resource, context: Mapping[str, Any],
+    principal: PreparedPrincipal,
+    action: str,
+    resource: Resource,
+    context: Mapping[str, Any],
     now: float,
 ) -> EvalEnv:
     """The read-only view of a request that conditions evaluate against."""

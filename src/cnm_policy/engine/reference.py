@@ -32,9 +32,7 @@ def build_reference(snapshot: PolicySnapshot) -> CasbinReference:
         condition = rules[rule_id].condition
         return True if condition is None else condition.evaluate(env)
 
-    return CasbinReference(
-        snapshot.casbin_rows(), snapshot.casbin_links(), scope_matches, holds
-    )
+    return CasbinReference(snapshot.casbin_rows(), snapshot.casbin_links(), scope_matches, holds)
 
 
 def reference_allowed(

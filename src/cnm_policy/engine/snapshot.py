@@ -21,6 +21,7 @@ from cnm_policy.policy import Bundle, RuleDef, Side, load_bundle
 
 __all__ = ["Bucket", "PolicySnapshot", "compile_bundle", "load_snapshot"]
 
+
 @dataclass(frozen=True, slots=True)
 class Bucket:
     """The rules for one (kind, action, role): unpinned ones, and ones pinned to tenants."""

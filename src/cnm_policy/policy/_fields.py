@@ -107,12 +107,17 @@ def names(node: LineDict, key: str, file: str, report: Report) -> tuple[str, ...
     return None
 
 
-def entries(doc: Any, key: str, file: str, report: Report) -> list[tuple[LineDict, int]]:
-    """The list under `key` at the top of a document, as (entry, line) pairs."""
+def entries(
+    doc: Any, key: str, file: str, report: Report, siblings: tuple[str, ...] = ()
+) -> list[tuple[LineDict, int]]:
+    """The list under `key` at the top of a document, as (entry, line) pairs.
+
+    `siblings` are the other top-level fields the document may carry.
+    """
     top = mapping(doc, f"`{file}`", file, 1, report)
     if top is None:
         return []
-    check_fields(top, f"`{file}`", (key,), (), file, report)
+    check_fields(top, f"`{file}`", (key,), siblings, file, report)
     items = top.get(key)
     if items is None:
         return []

@@ -1,0 +1,203 @@
+"""Build, start and stop the sidecar: PolicyService, health, reflection, listening, TLS.
+
+Operating concerns live here so the servicer stays about decisions: which address to listen on
+(loopback unless the operator explicitly allows more), transport security, the standard health
+service (``SERVING`` only while a valid policy serves, ``NOT_SERVING`` from the moment shutdown
+starts), server reflection for stock tools, and a graceful stop that drains in-flight calls.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable
+from concurrent import futures
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from cnm_policy.audit import DecisionLog
+from cnm_policy.errors import CnmPolicyError
+from cnm_policy.reload import ReloadStatus
+from cnm_policy.server.limits import DEFAULT_LIMITS, Limits
+from cnm_policy.server.ports import CacheStatsView, DecisionEngine
+from cnm_policy.server.servicer import PolicyServicer
+from cnm_policy.v1 import policy_pb2 as pb
+from cnm_policy.v1 import policy_pb2_grpc as pb_grpc
+
+__all__ = [
+    "DEFAULT_LISTEN",
+    "SERVICE_NAME",
+    "ServerConfig",
+    "ServerConfigError",
+    "Sidecar",
+    "TlsConfig",
+    "build_sidecar",
+    "is_local_address",
+]
+
+DEFAULT_LISTEN = "127.0.0.1:50051"
+SERVICE_NAME: str = pb.DESCRIPTOR.services_by_name["PolicyService"].full_name
+
+
+class ServerConfigError(CnmPolicyError):
+    """The server cannot be set up as configured (address, TLS files, binding)."""
+
+    code = "server_config_invalid"
+
+
+@dataclass(frozen=True, slots=True)
+class TlsConfig:
+    """PEM material for TLS; with `client_ca`, clients must present a certificate it signed."""
+
+    cert_chain: bytes = field(repr=False)
+    private_key: bytes = field(repr=False)
+    client_ca: bytes | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_files(cls, cert: Path, key: Path, client_ca: Path | None = None) -> TlsConfig:
+        """Read the PEM files; a missing or unreadable file is a `ServerConfigError`."""
+        return cls(
+            cert_chain=_read(cert, "--tls-cert"),
+            private_key=_read(key, "--tls-key"),
+            client_ca=_read(client_ca, "--tls-client-ca") if client_ca else None,
+        )
+
+    def credentials(self) -> grpc.ServerCredentials:
+        """gRPC server credentials (client certificates required when a client CA is set)."""
+        return grpc.ssl_server_credentials(
+            [(self.private_key, self.cert_chain)],
+            root_certificates=self.client_ca,
+            require_client_auth=self.client_ca is not None,
+        )
+
+
+def _read(path: Path, flag: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise ServerConfigError(f"{flag}: cannot read `{path}`: {exc.strerror}") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    """How to serve. Only loopback and unix-socket addresses unless `allow_remote` is set."""
+
+    listen: str = DEFAULT_LISTEN
+    allow_remote: bool = False
+    tls: TlsConfig | None = None
+    limits: Limits = DEFAULT_LIMITS
+    max_workers: int = 8
+    grace_seconds: float = 10.0
+
+    def __post_init__(self) -> None:
+        if not self.allow_remote and not is_local_address(self.listen):
+            raise ServerConfigError(
+                f"`{self.listen}` is reachable from other hosts: pass --allow-remote "
+                "(and preferably --tls-cert/--tls-key) to listen there"
+            )
+        if self.max_workers < 1:
+            raise ServerConfigError("max_workers must be at least 1")
+
+
+def is_local_address(address: str) -> bool:
+    """True for unix sockets and loopback hosts (``127.0.0.0/8``, ``::1``, ``localhost``)."""
+    if address.startswith(("unix:", "unix-abstract:")):
+        return True
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ServerConfigError(f"`{address}` is not `HOST:PORT` or `unix:PATH`")
+    host = host.removeprefix("[").removesuffix("]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # any other host name may resolve to a routable address
+
+
+class Sidecar:
+    """A configured, not yet started server. `start()` binds and returns the bound address."""
+
+    def __init__(self, servicer: PolicyServicer, config: ServerConfig) -> None:
+        self._config = config
+        self._server = grpc.server(
+            futures.ThreadPoolExecutor(
+                max_workers=config.max_workers, thread_name_prefix="cnm-policy-rpc"
+            ),
+            options=[
+                ("grpc.max_receive_message_length", config.limits.max_message_bytes),
+                # Without this, Linux lets a second sidecar bind the same port and silently
+                # take half the traffic, possibly with another policy version.
+                ("grpc.so_reuseport", 0),
+            ],
+        )
+        self.health = health.HealthServicer()
+        # The generated registration helper is untyped (grpc_tools writes no stubs for it).
+        pb_grpc.add_PolicyServiceServicer_to_server(servicer, self._server)  # type: ignore[no-untyped-call]
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self._server)
+        reflection.enable_server_reflection(
+            (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), self._server
+        )
+        self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
+        self.address: str | None = None
+
+    def start(self) -> str:
+        """Bind, start serving and report SERVING; returns the address actually bound."""
+        self.address = self._bind(self._config.listen)
+        self._server.start()
+        # INVARIANT: a Sidecar is only built around an engine holding a valid snapshot, so
+        # SERVING here is "a valid policy is loaded".
+        self._set_health(health_pb2.HealthCheckResponse.SERVING)
+        return self.address
+
+    def stop(self, grace: float | None = None) -> None:
+        """NOT_SERVING, refuse new calls, let in-flight ones finish within `grace` seconds."""
+        self.health.enter_graceful_shutdown()
+        grace = self._config.grace_seconds if grace is None else grace
+        self._server.stop(grace).wait(grace + 5.0)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the server has stopped (True) or `timeout` passed (False)."""
+        return self._server.wait_for_termination(timeout)
+
+    def _bind(self, address: str) -> str:
+        tls = self._config.tls
+        try:
+            if tls is None:
+                port = self._server.add_insecure_port(address)
+            else:
+                port = self._server.add_secure_port(address, tls.credentials())
+        except RuntimeError as exc:
+            raise ServerConfigError(f"cannot listen on `{address}`: {exc}") from exc
+        if address.startswith(("unix:", "unix-abstract:")):
+            return address
+        if port == 0:
+            raise ServerConfigError(f"cannot listen on `{address}`")
+        host = address.rpartition(":")[0]
+        return f"{host}:{port}"
+
+    def _set_health(self, status: health_pb2.HealthCheckResponse.ServingStatus.ValueType) -> None:
+        for service in ("", SERVICE_NAME):
+            self.health.set(service, status)
+
+
+def build_sidecar(
+    engine: DecisionEngine,
+    *,
+    config: ServerConfig,
+    decision_log: DecisionLog | None = None,
+    reload_status: Callable[[], ReloadStatus] | None = None,
+    cache_stats: Callable[[], CacheStatsView] | None = None,
+) -> Sidecar:
+    """Wire a servicer around `engine` and wrap it in a `Sidecar` (not started)."""
+    servicer = PolicyServicer(
+        engine,
+        limits=config.limits,
+        decision_log=decision_log or DecisionLog(),
+        reload_status=reload_status,
+        cache_stats=cache_stats,
+    )
+    return Sidecar(servicer, config)

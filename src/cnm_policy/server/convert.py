@@ -1,0 +1,369 @@
+"""Pure conversions between the `cnm_policy.v1` wire messages and the model's frozen values.
+
+Kept apart from the servicer so every mapping can be round-trip tested without a server, and so
+the engine never sees a protobuf object. Two wire quirks are settled here, once:
+
+- ``google.protobuf.Struct`` carries every number as a double. Integral values within the exact
+  range of a double are handed to policies as ``int``, so ``{"level": 3}`` means the same to a
+  policy whether it came over gRPC or from a JSON file; NaN and infinities are rejected.
+- Absent sub-messages are errors, not empty defaults: a check without a ``resource`` is a bug in
+  the caller, and must not be evaluated as "a resource with no tenant".
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from google.protobuf.struct_pb2 import NULL_VALUE, ListValue, Struct, Value
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from cnm_policy.errors import InvalidRequestError
+from cnm_policy.model import AccessRequest, Decision, Principal, Resource, RuleTrace
+from cnm_policy.reload import ReloadStatus
+from cnm_policy.server.limits import LimitExceededError, Limits
+from cnm_policy.server.ports import CacheStatsView, SnapshotView
+from cnm_policy.v1 import policy_pb2 as pb
+
+__all__ = [
+    "BatchQuery",
+    "access_request_from_proto",
+    "access_request_to_proto",
+    "batch_from_proto",
+    "decision_from_proto",
+    "decision_to_proto",
+    "dict_to_struct",
+    "policy_info_to_proto",
+    "principal_from_proto",
+    "principal_to_proto",
+    "resource_from_proto",
+    "resource_to_proto",
+    "struct_to_dict",
+    "timestamp_from_epoch",
+    "timestamp_to_epoch",
+]
+
+# Largest magnitude at which every integer is exactly representable as a double.
+_MAX_EXACT_INT = 2**53
+_NO_DEPTH_LIMIT = 1 << 30
+
+
+# --- Struct <-> plain Python ------------------------------------------------------------------
+
+
+def struct_to_dict(
+    struct: Struct, field: str, *, max_depth: int = _NO_DEPTH_LIMIT
+) -> dict[str, Any]:
+    """Convert a Struct to JSON-like Python, failing on values nested deeper than `max_depth`.
+
+    `field` is the dotted path of `struct` in the request; errors extend it to the bad value.
+    """
+    return {
+        key: _value_to_python(value, f"{field}.{key}", 1, max_depth)
+        for key, value in struct.fields.items()
+    }
+
+
+def _value_to_python(value: Value, field: str, depth: int, max_depth: int) -> Any:
+    kind = value.WhichOneof("kind")
+    if kind == "string_value":
+        return value.string_value
+    if kind == "bool_value":
+        return value.bool_value
+    if kind == "number_value":
+        return _number(value.number_value, field)
+    if kind in ("struct_value", "list_value"):
+        if depth >= max_depth:
+            raise LimitExceededError(field, f"values nest deeper than {max_depth} levels")
+        if kind == "struct_value":
+            return {
+                key: _value_to_python(item, f"{field}.{key}", depth + 1, max_depth)
+                for key, item in value.struct_value.fields.items()
+            }
+        return [
+            _value_to_python(item, f"{field}[{index}]", depth + 1, max_depth)
+            for index, item in enumerate(value.list_value.values)
+        ]
+    # `null_value`, or a Value with no kind set: JSON null either way.
+    return None
+
+
+def _number(number: float, field: str) -> int | float:
+    if not math.isfinite(number):
+        raise InvalidRequestError(field, "must be a finite number")
+    if number.is_integer() and abs(number) <= _MAX_EXACT_INT:
+        return int(number)
+    return number
+
+
+def dict_to_struct(data: Mapping[str, Any], field: str = "attributes") -> Struct:
+    """Build a Struct from JSON-like Python; raises `InvalidRequestError` for anything else."""
+    struct = Struct()
+    for key, item in data.items():
+        if not isinstance(key, str):
+            raise InvalidRequestError(field, f"keys must be strings, not `{key!r}`")
+        _fill_value(struct.fields[key], item, f"{field}.{key}")
+    return struct
+
+
+def _fill_value(target: Value, item: Any, field: str) -> None:
+    # bool before int/float: bool is a subclass of int.
+    if item is None:
+        target.null_value = NULL_VALUE
+    elif isinstance(item, bool):
+        target.bool_value = item
+    elif isinstance(item, int | float):
+        target.number_value = float(item)
+    elif isinstance(item, str):
+        target.string_value = item
+    elif isinstance(item, Mapping):
+        target.struct_value.CopyFrom(dict_to_struct(item, field))
+    elif isinstance(item, Sequence):
+        _fill_list(target.list_value, item, field)
+    else:
+        raise InvalidRequestError(field, f"unsupported value type `{type(item).__name__}`")
+
+
+def _fill_list(target: ListValue, items: Sequence[Any], field: str) -> None:
+    for index, item in enumerate(items):
+        _fill_value(target.values.add(), item, f"{field}[{index}]")
+
+
+# --- requests ---------------------------------------------------------------------------------
+
+
+def principal_from_proto(
+    message: pb.Principal, field: str = "principal", *, max_depth: int = _NO_DEPTH_LIMIT
+) -> Principal:
+    """The model `Principal` for a wire principal."""
+    return Principal(
+        id=message.id,
+        tenant=message.tenant,
+        roles=tuple(message.roles),
+        attributes=struct_to_dict(message.attributes, f"{field}.attributes", max_depth=max_depth),
+    )
+
+
+def principal_to_proto(principal: Principal) -> pb.Principal:
+    """The wire form of a model `Principal`."""
+    return pb.Principal(
+        id=principal.id,
+        tenant=principal.tenant,
+        roles=list(principal.roles),
+        attributes=dict_to_struct(principal.attributes, "principal.attributes"),
+    )
+
+
+def resource_from_proto(
+    message: pb.Resource, field: str = "resource", *, max_depth: int = _NO_DEPTH_LIMIT
+) -> Resource:
+    """The model `Resource` for a wire resource."""
+    return Resource(
+        kind=message.kind,
+        id=message.id,
+        tenant=message.tenant,
+        attributes=struct_to_dict(message.attributes, f"{field}.attributes", max_depth=max_depth),
+    )
+
+
+def resource_to_proto(resource: Resource) -> pb.Resource:
+    """The wire form of a model `Resource`."""
+    return pb.Resource(
+        kind=resource.kind,
+        id=resource.id,
+        tenant=resource.tenant,
+        attributes=dict_to_struct(resource.attributes, "resource.attributes"),
+    )
+
+
+def access_request_from_proto(request: pb.CheckRequest, limits: Limits) -> AccessRequest:
+    """The model request for a `CheckRequest` (``explain`` is read by the caller)."""
+    _require(request, "principal", "principal")
+    _require(request, "resource", "resource")
+    depth = limits.max_attribute_depth
+    return AccessRequest(
+        principal=principal_from_proto(request.principal, max_depth=depth),
+        action=request.action,
+        resource=resource_from_proto(request.resource, max_depth=depth),
+        context=struct_to_dict(request.context, "context", max_depth=depth),
+    )
+
+
+def access_request_to_proto(request: AccessRequest, *, explain: bool = False) -> pb.CheckRequest:
+    """The `CheckRequest` a client sends for a model request."""
+    return pb.CheckRequest(
+        principal=principal_to_proto(request.principal),
+        action=request.action,
+        resource=resource_to_proto(request.resource),
+        context=dict_to_struct(request.context, "context"),
+        explain=explain,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class BatchQuery:
+    """A decoded `CheckBatchRequest`: the principal and context converted once for all items."""
+
+    principal: Principal
+    items: list[tuple[str, Resource]]
+    context: dict[str, Any]
+
+
+def batch_from_proto(request: pb.CheckBatchRequest, limits: Limits) -> BatchQuery:
+    """Decode a batch; item errors name the item, e.g. ``items[3].resource``."""
+    _require(request, "principal", "principal")
+    depth = limits.max_attribute_depth
+    items: list[tuple[str, Resource]] = []
+    for index, item in enumerate(request.items):
+        field = f"items[{index}].resource"
+        _require(item, "resource", field)
+        items.append((item.action, resource_from_proto(item.resource, field, max_depth=depth)))
+    return BatchQuery(
+        principal=principal_from_proto(request.principal, max_depth=depth),
+        items=items,
+        context=struct_to_dict(request.context, "context", max_depth=depth),
+    )
+
+
+def _require(message: Any, name: str, field: str) -> None:
+    if not message.HasField(name):
+        raise InvalidRequestError(field, "is required")
+
+
+# --- decisions --------------------------------------------------------------------------------
+
+
+def timestamp_from_epoch(seconds: float) -> Timestamp:
+    """A Timestamp for an epoch second (float), to the nearest nanosecond."""
+    stamp = Timestamp()
+    stamp.FromNanoseconds(round(seconds * 1_000_000_000))
+    return stamp
+
+
+def timestamp_to_epoch(stamp: Timestamp) -> float:
+    """The epoch second (float) of a Timestamp."""
+    return float(stamp.seconds) + stamp.nanos / 1_000_000_000
+
+
+def decision_to_proto(decision: Decision, *, decision_id: str = "") -> pb.CheckResponse:
+    """The `CheckResponse` for a model decision (the trace is empty unless one was asked for)."""
+    response = pb.CheckResponse(
+        allowed=decision.allowed,
+        rule_ids=list(decision.rule_ids),
+        reason=decision.reason,
+        policy=pb.PolicyRef(
+            name=decision.policy_name,
+            version=decision.policy_version,
+            digest=decision.policy_digest,
+        ),
+        cached=decision.cached,
+        trace=[_trace_to_proto(trace) for trace in decision.trace],
+        errors=list(decision.errors),
+        decision_id=decision_id,
+    )
+    if decision.valid_until is not None:
+        response.valid_until.CopyFrom(timestamp_from_epoch(decision.valid_until))
+    return response
+
+
+def decision_from_proto(response: pb.CheckResponse) -> Decision:
+    """The model decision a `CheckResponse` carries (for clients and tests)."""
+    return Decision(
+        allowed=response.allowed,
+        rule_ids=tuple(response.rule_ids),
+        reason=response.reason,
+        policy_name=response.policy.name,
+        policy_version=response.policy.version,
+        policy_digest=response.policy.digest,
+        errors=tuple(response.errors),
+        valid_until=(
+            timestamp_to_epoch(response.valid_until) if response.HasField("valid_until") else None
+        ),
+        cached=response.cached,
+        trace=tuple(_trace_from_proto(trace) for trace in response.trace),
+    )
+
+
+def _trace_to_proto(trace: RuleTrace) -> pb.RuleTrace:
+    message = pb.RuleTrace(
+        rule_id=trace.rule_id,
+        effect=trace.effect,
+        role_matched=trace.role_matched,
+        kind_matched=trace.kind_matched,
+        action_matched=trace.action_matched,
+        scope_matched=trace.scope_matched,
+        error=trace.error or "",
+        applied=trace.applied,
+    )
+    if trace.condition is not None:
+        message.condition = trace.condition
+    return message
+
+
+def _trace_from_proto(message: pb.RuleTrace) -> RuleTrace:
+    return RuleTrace(
+        rule_id=message.rule_id,
+        effect=message.effect,
+        role_matched=message.role_matched,
+        kind_matched=message.kind_matched,
+        action_matched=message.action_matched,
+        scope_matched=message.scope_matched,
+        condition=message.condition if message.HasField("condition") else None,
+        error=message.error or None,
+    )
+
+
+# --- policy info ------------------------------------------------------------------------------
+
+
+def policy_info_to_proto(
+    snapshot: SnapshotView,
+    *,
+    reload: ReloadStatus | None,
+    cache: CacheStatsView | None,
+    limits: Limits,
+) -> pb.GetPolicyInfoResponse:
+    """`GetPolicyInfo` for the serving snapshot, reload history and cache counters."""
+    response = pb.GetPolicyInfoResponse(
+        policy=pb.PolicyRef(name=snapshot.name, version=snapshot.version, digest=snapshot.digest),
+        loaded_at=timestamp_from_epoch(snapshot.loaded_at),
+        rule_count=snapshot.rule_count,
+        source=snapshot.source,
+        cache=pb.CacheStats(enabled=False),
+        limits=pb.Limits(
+            max_batch_items=limits.max_batch_items,
+            max_attribute_depth=limits.max_attribute_depth,
+            max_attribute_bytes=limits.max_attribute_bytes,
+            max_message_bytes=limits.max_message_bytes,
+        ),
+    )
+    if cache is not None:
+        response.cache.CopyFrom(
+            pb.CacheStats(
+                enabled=True,
+                hits=cache.hits,
+                misses=cache.misses,
+                evictions=cache.evictions,
+                size=cache.size,
+                maxsize=cache.maxsize,
+                ttl_seconds=cache.ttl,
+            )
+        )
+    if reload is not None:
+        response.reload.CopyFrom(_reload_to_proto(reload))
+    return response
+
+
+def _reload_to_proto(status: ReloadStatus) -> pb.ReloadStatus:
+    message = pb.ReloadStatus(
+        last_error=status.last_error or "",
+        successes=status.successes,
+        failures=status.failures,
+    )
+    if status.last_attempt_at is not None:
+        message.last_attempt_at.CopyFrom(timestamp_from_epoch(status.last_attempt_at))
+    if status.last_success_at is not None:
+        message.last_success_at.CopyFrom(timestamp_from_epoch(status.last_success_at))
+    return message

@@ -1,0 +1,87 @@
+"""What the sidecar refuses to evaluate, and the error it raises when a request goes past it.
+
+A policy decision point sits in the request path of every management call, so one oversized or
+deeply nested request must not be able to stall it for everyone else. The limits are checked
+before any conversion or evaluation work is done (attribute depth is checked during conversion,
+the one walk that visits every value), and each violation names the field that broke it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from google.protobuf.struct_pb2 import Struct
+
+from cnm_policy.errors import InvalidRequestError
+from cnm_policy.v1 import policy_pb2 as pb
+
+__all__ = [
+    "DEFAULT_LIMITS",
+    "LimitExceededError",
+    "Limits",
+    "check_batch_request",
+    "check_request",
+]
+
+
+class LimitExceededError(InvalidRequestError):
+    """A request is well formed but larger than this sidecar accepts (`field` names what).
+
+    A subclass of `InvalidRequestError` because the caller must change the request, but with its
+    own code and status (RESOURCE_EXHAUSTED, as gRPC uses for oversized messages) so a client can
+    tell "fix your request" from "split your batch".
+    """
+
+    code = "limit_exceeded"
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Per-request bounds. The defaults fit a portal filtering a page of a few hundred items.
+
+    `max_attribute_bytes` bounds the encoded size of each attribute/context Struct;
+    `max_message_bytes` is enforced by gRPC itself on every received message.
+    """
+
+    max_batch_items: int = 1000
+    max_attribute_depth: int = 8
+    max_attribute_bytes: int = 64 * 1024
+    max_message_bytes: int = 4 * 1024 * 1024
+
+    def __post_init__(self) -> None:
+        for name in ("max_batch_items", "max_attribute_depth", "max_attribute_bytes"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1")
+        if self.max_message_bytes < 1024:
+            raise ValueError("max_message_bytes must be at least 1024")
+
+
+DEFAULT_LIMITS = Limits()
+
+
+def check_request(request: pb.CheckRequest, limits: Limits) -> None:
+    """Raise `LimitExceededError` when a single check request exceeds `limits`."""
+    _check_struct(request.principal.attributes, "principal.attributes", limits)
+    _check_struct(request.resource.attributes, "resource.attributes", limits)
+    _check_struct(request.context, "context", limits)
+
+
+def check_batch_request(request: pb.CheckBatchRequest, limits: Limits) -> None:
+    """Raise `LimitExceededError` when a batch, or any of its items, exceeds `limits`."""
+    count = len(request.items)
+    if count > limits.max_batch_items:
+        raise LimitExceededError(
+            "items", f"{count} items exceed the limit of {limits.max_batch_items} per batch"
+        )
+    _check_struct(request.principal.attributes, "principal.attributes", limits)
+    _check_struct(request.context, "context", limits)
+    for index, item in enumerate(request.items):
+        _check_struct(item.resource.attributes, f"items[{index}].resource.attributes", limits)
+
+
+def _check_struct(struct: Struct, field: str, limits: Limits) -> None:
+    size = struct.ByteSize()
+    if size > limits.max_attribute_bytes:
+        raise LimitExceededError(
+            field, f"{size} bytes exceed the limit of {limits.max_attribute_bytes}"
+        )

@@ -1,0 +1,195 @@
+import datetime
+
+from google.protobuf import struct_pb2 as _struct_pb2
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class Principal(_message.Message):
+    __slots__ = ("id", "tenant", "roles", "attributes")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    ROLES_FIELD_NUMBER: _ClassVar[int]
+    ATTRIBUTES_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    tenant: str
+    roles: _containers.RepeatedScalarFieldContainer[str]
+    attributes: _struct_pb2.Struct
+    def __init__(self, id: _Optional[str] = ..., tenant: _Optional[str] = ..., roles: _Optional[_Iterable[str]] = ..., attributes: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+
+class Resource(_message.Message):
+    __slots__ = ("kind", "id", "tenant", "attributes")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    ID_FIELD_NUMBER: _ClassVar[int]
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    ATTRIBUTES_FIELD_NUMBER: _ClassVar[int]
+    kind: str
+    id: str
+    tenant: str
+    attributes: _struct_pb2.Struct
+    def __init__(self, kind: _Optional[str] = ..., id: _Optional[str] = ..., tenant: _Optional[str] = ..., attributes: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+
+class PolicyRef(_message.Message):
+    __slots__ = ("name", "version", "digest")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    DIGEST_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    version: str
+    digest: str
+    def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., digest: _Optional[str] = ...) -> None: ...
+
+class CheckRequest(_message.Message):
+    __slots__ = ("principal", "action", "resource", "context", "explain")
+    PRINCIPAL_FIELD_NUMBER: _ClassVar[int]
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    RESOURCE_FIELD_NUMBER: _ClassVar[int]
+    CONTEXT_FIELD_NUMBER: _ClassVar[int]
+    EXPLAIN_FIELD_NUMBER: _ClassVar[int]
+    principal: Principal
+    action: str
+    resource: Resource
+    context: _struct_pb2.Struct
+    explain: bool
+    def __init__(self, principal: _Optional[_Union[Principal, _Mapping]] = ..., action: _Optional[str] = ..., resource: _Optional[_Union[Resource, _Mapping]] = ..., context: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., explain: _Optional[bool] = ...) -> None: ...
+
+class RuleTrace(_message.Message):
+    __slots__ = ("rule_id", "effect", "role_matched", "kind_matched", "action_matched", "scope_matched", "condition", "error", "applied")
+    RULE_ID_FIELD_NUMBER: _ClassVar[int]
+    EFFECT_FIELD_NUMBER: _ClassVar[int]
+    ROLE_MATCHED_FIELD_NUMBER: _ClassVar[int]
+    KIND_MATCHED_FIELD_NUMBER: _ClassVar[int]
+    ACTION_MATCHED_FIELD_NUMBER: _ClassVar[int]
+    SCOPE_MATCHED_FIELD_NUMBER: _ClassVar[int]
+    CONDITION_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    APPLIED_FIELD_NUMBER: _ClassVar[int]
+    rule_id: str
+    effect: str
+    role_matched: bool
+    kind_matched: bool
+    action_matched: bool
+    scope_matched: bool
+    condition: bool
+    error: str
+    applied: bool
+    def __init__(self, rule_id: _Optional[str] = ..., effect: _Optional[str] = ..., role_matched: _Optional[bool] = ..., kind_matched: _Optional[bool] = ..., action_matched: _Optional[bool] = ..., scope_matched: _Optional[bool] = ..., condition: _Optional[bool] = ..., error: _Optional[str] = ..., applied: _Optional[bool] = ...) -> None: ...
+
+class CheckResponse(_message.Message):
+    __slots__ = ("allowed", "rule_ids", "reason", "policy", "cached", "trace", "errors", "valid_until", "decision_id")
+    ALLOWED_FIELD_NUMBER: _ClassVar[int]
+    RULE_IDS_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    POLICY_FIELD_NUMBER: _ClassVar[int]
+    CACHED_FIELD_NUMBER: _ClassVar[int]
+    TRACE_FIELD_NUMBER: _ClassVar[int]
+    ERRORS_FIELD_NUMBER: _ClassVar[int]
+    VALID_UNTIL_FIELD_NUMBER: _ClassVar[int]
+    DECISION_ID_FIELD_NUMBER: _ClassVar[int]
+    allowed: bool
+    rule_ids: _containers.RepeatedScalarFieldContainer[str]
+    reason: str
+    policy: PolicyRef
+    cached: bool
+    trace: _containers.RepeatedCompositeFieldContainer[RuleTrace]
+    errors: _containers.RepeatedScalarFieldContainer[str]
+    valid_until: _timestamp_pb2.Timestamp
+    decision_id: str
+    def __init__(self, allowed: _Optional[bool] = ..., rule_ids: _Optional[_Iterable[str]] = ..., reason: _Optional[str] = ..., policy: _Optional[_Union[PolicyRef, _Mapping]] = ..., cached: _Optional[bool] = ..., trace: _Optional[_Iterable[_Union[RuleTrace, _Mapping]]] = ..., errors: _Optional[_Iterable[str]] = ..., valid_until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., decision_id: _Optional[str] = ...) -> None: ...
+
+class CheckBatchItem(_message.Message):
+    __slots__ = ("action", "resource")
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    RESOURCE_FIELD_NUMBER: _ClassVar[int]
+    action: str
+    resource: Resource
+    def __init__(self, action: _Optional[str] = ..., resource: _Optional[_Union[Resource, _Mapping]] = ...) -> None: ...
+
+class CheckBatchRequest(_message.Message):
+    __slots__ = ("principal", "items", "context", "explain")
+    PRINCIPAL_FIELD_NUMBER: _ClassVar[int]
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    CONTEXT_FIELD_NUMBER: _ClassVar[int]
+    EXPLAIN_FIELD_NUMBER: _ClassVar[int]
+    principal: Principal
+    items: _containers.RepeatedCompositeFieldContainer[CheckBatchItem]
+    context: _struct_pb2.Struct
+    explain: bool
+    def __init__(self, principal: _Optional[_Union[Principal, _Mapping]] = ..., items: _Optional[_Iterable[_Union[CheckBatchItem, _Mapping]]] = ..., context: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., explain: _Optional[bool] = ...) -> None: ...
+
+class CheckBatchResponse(_message.Message):
+    __slots__ = ("results",)
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[CheckResponse]
+    def __init__(self, results: _Optional[_Iterable[_Union[CheckResponse, _Mapping]]] = ...) -> None: ...
+
+class GetPolicyInfoRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class CacheStats(_message.Message):
+    __slots__ = ("enabled", "hits", "misses", "evictions", "size", "maxsize", "ttl_seconds")
+    ENABLED_FIELD_NUMBER: _ClassVar[int]
+    HITS_FIELD_NUMBER: _ClassVar[int]
+    MISSES_FIELD_NUMBER: _ClassVar[int]
+    EVICTIONS_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    MAXSIZE_FIELD_NUMBER: _ClassVar[int]
+    TTL_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    enabled: bool
+    hits: int
+    misses: int
+    evictions: int
+    size: int
+    maxsize: int
+    ttl_seconds: float
+    def __init__(self, enabled: _Optional[bool] = ..., hits: _Optional[int] = ..., misses: _Optional[int] = ..., evictions: _Optional[int] = ..., size: _Optional[int] = ..., maxsize: _Optional[int] = ..., ttl_seconds: _Optional[float] = ...) -> None: ...
+
+class ReloadStatus(_message.Message):
+    __slots__ = ("last_attempt_at", "last_success_at", "last_error", "successes", "failures")
+    LAST_ATTEMPT_AT_FIELD_NUMBER: _ClassVar[int]
+    LAST_SUCCESS_AT_FIELD_NUMBER: _ClassVar[int]
+    LAST_ERROR_FIELD_NUMBER: _ClassVar[int]
+    SUCCESSES_FIELD_NUMBER: _ClassVar[int]
+    FAILURES_FIELD_NUMBER: _ClassVar[int]
+    last_attempt_at: _timestamp_pb2.Timestamp
+    last_success_at: _timestamp_pb2.Timestamp
+    last_error: str
+    successes: int
+    failures: int
+    def __init__(self, last_attempt_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_success_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_error: _Optional[str] = ..., successes: _Optional[int] = ..., failures: _Optional[int] = ...) -> None: ...
+
+class Limits(_message.Message):
+    __slots__ = ("max_batch_items", "max_attribute_depth", "max_attribute_bytes", "max_message_bytes")
+    MAX_BATCH_ITEMS_FIELD_NUMBER: _ClassVar[int]
+    MAX_ATTRIBUTE_DEPTH_FIELD_NUMBER: _ClassVar[int]
+    MAX_ATTRIBUTE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    MAX_MESSAGE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    max_batch_items: int
+    max_attribute_depth: int
+    max_attribute_bytes: int
+    max_message_bytes: int
+    def __init__(self, max_batch_items: _Optional[int] = ..., max_attribute_depth: _Optional[int] = ..., max_attribute_bytes: _Optional[int] = ..., max_message_bytes: _Optional[int] = ...) -> None: ...
+
+class GetPolicyInfoResponse(_message.Message):
+    __slots__ = ("policy", "loaded_at", "rule_count", "source", "reload", "cache", "limits")
+    POLICY_FIELD_NUMBER: _ClassVar[int]
+    LOADED_AT_FIELD_NUMBER: _ClassVar[int]
+    RULE_COUNT_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    RELOAD_FIELD_NUMBER: _ClassVar[int]
+    CACHE_FIELD_NUMBER: _ClassVar[int]
+    LIMITS_FIELD_NUMBER: _ClassVar[int]
+    policy: PolicyRef
+    loaded_at: _timestamp_pb2.Timestamp
+    rule_count: int
+    source: str
+    reload: ReloadStatus
+    cache: CacheStats
+    limits: Limits
+    def __init__(self, policy: _Optional[_Union[PolicyRef, _Mapping]] = ..., loaded_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., rule_count: _Optional[int] = ..., source: _Optional[str] = ..., reload: _Optional[_Union[ReloadStatus, _Mapping]] = ..., cache: _Optional[_Union[CacheStats, _Mapping]] = ..., limits: _Optional[_Union[Limits, _Mapping]] = ...) -> None: ...
