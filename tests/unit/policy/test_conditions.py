@@ -1,0 +1,173 @@
+"""The condition language: strict, total, data-only, and honest about time."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from cnm_policy.policy.conditions import (
+    ConditionError,
+    ConditionSyntaxError,
+    EvalEnv,
+    compile_condition,
+)
+
+NOW = 1_768_478_400.0  # 2026-01-15T12:00:00Z
+
+
+def env(
+    principal_attrs: dict[str, Any] | None = None,
+    resource_attrs: dict[str, Any] | None = None,
+    context: dict[str, Any] | None = None,
+    now: float = NOW,
+) -> EvalEnv:
+    principal = {"id": "u-1", "tenant": "acme", "roles": ["r"], "attributes": principal_attrs or {}}
+    resource = {"kind": "device", "id": "d-1", "tenant": "acme/x", "attributes": resource_attrs or {}}
+    return EvalEnv(principal, "read", resource, context or {}, now)
+
+
+def evaluate(source: str, environment: EvalEnv | None = None) -> bool:
+    return compile_condition(source).evaluate(environment or env())
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ("principal.attributes.mfa == true", True),
+        ("principal.attributes.mfa != true", False),
+        ("resource.attributes.missing == null", True),
+        ("resource.attributes.missing != true", True),
+        ("principal.attributes.level >= 3 and principal.attributes.level < 5", True),
+        ("principal.tenant == 'acme' or false", True),
+        ("not (resource.kind == 'device')", False),
+        ("action in ['read', 'export']", True),
+        ("'noc' in principal.attributes.teams", True),
+        ("context['x-y'] == 2", True),
+        ("has(context.change_ticket)", False),
+        ("lower(principal.attributes.name) == 'ada'", True),
+        ("len(principal.attributes.teams) == 2", True),
+        ("principal.attributes.teams[0] == 'noc'", True),
+        ("principal.attributes.level == 3.0", True),
+        ("principal.attributes.mfa == 1", False),
+    ],
+)
+def test_expressions(source: str, expected: bool) -> None:
+    """Each supported construct evaluates as documented."""
+    environment = env(
+        {"mfa": True, "level": 3, "teams": ["noc", "core"], "name": "Ada"},
+        context={"x-y": 2},
+    )
+    assert evaluate(source, environment) is expected
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "__import__('os').system('true')",
+        "(lambda: True)()",
+        "[x for x in [1]]",
+        "principal.secret == 1",
+        "resource",
+        "1 < 2 < 3",
+        "open('/etc/passwd')",
+        "principal.attributes.mfa is True",
+        "foo == 1",
+        "principal.attributes[principal.id]",
+        "",
+    ],
+)
+def test_rejected_at_load(source: str) -> None:
+    """Anything outside the allow-listed grammar is a load-time syntax error."""
+    with pytest.raises(ConditionSyntaxError):
+        compile_condition(source)
+
+
+def test_dunder_attribute_reads_as_missing_data() -> None:
+    """Attribute names are dictionary keys: `__class__` is just an absent key, not Python."""
+    assert evaluate("principal.attributes.__class__ == null") is True
+
+
+def test_request_values_are_never_code() -> None:
+    """A request value that looks like an expression is compared as a plain string."""
+    hostile = env({"role": "true or 1 == 1", "mfa": "__import__('os').system('x')"})
+    assert evaluate("principal.attributes.role == 'admin'", hostile) is False
+    assert evaluate("principal.attributes.mfa == true", hostile) is False
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "principal.attributes.mfa",  # not a boolean result
+        "principal.attributes.level and true",  # `and` on a number
+        "principal.attributes.name < 3",  # ordering string vs number
+        "'x' in principal.attributes.level",  # `in` on a number
+        "principal.attributes.level.deeper == 1",  # field of a number
+    ],
+)
+def test_runtime_errors_are_condition_errors(source: str) -> None:
+    """Type confusion raises ConditionError (the engine turns it into a deny)."""
+    with pytest.raises(ConditionError):
+        evaluate(source, env({"mfa": "yes", "level": 3, "name": "ada"}))
+
+
+WINDOW = "within_window(context.window)"
+
+
+def window(start: str, end: str) -> dict[str, Any]:
+    return {"window": {"start": start, "end": end}}
+
+
+def test_window_open_expires_at_end() -> None:
+    """Inside the window: true, and the answer is valid only until the window ends."""
+    environment = env(context=window("2026-01-15T11:00:00Z", "2026-01-15T13:00:00+00:00"))
+    assert evaluate(WINDOW, environment) is True
+    assert environment.valid_until == NOW + 3600
+
+
+def test_window_future_expires_at_start() -> None:
+    """Before the window: false until it opens."""
+    environment = env(context=window("2026-01-15T14:00:00Z", "2026-01-15T15:00:00Z"))
+    assert evaluate(WINDOW, environment) is False
+    assert environment.valid_until == NOW + 7200
+
+
+def test_window_past_never_expires() -> None:
+    """After the window: false for good."""
+    environment = env(context=window("2026-01-14T14:00:00Z", "2026-01-14T15:00:00Z"))
+    assert evaluate(WINDOW, environment) is False
+    assert environment.valid_until is None
+
+
+def test_window_missing_is_false() -> None:
+    """No window in the request means not inside one."""
+    assert evaluate(WINDOW) is False
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"start": "tomorrow", "end": "2026-01-15T15:00:00Z"},
+        {"start": "2026-01-15T15:00:00", "end": "2026-01-15T16:00:00Z"},  # no offset
+        {"start": "2026-01-15T15:00:00Z", "end": "2026-01-15T14:00:00Z"},  # end before start
+        "all day",
+    ],
+)
+def test_bad_windows_error(value: Any) -> None:
+    """Malformed windows are errors, never silently open."""
+    with pytest.raises(ConditionError):
+        evaluate(WINDOW, env(context={"window": value}))
+
+
+def test_before_and_after() -> None:
+    """`before`/`after` compare with the injected clock and record the flip time."""
+    environment = env(context={"t": NOW + 60})
+    assert evaluate("before(context.t)", environment) is True
+    assert environment.valid_until == NOW + 60
+    assert evaluate("after(context.t)", env(context={"t": NOW + 60})) is False
+
+
+def test_uses_clock_flag() -> None:
+    """Conditions that read the clock say so (the cache relies on it)."""
+    assert compile_condition(WINDOW).uses_clock is True
+    assert compile_condition("principal.attributes.mfa == true").uses_clock is False

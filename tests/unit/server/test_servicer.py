@@ -1,0 +1,228 @@
+"""The servicer's order of work, against a fake engine: convert once, decide, log, fail closed."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, NoReturn
+
+import grpc
+import pytest
+from structlog.testing import capture_logs
+
+from cnm_policy.audit import DecisionLog
+from cnm_policy.errors import InvalidRequestError
+from cnm_policy.model import Decision, Principal, Resource
+from cnm_policy.server.convert import dict_to_struct
+from cnm_policy.server.limits import Limits
+from cnm_policy.server.servicer import PolicyServicer
+from cnm_policy.v1 import policy_pb2 as pb
+
+
+class _Snapshot:
+    name = "fake"
+    version = "9"
+    digest = "sha256:00"
+    rule_count = 1
+    loaded_at = 0.0
+    source = "memory"
+
+
+class FakeEngine:
+    """Allows `read`, denies the rest; records every call; can be told to misbehave."""
+
+    def __init__(self) -> None:
+        self.snapshot = _Snapshot()
+        self.batch_calls: list[tuple[Principal, list[tuple[str, Resource]], Any]] = []
+        self.fail_with: Exception | None = None
+        self.drop_last = False
+
+    def check(
+        self,
+        principal: Principal,
+        action: str,
+        resource: Resource,
+        context: Mapping[str, Any] | None = None,
+        *,
+        explain: bool = False,
+    ) -> Decision:
+        return self.check_batch(principal, [(action, resource)], context, explain=explain)[0]
+
+    def check_batch(
+        self,
+        principal: Principal,
+        items: Sequence[tuple[str, Resource]],
+        context: Mapping[str, Any] | None = None,
+        *,
+        explain: bool = False,
+    ) -> list[Decision]:
+        self.batch_calls.append((principal, list(items), context))
+        if self.fail_with is not None:
+            raise self.fail_with
+        for action, resource in items:
+            if not resource.tenant:
+                raise InvalidRequestError("resource.tenant", "must not be empty")
+        decisions = [
+            Decision(action == "read", ("r",) if action == "read" else (), "", "fake", "9", "d")
+            for action, _ in items
+        ]
+        return decisions[:-1] if self.drop_last else decisions
+
+
+class Aborted(Exception):
+    pass
+
+
+class FakeContext:
+    def __init__(self, *, remaining: float | None = 5.0, request_id: str | None = None) -> None:
+        self.remaining = remaining
+        self.metadata = (("x-request-id", request_id),) if request_id else ()
+        self.trailing: Any = ()
+
+    def time_remaining(self) -> float | None:
+        return self.remaining
+
+    def invocation_metadata(self) -> Any:
+        return self.metadata
+
+    def set_trailing_metadata(self, metadata: Any) -> None:
+        self.trailing = metadata
+
+    def abort(self, code: grpc.StatusCode, details: str) -> NoReturn:
+        raise Aborted(code, details)
+
+
+@pytest.fixture
+def engine() -> FakeEngine:
+    return FakeEngine()
+
+
+@pytest.fixture
+def servicer(engine: FakeEngine) -> PolicyServicer:
+    ids = iter(f"dec-{n}" for n in range(100))
+    return PolicyServicer(
+        engine,  # type: ignore[arg-type]
+        limits=Limits(max_batch_items=3),
+        decision_log=DecisionLog(new_id=lambda: next(ids), clock=lambda: 0.0),
+    )
+
+
+def _principal() -> pb.Principal:
+    return pb.Principal(id="u-1", tenant="acme", roles=["viewer"])
+
+
+def _resource(tenant: str = "acme") -> pb.Resource:
+    return pb.Resource(kind="device", id="dev-1", tenant=tenant)
+
+
+def test_check_returns_the_decision_and_logs_one_event(
+    servicer: PolicyServicer, engine: FakeEngine
+) -> None:
+    """Check converts the request, asks the engine once, logs once, answers with the id."""
+    request = pb.CheckRequest(
+        principal=_principal(),
+        action="read",
+        resource=_resource(),
+        context=dict_to_struct({"attempt": 2}),
+    )
+    with capture_logs() as logs:
+        response = servicer.Check(request, FakeContext(request_id="req-7"))  # type: ignore[arg-type]
+    assert (True, ["r"], "dec-0") == (response.allowed, list(response.rule_ids), response.decision_id)
+    assert {"attempt": 2} == engine.batch_calls[0][2]
+    assert [("decision", "dec-0", "req-7")] == [
+        (e["event"], e["decision_id"], e["request_id"]) for e in logs
+    ]
+
+
+def test_a_deny_is_an_ok_response(servicer: PolicyServicer) -> None:
+    """A deny comes back as allowed=false, not as an error status."""
+    request = pb.CheckRequest(principal=_principal(), action="reboot", resource=_resource())
+    response = servicer.Check(request, FakeContext())  # type: ignore[arg-type]
+    assert not response.allowed
+
+
+def test_expired_deadline_skips_the_engine(servicer: PolicyServicer, engine: FakeEngine) -> None:
+    """A call whose deadline already passed is DEADLINE_EXCEEDED and never evaluated."""
+    request = pb.CheckRequest(principal=_principal(), action="read", resource=_resource())
+    with pytest.raises(Aborted) as raised:
+        servicer.Check(request, FakeContext(remaining=0.0))  # type: ignore[arg-type]
+    assert grpc.StatusCode.DEADLINE_EXCEEDED == raised.value.args[0]
+    assert [] == engine.batch_calls
+
+
+def test_engine_failure_is_internal_never_allowed(
+    servicer: PolicyServicer, engine: FakeEngine
+) -> None:
+    """An engine bug yields INTERNAL (fail closed), with no detail leaked."""
+    engine.fail_with = KeyError("secret")
+    request = pb.CheckRequest(principal=_principal(), action="read", resource=_resource())
+    with capture_logs(), pytest.raises(Aborted) as raised:
+        servicer.Check(request, FakeContext())  # type: ignore[arg-type]
+    assert grpc.StatusCode.INTERNAL == raised.value.args[0]
+    assert "secret" not in raised.value.args[1]
+
+
+def test_batch_uses_one_engine_call_in_order(servicer: PolicyServicer, engine: FakeEngine) -> None:
+    """CheckBatch converts the principal once and makes one engine call; results keep order."""
+    request = pb.CheckBatchRequest(
+        principal=_principal(),
+        items=[
+            pb.CheckBatchItem(action="read", resource=_resource()),
+            pb.CheckBatchItem(action="reboot", resource=_resource()),
+            pb.CheckBatchItem(action="read", resource=_resource()),
+        ],
+    )
+    with capture_logs() as logs:
+        response = servicer.CheckBatch(request, FakeContext(request_id="r"))  # type: ignore[arg-type]
+    assert [True, False, True] == [result.allowed for result in response.results]
+    assert 1 == len(engine.batch_calls)
+    assert [(0, 3), (1, 3), (2, 3)] == [(e["batch_index"], e["batch_size"]) for e in logs]
+    assert 3 == len({result.decision_id for result in response.results})
+
+
+def test_batch_item_errors_name_the_item(servicer: PolicyServicer) -> None:
+    """An invalid item is reported as items[i].<field>, so the caller knows which one."""
+    request = pb.CheckBatchRequest(
+        principal=_principal(),
+        items=[
+            pb.CheckBatchItem(action="read", resource=_resource()),
+            pb.CheckBatchItem(action="read", resource=_resource(tenant="")),
+        ],
+    )
+    with pytest.raises(Aborted) as raised:
+        servicer.CheckBatch(request, FakeContext())  # type: ignore[arg-type]
+    assert (
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "items[1].resource.tenant: must not be empty",
+    ) == raised.value.args
+
+
+def test_batch_over_limit_is_resource_exhausted(
+    servicer: PolicyServicer, engine: FakeEngine
+) -> None:
+    """A batch larger than the limit is refused before the engine sees it."""
+    request = pb.CheckBatchRequest(
+        principal=_principal(), items=[pb.CheckBatchItem(action="read", resource=_resource())] * 4
+    )
+    with pytest.raises(Aborted) as raised:
+        servicer.CheckBatch(request, FakeContext())  # type: ignore[arg-type]
+    assert grpc.StatusCode.RESOURCE_EXHAUSTED == raised.value.args[0]
+    assert [] == engine.batch_calls
+
+
+def test_engine_returning_too_few_decisions_fails_closed(
+    servicer: PolicyServicer, engine: FakeEngine
+) -> None:
+    """If the engine breaks its one-decision-per-item contract, the batch is INTERNAL."""
+    engine.drop_last = True
+    request = pb.CheckBatchRequest(
+        principal=_principal(), items=[pb.CheckBatchItem(action="read", resource=_resource())] * 2
+    )
+    with capture_logs(), pytest.raises(Aborted) as raised:
+        servicer.CheckBatch(request, FakeContext())  # type: ignore[arg-type]
+    assert grpc.StatusCode.INTERNAL == raised.value.args[0]
+
+
+def test_policy_info_without_reloader_or_cache(servicer: PolicyServicer) -> None:
+    """GetPolicyInfo works with neither reload status nor cache (library use)."""
+    info = servicer.GetPolicyInfo(pb.GetPolicyInfoRequest(), FakeContext())  # type: ignore[arg-type]
+    assert ("fake", "9", False) == (info.policy.name, info.policy.version, info.cache.enabled)
