@@ -323,7 +323,8 @@ class _TestFile:
                 return None
             base = fixtures[base_name]
         if isinstance(value, str):
-            return _plain(base)
+            plain_base: Mapping[str, Any] = _plain(base)
+            return plain_base
         if not isinstance(value, Mapping):
             self.report.error(
                 "invalid_type", f"`{key}` must be a fixture name or a mapping", self.file, line

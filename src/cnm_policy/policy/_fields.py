@@ -91,16 +91,23 @@ def identifier(node: LineDict, key: str, what: str, file: str, report: Report) -
     return value or None
 
 
-def names(node: LineDict, key: str, file: str, report: Report) -> tuple[str, ...] | None:
+def names(
+    node: LineDict, key: str, file: str, report: Report, *, allow_empty: bool = False
+) -> tuple[str, ...] | None:
     """A field holding one name or a list of names."""
     value = node.get(key)
     if isinstance(value, str):
         return (value,)
-    if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+    if (
+        isinstance(value, list)
+        and (value or allow_empty)
+        and all(isinstance(v, str) for v in value)
+    ):
         return tuple(value)
+    listing = "a list" if allow_empty else "a non-empty list"
     report.error(
         "invalid_type",
-        f"`{key}` must be a name or a non-empty list of names",
+        f"`{key}` must be a name or {listing} of names",
         file,
         node.line_of(key),
     )
@@ -136,10 +143,13 @@ E = TypeVar("E", Side, Scope, Effect)
 
 
 def enum(enum: type[E], node: LineDict, key: str, file: str, report: Report, code: str) -> E | None:
+    """The enum member named by `key`, or ``None`` after reporting the allowed values."""
     value = node.get(key)
-    try:
-        return enum(value)
-    except ValueError:
-        allowed = ", ".join(member.value for member in enum)
-        report.error(code, f"unknown {key} `{value}` (one of: {allowed})", file, node.line_of(key))
-        return None
+    if isinstance(value, str):
+        try:
+            return enum(value)
+        except ValueError:
+            pass
+    allowed = ", ".join(member.value for member in enum)
+    report.error(code, f"unknown {key} `{value}` (one of: {allowed})", file, node.line_of(key))
+    return None

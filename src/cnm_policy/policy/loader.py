@@ -145,7 +145,9 @@ def _roles(doc: Any, report: Report) -> dict[str, RoleDef]:
             continue
         role_id = identifier(entry, "id", "role id", file, report)
         side = enum(Side, entry, "side", file, report, "unknown_side")
-        inherits = names(entry, "inherits", file, report) if "inherits" in entry else ()
+        inherits = (
+            names(entry, "inherits", file, report, allow_empty=True) if "inherits" in entry else ()
+        )
         if role_id is None or side is None or inherits is None:
             continue
         if role_id in roles:

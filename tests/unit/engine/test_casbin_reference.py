@@ -21,7 +21,9 @@ def test_every_bundle_case_agrees_with_casbin() -> None:
         assert result.decision is not None
         prepared = prepare_principal(snapshot, case.principal)
         context = validate_target(case.action, case.resource, case.context)
-        verdict = reference_allowed(snapshot, prepared, case.action, case.resource, context, case.now)
+        verdict = reference_allowed(
+            snapshot, prepared, case.action, case.resource, context, case.now
+        )
         assert verdict == result.decision.allowed, case.name
 
 

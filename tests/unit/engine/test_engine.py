@@ -9,8 +9,12 @@ import pytest
 from cnm_policy import Engine, InvalidRequestError, Principal, Resource, load_snapshot
 from tests.conftest import FIXED_NOW, BundleFactory
 
-VIEWER = Principal(id="u-17", tenant="acme/emea", roles=("customer-viewer",), attributes={"mfa": True})
-ADMIN = Principal(id="u-18", tenant="acme/emea", roles=("customer-admin",), attributes={"mfa": True})
+VIEWER = Principal(
+    id="u-17", tenant="acme/emea", roles=("customer-viewer",), attributes={"mfa": True}
+)
+ADMIN = Principal(
+    id="u-18", tenant="acme/emea", roles=("customer-admin",), attributes={"mfa": True}
+)
 DEVICE = Resource(kind="device", id="dev-9", tenant="acme/emea/paris", attributes={})
 
 
@@ -99,13 +103,17 @@ rules:
 """
     engine = Engine.from_path(make_bundle({"rules/x.yaml": rule}))
     invoice = Resource(kind="invoice", id="i", tenant="acme/emea")
-    bad = Principal(id="u", tenant="acme/emea", roles=("customer-viewer",), attributes={"level": "9"})
+    bad = Principal(
+        id="u", tenant="acme/emea", roles=("customer-viewer",), attributes={"level": "9"}
+    )
     decision = engine.check(bad, "read", invoice)
     assert decision.allowed is False
     assert decision.rule_ids == ("typed-allow",)
     assert len(decision.errors) == 1
     assert "typed-allow" in decision.errors[0]
-    good = Principal(id="u", tenant="acme/emea", roles=("customer-viewer",), attributes={"level": 9})
+    good = Principal(
+        id="u", tenant="acme/emea", roles=("customer-viewer",), attributes={"level": 9}
+    )
     assert engine.check(good, "read", invoice).allowed is True
 
 

@@ -23,7 +23,12 @@ def env(
     now: float = NOW,
 ) -> EvalEnv:
     principal = {"id": "u-1", "tenant": "acme", "roles": ["r"], "attributes": principal_attrs or {}}
-    resource = {"kind": "device", "id": "d-1", "tenant": "acme/x", "attributes": resource_attrs or {}}
+    resource = {
+        "kind": "device",
+        "id": "d-1",
+        "tenant": "acme/x",
+        "attributes": resource_attrs or {},
+    }
     return EvalEnv(principal, "read", resource, context or {}, now)
 
 

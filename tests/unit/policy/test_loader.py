@@ -34,7 +34,12 @@ def rule_file(
 ) -> str:
     """A one-rule file: `id` on line 2, `roles` on 5, `scope` on 8, `extra` from line 9."""
     return RULE.format(
-        id=id, effect=effect, roles=roles, resources=resources, actions=actions, scope=scope,
+        id=id,
+        effect=effect,
+        roles=roles,
+        resources=resources,
+        actions=actions,
+        scope=scope,
         extra=extra,
     )
 
@@ -176,9 +181,15 @@ roles:
   - {id: c, side: customer, inherits: [staff]}
   - {id: staff, side: internal}
 """
-    path = make_bundle({"roles.yaml": roles}, remove=("rules/customer.yaml",
-                                                      "rules/internal.yaml", "tests/customer_test.yaml",
-                                                      "tests/internal_test.yaml"))
+    path = make_bundle(
+        {"roles.yaml": roles},
+        remove=(
+            "rules/customer.yaml",
+            "rules/internal.yaml",
+            "tests/customer_test.yaml",
+            "tests/internal_test.yaml",
+        ),
+    )
     codes = sorted({p.code for p in problems_of(path)})
     assert codes == ["cross_side_inheritance", "inheritance_cycle"]
 

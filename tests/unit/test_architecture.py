@@ -1,0 +1,52 @@
+"""Architecture rules that code review alone would let slip."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+SRC = Path(__file__).resolve().parents[2] / "src" / "cnm_policy"
+PURE_PACKAGES = ("engine", "policy")
+PURE_MODULES = ("model.py", "errors.py", "testing.py")
+FORBIDDEN_IN_CORE = ("grpc", "cnm_policy.v1", "cnm_policy.server", "structlog", "logging")
+
+
+def imported_modules(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+    return found
+
+
+def core_files() -> list[Path]:
+    files = [SRC / name for name in PURE_MODULES]
+    for package in PURE_PACKAGES:
+        files.extend(sorted((SRC / package).rglob("*.py")))
+    return files
+
+
+@pytest.mark.parametrize("path", core_files(), ids=lambda p: str(p.relative_to(SRC)))
+def test_core_imports_no_transport_or_logging_setup(path: Path) -> None:
+    """The decision core knows nothing of gRPC, generated stubs or logging setup."""
+    bad = {
+        module
+        for module in imported_modules(path)
+        if any(module == f or module.startswith(f + ".") for f in FORBIDDEN_IN_CORE)
+    }
+    assert bad == set()
+
+
+def test_only_one_module_imports_casbin() -> None:
+    """casbin is wrapped in exactly one module."""
+    importers = sorted(
+        str(path.relative_to(SRC))
+        for path in SRC.rglob("*.py")
+        if any(m == "casbin" or m.startswith("casbin.") for m in imported_modules(path))
+    )
+    assert importers == ["engine/casbin_backend.py"]
