@@ -74,15 +74,7 @@ def prepare_principal(snapshot: PolicySnapshot, principal: object) -> PreparedPr
         _require_text(role, f"principal.roles[{i}]")
     attributes = _require_mapping(principal.attributes, "principal.attributes")
     assigned = _assigned_tenants(attributes.get(ASSIGNED_TENANTS_ATTRIBUTE))
-    effective: set[str] = set()
-    unknown: list[str] = []
-    for role in principal.roles:
-        closure = snapshot.closures.get(role)
-        if closure is None:
-            unknown.append(role)
-        else:
-            effective |= closure
-    sides = {snapshot.side_of(role) for role in effective}
+    resolved = snapshot.resolve_roles(tuple(principal.roles))
     view = {
         "id": principal.id,
         "tenant": principal.tenant,
@@ -91,10 +83,10 @@ def prepare_principal(snapshot: PolicySnapshot, principal: object) -> PreparedPr
     }
     return PreparedPrincipal(
         principal=principal,
-        roles=tuple(sorted(effective)),
-        unknown_roles=tuple(unknown),
-        side=next(iter(sides)) if len(sides) == 1 else None,
-        mixed_sides=len(sides) > 1,
+        roles=resolved.effective,
+        unknown_roles=resolved.unknown,
+        side=next(iter(resolved.sides)) if len(resolved.sides) == 1 else None,
+        mixed_sides=len(resolved.sides) > 1,
         assigned=assigned,
         view=view,
     )

@@ -19,7 +19,7 @@ from typing import Any
 from cnm_policy.engine import casbin_backend
 from cnm_policy.policy import Bundle, RuleDef, Side, load_bundle
 
-__all__ = ["Bucket", "PolicySnapshot", "compile_bundle", "load_snapshot"]
+__all__ = ["Bucket", "PolicySnapshot", "ResolvedRoles", "compile_bundle", "load_snapshot"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +28,31 @@ class Bucket:
 
     general: tuple[RuleDef, ...]
     pinned: Mapping[str, tuple[RuleDef, ...]]
+
+
+_RESOLVED_CACHE_SIZE = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedRoles:
+    """A role list resolved against one snapshot: what the principal effectively holds."""
+
+    effective: tuple[str, ...]
+    unknown: tuple[str, ...]
+    sides: frozenset[Side]
+
+
+def _resolve(snapshot: PolicySnapshot, roles: tuple[str, ...]) -> ResolvedRoles:
+    effective: set[str] = set()
+    unknown: list[str] = []
+    for role in roles:
+        closure = snapshot.closures.get(role)
+        if closure is None:
+            unknown.append(role)
+        else:
+            effective |= closure
+    sides = frozenset(side for role in effective if (side := snapshot.side_of(role)) is not None)
+    return ResolvedRoles(tuple(sorted(effective)), tuple(unknown), sides)
 
 
 @dataclass(frozen=True, eq=False)
@@ -39,6 +64,7 @@ class PolicySnapshot:
     closures: Mapping[str, frozenset[str]]
     index: Mapping[tuple[str, str], Mapping[str, Bucket]]
     row_count: int
+    _resolved: dict[tuple[str, ...], ResolvedRoles] = field(default_factory=dict, repr=False)
     _reference: list[Any] = field(default_factory=list, repr=False)
     _reference_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -66,6 +92,16 @@ class PolicySnapshot:
     def rule_count(self) -> int:
         """Number of rules as written (not expanded casbin rows)."""
         return len(self.bundle.rules)
+
+    def resolve_roles(self, roles: tuple[str, ...]) -> ResolvedRoles:
+        """Effective roles, unknown roles and sides for a principal's role list (memoised)."""
+        resolved = self._resolved.get(roles)
+        if resolved is None:
+            resolved = _resolve(self, roles)
+            if len(self._resolved) >= _RESOLVED_CACHE_SIZE:
+                self._resolved.clear()  # bounded; role lists repeat, so this is rare
+            self._resolved[roles] = resolved
+        return resolved
 
     def side_of(self, role: str) -> Side | None:
         """The side of a declared role, ``None`` for a role the bundle does not define."""

@@ -8,6 +8,7 @@ segment-safe prefix test (``child.startswith(root + "/")``) is both correct and 
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 __all__ = ["MAX_TENANT_DEPTH", "MAX_TENANT_LENGTH", "is_within", "tenant_problem"]
 
@@ -20,6 +21,12 @@ def tenant_problem(tenant: object) -> str | None:
     """Why `tenant` is not a valid organisation path, or ``None`` when it is."""
     if not isinstance(tenant, str):
         return "must be a string"
+    return _string_tenant_problem(tenant)
+
+
+@lru_cache(maxsize=8192)
+def _string_tenant_problem(tenant: str) -> str | None:
+    # Tenants repeat across requests; caching keeps validation off the hot path's profile.
     if not tenant:
         return "must not be empty"
     if len(tenant) > MAX_TENANT_LENGTH:
