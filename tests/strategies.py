@@ -28,6 +28,17 @@ TENANTS = (
     "globex/us",
     "provider/noc",
 )
+# (principal tenant, resource tenant): inside the subtree, and string-prefix lookalikes outside it.
+TENANT_PAIRS = (
+    ("acme", "acme/emea/paris"),
+    ("acme/emea", "acme/emea"),
+    ("acme", "acme-evil"),
+    ("acme", "acmex"),
+    ("acme", "acme-evil/emea"),
+    ("acme/emea", "acme/apac"),
+    ("acme/emea", "acme"),
+    ("globex", "globex/us"),
+)
 CUSTOMER_ROLES = {"c-view": (), "c-admin": ("c-view",), "c-bill": ()}
 INTERNAL_ROLES = {"i-noc": (), "i-lead": ("i-noc",), "i-support": ()}
 ROLES = {**CUSTOMER_ROLES, **INTERNAL_ROLES}
