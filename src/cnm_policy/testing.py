@@ -217,8 +217,9 @@ class _TestFile:
         return found
 
     def _fixtures(self, top: LineDict, key: str) -> dict[str, LineDict]:
-        value = top.get(key, {})
-        node = mapping(value, f"`{key}`", self.file, top.line_of(key), self.report)
+        if key not in top:
+            return {}
+        node = mapping(top[key], f"`{key}`", self.file, top.line_of(key), self.report)
         if node is None:
             return {}
         return {
