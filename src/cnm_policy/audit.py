@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -82,6 +82,14 @@ class DecisionLog:
         """A fresh id, returned to the caller in the response and logged with the event."""
         return self._new_id()
 
+    def new_decision_ids(self, count: int) -> list[str]:
+        """Ids for the items of one batch: one fresh id, suffixed ``-<index>`` per item.
+
+        Unique like `new_decision_id`, at one random draw per call instead of one per item.
+        """
+        base = self._new_id()
+        return [f"{base}-{index}" for index in range(count)]
+
     def record(
         self,
         *,
@@ -93,66 +101,110 @@ class DecisionLog:
         decision_id: str,
         request_id: str | None,
         latency_seconds: float,
-        batch: tuple[int, int] | None = None,
     ) -> None:
-        """Log one decision. `batch` is ``(index, size)`` for an item of a CheckBatch call,
-        whose `latency_seconds` is then the whole batch's."""
-        fields = self.event_fields(
+        """Log the one decision of a Check call."""
+        for fields in self.events(
             principal=principal,
-            action=action,
-            resource=resource,
+            items=((action, resource),),
             context=context,
-            decision=decision,
-            decision_id=decision_id,
+            decisions=(decision,),
+            decision_ids=(decision_id,),
             request_id=request_id,
             latency_seconds=latency_seconds,
-            batch=batch,
-        )
-        self._logger.info(DECISION_EVENT, **fields)
+            batch=False,
+        ):
+            self._logger.info(DECISION_EVENT, **fields)
 
-    def event_fields(
+    def record_batch(
         self,
         *,
         principal: Principal,
-        action: str,
-        resource: Resource,
+        items: Sequence[tuple[str, Resource]],
         context: Mapping[str, Any],
-        decision: Decision,
-        decision_id: str,
+        decisions: Sequence[Decision],
+        decision_ids: Sequence[str],
         request_id: str | None,
         latency_seconds: float,
-        batch: tuple[int, int] | None = None,
-    ) -> dict[str, Any]:
-        """The key/value pairs of one decision event (what `record` logs)."""
-        fields: dict[str, Any] = {
+    ) -> None:
+        """Log every decision of a CheckBatch call, one event each (`latency_ms` is the batch's)."""
+        for fields in self.events(
+            principal=principal,
+            items=items,
+            context=context,
+            decisions=decisions,
+            decision_ids=decision_ids,
+            request_id=request_id,
+            latency_seconds=latency_seconds,
+            batch=True,
+        ):
+            self._logger.info(DECISION_EVENT, **fields)
+
+    def events(
+        self,
+        *,
+        principal: Principal,
+        items: Sequence[tuple[str, Resource]],
+        context: Mapping[str, Any],
+        decisions: Sequence[Decision],
+        decision_ids: Sequence[str],
+        request_id: str | None,
+        latency_seconds: float,
+        batch: bool,
+    ) -> Iterator[dict[str, Any]]:
+        """The key/value pairs of each decision event, in item order (what `record*` log).
+
+        What the items share (time, caller, principal, context) is computed once per call.
+        """
+        shared: dict[str, Any] = {
             "timestamp": format_timestamp(self._clock()),
-            "decision_id": decision_id,
             "request_id": request_id[:_MAX_REQUEST_ID_CHARS] if request_id else None,
             "principal_id": principal.id,
             "principal_tenant": principal.tenant,
             "principal_roles": list(principal.roles),
-            "action": action,
-            "resource_kind": resource.kind,
-            "resource_id": resource.id,
-            "resource_tenant": resource.tenant,
-            "allowed": decision.allowed,
-            "rule_ids": list(decision.rule_ids),
-            "policy_name": decision.policy_name,
-            "policy_version": decision.policy_version,
-            "policy_digest": decision.policy_digest,
-            "cached": decision.cached,
-            "latency_ms": round(latency_seconds * 1000, 3),
         }
-        if decision.errors:
-            fields["error_count"] = len(decision.errors)
-        if batch is not None:
-            fields["batch_index"], fields["batch_size"] = batch
-        for name, values, allowed in (
-            ("principal_attributes", principal.attributes, self._allow.principal),
-            ("resource_attributes", resource.attributes, self._allow.resource),
-            ("context", context, self._allow.context),
+        latency_ms = round(latency_seconds * 1000, 3)
+        allowed_extras = _allowed(
+            principal_attributes=(principal.attributes, self._allow.principal),
+            context=(context, self._allow.context),
+        )
+        size = len(items)
+        for index, ((action, resource), decision, decision_id) in enumerate(
+            zip(items, decisions, decision_ids, strict=True)
         ):
-            kept = {key: values[key] for key in allowed if key in values}
-            if kept:
-                fields[name] = kept
-        return fields
+            fields: dict[str, Any] = {
+                "decision_id": decision_id,
+                **shared,
+                "action": action,
+                "resource_kind": resource.kind,
+                "resource_id": resource.id,
+                "resource_tenant": resource.tenant,
+                "allowed": decision.allowed,
+                "rule_ids": list(decision.rule_ids),
+                "policy_name": decision.policy_name,
+                "policy_version": decision.policy_version,
+                "policy_digest": decision.policy_digest,
+                "cached": decision.cached,
+                "latency_ms": latency_ms,
+            }
+            if decision.errors:
+                # Only the count: condition errors can quote attribute values.
+                fields["error_count"] = len(decision.errors)
+            if batch:
+                fields["batch_index"] = index
+                fields["batch_size"] = size
+            if self._allow.resource:
+                fields.update(
+                    _allowed(resource_attributes=(resource.attributes, self._allow.resource))
+                )
+            fields.update(allowed_extras)
+            yield fields
+
+
+def _allowed(**sections: tuple[Mapping[str, Any], frozenset[str]]) -> dict[str, Any]:
+    """Per section, only the allow-listed keys present; sections with none are left out."""
+    kept: dict[str, Any] = {}
+    for name, (values, allowed) in sections.items():
+        chosen = {key: values[key] for key in allowed if key in values}
+        if chosen:
+            kept[name] = chosen
+    return kept

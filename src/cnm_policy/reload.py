@@ -55,7 +55,7 @@ S = TypeVar("S", bound=_Snapshot)
 class _Swappable(Protocol[S]):
     @property
     def snapshot(self) -> S: ...
-    def swap(self, snapshot: S) -> None: ...
+    def swap(self, snapshot: S) -> object: ...
 
 
 class _SuiteResult(Protocol):
@@ -77,11 +77,13 @@ class BundleTestsFailedError(CnmPolicyError):
     def __init__(self, failed: int, total: int, failures: list[str]) -> None:
         self.failed = failed
         self.total = total
-        shown = "; ".join(failures[:_MAX_LISTED_FAILURES])
-        more = (
-            f" (and {failed - _MAX_LISTED_FAILURES} more)" if failed > _MAX_LISTED_FAILURES else ""
+        shown = "; ".join(failures[:_MAX_LISTED_FAILURES]) or "no test cases"
+        hidden = failed - _MAX_LISTED_FAILURES
+        more = f" (and {hidden} more)" if hidden > 0 else ""
+        super().__init__(
+            f"bundle tests failed ({failed} failure(s) or problem(s), {total} case(s)): "
+            f"{shown}{more}"
         )
-        super().__init__(f"bundle tests failed ({failed} of {total}): {shown}{more}")
 
 
 class ReloadOutcome(StrEnum):

@@ -25,7 +25,7 @@ from typing import Any, TextIO
 
 from google.protobuf import json_format
 
-from cnm_policy.cli.serve import default_policy_dir
+import cnm_policy
 from cnm_policy.engine import Engine
 from cnm_policy.errors import BundleInvalidError, InvalidRequestError, PolicySourceError
 from cnm_policy.server import convert
@@ -37,6 +37,7 @@ __all__ = [
     "EXIT_DENIED",
     "EXIT_POLICY_ERROR",
     "EXIT_USAGE",
+    "default_policy_dir",
     "parse_request",
     "register",
     "run",
@@ -46,6 +47,20 @@ EXIT_ALLOWED = 0
 EXIT_USAGE = 2
 EXIT_DENIED = 3
 EXIT_POLICY_ERROR = 4
+BUNDLED_POLICIES = Path("policies") / "cnm"
+
+
+def default_policy_dir() -> Path:
+    """The bundled `policies/cnm`: under the working directory, else beside the source tree.
+
+    The second candidate makes the default work from any directory in a source checkout or an
+    editable install (``src/cnm_policy`` -> repository root).
+    """
+    candidates = (
+        Path.cwd() / BUNDLED_POLICIES,
+        Path(cnm_policy.__file__).resolve().parents[2] / BUNDLED_POLICIES,
+    )
+    return next((path for path in candidates if path.is_dir()), candidates[0])
 
 
 def register(subparsers: Any) -> None:

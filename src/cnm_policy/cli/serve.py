@@ -20,35 +20,20 @@ from typing import Any, TextIO
 
 import structlog
 
-import cnm_policy
-from cnm_policy.audit import AttributeAllowList, DecisionLog, format_timestamp
-from cnm_policy.cache import CachedEngine
-from cnm_policy.engine import Engine, load_snapshot
+from cnm_policy.audit import AttributeAllowList, format_timestamp
+from cnm_policy.cli.check import default_policy_dir
 from cnm_policy.errors import CnmPolicyError
-from cnm_policy.reload import PolicyReloader, bundle_fingerprint, prove_bundle
-from cnm_policy.server.app import DEFAULT_LISTEN, ServerConfig, TlsConfig, build_sidecar
+from cnm_policy.reload import PolicyReloader
+from cnm_policy.server.app import DEFAULT_LISTEN, ServerConfig, TlsConfig
 from cnm_policy.server.limits import DEFAULT_LIMITS, Limits
-from cnm_policy.testing import run_suite
+from cnm_policy.server.runtime import RuntimeOptions, open_runtime
 
-__all__ = ["EXIT_CONFIG", "EXIT_OK", "EXIT_POLICY", "default_policy_dir", "register", "run"]
+__all__ = ["EXIT_CONFIG", "EXIT_OK", "EXIT_POLICY", "register", "run"]
 
 EXIT_OK = 0
 EXIT_CONFIG = 2
 EXIT_POLICY = 4
-BUNDLED_POLICIES = Path("policies") / "cnm"
-
-
-def default_policy_dir() -> Path:
-    """The bundled `policies/cnm`: under the working directory, else beside the source tree.
-
-    The second candidate makes the default work from any directory in a source checkout or an
-    editable install (``src/cnm_policy`` -> repository root).
-    """
-    candidates = (
-        Path.cwd() / BUNDLED_POLICIES,
-        Path(cnm_policy.__file__).resolve().parents[2] / BUNDLED_POLICIES,
-    )
-    return next((path for path in candidates if path.is_dir()), candidates[0])
+_LEADING_KEYS = ("timestamp", "level", "event")
 
 
 def register(subparsers: Any) -> None:
@@ -135,42 +120,33 @@ def run(args: argparse.Namespace) -> int:
     """Serve until a stop signal; returns the exit code."""
     try:
         stream = configure_logging(args.log_file, args.log_format, args.log_level)
-        config, allow = _server_config(args)
+        config = _server_config(args)
+        options = RuntimeOptions(
+            policies=args.policies if args.policies is not None else default_policy_dir(),
+            cache_size=None if args.no_cache else args.cache_size,
+            cache_ttl=args.cache_ttl,
+            run_bundle_tests=not args.no_bundle_tests,
+            watch_interval=args.watch_interval or None,
+            log_allow=AttributeAllowList.parse(args.log_attribute),
+        )
     except (CnmPolicyError, ValueError, OSError) as exc:
         print(f"cnm-policy serve: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     log = structlog.get_logger("cnm_policy.serve")
-    path = args.policies if args.policies is not None else default_policy_dir()
-    run_tests = None if args.no_bundle_tests else run_suite
     try:
-        fingerprint = bundle_fingerprint(path)
-        snapshot = prove_bundle(path, load=load_snapshot, run_tests=run_tests)
+        runtime = open_runtime(options, config)
     except CnmPolicyError as exc:
         log.error("sidecar_start_failed", error_code=exc.code, error=str(exc))
         print(f"cnm-policy serve: {exc}", file=sys.stderr)
         return EXIT_POLICY
-    engine = Engine(snapshot)
-    served: Engine | CachedEngine = engine
-    if not args.no_cache:
-        served = CachedEngine(engine, maxsize=args.cache_size, ttl=args.cache_ttl)
-    reloader = PolicyReloader(
-        served, path, load=load_snapshot, run_tests=run_tests, initial_fingerprint=fingerprint
-    )
-    sidecar = build_sidecar(
-        served,
-        config=config,
-        decision_log=DecisionLog(allow=allow),
-        reload_status=lambda: reloader.status,
-        cache_stats=served.stats if isinstance(served, CachedEngine) else None,
-    )
+    stop = threading.Event()
+    _install_signal_handlers(stop, runtime.reloader)
     try:
-        address = sidecar.start()
+        address = runtime.start()
     except CnmPolicyError as exc:
         print(f"cnm-policy serve: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    stop = threading.Event()
-    _install_signal_handlers(stop, reloader)
-    reloader.start(args.watch_interval or None)
+    snapshot = runtime.engine.snapshot
     log.info(
         "sidecar_started",
         address=address,
@@ -178,19 +154,18 @@ def run(args: argparse.Namespace) -> int:
         policy_name=snapshot.name,
         policy_version=snapshot.version,
         policy_digest=snapshot.digest,
-        source=str(path),
+        source=str(options.policies),
     )
-    while not stop.wait(0.5):
+    while not stop.wait(0.5):  # a timed wait keeps the main thread responsive to signals
         pass
     log.info("sidecar_stopping", grace_seconds=config.grace_seconds)
-    reloader.stop()
-    sidecar.stop()
+    runtime.stop()
     log.info("sidecar_stopped")
     stream.flush()
     return EXIT_OK
 
 
-def _server_config(args: argparse.Namespace) -> tuple[ServerConfig, AttributeAllowList]:
+def _server_config(args: argparse.Namespace) -> ServerConfig:
     if (args.tls_cert is None) != (args.tls_key is None):
         raise ValueError("--tls-cert and --tls-key go together")
     if args.tls_client_ca is not None and args.tls_cert is None:
@@ -212,7 +187,7 @@ def _server_config(args: argparse.Namespace) -> tuple[ServerConfig, AttributeAll
         max_workers=args.workers,
         grace_seconds=args.grace,
     )
-    return config, AttributeAllowList.parse(args.log_attribute)
+    return config
 
 
 def _install_signal_handlers(stop: threading.Event, reloader: PolicyReloader[Any]) -> None:
@@ -240,6 +215,7 @@ def configure_logging(log_file: Path | None, log_format: str, level: str) -> Tex
             structlog.processors.add_log_level,
             _timestamp_if_missing,
             structlog.processors.format_exc_info,
+            _lead_with_when_and_what,
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(
@@ -249,6 +225,14 @@ def configure_logging(log_file: Path | None, log_format: str, level: str) -> Tex
         cache_logger_on_first_use=True,
     )
     return stream
+
+
+def _lead_with_when_and_what(
+    logger: Any, method_name: str, event_dict: structlog.typing.EventDict
+) -> structlog.typing.EventDict:
+    """Start each JSON line with timestamp, level and event, so a person can scan the log."""
+    head = {key: event_dict.pop(key) for key in _LEADING_KEYS if key in event_dict}
+    return {**head, **event_dict}
 
 
 def _timestamp_if_missing(

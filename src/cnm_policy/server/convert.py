@@ -1,30 +1,25 @@
 """Pure conversions between the `cnm_policy.v1` wire messages and the model's frozen values.
 
 Kept apart from the servicer so every mapping can be round-trip tested without a server, and so
-the engine never sees a protobuf object. Two wire quirks are settled here, once:
-
-- ``google.protobuf.Struct`` carries every number as a double. Integral values within the exact
-  range of a double are handed to policies as ``int``, so ``{"level": 3}`` means the same to a
-  policy whether it came over gRPC or from a JSON file; NaN and infinities are rejected.
-- Absent sub-messages are errors, not empty defaults: a check without a ``resource`` is a bug in
-  the caller, and must not be evaluated as "a resource with no tenant".
+the engine never sees a protobuf object. Struct attributes go through `structs` (numbers,
+depth limit). Absent sub-messages are errors, not empty defaults: a check without a
+``resource`` is a bug in the caller, and must not be evaluated as "a resource with no tenant".
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from google.protobuf.struct_pb2 import NULL_VALUE, ListValue, Struct, Value
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from cnm_policy.errors import InvalidRequestError
 from cnm_policy.model import AccessRequest, Decision, Principal, Resource, RuleTrace
 from cnm_policy.reload import ReloadStatus
-from cnm_policy.server.limits import LimitExceededError, Limits
+from cnm_policy.server.limits import Limits
 from cnm_policy.server.ports import CacheStatsView, SnapshotView
+from cnm_policy.server.structs import NO_DEPTH_LIMIT, dict_to_struct, struct_to_dict
 from cnm_policy.v1 import policy_pb2 as pb
 
 __all__ = [
@@ -32,6 +27,7 @@ __all__ = [
     "access_request_from_proto",
     "access_request_to_proto",
     "batch_from_proto",
+    "batch_to_proto",
     "decision_from_proto",
     "decision_to_proto",
     "dict_to_struct",
@@ -45,97 +41,11 @@ __all__ = [
     "timestamp_to_epoch",
 ]
 
-# Largest magnitude at which every integer is exactly representable as a double.
-_MAX_EXACT_INT = 2**53
-_NO_DEPTH_LIMIT = 1 << 30
-
-
-# --- Struct <-> plain Python ------------------------------------------------------------------
-
-
-def struct_to_dict(
-    struct: Struct, field: str, *, max_depth: int = _NO_DEPTH_LIMIT
-) -> dict[str, Any]:
-    """Convert a Struct to JSON-like Python, failing on values nested deeper than `max_depth`.
-
-    `field` is the dotted path of `struct` in the request; errors extend it to the bad value.
-    """
-    return {
-        key: _value_to_python(value, f"{field}.{key}", 1, max_depth)
-        for key, value in struct.fields.items()
-    }
-
-
-def _value_to_python(value: Value, field: str, depth: int, max_depth: int) -> Any:
-    kind = value.WhichOneof("kind")
-    if kind == "string_value":
-        return value.string_value
-    if kind == "bool_value":
-        return value.bool_value
-    if kind == "number_value":
-        return _number(value.number_value, field)
-    if kind in ("struct_value", "list_value"):
-        if depth >= max_depth:
-            raise LimitExceededError(field, f"values nest deeper than {max_depth} levels")
-        if kind == "struct_value":
-            return {
-                key: _value_to_python(item, f"{field}.{key}", depth + 1, max_depth)
-                for key, item in value.struct_value.fields.items()
-            }
-        return [
-            _value_to_python(item, f"{field}[{index}]", depth + 1, max_depth)
-            for index, item in enumerate(value.list_value.values)
-        ]
-    # `null_value`, or a Value with no kind set: JSON null either way.
-    return None
-
-
-def _number(number: float, field: str) -> int | float:
-    if not math.isfinite(number):
-        raise InvalidRequestError(field, "must be a finite number")
-    if number.is_integer() and abs(number) <= _MAX_EXACT_INT:
-        return int(number)
-    return number
-
-
-def dict_to_struct(data: Mapping[str, Any], field: str = "attributes") -> Struct:
-    """Build a Struct from JSON-like Python; raises `InvalidRequestError` for anything else."""
-    struct = Struct()
-    for key, item in data.items():
-        if not isinstance(key, str):
-            raise InvalidRequestError(field, f"keys must be strings, not `{key!r}`")
-        _fill_value(struct.fields[key], item, f"{field}.{key}")
-    return struct
-
-
-def _fill_value(target: Value, item: Any, field: str) -> None:
-    # bool before int/float: bool is a subclass of int.
-    if item is None:
-        target.null_value = NULL_VALUE
-    elif isinstance(item, bool):
-        target.bool_value = item
-    elif isinstance(item, int | float):
-        target.number_value = float(item)
-    elif isinstance(item, str):
-        target.string_value = item
-    elif isinstance(item, Mapping):
-        target.struct_value.CopyFrom(dict_to_struct(item, field))
-    elif isinstance(item, Sequence):
-        _fill_list(target.list_value, item, field)
-    else:
-        raise InvalidRequestError(field, f"unsupported value type `{type(item).__name__}`")
-
-
-def _fill_list(target: ListValue, items: Sequence[Any], field: str) -> None:
-    for index, item in enumerate(items):
-        _fill_value(target.values.add(), item, f"{field}[{index}]")
-
-
 # --- requests ---------------------------------------------------------------------------------
 
 
 def principal_from_proto(
-    message: pb.Principal, field: str = "principal", *, max_depth: int = _NO_DEPTH_LIMIT
+    message: pb.Principal, field: str = "principal", *, max_depth: int = NO_DEPTH_LIMIT
 ) -> Principal:
     """The model `Principal` for a wire principal."""
     return Principal(
@@ -157,7 +67,7 @@ def principal_to_proto(principal: Principal) -> pb.Principal:
 
 
 def resource_from_proto(
-    message: pb.Resource, field: str = "resource", *, max_depth: int = _NO_DEPTH_LIMIT
+    message: pb.Resource, field: str = "resource", *, max_depth: int = NO_DEPTH_LIMIT
 ) -> Resource:
     """The model `Resource` for a wire resource."""
     return Resource(
@@ -249,23 +159,51 @@ def timestamp_to_epoch(stamp: Timestamp) -> float:
 
 def decision_to_proto(decision: Decision, *, decision_id: str = "") -> pb.CheckResponse:
     """The `CheckResponse` for a model decision (the trace is empty unless one was asked for)."""
-    response = pb.CheckResponse(
-        allowed=decision.allowed,
-        rule_ids=list(decision.rule_ids),
-        reason=decision.reason,
-        policy=pb.PolicyRef(
-            name=decision.policy_name,
-            version=decision.policy_version,
-            digest=decision.policy_digest,
-        ),
-        cached=decision.cached,
-        trace=[_trace_to_proto(trace) for trace in decision.trace],
-        errors=list(decision.errors),
-        decision_id=decision_id,
+    response = pb.CheckResponse()
+    _fill_response(response, decision, decision_id, _policy_ref(decision))
+    return response
+
+
+def batch_to_proto(
+    decisions: Sequence[Decision], decision_ids: Sequence[str]
+) -> pb.CheckBatchResponse:
+    """The `CheckBatchResponse` for decisions in request order.
+
+    Built in place (no per-item message copies), sharing one PolicyRef per policy version:
+    the per-item cost of a batch is what makes it worth using.
+    """
+    response = pb.CheckBatchResponse()
+    refs: dict[tuple[str, str, str], pb.PolicyRef] = {}
+    for decision, decision_id in zip(decisions, decision_ids, strict=True):
+        identity = (decision.policy_name, decision.policy_version, decision.policy_digest)
+        ref = refs.get(identity)
+        if ref is None:
+            ref = refs[identity] = _policy_ref(decision)
+        _fill_response(response.results.add(), decision, decision_id, ref)
+    return response
+
+
+def _policy_ref(decision: Decision) -> pb.PolicyRef:
+    return pb.PolicyRef(
+        name=decision.policy_name, version=decision.policy_version, digest=decision.policy_digest
     )
+
+
+def _fill_response(
+    response: pb.CheckResponse, decision: Decision, decision_id: str, policy: pb.PolicyRef
+) -> None:
+    response.allowed = decision.allowed
+    response.rule_ids.extend(decision.rule_ids)
+    response.reason = decision.reason
+    response.policy.CopyFrom(policy)
+    response.cached = decision.cached
+    response.decision_id = decision_id
+    if decision.errors:
+        response.errors.extend(decision.errors)
+    if decision.trace:
+        response.trace.extend(_trace_to_proto(trace) for trace in decision.trace)
     if decision.valid_until is not None:
         response.valid_until.CopyFrom(timestamp_from_epoch(decision.valid_until))
-    return response
 
 
 def decision_from_proto(response: pb.CheckResponse) -> Decision:

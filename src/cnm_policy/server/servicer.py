@@ -2,7 +2,7 @@
 
 Deliberately thin. Everything that decides lives in the engine; everything about the wire lives
 in `convert`; every failure becomes a status in `errors`. What is left here is the order of those
-steps, the deadline checks between them, and the one audit event per decision.
+steps, the deadline check before evaluating, and the one audit event per decision.
 """
 
 from __future__ import annotations
@@ -48,7 +48,9 @@ class PolicyServicer(pb_grpc.PolicyServiceServicer):
         self._cache_stats = cache_stats
         self._timer = timer
 
-    def Check(self, request: pb.CheckRequest, context: grpc.ServicerContext) -> pb.CheckResponse:  # noqa: N802
+    def Check(  # noqa: N802
+        self, request: pb.CheckRequest, context: grpc.ServicerContext
+    ) -> pb.CheckResponse:
         """One decision."""
         try:
             return self._check(request, context)
@@ -118,25 +120,17 @@ class PolicyServicer(pb_grpc.PolicyServiceServicer):
         if len(decisions) != len(query.items):  # fail closed on a broken engine contract
             raise RuntimeError(f"engine returned {len(decisions)} decisions for {len(query.items)}")
         elapsed = self._timer() - started
-        request_id = _request_id(context)
-        response = pb.CheckBatchResponse()
-        for index, ((action, resource), decision) in enumerate(
-            zip(query.items, decisions, strict=True)
-        ):
-            decision_id = self._log.new_decision_id()
-            self._log.record(
-                principal=query.principal,
-                action=action,
-                resource=resource,
-                context=query.context,
-                decision=decision,
-                decision_id=decision_id,
-                request_id=request_id,
-                latency_seconds=elapsed,
-                batch=(index, len(decisions)),
-            )
-            response.results.append(convert.decision_to_proto(decision, decision_id=decision_id))
-        return response
+        decision_ids = self._log.new_decision_ids(len(decisions))
+        self._log.record_batch(
+            principal=query.principal,
+            items=query.items,
+            context=query.context,
+            decisions=decisions,
+            decision_ids=decision_ids,
+            request_id=_request_id(context),
+            latency_seconds=elapsed,
+        )
+        return convert.batch_to_proto(decisions, decision_ids)
 
     def _locate(self, error: InvalidRequestError, query: convert.BatchQuery) -> Exception:
         """Name the batch item behind an item-level error (``items[3].resource.tenant``).

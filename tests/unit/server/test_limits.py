@@ -15,8 +15,8 @@ def test_batch_over_the_item_limit_is_refused() -> None:
     check_batch_request(request, Limits(max_batch_items=3))
     with pytest.raises(LimitExceededError) as raised:
         check_batch_request(request, Limits(max_batch_items=2))
-    assert "items" == raised.value.field
-    assert "3 items exceed the limit of 2 per batch" == raised.value.message
+    assert raised.value.field == "items"
+    assert raised.value.message == "3 items exceed the limit of 2 per batch"
 
 
 def test_oversized_attributes_name_their_struct() -> None:
@@ -26,7 +26,7 @@ def test_oversized_attributes_name_their_struct() -> None:
     check_request(request, Limits(max_attribute_bytes=300))
     with pytest.raises(LimitExceededError) as raised:
         check_request(request, Limits(max_attribute_bytes=100))
-    assert "resource.attributes" == raised.value.field
+    assert raised.value.field == "resource.attributes"
 
 
 def test_oversized_item_attributes_name_the_item() -> None:
@@ -37,7 +37,7 @@ def test_oversized_item_attributes_name_the_item() -> None:
     )
     with pytest.raises(LimitExceededError) as raised:
         check_batch_request(request, Limits(max_attribute_bytes=100))
-    assert "items[1].resource.attributes" == raised.value.field
+    assert raised.value.field == "items[1].resource.attributes"
 
 
 @pytest.mark.parametrize(

@@ -27,8 +27,9 @@ json_scalars = (
 )
 json_values = st.recursive(
     json_scalars,
-    lambda children: st.lists(children, max_size=3)
-    | st.dictionaries(st.text(max_size=5), children, max_size=3),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=5), children, max_size=3)
+    ),
     max_leaves=12,
 )
 attribute_maps = st.dictionaries(st.text(max_size=6), json_values, max_size=4)
@@ -57,7 +58,7 @@ def test_integral_struct_numbers_become_ints() -> None:
     """Struct doubles with integral values reach policies as ints; others stay floats."""
     struct = convert.dict_to_struct({"level": 3, "ratio": 0.5, "huge": 2.0**60})
     result = convert.struct_to_dict(struct, "attributes")
-    assert {"level": 3, "ratio": 0.5, "huge": 2.0**60} == result
+    assert result == {"level": 3, "ratio": 0.5, "huge": 2.0**60}
     assert isinstance(result["level"], int)
     assert isinstance(result["huge"], float)
 
@@ -69,17 +70,17 @@ def test_non_finite_numbers_are_rejected_with_their_path(number: float) -> None:
     struct.fields["limits"].list_value.values.add().number_value = number
     with pytest.raises(InvalidRequestError) as raised:
         convert.struct_to_dict(struct, "principal.attributes")
-    assert "principal.attributes.limits[0]" == raised.value.field
-    assert "must be a finite number" == raised.value.message
+    assert raised.value.field == "principal.attributes.limits[0]"
+    assert raised.value.message == "must be a finite number"
 
 
 def test_nesting_beyond_the_depth_limit_names_the_value() -> None:
     """A value nested deeper than max_depth fails with LimitExceededError at its path."""
     struct = convert.dict_to_struct({"a": {"b": {"c": [1]}}})
-    assert {"a": {"b": {"c": [1]}}} == convert.struct_to_dict(struct, "context", max_depth=4)
+    assert convert.struct_to_dict(struct, "context", max_depth=4) == {"a": {"b": {"c": [1]}}}
     with pytest.raises(LimitExceededError) as raised:
         convert.struct_to_dict(struct, "context", max_depth=3)
-    assert "context.a.b.c" == raised.value.field
+    assert raised.value.field == "context.a.b.c"
 
 
 @pytest.mark.parametrize(
@@ -118,7 +119,7 @@ def test_absent_sub_messages_are_invalid(missing: str) -> None:
         action="read",
         resource=pb.Resource(kind="device", id="d", tenant="acme"),
     )
-    message.ClearField(missing)  # type: ignore[arg-type]
+    message.ClearField(missing)
     with pytest.raises(InvalidRequestError) as raised:
         convert.access_request_from_proto(message, LIMITS)
     assert (missing, "is required") == (raised.value.field, raised.value.message)
@@ -134,12 +135,12 @@ def test_batch_decodes_principal_once_and_names_items() -> None:
         ],
     )
     query = convert.batch_from_proto(message, LIMITS)
-    assert ["1", "2"] == [resource.id for _, resource in query.items]
-    assert ("customer-viewer",) == query.principal.roles
+    assert [resource.id for _, resource in query.items] == ["1", "2"]
+    assert query.principal.roles == ("customer-viewer",)
     message.items.add(action="read")
     with pytest.raises(InvalidRequestError) as raised:
         convert.batch_from_proto(message, LIMITS)
-    assert "items[2].resource" == raised.value.field
+    assert raised.value.field == "items[2].resource"
 
 
 def test_decision_round_trip_with_trace_and_expiry() -> None:
@@ -155,8 +156,8 @@ def test_decision_round_trip_with_trace_and_expiry() -> None:
         ),
     )
     message = convert.decision_to_proto(decision, decision_id="d-1")
-    assert "d-1" == message.decision_id
-    assert [True, False, False] == [trace.applied for trace in message.trace]
+    assert message.decision_id == "d-1"
+    assert [trace.applied for trace in message.trace] == [True, False, False]
     assert decision == convert.decision_from_proto(message)
 
 
@@ -189,24 +190,24 @@ def test_policy_info_reports_snapshot_reload_error_cache_and_limits() -> None:
     """GetPolicyInfo carries the snapshot identity, the last reload error and cache counters."""
     status = ReloadStatus(last_attempt_at=10.0, last_error="bundle is invalid", failures=1)
     info = convert.policy_info_to_proto(_Snapshot(), reload=status, cache=_Stats(), limits=LIMITS)
-    assert ("cnm", "1.2.0", 12, "policies/cnm") == (
+    assert (
         info.policy.name,
         info.policy.version,
         info.rule_count,
         info.source,
-    )
+    ) == ("cnm", "1.2.0", 12, "policies/cnm")
     assert _Snapshot.loaded_at == convert.timestamp_to_epoch(info.loaded_at)
-    assert ("bundle is invalid", 1, False) == (
+    assert (
         info.reload.last_error,
         info.reload.failures,
         info.reload.HasField("last_success_at"),
-    )
-    assert (True, 5, 2, 30.0) == (
+    ) == ("bundle is invalid", 1, False)
+    assert (
         info.cache.enabled,
         info.cache.hits,
         info.cache.misses,
         info.cache.ttl_seconds,
-    )
+    ) == (True, 5, 2, 30.0)
     assert LIMITS.max_batch_items == info.limits.max_batch_items
 
 
@@ -215,3 +216,17 @@ def test_policy_info_without_cache_says_disabled() -> None:
     info = convert.policy_info_to_proto(_Snapshot(), reload=None, cache=None, limits=LIMITS)
     assert not info.cache.enabled
     assert not info.HasField("reload")
+
+
+def test_batch_response_keeps_order_and_round_trips_each_decision() -> None:
+    """batch_to_proto keeps request order and each result converts back to its decision."""
+    decisions = [
+        _decision(),
+        _decision(allowed=False, rule_ids=(), valid_until=1_767_268_800.0),
+        _decision(
+            policy_version="1.3.0", trace=(RuleTrace("r", "deny", True, True, True, True, True),)
+        ),
+    ]
+    response = convert.batch_to_proto(decisions, ["a", "b", "c"])
+    assert [result.decision_id for result in response.results] == ["a", "b", "c"]
+    assert [convert.decision_from_proto(result) for result in response.results] == decisions

@@ -41,7 +41,10 @@ class _FieldError(InvalidRequestError):
         (LimitExceededError("items", "too many"), "RESOURCE_EXHAUSTED"),
         (DeadlineExceededError(), "DEADLINE_EXCEEDED"),
         (PolicySourceError("cannot read"), "UNAVAILABLE"),
-        (BundleInvalidError((PolicyProblem("yaml_invalid", "bad", "rules/x.yaml"),)), "UNAVAILABLE"),
+        (
+            BundleInvalidError((PolicyProblem("yaml_invalid", "bad", "rules/x.yaml"),)),
+            "UNAVAILABLE",
+        ),
     ],
 )
 def test_known_errors_map_to_their_status(error: CnmPolicyError, code: str) -> None:
@@ -55,7 +58,7 @@ def test_known_errors_map_to_their_status(error: CnmPolicyError, code: str) -> N
 def test_invalid_request_names_the_field_in_message_and_metadata() -> None:
     """INVALID_ARGUMENT says which field is wrong, in the message and machine-readably."""
     status = status_for(InvalidRequestError("resource.tenant", "must not be empty"))
-    assert "resource.tenant: must not be empty" == status.message
+    assert status.message == "resource.tenant: must not be empty"
     assert (ERROR_FIELD_METADATA, "resource.tenant") in status.metadata
 
 
@@ -64,10 +67,10 @@ def test_unknown_errors_are_internal_with_a_generic_message(error: Exception) ->
     """Unexpected errors hide their detail from the caller and log it under an incident id."""
     with capture_logs() as logs:
         status = status_for(error, new_incident_id=lambda: "inc-42")
-    assert grpc.StatusCode.INTERNAL == status.code
+    assert status.code == grpc.StatusCode.INTERNAL
     assert "hunter2" not in status.message
     assert "inc-42" in status.message
-    assert [("internal_error", "inc-42")] == [(e["event"], e["incident_id"]) for e in logs]
+    assert [(e["event"], e["incident_id"]) for e in logs] == [("internal_error", "inc-42")]
     assert error is logs[0]["exc_info"]
 
 
@@ -88,17 +91,17 @@ class _Context:
         self.trailing = metadata
 
     def abort(self, code: grpc.StatusCode, details: str) -> NoReturn:
-        raise _Aborted(code, details)
+        raise _AbortedError(code, details)
 
 
-class _Aborted(Exception):
+class _AbortedError(Exception):
     pass
 
 
 def test_abort_with_sets_metadata_then_aborts() -> None:
     """abort_with ends the RPC with the mapped status and the error-code metadata."""
     context = _Context()
-    with pytest.raises(_Aborted) as raised:
+    with pytest.raises(_AbortedError) as raised:
         abort_with(context, LimitExceededError("items", "too many"))  # type: ignore[arg-type]
-    assert (grpc.StatusCode.RESOURCE_EXHAUSTED, "items: too many") == raised.value.args
+    assert raised.value.args == (grpc.StatusCode.RESOURCE_EXHAUSTED, "items: too many")
     assert (ERROR_CODE_METADATA, "limit_exceeded") in context.trailing

@@ -58,7 +58,7 @@ class FakeEngine:
         self.batch_calls.append((principal, list(items), context))
         if self.fail_with is not None:
             raise self.fail_with
-        for action, resource in items:
+        for _, resource in items:
             if not resource.tenant:
                 raise InvalidRequestError("resource.tenant", "must not be empty")
         decisions = [
@@ -68,7 +68,7 @@ class FakeEngine:
         return decisions[:-1] if self.drop_last else decisions
 
 
-class Aborted(Exception):
+class AbortedError(Exception):
     pass
 
 
@@ -88,7 +88,7 @@ class FakeContext:
         self.trailing = metadata
 
     def abort(self, code: grpc.StatusCode, details: str) -> NoReturn:
-        raise Aborted(code, details)
+        raise AbortedError(code, details)
 
 
 @pytest.fixture
@@ -100,7 +100,7 @@ def engine() -> FakeEngine:
 def servicer(engine: FakeEngine) -> PolicyServicer:
     ids = iter(f"dec-{n}" for n in range(100))
     return PolicyServicer(
-        engine,  # type: ignore[arg-type]
+        engine,
         limits=Limits(max_batch_items=3),
         decision_log=DecisionLog(new_id=lambda: next(ids), clock=lambda: 0.0),
     )
@@ -126,10 +126,14 @@ def test_check_returns_the_decision_and_logs_one_event(
     )
     with capture_logs() as logs:
         response = servicer.Check(request, FakeContext(request_id="req-7"))  # type: ignore[arg-type]
-    assert (True, ["r"], "dec-0") == (response.allowed, list(response.rule_ids), response.decision_id)
-    assert {"attempt": 2} == engine.batch_calls[0][2]
-    assert [("decision", "dec-0", "req-7")] == [
-        (e["event"], e["decision_id"], e["request_id"]) for e in logs
+    assert (
+        response.allowed,
+        list(response.rule_ids),
+        response.decision_id,
+    ) == (True, ["r"], "dec-0")
+    assert engine.batch_calls[0][2] == {"attempt": 2}
+    assert [(e["event"], e["decision_id"], e["request_id"]) for e in logs] == [
+        ("decision", "dec-0", "req-7")
     ]
 
 
@@ -143,10 +147,10 @@ def test_a_deny_is_an_ok_response(servicer: PolicyServicer) -> None:
 def test_expired_deadline_skips_the_engine(servicer: PolicyServicer, engine: FakeEngine) -> None:
     """A call whose deadline already passed is DEADLINE_EXCEEDED and never evaluated."""
     request = pb.CheckRequest(principal=_principal(), action="read", resource=_resource())
-    with pytest.raises(Aborted) as raised:
+    with pytest.raises(AbortedError) as raised:
         servicer.Check(request, FakeContext(remaining=0.0))  # type: ignore[arg-type]
-    assert grpc.StatusCode.DEADLINE_EXCEEDED == raised.value.args[0]
-    assert [] == engine.batch_calls
+    assert raised.value.args[0] == grpc.StatusCode.DEADLINE_EXCEEDED
+    assert engine.batch_calls == []
 
 
 def test_engine_failure_is_internal_never_allowed(
@@ -155,9 +159,9 @@ def test_engine_failure_is_internal_never_allowed(
     """An engine bug yields INTERNAL (fail closed), with no detail leaked."""
     engine.fail_with = KeyError("secret")
     request = pb.CheckRequest(principal=_principal(), action="read", resource=_resource())
-    with capture_logs(), pytest.raises(Aborted) as raised:
+    with capture_logs(), pytest.raises(AbortedError) as raised:
         servicer.Check(request, FakeContext())  # type: ignore[arg-type]
-    assert grpc.StatusCode.INTERNAL == raised.value.args[0]
+    assert raised.value.args[0] == grpc.StatusCode.INTERNAL
     assert "secret" not in raised.value.args[1]
 
 
@@ -173,10 +177,11 @@ def test_batch_uses_one_engine_call_in_order(servicer: PolicyServicer, engine: F
     )
     with capture_logs() as logs:
         response = servicer.CheckBatch(request, FakeContext(request_id="r"))  # type: ignore[arg-type]
-    assert [True, False, True] == [result.allowed for result in response.results]
-    assert 1 == len(engine.batch_calls)
-    assert [(0, 3), (1, 3), (2, 3)] == [(e["batch_index"], e["batch_size"]) for e in logs]
-    assert 3 == len({result.decision_id for result in response.results})
+    assert [result.allowed for result in response.results] == [True, False, True]
+    assert len(engine.batch_calls) == 1
+    assert [(e["batch_index"], e["batch_size"]) for e in logs] == [(0, 3), (1, 3), (2, 3)]
+    assert [r.decision_id for r in response.results] == [e["decision_id"] for e in logs]
+    assert len({result.decision_id for result in response.results}) == 3
 
 
 def test_batch_item_errors_name_the_item(servicer: PolicyServicer) -> None:
@@ -188,12 +193,12 @@ def test_batch_item_errors_name_the_item(servicer: PolicyServicer) -> None:
             pb.CheckBatchItem(action="read", resource=_resource(tenant="")),
         ],
     )
-    with pytest.raises(Aborted) as raised:
+    with pytest.raises(AbortedError) as raised:
         servicer.CheckBatch(request, FakeContext())  # type: ignore[arg-type]
-    assert (
+    assert raised.value.args == (
         grpc.StatusCode.INVALID_ARGUMENT,
         "items[1].resource.tenant: must not be empty",
-    ) == raised.value.args
+    )
 
 
 def test_batch_over_limit_is_resource_exhausted(
@@ -203,10 +208,10 @@ def test_batch_over_limit_is_resource_exhausted(
     request = pb.CheckBatchRequest(
         principal=_principal(), items=[pb.CheckBatchItem(action="read", resource=_resource())] * 4
     )
-    with pytest.raises(Aborted) as raised:
+    with pytest.raises(AbortedError) as raised:
         servicer.CheckBatch(request, FakeContext())  # type: ignore[arg-type]
-    assert grpc.StatusCode.RESOURCE_EXHAUSTED == raised.value.args[0]
-    assert [] == engine.batch_calls
+    assert raised.value.args[0] == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert engine.batch_calls == []
 
 
 def test_engine_returning_too_few_decisions_fails_closed(
@@ -217,12 +222,12 @@ def test_engine_returning_too_few_decisions_fails_closed(
     request = pb.CheckBatchRequest(
         principal=_principal(), items=[pb.CheckBatchItem(action="read", resource=_resource())] * 2
     )
-    with capture_logs(), pytest.raises(Aborted) as raised:
+    with capture_logs(), pytest.raises(AbortedError) as raised:
         servicer.CheckBatch(request, FakeContext())  # type: ignore[arg-type]
-    assert grpc.StatusCode.INTERNAL == raised.value.args[0]
+    assert raised.value.args[0] == grpc.StatusCode.INTERNAL
 
 
 def test_policy_info_without_reloader_or_cache(servicer: PolicyServicer) -> None:
     """GetPolicyInfo works with neither reload status nor cache (library use)."""
     info = servicer.GetPolicyInfo(pb.GetPolicyInfoRequest(), FakeContext())  # type: ignore[arg-type]
-    assert ("fake", "9", False) == (info.policy.name, info.policy.version, info.cache.enabled)
+    assert (info.policy.name, info.policy.version, info.cache.enabled) == ("fake", "9", False)

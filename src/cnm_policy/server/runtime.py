@@ -1,0 +1,89 @@
+"""The sidecar as one running unit: engine, decision cache, reloader and server, wired once.
+
+`cnm-policy serve` and the end-to-end tests build the sidecar through `open_runtime`, so the
+tests exercise exactly the wiring production runs (which engine the reloader swaps, where cache
+statistics come from, which gate the first version passes). Signals and logging setup stay in
+the CLI: they belong to a process, not to a library object.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cnm_policy.audit import AttributeAllowList, DecisionLog
+from cnm_policy.cache import CachedEngine
+from cnm_policy.engine import Engine, PolicySnapshot, load_snapshot
+from cnm_policy.reload import PolicyReloader, bundle_fingerprint, prove_bundle
+from cnm_policy.server.app import ServerConfig, Sidecar, build_sidecar
+from cnm_policy.testing import run_suite
+
+__all__ = ["Runtime", "RuntimeOptions", "open_runtime"]
+
+
+@dataclass(frozen=True, slots=True)
+class RuntimeOptions:
+    """What to serve and how: the bundle, the cache, the reload gate and the log redaction.
+
+    `cache_size` ``None`` disables the decision cache; `watch_interval` ``None`` disables
+    directory polling (reloads then happen only on request, e.g. SIGHUP).
+    """
+
+    policies: Path
+    cache_size: int | None = 10_000
+    cache_ttl: float = 60.0
+    run_bundle_tests: bool = True
+    watch_interval: float | None = 2.0
+    log_allow: AttributeAllowList = field(default_factory=AttributeAllowList)
+
+
+@dataclass(frozen=True, eq=False)
+class Runtime:
+    """A built, not yet started sidecar and the parts an operator (or a test) may poke."""
+
+    engine: Engine | CachedEngine
+    reloader: PolicyReloader[PolicySnapshot]
+    sidecar: Sidecar
+    options: RuntimeOptions
+
+    def start(self) -> str:
+        """Start serving, then start watching the bundle; returns the bound address."""
+        address = self.sidecar.start()
+        self.reloader.start(self.options.watch_interval)
+        return address
+
+    def stop(self, grace: float | None = None) -> None:
+        """Stop reloading, report NOT_SERVING, drain in-flight calls (within `grace`)."""
+        self.reloader.stop()
+        self.sidecar.stop(grace)
+
+
+def open_runtime(options: RuntimeOptions, config: ServerConfig) -> Runtime:
+    """Load and prove the first version, then wire everything around it.
+
+    Raises a `CnmPolicyError` when the bundle cannot be loaded or fails its own tests: the
+    sidecar never serves (nor reports SERVING for) a version that did not pass the gate.
+    """
+    run_tests = run_suite if options.run_bundle_tests else None
+    # Fingerprint first: an edit landing while the first version loads is then seen as a change.
+    fingerprint = bundle_fingerprint(options.policies)
+    snapshot = prove_bundle(options.policies, load=load_snapshot, run_tests=run_tests)
+    base = Engine(snapshot)
+    engine: Engine | CachedEngine = base
+    if options.cache_size is not None:
+        engine = CachedEngine(base, maxsize=options.cache_size, ttl=options.cache_ttl)
+    reloader = PolicyReloader(
+        engine,
+        options.policies,
+        load=load_snapshot,
+        run_tests=run_tests,
+        initial_fingerprint=fingerprint,
+    )
+    sidecar = build_sidecar(
+        engine,
+        config=config,
+        decision_log=DecisionLog(allow=options.log_allow),
+        reload_status=lambda: reloader.status,
+        cache_stats=engine.stats if isinstance(engine, CachedEngine) else None,
+    )
+    return Runtime(engine=engine, reloader=reloader, sidecar=sidecar, options=options)

@@ -1,0 +1,105 @@
+"""``google.protobuf.Struct`` <-> plain JSON-like Python, with the depth limit applied on the way.
+
+Attributes and context are free-form, so they travel as Structs; policies read them as plain
+dicts, lists and scalars. Two wire quirks are settled here, once: Struct carries every number
+as a double, so integral values within the exact range of a double become ``int`` (``{"level":
+3}`` then means the same over gRPC as in a JSON file, and the cache keys them alike), and NaN or
+infinities are rejected. Every error names the offending value's path (``context.a.b[2]``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from google.protobuf.struct_pb2 import NULL_VALUE, ListValue, Struct, Value
+
+from cnm_policy.errors import InvalidRequestError
+from cnm_policy.server.limits import LimitExceededError
+
+__all__ = ["NO_DEPTH_LIMIT", "dict_to_struct", "struct_to_dict"]
+
+# Largest magnitude at which every integer is exactly representable as a double.
+_MAX_EXACT_INT = 2**53
+NO_DEPTH_LIMIT = 1 << 30
+
+
+def struct_to_dict(
+    struct: Struct, field: str, *, max_depth: int = NO_DEPTH_LIMIT
+) -> dict[str, Any]:
+    """Convert a Struct to JSON-like Python, failing on values nested deeper than `max_depth`.
+
+    `field` is the dotted path of `struct` in the request; errors extend it to the bad value.
+    """
+    return {
+        key: _value_to_python(value, f"{field}.{key}", 1, max_depth)
+        for key, value in struct.fields.items()
+    }
+
+
+def _value_to_python(value: Value, field: str, depth: int, max_depth: int) -> Any:
+    kind = value.WhichOneof("kind")
+    if kind == "string_value":
+        return value.string_value
+    if kind == "bool_value":
+        return value.bool_value
+    if kind == "number_value":
+        return _number(value.number_value, field)
+    if kind in ("struct_value", "list_value"):
+        if depth >= max_depth:
+            raise LimitExceededError(field, f"values nest deeper than {max_depth} levels")
+        if kind == "struct_value":
+            return {
+                key: _value_to_python(item, f"{field}.{key}", depth + 1, max_depth)
+                for key, item in value.struct_value.fields.items()
+            }
+        return [
+            _value_to_python(item, f"{field}[{index}]", depth + 1, max_depth)
+            for index, item in enumerate(value.list_value.values)
+        ]
+    # `null_value`, or a Value with no kind set: JSON null either way.
+    return None
+
+
+def _number(number: float, field: str) -> int | float:
+    if not math.isfinite(number):
+        raise InvalidRequestError(field, "must be a finite number")
+    if number.is_integer() and abs(number) <= _MAX_EXACT_INT:
+        return int(number)
+    return number
+
+
+def dict_to_struct(data: Mapping[str, Any], field: str = "attributes") -> Struct:
+    """Build a Struct from JSON-like Python; raises `InvalidRequestError` for anything else."""
+    struct = Struct()
+    for key, item in data.items():
+        if not isinstance(key, str):
+            raise InvalidRequestError(field, f"keys must be strings, not `{key!r}`")
+        _fill_value(struct.fields[key], item, f"{field}.{key}")
+    return struct
+
+
+def _fill_value(target: Value, item: Any, field: str) -> None:
+    # bool before int/float: bool is a subclass of int.
+    if item is None:
+        target.null_value = NULL_VALUE
+    elif isinstance(item, bool):
+        target.bool_value = item
+    elif isinstance(item, int | float):
+        target.number_value = float(item)
+    elif isinstance(item, str):
+        target.string_value = item
+    elif isinstance(item, Mapping):
+        target.struct_value.SetInParent()  # an empty object is still an object, not null
+        target.struct_value.CopyFrom(dict_to_struct(item, field))
+    elif isinstance(item, list | tuple):
+        target.list_value.SetInParent()  # likewise an empty list
+        _fill_list(target.list_value, item, field)
+    else:
+        raise InvalidRequestError(field, f"unsupported value type `{type(item).__name__}`")
+
+
+def _fill_list(target: ListValue, items: Sequence[Any], field: str) -> None:
+    for index, item in enumerate(items):
+        _fill_value(target.values.add(), item, f"{field}[{index}]")

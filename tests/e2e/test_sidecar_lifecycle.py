@@ -1,0 +1,180 @@
+"""Start, reload and stop like an operator would: signals on a real `cnm-policy serve` process."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from cnm_policy.engine import Engine
+from cnm_policy.model import Decision, Principal, Resource
+from cnm_policy.server.app import ServerConfig, build_sidecar
+from cnm_policy.v1 import policy_pb2 as pb
+from tests.e2e.harness import copy_bundle, device, health_status, policy_stub, principal
+
+pytestmark = pytest.mark.e2e
+
+SERVING = health_pb2.HealthCheckResponse.SERVING
+NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+READ = pb.CheckRequest(principal=principal(), action="read", resource=device())
+
+
+def _eventually(condition: Callable[[], bool], timeout: float = 30.0, what: str = "") -> None:
+    """Poll `condition` until true; fail (never hang) after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    pause = threading.Event()
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        pause.wait(0.05)
+
+
+def _serving(channel: grpc.Channel) -> bool:
+    try:
+        return bool(health_status(channel) == SERVING)
+    except grpc.RpcError:
+        return False
+
+
+class _GatedEngine:
+    """A real engine, except that checks on resource id `slow` wait until released."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    @property
+    def snapshot(self) -> Any:
+        return self._engine.snapshot
+
+    def check(
+        self,
+        principal: Principal,
+        action: str,
+        resource: Resource,
+        context: Mapping[str, Any] | None = None,
+        *,
+        explain: bool = False,
+    ) -> Decision:
+        return self.check_batch(principal, [(action, resource)], context, explain=explain)[0]
+
+    def check_batch(
+        self,
+        principal: Principal,
+        items: Sequence[tuple[str, Resource]],
+        context: Mapping[str, Any] | None = None,
+        *,
+        explain: bool = False,
+    ) -> list[Decision]:
+        if any(resource.id == "slow" for _, resource in items):
+            self.entered.set()
+            assert self.release.wait(30)
+        return self._engine.check_batch(principal, items, context, explain=explain)
+
+
+def test_graceful_stop_reports_not_serving_and_drains_in_flight_calls(bundle: Path) -> None:
+    """Stopping flips health to NOT_SERVING, lets the in-flight call finish, then refuses."""
+    engine = _GatedEngine(Engine.from_path(bundle))
+    sidecar = build_sidecar(engine, config=ServerConfig(listen="127.0.0.1:0", grace_seconds=20))
+    channel = grpc.insecure_channel(sidecar.start())
+    stub = policy_stub(channel)
+    watch = health_pb2_grpc.HealthStub(channel).Watch(health_pb2.HealthCheckRequest(), timeout=30)
+    assert next(watch).status == SERVING
+    slow = stub.Check.future(
+        pb.CheckRequest(principal=principal(), action="read", resource=device(device_id="slow")),
+        timeout=30,
+    )
+    assert engine.entered.wait(10)
+    stopper = threading.Thread(target=sidecar.stop)
+    stopper.start()
+    try:
+        assert next(watch).status == NOT_SERVING
+        watch.cancel()  # a watcher would otherwise hold the drain open until the grace ends
+        engine.release.set()
+        assert slow.result(timeout=10).allowed
+    finally:
+        engine.release.set()
+        stopper.join(timeout=30)
+    assert not stopper.is_alive()
+    with pytest.raises(grpc.RpcError) as raised:
+        stub.Check(READ, timeout=5)
+    assert raised.value.code() == grpc.StatusCode.UNAVAILABLE
+    channel.close()
+
+
+@contextmanager
+def _serve_process(*args: str, cwd: Path) -> Iterator[subprocess.Popen[str]]:
+    command = [sys.executable, "-m", "cnm_policy", "serve", "--log-format", "json", *args]
+    process = subprocess.Popen(
+        command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate(timeout=30)
+
+
+def test_serve_process_reloads_on_sighup_and_exits_0_on_sigterm(
+    bundle: Path, tmp_path: Path
+) -> None:
+    """The real process serves, logs JSON decisions, reloads on SIGHUP, drains on SIGTERM."""
+    address = f"unix:{tmp_path / 'sidecar.sock'}"
+    args = ("--policies", str(bundle), "--listen", address, "--watch-interval", "0")
+    with _serve_process(*args, cwd=tmp_path) as process, grpc.insecure_channel(address) as channel:
+        _eventually(lambda: _serving(channel), what="SERVING")
+        stub = policy_stub(channel)
+        stub.Check(READ, metadata=(("x-request-id", "proc-1"),), timeout=5)
+        copy_bundle(bundle, "v2-overlay")
+        process.send_signal(signal.SIGHUP)
+        _eventually(
+            lambda: (
+                stub.GetPolicyInfo(pb.GetPolicyInfoRequest(), timeout=5).policy.version == "2.0.0"
+            ),
+            what="version 2 after SIGHUP",
+        )
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=30)
+    assert process.returncode == 0, err
+    events = [json.loads(line) for line in out.splitlines()]
+    names = [event["event"] for event in events]
+    assert {"sidecar_started", "decision", "policy_reload", "sidecar_stopped"} <= set(names)
+    assert names.index("sidecar_stopping") < names.index("sidecar_stopped")
+    (decision,) = [event for event in events if event["event"] == "decision"]
+    assert (decision["request_id"], decision["allowed"]) == ("proc-1", True)
+    assert all("timestamp" in event for event in events)
+
+
+def test_sigint_also_stops_gracefully(bundle: Path, tmp_path: Path) -> None:
+    """Ctrl-C (SIGINT) is a graceful stop with exit status 0, like SIGTERM."""
+    address = f"unix:{tmp_path / 'sidecar.sock'}"
+    with _serve_process("--policies", str(bundle), "--listen", address, cwd=tmp_path) as process:
+        with grpc.insecure_channel(address) as channel:
+            _eventually(lambda: _serving(channel), what="SERVING")
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=30)
+    assert process.returncode == 0, err
+
+
+def test_serve_refuses_to_start_on_a_broken_bundle(tmp_path: Path) -> None:
+    """A bundle that fails validation is never served: exit 4 with the problem on stderr."""
+    bundle = copy_bundle(tmp_path / "bundle", "broken-overlay")
+    address = f"unix:{tmp_path / 'sidecar.sock'}"
+    with _serve_process("--policies", str(bundle), "--listen", address, cwd=tmp_path) as process:
+        out, err = process.communicate(timeout=30)
+    assert process.returncode == 4
+    assert "ghost-role" in err
+    assert not (tmp_path / "sidecar.sock").exists()
+    assert "sidecar_start_failed" in out

@@ -1,0 +1,60 @@
+"""Server configuration: loopback by default, remote only on request, bad addresses refused."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from cnm_policy.engine import Engine
+from cnm_policy.server.app import ServerConfig, ServerConfigError, build_sidecar, is_local_address
+
+BUNDLE = Path(__file__).resolve().parents[2] / "e2e" / "bundles" / "v1"
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "127.0.0.1:50051",
+        "127.0.0.2:0",
+        "localhost:50051",
+        "[::1]:50051",
+        "unix:/run/cnm/sidecar.sock",
+        "unix-abstract:cnm",
+    ],
+)
+def test_loopback_and_unix_addresses_are_local(address: str) -> None:
+    """Loopback hosts and unix sockets are reachable only from this machine."""
+    assert is_local_address(address)
+    assert ServerConfig(listen=address).listen == address
+
+
+@pytest.mark.parametrize(
+    "address", ["0.0.0.0:50051", "[::]:50051", "10.1.2.3:50051", "sidecar.internal:50051"]
+)
+def test_other_addresses_need_allow_remote(address: str) -> None:
+    """Anything reachable from other hosts (or a name that may be) needs an explicit opt-in."""
+    assert not is_local_address(address)
+    with pytest.raises(ServerConfigError, match="--allow-remote"):
+        ServerConfig(listen=address)
+    assert ServerConfig(listen=address, allow_remote=True).allow_remote
+
+
+@pytest.mark.parametrize("address", ["50051", "localhost", "127.0.0.1:port"])
+def test_malformed_addresses_are_refused(address: str) -> None:
+    """An address without a numeric port is a configuration error naming it."""
+    with pytest.raises(ServerConfigError, match="is not `HOST:PORT` or `unix:PATH`"):
+        ServerConfig(listen=address)
+
+
+def test_binding_an_address_in_use_is_a_configuration_error() -> None:
+    """Two sidecars cannot share a port (SO_REUSEPORT is off): the second fails clearly."""
+    engine = Engine.from_path(BUNDLE)
+    first = build_sidecar(engine, config=ServerConfig(listen="127.0.0.1:0"))
+    address = first.start()
+    try:
+        second = build_sidecar(engine, config=ServerConfig(listen=address))
+        with pytest.raises(ServerConfigError, match="cannot listen on"):
+            second.start()
+    finally:
+        first.stop(grace=0)

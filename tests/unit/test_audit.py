@@ -1,0 +1,142 @@
+"""Decision events: one canonical `decision` event per decision, attribute values redacted."""
+
+from __future__ import annotations
+
+from collections.abc import MutableMapping
+from typing import Any
+
+import pytest
+from structlog.testing import capture_logs
+
+from cnm_policy.audit import AttributeAllowList, DecisionLog, format_timestamp
+from cnm_policy.model import Decision, Principal, Resource
+
+PRINCIPAL = Principal("u-1", "acme", ("customer-admin",), {"mfa": True, "email": "ann@example.com"})
+RESOURCE = Resource("device", "dev-1", "acme/emea", {"site": "paris", "serial": "SN-99"})
+CONTEXT = {"channel": "portal", "ticket": "CHG-1"}
+DECISION = Decision(
+    allowed=False,
+    rule_ids=("deny-freeze",),
+    reason="denied by rule `deny-freeze`",
+    policy_name="cnm",
+    policy_version="1.2.0",
+    policy_digest="sha256:abc",
+    errors=("window start `secret-value` is not an RFC 3339 timestamp",),
+    cached=True,
+)
+
+
+def _record(log: DecisionLog, **changes: Any) -> list[MutableMapping[str, Any]]:
+    arguments: dict[str, Any] = {
+        "principal": PRINCIPAL,
+        "action": "reboot",
+        "resource": RESOURCE,
+        "context": CONTEXT,
+        "decision": DECISION,
+        "decision_id": "dec-1",
+        "request_id": "req-1",
+        "latency_seconds": 0.0012345,
+    }
+    arguments.update(changes)
+    with capture_logs() as logs:
+        log.record(**arguments)
+    return logs
+
+
+def test_decision_event_has_the_canonical_fields() -> None:
+    """The event carries who, what, on what, the answer, why, which policy, and how fast."""
+    logs = _record(DecisionLog(clock=lambda: 1_767_225_600.25))
+    assert logs == [
+        {
+            "event": "decision",
+            "log_level": "info",
+            "timestamp": "2026-01-01T00:00:00.250Z",
+            "decision_id": "dec-1",
+            "request_id": "req-1",
+            "principal_id": "u-1",
+            "principal_tenant": "acme",
+            "principal_roles": ["customer-admin"],
+            "action": "reboot",
+            "resource_kind": "device",
+            "resource_id": "dev-1",
+            "resource_tenant": "acme/emea",
+            "allowed": False,
+            "rule_ids": ["deny-freeze"],
+            "policy_name": "cnm",
+            "policy_version": "1.2.0",
+            "policy_digest": "sha256:abc",
+            "cached": True,
+            "latency_ms": 1.234,
+            "error_count": 1,
+        }
+    ]
+
+
+def test_attribute_values_are_not_logged_by_default() -> None:
+    """No attribute or context value (nor condition error text) reaches the log unless listed."""
+    logs = _record(DecisionLog())
+    rendered = repr(logs)
+    for secret in ("ann@example.com", "SN-99", "paris", "CHG-1", "portal", "secret-value"):
+        assert secret not in rendered
+
+
+def test_allow_listed_attributes_are_logged() -> None:
+    """Only the allow-listed keys appear, grouped by where they came from."""
+    allow = AttributeAllowList.parse(["resource.site", "context.channel", "principal.absent"])
+    (event,) = _record(DecisionLog(allow=allow))
+    assert event["resource_attributes"] == {"site": "paris"}
+    assert event["context"] == {"channel": "portal"}
+    assert "principal_attributes" not in event
+
+
+def test_batch_logs_one_event_per_item_with_its_position() -> None:
+    """A CheckBatch logs each decision, in order, saying which item of how many it is."""
+    other = Resource("ticket", "t-9", "acme", {"site": "lyon"})
+    allow = AttributeAllowList.parse(["resource.site", "context.channel"])
+    log = DecisionLog(allow=allow, new_id=lambda: "call-1", clock=lambda: 0.0)
+    ids = log.new_decision_ids(2)
+    with capture_logs() as logs:
+        log.record_batch(
+            principal=PRINCIPAL,
+            items=[("reboot", RESOURCE), ("read", other)],
+            context=CONTEXT,
+            decisions=[DECISION, DECISION],
+            decision_ids=ids,
+            request_id="req-2",
+            latency_seconds=0.5,
+        )
+    assert ids == ["call-1-0", "call-1-1"]
+    assert [
+        (e["decision_id"], e["batch_index"], e["batch_size"], e["resource_id"]) for e in logs
+    ] == [("call-1-0", 0, 2, "dev-1"), ("call-1-1", 1, 2, "t-9")]
+    assert [e["resource_attributes"] for e in logs] == [{"site": "paris"}, {"site": "lyon"}]
+    assert {e["request_id"] for e in logs} == {"req-2"}
+    assert {e["latency_ms"] for e in logs} == {500.0}
+    assert {str(e["context"]) for e in logs} == {str({"channel": "portal"})}
+
+
+def test_missing_request_id_is_null_and_long_ones_are_clipped() -> None:
+    """The caller-supplied request id is optional and cannot bloat the log."""
+    (without,) = _record(DecisionLog(), request_id=None)
+    (clipped,) = _record(DecisionLog(), request_id="r" * 1000)
+    assert without["request_id"] is None
+    assert len(clipped["request_id"]) == 128
+
+
+def test_decision_ids_come_from_the_injected_source() -> None:
+    """Decision ids are injectable (tests) and unique by default (uuid4)."""
+    assert DecisionLog(new_id=lambda: "fixed").new_decision_id() == "fixed"
+    default = DecisionLog()
+    assert default.new_decision_id() != default.new_decision_id()
+
+
+@pytest.mark.parametrize("name", ["site", "resource.", "request.site"])
+def test_malformed_allow_list_entries_are_rejected(name: str) -> None:
+    """Allow-list entries must be `principal.<key>`, `resource.<key>` or `context.<key>`."""
+    with pytest.raises(ValueError, match="is not"):
+        AttributeAllowList.parse([name])
+
+
+def test_timestamps_are_rfc3339_utc_with_milliseconds() -> None:
+    """Timestamps sort lexically and say UTC explicitly."""
+    assert format_timestamp(1.5) == "1970-01-01T00:00:01.500Z"
