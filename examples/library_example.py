@@ -8,9 +8,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from cnm_policy.cache import CachedEngine
-
 from cnm_policy import Engine, InvalidRequestError, Principal, Resource
+from cnm_policy.cache import CachedEngine
 
 BUNDLE = Path(__file__).resolve().parent.parent / "policies" / "cnm"
 

@@ -1,0 +1,306 @@
+"""`cnm-policy validate | test | lint | diff | explain`: the review toolkit on the command line.
+
+Thin adapters: read the bundle (a directory or ``git:REV:path``), call :mod:`cnm_policy.review`,
+print the rendered report, return an exit code CI can gate on::
+
+    0  ok
+    1  findings: validation errors, failing tests, lint findings at or above --fail-on,
+       access that widens with --fail-on-widen, an invalid bundle
+    2  usage error or unreadable input (missing directory, bad git revision, bad request JSON)
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from cnm_policy.engine import compile_bundle
+from cnm_policy.errors import InvalidRequestError, PolicySourceError
+from cnm_policy.policy import Bundle, BundleSource, parse_bundle
+from cnm_policy.review import (
+    DEFAULT_DESTRUCTIVE_ACTIONS,
+    LINT_CODES,
+    Format,
+    Severity,
+    diff_bundles,
+    explain_request,
+    junit_xml,
+    lint_source,
+    parse_access_request,
+    read_source,
+    render_diff,
+    render_explain,
+    render_lint,
+    render_test,
+    render_validation,
+    run_bundle_tests,
+    validate_source,
+)
+from cnm_policy.review.report import problem_lines
+from cnm_policy.review.validate import sorted_problems
+
+__all__ = ["EXIT_FINDINGS", "EXIT_OK", "EXIT_USAGE", "register"]
+
+EXIT_OK = 0
+EXIT_FINDINGS = 1
+EXIT_USAGE = 2
+
+_BUNDLE_HELP = "bundle directory, or git:REV:path/to/bundle"
+_EXIT_HELP = "Exit status: 0 ok, 1 findings, 2 usage error or unreadable input."
+
+
+def register(subparsers: Any) -> None:
+    """Add the review sub-commands: validate, test, lint, diff, explain."""
+    for add in (_add_validate, _add_test, _add_lint, _add_diff, _add_explain):
+        add(subparsers)
+
+
+def _parser(subparsers: Any, name: str, help_text: str, description: str) -> Any:
+    parser = subparsers.add_parser(name, help=help_text, description=f"{description} {_EXIT_HELP}")
+    parser.add_argument(
+        "--format",
+        type=Format,
+        choices=list(Format),
+        default=Format.TEXT,
+        help="report format (default: text; markdown suits pull-request comments)",
+    )
+    return parser
+
+
+def _add_validate(subparsers: Any) -> None:
+    parser = _parser(
+        subparsers,
+        "validate",
+        "report every problem in a bundle and its test files",
+        "Validate a policy bundle and its tests/*_test.yaml, listing every problem with "
+        "file:line and a stable code.",
+    )
+    parser.add_argument("bundle", metavar="BUNDLE", help=_BUNDLE_HELP)
+    parser.add_argument("--strict", action="store_true", help="fail on warnings too")
+    parser.set_defaults(func=run_validate)
+
+
+def _add_test(subparsers: Any) -> None:
+    parser = _parser(
+        subparsers,
+        "test",
+        "run a bundle's test cases, with rule coverage",
+        "Run the bundle's own test cases; show each failure with expected vs actual and the "
+        "deciding rules, and the rules no case covers.",
+    )
+    parser.add_argument("bundle", metavar="BUNDLE", help=_BUNDLE_HELP)
+    parser.add_argument("--junit", type=Path, metavar="FILE", help="also write JUnit XML here")
+    parser.add_argument("--verbose", "-v", action="store_true", help="list passing cases too")
+    parser.add_argument(
+        "--require-coverage", action="store_true", help="fail when any rule is uncovered"
+    )
+    parser.set_defaults(func=run_test)
+
+
+def _add_lint(subparsers: Any) -> None:
+    codes = ", ".join(LINT_CODES)
+    parser = _parser(
+        subparsers,
+        "lint",
+        "report risky but valid patterns in a bundle",
+        f"Report risky but valid policy patterns, each with a code and severity ({codes}).",
+    )
+    parser.add_argument("bundle", metavar="BUNDLE", help=_BUNDLE_HELP)
+    parser.add_argument(
+        "--fail-on",
+        choices=[*(s.value for s in Severity), "never"],
+        default=Severity.ERROR.value,
+        help="exit 1 on findings at or above this severity (default: error)",
+    )
+    parser.add_argument(
+        "--disable",
+        action="append",
+        default=[],
+        choices=sorted(LINT_CODES),
+        metavar="CODE",
+        help="skip this check (repeatable)",
+    )
+    parser.add_argument(
+        "--destructive-actions",
+        type=_names,
+        default=DEFAULT_DESTRUCTIVE_ACTIONS,
+        metavar="A,B",
+        help="actions that need a guardrail (default: configure,reboot)",
+    )
+    parser.set_defaults(func=run_lint)
+
+
+def _add_diff(subparsers: Any) -> None:
+    parser = _parser(
+        subparsers,
+        "diff",
+        "report the effective access change between two bundle versions",
+        "Compare effective grants (role inheritance included) of OLD and NEW: grants added, "
+        "removed, widened or narrowed, with the rules responsible.",
+    )
+    parser.add_argument("old", metavar="OLD", help=_BUNDLE_HELP)
+    parser.add_argument("new", metavar="NEW", help=_BUNDLE_HELP)
+    parser.add_argument(
+        "--fail-on-widen", action="store_true", help="exit 1 when access widens (or may widen)"
+    )
+    parser.add_argument(
+        "--repo",
+        type=Path,
+        default=Path("."),
+        metavar="DIR",
+        help="git repository for git: references (default: the current directory)",
+    )
+    parser.set_defaults(func=run_diff)
+
+
+def _add_explain(subparsers: Any) -> None:
+    parser = _parser(
+        subparsers,
+        "explain",
+        "show how every rule fared for one request",
+        "Decide one request and show every rule that targets its kind or action: whether its "
+        "role, kind, action, scope and condition matched, and the final effect.",
+    )
+    parser.add_argument("--policies", required=True, metavar="BUNDLE", help=_BUNDLE_HELP)
+    parser.add_argument(
+        "request", nargs="?", default="-", metavar="REQUEST", help="JSON request file, or -"
+    )
+    parser.add_argument(
+        "--at",
+        type=_instant,
+        default=None,
+        metavar="TIME",
+        help="evaluate as of TIME (ISO 8601 with offset, or epoch seconds); default: now",
+    )
+    parser.set_defaults(func=run_explain)
+
+
+def run_validate(args: argparse.Namespace) -> int:
+    """`validate`: exit 1 on any error (any warning too with --strict)."""
+    source = _source(args.bundle, "validate")
+    if source is None:
+        return EXIT_USAGE
+    report = validate_source(source)
+    sys.stdout.write(render_validation(report, args.format))
+    return EXIT_OK if report.ok(strict=args.strict) else EXIT_FINDINGS
+
+
+def run_test(args: argparse.Namespace) -> int:
+    """`test`: exit 1 on failures, test-file problems, no cases, or (opt-in) uncovered rules."""
+    source = _source(args.bundle, "test")
+    if source is None:
+        return EXIT_USAGE
+    report = run_bundle_tests(source)
+    if args.junit is not None:
+        try:
+            args.junit.write_text(junit_xml(report), encoding="utf-8")
+        except OSError as exc:
+            return _fail("test", f"cannot write `{args.junit}`: {exc.strerror}")
+    sys.stdout.write(render_test(report, args.format, verbose=args.verbose))
+    failed = not report.ok or (args.require_coverage and bool(report.uncovered))
+    return EXIT_FINDINGS if failed else EXIT_OK
+
+
+def run_lint(args: argparse.Namespace) -> int:
+    """`lint`: exit 1 for an invalid bundle or findings at or above --fail-on."""
+    source = _source(args.bundle, "lint")
+    if source is None:
+        return EXIT_USAGE
+    report = lint_source(
+        source, destructive_actions=args.destructive_actions, disabled=args.disable
+    )
+    sys.stdout.write(render_lint(report, args.format))
+    if report.bundle is None:
+        return EXIT_FINDINGS
+    if args.fail_on != "never" and report.at_or_above(Severity(args.fail_on)):
+        return EXIT_FINDINGS
+    return EXIT_OK
+
+
+def run_diff(args: argparse.Namespace) -> int:
+    """`diff`: exit 1 for an invalid side, or widened access with --fail-on-widen."""
+    old_source = _source(args.old, "diff", repo=args.repo)
+    new_source = _source(args.new, "diff", repo=args.repo)
+    if old_source is None or new_source is None:
+        return EXIT_USAGE
+    old, new = _bundle(old_source, "diff"), _bundle(new_source, "diff")
+    if old is None or new is None:
+        return EXIT_FINDINGS
+    diff = diff_bundles(old, new)
+    sys.stdout.write(render_diff(diff, args.format))
+    return EXIT_FINDINGS if args.fail_on_widen and diff.widens else EXIT_OK
+
+
+def run_explain(args: argparse.Namespace) -> int:
+    """`explain`: exit 0 whatever the decision; 1 invalid bundle; 2 bad request."""
+    try:
+        text = sys.stdin.read() if args.request == "-" else Path(args.request).read_text("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        return _fail("explain", f"cannot read `{args.request}`: {exc}")
+    try:
+        request = parse_access_request(text)
+    except InvalidRequestError as exc:
+        return _fail("explain", f"invalid request: {exc}")
+    source = _source(args.policies, "explain")
+    if source is None:
+        return EXIT_USAGE
+    bundle = _bundle(source, "explain")
+    if bundle is None:
+        return EXIT_FINDINGS
+    now = args.at if args.at is not None else time.time()
+    try:
+        explanation = explain_request(compile_bundle(bundle), request, now=now)
+    except InvalidRequestError as exc:
+        return _fail("explain", f"invalid request: {exc}")
+    sys.stdout.write(render_explain(explanation, args.format))
+    return EXIT_OK
+
+
+def _source(spec: str, command: str, *, repo: Path = Path(".")) -> BundleSource | None:
+    """Read a bundle; an unreadable one is reported on stderr (exit 2 for the caller)."""
+    try:
+        return read_source(spec, repo=repo)
+    except PolicySourceError as exc:
+        _fail(command, str(exc))
+        return None
+
+
+def _bundle(source: BundleSource, command: str) -> Bundle | None:
+    """Validate a bundle; an invalid one has its errors listed on stderr."""
+    bundle, problems = parse_bundle(source)
+    if bundle is None:
+        errors = sorted_problems(p for p in problems if p.severity == "error")
+        lines = "\n".join(f"  {line}" for line in problem_lines(errors))
+        print(f"cnm-policy {command}: `{source.origin}` is invalid:\n{lines}", file=sys.stderr)
+    return bundle
+
+
+def _fail(command: str, message: str) -> int:
+    print(f"cnm-policy {command}: {message}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def _names(text: str) -> tuple[str, ...]:
+    names = tuple(name.strip() for name in text.split(",") if name.strip())
+    if not names:
+        raise argparse.ArgumentTypeError("expected a comma-separated list of actions")
+    return names
+
+
+def _instant(text: str) -> float:
+    """Epoch seconds, or ISO 8601 with an explicit offset (a naive time is ambiguous)."""
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"`{text}` is not ISO 8601 or epoch seconds") from None
+    if moment.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"`{text}` needs a UTC offset (e.g. `Z` or `+01:00`)")
+    return moment.timestamp()

@@ -1,0 +1,115 @@
+"""How far a rule reaches, and when one reach contains another: the order lint and diff share.
+
+Reviewers ask two questions of every change: "does this still apply wherever that applied?"
+(a deny shadowing an allow, a rule made redundant by another) and "did access get wider or
+narrower?" (diff). Both reduce to one partial order on :class:`Reach` - scope, tenant pins
+and condition - plus role inheritance, so the order is defined once, here.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from cnm_policy.policy import Condition, RoleDef, RuleDef, Scope, is_within
+
+__all__ = [
+    "Reach",
+    "condition_text",
+    "role_closures",
+    "rule_reach",
+    "scope_covers",
+    "tenants_cover",
+]
+
+# Which scopes contain which, for the same principal: own within subtree within any, and
+# assigned within any. `assigned` and own/subtree are incomparable (different tenant sets).
+_WITHIN: Mapping[Scope, frozenset[Scope]] = {
+    Scope.OWN: frozenset({Scope.OWN}),
+    Scope.SUBTREE: frozenset({Scope.OWN, Scope.SUBTREE}),
+    Scope.ASSIGNED: frozenset({Scope.ASSIGNED}),
+    Scope.ANY: frozenset(Scope),
+}
+
+
+def scope_covers(outer: Scope, inner: Scope) -> bool:
+    """True when every tenant `inner` reaches is also reached by `outer`, for any principal."""
+    return inner in _WITHIN[outer]
+
+
+def tenants_cover(outer: tuple[str, ...], inner: tuple[str, ...]) -> bool:
+    """True when tenant pins `outer` admit every resource tenant that pins `inner` admit.
+
+    No pins means every tenant; a pinned reach never covers an unpinned one.
+    """
+    if not outer:
+        return True
+    if not inner:
+        return False
+    return all(any(is_within(tenant, root) for root in outer) for tenant in inner)
+
+
+def condition_text(condition: Condition | None) -> str | None:
+    """A condition's canonical text, so whitespace or redundant parentheses are no change."""
+    if condition is None:
+        return None
+    # INVARIANT: the condition compiled, so its source is a valid Python expression.
+    return ast.unparse(ast.parse(condition.source, mode="eval"))
+
+
+@dataclass(frozen=True, slots=True)
+class Reach:
+    """Where and when a grant applies: scope, optional tenant pins, optional condition."""
+
+    scope: Scope
+    tenants: tuple[str, ...] = ()
+    condition: str | None = None
+
+    def covers(self, other: Reach) -> bool:
+        """True when this reach applies to every request `other` applies to.
+
+        Conditions are compared as text: no condition covers any condition, and a condition
+        covers only itself (two different expressions are treated as unrelated).
+        """
+        return (
+            scope_covers(self.scope, other.scope)
+            and tenants_cover(self.tenants, other.tenants)
+            and (self.condition is None or self.condition == other.condition)
+        )
+
+    def describe_scope(self) -> str:
+        """``subtree``, or ``any within `acme`, `beta``` when pinned to tenants."""
+        if not self.tenants:
+            return self.scope.value
+        pins = ", ".join(f"`{tenant}`" for tenant in self.tenants)
+        return f"{self.scope.value} within {pins}"
+
+    def sort_key(self) -> tuple[str, tuple[str, ...], str]:
+        """A total order for stable output (``None`` conditions first)."""
+        return (self.scope.value, self.tenants, self.condition or "")
+
+
+def rule_reach(rule: RuleDef) -> Reach:
+    """The reach of one rule, with its condition in canonical text."""
+    return Reach(rule.scope, tuple(sorted(rule.tenants)), condition_text(rule.condition))
+
+
+def role_closures(roles: Mapping[str, RoleDef]) -> dict[str, frozenset[str]]:
+    """For each role, itself plus every role it inherits (transitively).
+
+    A principal holding role R also holds everything in R's closure, so a rule naming any role
+    of the closure applies to R - allows and denies alike.
+    """
+    closures: dict[str, frozenset[str]] = {}
+    for role in roles:
+        seen = {role}
+        pending = [role]
+        while pending:
+            definition = roles.get(pending.pop())
+            for parent in definition.inherits if definition is not None else ():
+                if parent not in seen:
+                    seen.add(parent)
+                    pending.append(parent)
+        closures[role] = frozenset(seen)
+    return closures
