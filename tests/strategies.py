@@ -12,8 +12,8 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from cnm_policy import Principal, Resource
-from cnm_policy.engine import PolicySnapshot, compile_bundle
+from cnm_policy import Decision, Principal, Resource
+from cnm_policy.engine import PolicySnapshot, compile_bundle, decide_batch
 from cnm_policy.policy import BundleSource, parse_bundle
 
 TENANTS = (
@@ -205,3 +205,38 @@ def contexts(draw: st.DrawFn) -> dict[str, Any]:
     if draw(st.booleans()):
         context["ticket"] = "CHG-1"
     return context
+
+
+@dataclass(frozen=True)
+class Check:
+    """One generated question against one generated policy, at the fixed instant NOW."""
+
+    snapshot: PolicySnapshot
+    principal: Principal
+    action: str
+    resource: Resource
+    context: dict[str, Any]
+
+    def decide(self, *, explain: bool = False) -> Decision:
+        """The engine's decision for this check."""
+        items = ((self.action, self.resource),)
+        return decide_batch(
+            self.snapshot, self.principal, items, self.context, NOW, explain=explain
+        )[0]
+
+
+@st.composite
+def checks(
+    draw: st.DrawFn,
+    principal_strategy: st.SearchStrategy[Principal] | None = None,
+    action_strategy: st.SearchStrategy[str] | None = None,
+    resource_strategy: st.SearchStrategy[Resource] | None = None,
+) -> Check:
+    """A random policy plus a random request against it."""
+    return Check(
+        snapshot=draw(snapshots()),
+        principal=draw(principals() if principal_strategy is None else principal_strategy),
+        action=draw(actions if action_strategy is None else action_strategy),
+        resource=draw(resources() if resource_strategy is None else resource_strategy),
+        context=draw(contexts()),
+    )

@@ -16,7 +16,9 @@ from cnm_policy.policy import Side
 from tests.strategies import (
     NOW,
     TENANT_PAIRS,
+    Check,
     actions,
+    checks,
     contexts,
     customer_principals,
     principals,
@@ -74,16 +76,10 @@ def test_customers_never_leave_their_subtree(
         assert resource.tenant.split("/")[: len(own_segments)] == own_segments
 
 
-@given(snapshots(), principals(), actions, resources(), contexts())
-def test_applicable_deny_always_wins(
-    snapshot: PolicySnapshot,
-    principal: Principal,
-    action: str,
-    resource: Resource,
-    context: dict[str, Any],
-) -> None:
+@given(checks())
+def test_applicable_deny_always_wins(check: Check) -> None:
     """If any deny rule fully applies, the decision is deny and names it."""
-    decision = decide(snapshot, principal, action, resource, context, explain=True)
+    decision = check.decide(explain=True)
     applied_denies = [t.rule_id for t in decision.trace if t.effect == "deny" and t.applied]
     if applied_denies:
         assert decision.allowed is False
@@ -93,79 +89,47 @@ def test_applicable_deny_always_wins(
         assert decision.errors == ()
 
 
-@given(snapshots(), principals(), actions, resources(), contexts())
-def test_indexed_evaluator_agrees_with_casbin(
-    snapshot: PolicySnapshot,
-    principal: Principal,
-    action: str,
-    resource: Resource,
-    context: dict[str, Any],
-) -> None:
+@given(checks())
+def test_indexed_evaluator_agrees_with_casbin(check: Check) -> None:
     """The partitioned hot path gives exactly casbin Enforcer's verdict."""
-    decision = decide(snapshot, principal, action, resource, context)
-    prepared = prepare_principal(snapshot, principal)
-    checked = validate_target(action, resource, context)
-    assert decision.allowed == reference_allowed(snapshot, prepared, action, resource, checked, NOW)
+    snapshot = check.snapshot
+    prepared = prepare_principal(snapshot, check.principal)
+    context = validate_target(check.action, check.resource, check.context)
+    expected = reference_allowed(snapshot, prepared, check.action, check.resource, context, NOW)
+    assert expected == check.decide().allowed
 
 
-@given(snapshots(), principals(), resources(), contexts())
-def test_unknown_action_is_denied(
-    snapshot: PolicySnapshot, principal: Principal, resource: Resource, context: dict[str, Any]
-) -> None:
+@given(checks(action_strategy=st.just("ghost-action")))
+def test_unknown_action_is_denied(check: Check) -> None:
     """An action no kind defines is never allowed."""
-    assert decide(snapshot, principal, "ghost-action", resource, context).allowed is False
+    assert check.decide().allowed is False
 
 
-@given(snapshots(), principals(), actions, contexts(), st.sampled_from(("acme", "globex")))
-def test_unknown_kind_is_denied(
-    snapshot: PolicySnapshot,
-    principal: Principal,
-    action: str,
-    context: dict[str, Any],
-    tenant: str,
-) -> None:
+@given(checks(resource_strategy=resources(kinds=("ghost-kind",))))
+def test_unknown_kind_is_denied(check: Check) -> None:
     """A resource kind the bundle does not declare is never allowed."""
-    resource = Resource(kind="ghost-kind", id="x", tenant=tenant)
-    assert decide(snapshot, principal, action, resource, context).allowed is False
+    assert check.decide().allowed is False
 
 
-@given(snapshots(), principals(role_pool=("ghost", "phantom")), actions, resources(), contexts())
-def test_unknown_roles_grant_nothing(
-    snapshot: PolicySnapshot,
-    principal: Principal,
-    action: str,
-    resource: Resource,
-    context: dict[str, Any],
-) -> None:
+@given(checks(principal_strategy=principals(role_pool=("ghost", "phantom"))))
+def test_unknown_roles_grant_nothing(check: Check) -> None:
     """Roles the bundle does not define never allow anything."""
-    assert decide(snapshot, principal, action, resource, context).allowed is False
+    assert check.decide().allowed is False
 
 
-@given(snapshots(), principals(), actions, resources(), contexts())
-def test_decisions_are_deterministic(
-    snapshot: PolicySnapshot,
-    principal: Principal,
-    action: str,
-    resource: Resource,
-    context: dict[str, Any],
-) -> None:
+@given(checks())
+def test_decisions_are_deterministic(check: Check) -> None:
     """The same request against the same snapshot always gives the same decision."""
-    engine = Engine(snapshot, clock=lambda: NOW)
-    first = engine.check(principal, action, resource, context)
-    assert engine.check(principal, action, resource, context) == first
-    assert decide(snapshot, principal, action, resource, context) == first
+    engine = Engine(check.snapshot, clock=lambda: NOW)
+    first = engine.check(check.principal, check.action, check.resource, check.context)
+    assert first == engine.check(check.principal, check.action, check.resource, check.context)
+    assert first == check.decide()
 
 
-@given(snapshots(), principals(), actions, resources(), contexts())
-def test_mixed_side_principals_are_refused(
-    snapshot: PolicySnapshot,
-    principal: Principal,
-    action: str,
-    resource: Resource,
-    context: dict[str, Any],
-) -> None:
+@given(checks())
+def test_mixed_side_principals_are_refused(check: Check) -> None:
     """Holding both customer and internal roles is suspicious: always deny."""
-    prepared = prepare_principal(snapshot, principal)
-    sides = {snapshot.side_of(role) for role in prepared.roles}
+    prepared = prepare_principal(check.snapshot, check.principal)
+    sides = {check.snapshot.side_of(role) for role in prepared.roles}
     if {Side.CUSTOMER, Side.INTERNAL} <= sides:
-        assert decide(snapshot, principal, action, resource, context).allowed is False
+        assert check.decide().allowed is False
