@@ -3,7 +3,7 @@
 Start the sidecar on the bundled policy (``make run``, or ``cnm-policy serve``), then::
 
     python examples/client.py 127.0.0.1:50051
-    python examples/client.py unix:/run/cnm-policy/sidecar.sock
+    python examples/client.py unix:/run/cnm-policy/sidecar.sock --timeout 0.5
 
 Two habits every caller should copy:
 
@@ -69,12 +69,12 @@ def describe(action: str, resource: pb.Resource, response: pb.CheckResponse) -> 
     )
 
 
-def run(stub: Any, request_id: str) -> list[str]:
+def run(stub: Any, request_id: str, timeout: float = TIMEOUT_SECONDS) -> list[str]:
     """One Check and one CheckBatch; returns the lines to print."""
     metadata = (("x-request-id", request_id),)
-    single = stub.Check(SINGLE, timeout=TIMEOUT_SECONDS, metadata=metadata)
+    single = stub.Check(SINGLE, timeout=timeout, metadata=metadata)
     lines = ["check " + describe(SINGLE.action, SINGLE.resource, single)]
-    batch = stub.CheckBatch(BATCH, timeout=TIMEOUT_SECONDS, metadata=metadata)
+    batch = stub.CheckBatch(BATCH, timeout=timeout, metadata=metadata)
     for item, result in zip(PAGE, batch.results, strict=True):
         lines.append("batch " + describe(item.action, item.resource, result))
     visible = [item.resource.id for item, result in zip(PAGE, batch.results, strict=True)
@@ -87,12 +87,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Exit 0 when the sidecar answered, 1 (fail closed: treat as deny) when it did not."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("address", help="sidecar address: HOST:PORT or unix:PATH")
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=TIMEOUT_SECONDS,
+        metavar="SECONDS",
+        help=f"deadline of each call (default: {TIMEOUT_SECONDS})",
+    )
     args = parser.parse_args(argv)
     with grpc.insecure_channel(args.address) as channel:
         # The generated stub is untyped (grpc_tools writes no .pyi for services).
         stub = pb_grpc.PolicyServiceStub(channel)  # type: ignore[no-untyped-call]
         try:
-            lines = run(stub, request_id=uuid.uuid4().hex)
+            lines = run(stub, request_id=uuid.uuid4().hex, timeout=args.timeout)
         except grpc.RpcError as exc:
             print(f"no decision ({exc.code().name}): treating as deny", file=sys.stderr)
             return 1

@@ -7,7 +7,7 @@ assignment, so no decision ever mixes two versions and none fails during the swa
 that fails any step never goes live: the last good version keeps serving and the error is kept
 for ``GetPolicyInfo``.
 
-Watching is polling a cheap fingerprint (relative path, mtime, size of every file). A change is
+Watching is polling a cheap fingerprint (path, size and stat times of every file). A change is
 only acted on once the fingerprint has been the same for `settle_polls` consecutive polls, so a
 copy in progress is not loaded half-way. Nothing here sleeps on its own: tests drive `poll()` and
 `reload_now()` directly, and only the optional background thread waits between polls.
@@ -106,14 +106,18 @@ class ReloadStatus:
 
 
 def bundle_fingerprint(path: str | Path) -> Hashable:
-    """Relative path, mtime and size of every non-hidden file under `path`, in a stable order.
+    """Relative path, size, inode, mtime and ctime of every non-hidden file under `path`.
+
+    mtime alone misses copies that preserve it (``cp -p``, ``rsync -t``, ``tar x``) when the
+    size happens to match; ctime cannot be set by such tools, and a file renamed into place
+    has a new inode.
 
     Symlinks are followed, so a Kubernetes ConfigMap volume (whose files point through an
     atomically re-targeted ``..data`` link) changes fingerprint when a new revision lands.
     A missing directory has an empty fingerprint (and fails to load, which is reported).
     """
     root = os.fspath(path)
-    entries: list[tuple[str, int, int]] = []
+    entries: list[tuple[str, int, int, int, int]] = []
     for current, dirs, files in os.walk(root, followlinks=True):
         dirs[:] = sorted(name for name in dirs if not name.startswith("."))
         for name in sorted(files):
@@ -124,7 +128,15 @@ def bundle_fingerprint(path: str | Path) -> Hashable:
                 stat = os.stat(full)
             except OSError:  # deleted between listing and stat: the next poll sees it
                 continue
-            entries.append((os.path.relpath(full, root), stat.st_mtime_ns, stat.st_size))
+            entries.append(
+                (
+                    os.path.relpath(full, root),
+                    stat.st_size,
+                    stat.st_ino,
+                    stat.st_mtime_ns,
+                    stat.st_ctime_ns,
+                )
+            )
     return tuple(entries)
 
 
@@ -150,7 +162,8 @@ class PolicyReloader(Generic[S]):
     """Reloads `target` from `path`; every collaborator is injectable.
 
     `load(path)` returns a validated snapshot or raises; `run_tests(snapshot)` returns a suite
-    result with ``ok``. Reload attempts are serialised by a lock that checks never take.
+    result with ``ok``. Reload attempts and polls are serialised by a lock that checks never
+    take (re-entrant: a poll that sees a settled change reloads while holding it).
     """
 
     def __init__(
@@ -178,7 +191,7 @@ class PolicyReloader(Generic[S]):
         self._pending: Hashable | None = None
         self._pending_polls = 0
         self._status = ReloadStatus()
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._log = structlog.get_logger(__name__)
         self._wake = threading.Event()
         self._stopping = threading.Event()
@@ -226,17 +239,18 @@ class PolicyReloader(Generic[S]):
 
     def poll(self) -> ReloadOutcome | None:
         """Reload when the directory changed and has been stable for `settle_polls` polls."""
-        current = self._fingerprint(self._path)
-        if current == self._seen:
-            self._pending, self._pending_polls = None, 0
-            return None
-        if current != self._pending:
-            self._pending, self._pending_polls = current, 0
-        else:
-            self._pending_polls += 1
-        if self._pending_polls < self._settle_polls:
-            return None
-        return self.reload_now()
+        with self._lock:
+            current = self._fingerprint(self._path)
+            if current == self._seen:
+                self._pending, self._pending_polls = None, 0
+                return None
+            if current != self._pending:
+                self._pending, self._pending_polls = current, 0
+            else:
+                self._pending_polls += 1
+            if self._pending_polls < self._settle_polls:
+                return None
+            return self.reload_now()
 
     def _reject(self, error: Exception, attempted_at: float) -> ReloadOutcome:
         message = str(error) if isinstance(error, CnmPolicyError) else f"{error!r}"
@@ -264,6 +278,8 @@ class PolicyReloader(Generic[S]):
 
     def start(self, interval: float | None) -> None:
         """Start the watcher thread: poll every `interval` seconds (``None``: on request only)."""
+        if interval is not None and not interval > 0:
+            raise ValueError(f"interval must be positive (or None), got {interval!r}")
         if self._thread is not None:
             raise RuntimeError("the reloader is already running")
         self._thread = threading.Thread(

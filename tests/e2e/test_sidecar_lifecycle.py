@@ -17,9 +17,11 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from cnm_policy.engine import Engine
+from cnm_policy.engine import Engine, PolicySnapshot, load_snapshot
 from cnm_policy.model import Decision, Principal, Resource
+from cnm_policy.reload import PolicyReloader
 from cnm_policy.server.app import ServerConfig, build_sidecar
+from cnm_policy.server.runtime import Runtime, RuntimeOptions
 from cnm_policy.v1 import policy_pb2 as pb
 from tests.e2e.harness import copy_bundle, device, health_status, policy_stub, principal
 
@@ -46,28 +48,13 @@ def _serving(channel: grpc.Channel) -> bool:
         return False
 
 
-class _GatedEngine:
+class _GatedEngine(Engine):
     """A real engine, except that checks on resource id `slow` wait until released."""
 
-    def __init__(self, engine: Engine) -> None:
-        self._engine = engine
+    def __init__(self, bundle: Path) -> None:
+        super().__init__(load_snapshot(bundle))
         self.entered = threading.Event()
         self.release = threading.Event()
-
-    @property
-    def snapshot(self) -> Any:
-        return self._engine.snapshot
-
-    def check(
-        self,
-        principal: Principal,
-        action: str,
-        resource: Resource,
-        context: Mapping[str, Any] | None = None,
-        *,
-        explain: bool = False,
-    ) -> Decision:
-        return self.check_batch(principal, [(action, resource)], context, explain=explain)[0]
 
     def check_batch(
         self,
@@ -80,12 +67,12 @@ class _GatedEngine:
         if any(resource.id == "slow" for _, resource in items):
             self.entered.set()
             assert self.release.wait(30)
-        return self._engine.check_batch(principal, items, context, explain=explain)
+        return super().check_batch(principal, items, context, explain=explain)
 
 
 def test_graceful_stop_reports_not_serving_and_drains_in_flight_calls(bundle: Path) -> None:
     """Stopping flips health to NOT_SERVING, lets the in-flight call finish, then refuses."""
-    engine = _GatedEngine(Engine.from_path(bundle))
+    engine = _GatedEngine(bundle)
     sidecar = build_sidecar(engine, config=ServerConfig(listen="127.0.0.1:0", grace_seconds=20))
     channel = grpc.insecure_channel(sidecar.start())
     stub = policy_stub(channel)
@@ -113,6 +100,40 @@ def test_graceful_stop_reports_not_serving_and_drains_in_flight_calls(bundle: Pa
     channel.close()
 
 
+def test_stop_reports_not_serving_without_waiting_for_a_reload_in_progress(bundle: Path) -> None:
+    """Shutdown flips health at once, even while a slow candidate version is still loading."""
+    loading, release = threading.Event(), threading.Event()
+
+    def slow_load(path: Path) -> PolicySnapshot:
+        loading.set()
+        assert release.wait(30)
+        return load_snapshot(path)
+
+    engine = Engine(load_snapshot(bundle))
+    runtime = Runtime(
+        engine=engine,
+        reloader=PolicyReloader(engine, bundle, load=slow_load, run_tests=None),
+        sidecar=build_sidecar(engine, config=ServerConfig(listen="127.0.0.1:0", grace_seconds=20)),
+        options=RuntimeOptions(policies=bundle, watch_interval=None),
+    )
+    with grpc.insecure_channel(runtime.start()) as channel:
+        watch = health_pb2_grpc.HealthStub(channel).Watch(
+            health_pb2.HealthCheckRequest(), timeout=20
+        )
+        assert next(watch).status == SERVING
+        runtime.reloader.request_reload()
+        assert loading.wait(10)
+        stopper = threading.Thread(target=runtime.stop)
+        stopper.start()
+        try:
+            assert next(watch).status == NOT_SERVING
+            watch.cancel()
+        finally:
+            release.set()
+            stopper.join(timeout=30)
+    assert not stopper.is_alive()
+
+
 @contextmanager
 def _serve_process(*args: str, cwd: Path) -> Iterator[subprocess.Popen[str]]:
     command = [sys.executable, "-m", "cnm_policy", "serve", "--log-format", "json", *args]
@@ -128,10 +149,10 @@ def _serve_process(*args: str, cwd: Path) -> Iterator[subprocess.Popen[str]]:
 
 
 def test_serve_process_reloads_on_sighup_and_exits_0_on_sigterm(
-    bundle: Path, tmp_path: Path
+    bundle: Path, tmp_path: Path, socket_path: Path
 ) -> None:
     """The real process serves, logs JSON decisions, reloads on SIGHUP, drains on SIGTERM."""
-    address = f"unix:{tmp_path / 'sidecar.sock'}"
+    address = f"unix:{socket_path}"
     args = ("--policies", str(bundle), "--listen", address, "--watch-interval", "0")
     with _serve_process(*args, cwd=tmp_path) as process, grpc.insecure_channel(address) as channel:
         _eventually(lambda: _serving(channel), what="SERVING")
@@ -157,9 +178,9 @@ def test_serve_process_reloads_on_sighup_and_exits_0_on_sigterm(
     assert all("timestamp" in event for event in events)
 
 
-def test_sigint_also_stops_gracefully(bundle: Path, tmp_path: Path) -> None:
+def test_sigint_also_stops_gracefully(bundle: Path, tmp_path: Path, socket_path: Path) -> None:
     """Ctrl-C (SIGINT) is a graceful stop with exit status 0, like SIGTERM."""
-    address = f"unix:{tmp_path / 'sidecar.sock'}"
+    address = f"unix:{socket_path}"
     with _serve_process("--policies", str(bundle), "--listen", address, cwd=tmp_path) as process:
         with grpc.insecure_channel(address) as channel:
             _eventually(lambda: _serving(channel), what="SERVING")
@@ -168,13 +189,13 @@ def test_sigint_also_stops_gracefully(bundle: Path, tmp_path: Path) -> None:
     assert process.returncode == 0, err
 
 
-def test_serve_refuses_to_start_on_a_broken_bundle(tmp_path: Path) -> None:
+def test_serve_refuses_to_start_on_a_broken_bundle(tmp_path: Path, socket_path: Path) -> None:
     """A bundle that fails validation is never served: exit 4 with the problem on stderr."""
     bundle = copy_bundle(tmp_path / "bundle", "broken-overlay")
-    address = f"unix:{tmp_path / 'sidecar.sock'}"
+    address = f"unix:{socket_path}"
     with _serve_process("--policies", str(bundle), "--listen", address, cwd=tmp_path) as process:
         out, err = process.communicate(timeout=30)
     assert process.returncode == 4
     assert "ghost-role" in err
-    assert not (tmp_path / "sidecar.sock").exists()
+    assert not socket_path.exists()
     assert "sidecar_start_failed" in out

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import MutableMapping
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from structlog.testing import capture_logs
 
 from cnm_policy.audit import AttributeAllowList, DecisionLog, format_timestamp
@@ -140,3 +143,18 @@ def test_malformed_allow_list_entries_are_rejected(name: str) -> None:
 def test_timestamps_are_rfc3339_utc_with_milliseconds() -> None:
     """Timestamps sort lexically and say UTC explicitly."""
     assert format_timestamp(1.5) == "1970-01-01T00:00:01.500Z"
+
+
+@given(st.floats(min_value=0, max_value=4_102_444_800, allow_nan=False))
+def test_timestamps_match_the_datetime_rendering(epoch: float) -> None:
+    """The fast formatter (cached second) agrees with datetime to the millisecond, rounding too."""
+    expected = datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds")
+    assert expected.replace("+00:00", "Z") == format_timestamp(epoch)
+
+
+def test_default_decision_ids_are_128_random_bits() -> None:
+    """Without an injected source, ids are 32 hex digits and do not repeat."""
+    log = DecisionLog()
+    ids = {log.new_decision_id() for _ in range(1000)}
+    assert len(ids) == 1000
+    assert all(len(i) == 32 and int(i, 16) >= 0 for i in ids)

@@ -4,16 +4,23 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterator
+import signal
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import FrameType
+from typing import Any
 
 import pytest
 import structlog
 
 from cnm_policy.cli import main
-from cnm_policy.cli.serve import EXIT_CONFIG, EXIT_POLICY, configure_logging
+from cnm_policy.cli.serve import EXIT_CONFIG, EXIT_OK, EXIT_POLICY, configure_logging
+from cnm_policy.server.app import ServerConfig
+from cnm_policy.server.runtime import Runtime, RuntimeOptions
+from cnm_policy.server.runtime import open_runtime as real_open_runtime
 
 BUNDLE = Path(__file__).resolve().parents[1] / "e2e" / "bundles" / "v1"
+_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 
 @pytest.fixture(autouse=True)
@@ -33,6 +40,11 @@ def _restore_structlog() -> Iterator[None]:
         (["--tls-cert", "missing.pem", "--tls-key", "missing.key"], "cannot read"),
         (["--max-batch-items", "0"], "max_batch_items must be at least 1"),
         (["--log-attribute", "site"], "`site` is not"),
+        (["--watch-interval", "-1"], "--watch-interval must be 0 (off) or at least"),
+        (["--watch-interval", "0.001"], "--watch-interval must be 0 (off) or at least"),
+        (["--cache-size", "-1"], "--cache-size must be 0 (off)"),
+        (["--cache-ttl", "0"], "--cache-ttl must be a positive number"),
+        (["--grace", "-1"], "--grace must be a number of seconds"),
     ],
 )
 def test_configuration_errors_exit_2_before_serving(
@@ -86,3 +98,90 @@ def test_console_logging_is_human_readable(monkeypatch: pytest.MonkeyPatch) -> N
     assert "shown" in line
     assert "answer" in line
     assert not line.lstrip().startswith("{")
+
+
+def _installed(signum: int) -> Callable[[int, FrameType | None], Any]:
+    """The Python handler for `signum`; fails while the default action (terminate) is in place."""
+    handler = signal.getsignal(signum)
+    assert callable(handler), f"no handler for {signal.Signals(signum).name}"
+    return handler
+
+
+def _serve_events(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    after_load: Callable[[Runtime], None],
+    *arguments: str,
+) -> tuple[int, list[dict[str, Any]]]:
+    """Run `serve` in-process, calling `after_load` once the first version is loaded."""
+
+    def open_runtime(options: RuntimeOptions, config: ServerConfig) -> Runtime:
+        runtime = real_open_runtime(options, config)
+        after_load(runtime)
+        return runtime
+
+    monkeypatch.setattr("cnm_policy.cli.serve.open_runtime", open_runtime)
+    log_file = tmp_path / "sidecar.log"
+    common = ["--policies", str(BUNDLE), "--watch-interval", "0", "--log-file", str(log_file)]
+    code = main(["serve", *common, *arguments])
+    return code, [json.loads(line) for line in log_file.read_text().splitlines()]
+
+
+def test_signals_during_start_up_are_handled_not_fatal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SIGHUP/SIGTERM while the first version loads neither kill the process nor serve it."""
+    before = {signum: signal.getsignal(signum) for signum in _SIGNALS}
+
+    def signals_arrive(runtime: Runtime) -> None:
+        _installed(signal.SIGINT)  # installed too, not called
+        _installed(signal.SIGHUP)(signal.SIGHUP, None)
+        _installed(signal.SIGTERM)(signal.SIGTERM, None)
+
+    code, events = _serve_events(tmp_path, monkeypatch, signals_arrive, "--listen", "127.0.0.1:0")
+    assert code == EXIT_OK
+    assert [event["event"] for event in events] == ["sidecar_stopped"]
+    assert before == {signum: signal.getsignal(signum) for signum in _SIGNALS}
+
+
+def test_sighup_during_start_up_reloads_once_serving(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A SIGHUP that arrives while loading is not lost: the reloader is asked once serving."""
+    requested: list[str] = []
+
+    def sighup_arrives(runtime: Runtime) -> None:
+        _installed(signal.SIGHUP)(signal.SIGHUP, None)
+        stop = _installed(signal.SIGTERM)
+
+        def request_reload() -> None:
+            requested.append("reload")
+            stop(signal.SIGTERM, None)
+
+        monkeypatch.setattr(runtime.reloader, "request_reload", request_reload)
+
+    code, events = _serve_events(tmp_path, monkeypatch, sighup_arrives, "--listen", "127.0.0.1:0")
+    assert code == EXIT_OK
+    assert requested == ["reload"]
+    assert [event["event"] for event in events] == [
+        "sidecar_started",
+        "sidecar_stopping",
+        "sidecar_stopped",
+    ]
+
+
+def test_remote_listening_without_tls_is_warned_about(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--allow-remote without TLS works, but says loudly that the traffic is plaintext."""
+
+    def stop_at_once(runtime: Runtime) -> None:
+        _installed(signal.SIGTERM)(signal.SIGTERM, None)
+
+    arguments = ("--listen", "0.0.0.0:0", "--allow-remote")
+    code, events = _serve_events(tmp_path, monkeypatch, stop_at_once, *arguments)
+    assert code == EXIT_OK
+    assert [(event["event"], event["level"]) for event in events] == [
+        ("insecure_listen", "warning"),
+        ("sidecar_stopped", "info"),
+    ]

@@ -224,6 +224,30 @@ def test_fingerprint_sees_edits_and_ignores_hidden_files(tmp_path: Path) -> None
     assert before != bundle_fingerprint(tmp_path)
 
 
+def test_fingerprint_sees_a_same_size_file_renamed_into_place_with_its_old_mtime(
+    tmp_path: Path,
+) -> None:
+    """`cp -p`/`rsync -t`-style updates keep mtime (and here size); the inode still changes."""
+    rule = tmp_path / "rules.yaml"
+    rule.write_text("version: 1\n")
+    old = rule.stat()
+    before = bundle_fingerprint(tmp_path)
+    staged = tmp_path / ".rules.yaml.tmp"
+    staged.write_text("version: 2\n")
+    os.utime(staged, ns=(old.st_atime_ns, old.st_mtime_ns))
+    staged.replace(rule)
+    assert (rule.stat().st_size, rule.stat().st_mtime_ns) == (old.st_size, old.st_mtime_ns)
+    assert before != bundle_fingerprint(tmp_path)
+
+
+@pytest.mark.parametrize("interval", [0.0, -1.0])
+def test_watcher_refuses_an_interval_that_would_busy_loop(interval: float) -> None:
+    """Polling needs a positive interval (``None`` means: reload on request only)."""
+    reloader = _reloader(Bundle(), Target())
+    with pytest.raises(ValueError, match="interval must be positive"):
+        reloader.start(interval)
+
+
 def test_fingerprint_follows_a_retargeted_symlink(tmp_path: Path) -> None:
     """A ConfigMap-style atomic symlink swap changes the fingerprint."""
     for name, text in (("rev1", "a"), ("rev2", "bb")):

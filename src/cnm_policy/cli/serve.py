@@ -9,7 +9,9 @@ server, and owns the signals. Exit codes: 0 after a graceful stop, 2 for a confi
 from __future__ import annotations
 
 import argparse
+import json
 import logging
+import math
 import signal
 import sys
 import threading
@@ -24,9 +26,9 @@ from cnm_policy.audit import AttributeAllowList, format_timestamp
 from cnm_policy.cli.check import default_policy_dir
 from cnm_policy.errors import CnmPolicyError
 from cnm_policy.reload import PolicyReloader
-from cnm_policy.server.app import DEFAULT_LISTEN, ServerConfig, TlsConfig
+from cnm_policy.server.app import DEFAULT_LISTEN, ServerConfig, TlsConfig, is_local_address
 from cnm_policy.server.limits import DEFAULT_LIMITS, Limits
-from cnm_policy.server.runtime import RuntimeOptions, open_runtime
+from cnm_policy.server.runtime import Runtime, RuntimeOptions, open_runtime
 
 __all__ = ["EXIT_CONFIG", "EXIT_OK", "EXIT_POLICY", "register", "run"]
 
@@ -34,6 +36,7 @@ EXIT_OK = 0
 EXIT_CONFIG = 2
 EXIT_POLICY = 4
 _LEADING_KEYS = ("timestamp", "level", "event")
+_MIN_WATCH_INTERVAL = 0.1
 
 
 def register(subparsers: Any) -> None:
@@ -71,7 +74,13 @@ def register(subparsers: Any) -> None:
         metavar="PEM",
         help="require client certificates signed by this CA (mTLS)",
     )
-    add("--cache-size", type=int, default=10_000, metavar="N", help="decision cache entries")
+    add(
+        "--cache-size",
+        type=int,
+        default=10_000,
+        metavar="N",
+        help="decision cache entries (0: no cache)",
+    )
     add("--cache-ttl", type=float, default=60.0, metavar="SECONDS", help="decision cache TTL")
     add("--no-cache", action="store_true", help="evaluate every request")
     add(
@@ -79,7 +88,8 @@ def register(subparsers: Any) -> None:
         type=float,
         default=2.0,
         metavar="SECONDS",
-        help="poll the policy directory this often; 0 disables (SIGHUP still reloads)",
+        help="poll the policy directory this often (at least 0.1); 0 disables (SIGHUP still "
+        "reloads)",
     )
     add(
         "--no-bundle-tests",
@@ -121,31 +131,38 @@ def run(args: argparse.Namespace) -> int:
     try:
         stream = configure_logging(args.log_file, args.log_format, args.log_level)
         config = _server_config(args)
-        options = RuntimeOptions(
-            policies=args.policies if args.policies is not None else default_policy_dir(),
-            cache_size=None if args.no_cache else args.cache_size,
-            cache_ttl=args.cache_ttl,
-            run_bundle_tests=not args.no_bundle_tests,
-            watch_interval=args.watch_interval or None,
-            log_allow=AttributeAllowList.parse(args.log_attribute),
-        )
+        options = _runtime_options(args)
     except (CnmPolicyError, ValueError, OSError) as exc:
         print(f"cnm-policy serve: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     log = structlog.get_logger("cnm_policy.serve")
-    try:
-        runtime = open_runtime(options, config)
-    except CnmPolicyError as exc:
-        log.error("sidecar_start_failed", error_code=exc.code, error=str(exc))
-        print(f"cnm-policy serve: {exc}", file=sys.stderr)
-        return EXIT_POLICY
-    stop = threading.Event()
-    _install_signal_handlers(stop, runtime.reloader)
+    if config.allow_remote and config.tls is None and not is_local_address(config.listen):
+        log.warning("insecure_listen", address=config.listen, hint="use --tls-cert/--tls-key")
+    # Handlers go in before the (possibly slow) first load: a SIGHUP or SIGTERM arriving then
+    # must not kill the process with the default action.
+    with _Signals() as signals:
+        try:
+            runtime = open_runtime(options, config)
+        except CnmPolicyError as exc:
+            log.error("sidecar_start_failed", error_code=exc.code, error=str(exc))
+            print(f"cnm-policy serve: {exc}", file=sys.stderr)
+            return EXIT_POLICY
+        code = _serve(runtime, config, signals, log)
+    stream.flush()
+    return code
+
+
+def _serve(runtime: Runtime, config: ServerConfig, signals: _Signals, log: Any) -> int:
+    """Start, serve until a stop signal, then drain; returns the exit code."""
+    if signals.stop.is_set():  # asked to stop while loading: nothing was ever served
+        log.info("sidecar_stopped")
+        return EXIT_OK
     try:
         address = runtime.start()
     except CnmPolicyError as exc:
         print(f"cnm-policy serve: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+    signals.attach(runtime.reloader)
     snapshot = runtime.engine.snapshot
     log.info(
         "sidecar_started",
@@ -154,15 +171,35 @@ def run(args: argparse.Namespace) -> int:
         policy_name=snapshot.name,
         policy_version=snapshot.version,
         policy_digest=snapshot.digest,
-        source=str(options.policies),
+        source=str(runtime.options.policies),
     )
-    while not stop.wait(0.5):  # a timed wait keeps the main thread responsive to signals
+    while not signals.stop.wait(0.5):  # a timed wait keeps the main thread responsive
         pass
     log.info("sidecar_stopping", grace_seconds=config.grace_seconds)
     runtime.stop()
     log.info("sidecar_stopped")
-    stream.flush()
     return EXIT_OK
+
+
+def _runtime_options(args: argparse.Namespace) -> RuntimeOptions:
+    """What to serve; raises ValueError naming a flag whose value cannot work."""
+    if args.watch_interval != 0 and not args.watch_interval >= _MIN_WATCH_INTERVAL:
+        # A tiny or negative interval would poll the directory in a busy loop.
+        raise ValueError(
+            f"--watch-interval must be 0 (off) or at least {_MIN_WATCH_INTERVAL} seconds"
+        )
+    if args.cache_size < 0:
+        raise ValueError("--cache-size must be 0 (off) or a positive number of entries")
+    if not 0 < args.cache_ttl < math.inf:
+        raise ValueError("--cache-ttl must be a positive number of seconds")
+    return RuntimeOptions(
+        policies=args.policies if args.policies is not None else default_policy_dir(),
+        cache_size=None if args.no_cache or args.cache_size == 0 else args.cache_size,
+        cache_ttl=args.cache_ttl,
+        run_bundle_tests=not args.no_bundle_tests,
+        watch_interval=args.watch_interval or None,
+        log_allow=AttributeAllowList.parse(args.log_attribute),
+    )
 
 
 def _server_config(args: argparse.Namespace) -> ServerConfig:
@@ -170,6 +207,8 @@ def _server_config(args: argparse.Namespace) -> ServerConfig:
         raise ValueError("--tls-cert and --tls-key go together")
     if args.tls_client_ca is not None and args.tls_cert is None:
         raise ValueError("--tls-client-ca needs --tls-cert and --tls-key")
+    if not 0 <= args.grace < math.inf:
+        raise ValueError("--grace must be a number of seconds, 0 or more")
     tls = None
     if args.tls_cert is not None:
         tls = TlsConfig.from_files(args.tls_cert, args.tls_key, args.tls_client_ca)
@@ -179,7 +218,7 @@ def _server_config(args: argparse.Namespace) -> ServerConfig:
         max_attribute_bytes=args.max_attribute_bytes,
         max_message_bytes=args.max_message_bytes,
     )
-    config = ServerConfig(
+    return ServerConfig(
         listen=args.listen,
         allow_remote=args.allow_remote,
         tls=tls,
@@ -187,31 +226,64 @@ def _server_config(args: argparse.Namespace) -> ServerConfig:
         max_workers=args.workers,
         grace_seconds=args.grace,
     )
-    return config
 
 
-def _install_signal_handlers(stop: threading.Event, reloader: PolicyReloader[Any]) -> None:
-    def on_stop(signum: int, frame: FrameType | None) -> None:
-        stop.set()
+class _Signals:
+    """SIGTERM/SIGINT set `stop`; SIGHUP reloads (remembered until a reloader is attached).
 
-    def on_reload(signum: int, frame: FrameType | None) -> None:
-        reloader.request_reload()
+    A context manager so the previous handlers come back when `run` returns (which matters
+    when `run` is called in-process, as the tests do).
+    """
 
-    signal.signal(signal.SIGTERM, on_stop)
-    signal.signal(signal.SIGINT, on_stop)
-    signal.signal(signal.SIGHUP, on_reload)
+    _HANDLED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+
+    def __init__(self) -> None:
+        self.stop = threading.Event()
+        self._reloader: PolicyReloader[Any] | None = None
+        self._reload_pending = False
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> _Signals:
+        for signum in self._HANDLED:
+            self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+    def attach(self, reloader: PolicyReloader[Any]) -> None:
+        """Route SIGHUP to `reloader` from now on, and reload now if one came in before."""
+        self._reloader = reloader
+        if self._reload_pending:
+            reloader.request_reload()
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if signum != signal.SIGHUP:
+            self.stop.set()
+        elif self._reloader is None:
+            self._reload_pending = True
+        else:
+            self._reloader.request_reload()
 
 
 def configure_logging(log_file: Path | None, log_format: str, level: str) -> TextIO:
-    """Route every structlog event to `log_file` or stdout; returns the stream written to."""
+    """Route every structlog event to `log_file` or stdout; returns the stream written to.
+
+    Every decision passes through this chain, so it is kept short: no contextvars merging
+    (nothing binds any), and one JSON encoder built here instead of one per event. Each line
+    is flushed as it is written: a decision log must not sit in a buffer when the process dies.
+    Note that ``--log-level warning`` (or higher) also drops the ``decision`` events.
+    """
     stream: TextIO = log_file.open("a", encoding="utf-8") if log_file else sys.stdout
     console = log_format == "console" or (log_format == "auto" and stream.isatty())
     renderer: Any = (
-        structlog.dev.ConsoleRenderer() if console else structlog.processors.JSONRenderer()
+        structlog.dev.ConsoleRenderer()
+        if console
+        else structlog.processors.JSONRenderer(serializer=_json_line)
     )
     structlog.configure(
         processors=[
-            structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             _timestamp_if_missing,
             structlog.processors.format_exc_info,
@@ -225,6 +297,14 @@ def configure_logging(log_file: Path | None, log_format: str, level: str) -> Tex
         cache_logger_on_first_use=True,
     )
     return stream
+
+
+_JSON_ENCODER = json.JSONEncoder(default=repr)
+
+
+def _json_line(event_dict: structlog.typing.EventDict, **_: Any) -> str:
+    """JSONRenderer's serializer: the shared encoder (the renderer's own options are unused)."""
+    return _JSON_ENCODER.encode(event_dict)
 
 
 def _lead_with_when_and_what(

@@ -9,6 +9,7 @@ starts), server reflection for stock tools, and a graceful stop that drains in-f
 from __future__ import annotations
 
 import ipaddress
+import socket
 from collections.abc import Callable
 from concurrent import futures
 from dataclasses import dataclass, field
@@ -164,6 +165,7 @@ class Sidecar:
         return self._server.wait_for_termination(timeout)
 
     def _bind(self, address: str) -> str:
+        _refuse_live_unix_socket(address)
         tls = self._config.tls
         try:
             if tls is None:
@@ -182,6 +184,27 @@ class Sidecar:
     def _set_health(self, status: health_pb2.HealthCheckResponse.ServingStatus.ValueType) -> None:
         for service in ("", SERVICE_NAME):
             self.health.set(service, status)
+
+
+def _refuse_live_unix_socket(address: str) -> None:
+    """Refuse a unix socket path on which another server still accepts connections.
+
+    gRPC unlinks an existing socket file before binding, so a second sidecar started on the
+    same path would silently take it over (and the first one would serve nobody), much as
+    SO_REUSEPORT would on a TCP port. A stale file that refuses connections is fine to reuse.
+    """
+    if not address.startswith("unix:"):
+        return
+    path = address.removeprefix("unix://") if address.startswith("unix://") else address[5:]
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    probe.settimeout(1.0)
+    try:
+        probe.connect(path)
+    except OSError:
+        return  # nothing there, or nobody listening any more
+    finally:
+        probe.close()
+    raise ServerConfigError(f"cannot listen on `{address}`: another server is listening there")
 
 
 def build_sidecar(

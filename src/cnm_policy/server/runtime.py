@@ -36,6 +36,12 @@ class RuntimeOptions:
     watch_interval: float | None = 2.0
     log_allow: AttributeAllowList = field(default_factory=AttributeAllowList)
 
+    def __post_init__(self) -> None:
+        # Checked here, before anything starts: `Runtime.start` must not fail half-way with
+        # the server already listening and the watcher not running.
+        if self.watch_interval is not None and not self.watch_interval > 0:
+            raise ValueError(f"watch_interval must be positive or None, not {self.watch_interval}")
+
 
 @dataclass(frozen=True, eq=False)
 class Runtime:
@@ -53,9 +59,12 @@ class Runtime:
         return address
 
     def stop(self, grace: float | None = None) -> None:
-        """Stop reloading, report NOT_SERVING, drain in-flight calls (within `grace`)."""
-        self.reloader.stop()
+        """Report NOT_SERVING, drain in-flight calls (within `grace`), then stop reloading.
+
+        Health flips first: waiting for a reload in progress must not delay it.
+        """
         self.sidecar.stop(grace)
+        self.reloader.stop()
 
 
 def open_runtime(options: RuntimeOptions, config: ServerConfig) -> Runtime:

@@ -31,43 +31,54 @@ def struct_to_dict(
     """Convert a Struct to JSON-like Python, failing on values nested deeper than `max_depth`.
 
     `field` is the dotted path of `struct` in the request; errors extend it to the bad value.
+    This runs for every attribute of every request, so a value's path is only spelled out
+    when it is needed: for an error, or to descend into a nested value.
     """
-    return {
-        key: _value_to_python(value, f"{field}.{key}", 1, max_depth)
-        for key, value in struct.fields.items()
-    }
+    fields = struct.fields
+    if not fields:  # the common case, and protobuf's map views iterate in Python
+        return {}
+    return {key: _value_to_python(value, field, key, 1, max_depth) for key, value in fields.items()}
 
 
-def _value_to_python(value: Value, field: str, depth: int, max_depth: int) -> Any:
+def _value_to_python(value: Value, parent: str, key: str | int, depth: int, max_depth: int) -> Any:
     kind = value.WhichOneof("kind")
     if kind == "string_value":
         return value.string_value
     if kind == "bool_value":
         return value.bool_value
     if kind == "number_value":
-        return _number(value.number_value, field)
-    if kind in ("struct_value", "list_value"):
-        if depth >= max_depth:
-            raise LimitExceededError(field, f"values nest deeper than {max_depth} levels")
-        if kind == "struct_value":
-            return {
-                key: _value_to_python(item, f"{field}.{key}", depth + 1, max_depth)
-                for key, item in value.struct_value.fields.items()
-            }
+        number = value.number_value
+        if number.is_integer() and abs(number) <= _MAX_EXACT_INT:
+            return int(number)
+        if not math.isfinite(number):
+            raise InvalidRequestError(_path(parent, key), "must be a finite number")
+        return number
+    if kind == "struct_value":
+        field = _path(parent, key)
+        _check_depth(field, depth, max_depth)
+        return {
+            name: _value_to_python(item, field, name, depth + 1, max_depth)
+            for name, item in value.struct_value.fields.items()
+        }
+    if kind == "list_value":
+        field = _path(parent, key)
+        _check_depth(field, depth, max_depth)
         return [
-            _value_to_python(item, f"{field}[{index}]", depth + 1, max_depth)
+            _value_to_python(item, field, index, depth + 1, max_depth)
             for index, item in enumerate(value.list_value.values)
         ]
     # `null_value`, or a Value with no kind set: JSON null either way.
     return None
 
 
-def _number(number: float, field: str) -> int | float:
-    if not math.isfinite(number):
-        raise InvalidRequestError(field, "must be a finite number")
-    if number.is_integer() and abs(number) <= _MAX_EXACT_INT:
-        return int(number)
-    return number
+def _path(parent: str, key: str | int) -> str:
+    """``context.a`` for a key, ``context.a[2]`` for a list index."""
+    return f"{parent}[{key}]" if isinstance(key, int) else f"{parent}.{key}"
+
+
+def _check_depth(field: str, depth: int, max_depth: int) -> None:
+    if depth >= max_depth:
+        raise LimitExceededError(field, f"values nest deeper than {max_depth} levels")
 
 
 def dict_to_struct(data: Mapping[str, Any], field: str = "attributes") -> Struct:
@@ -87,7 +98,10 @@ def _fill_value(target: Value, item: Any, field: str) -> None:
     elif isinstance(item, bool):
         target.bool_value = item
     elif isinstance(item, int | float):
-        target.number_value = float(item)
+        try:
+            target.number_value = float(item)
+        except OverflowError:  # an int beyond any double
+            raise InvalidRequestError(field, "is too large for a number") from None
     elif isinstance(item, str):
         target.string_value = item
     elif isinstance(item, Mapping):

@@ -1,7 +1,11 @@
-"""Server configuration: loopback by default, remote only on request, bad addresses refused."""
+"""Server configuration: loopback by default, remote only on request, addresses never shared."""
 
 from __future__ import annotations
 
+import shutil
+import socket
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -58,3 +62,40 @@ def test_binding_an_address_in_use_is_a_configuration_error() -> None:
             second.start()
     finally:
         first.stop(grace=0)
+
+
+@pytest.fixture
+def socket_path() -> Iterator[Path]:
+    """A unix socket path short enough to bind (tmp_path may be too long on some systems)."""
+    directory = Path(tempfile.mkdtemp(prefix="cnm-", dir="/tmp"))
+    try:
+        yield directory / "sidecar.sock"
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def test_a_live_unix_socket_is_not_taken_over(socket_path: Path) -> None:
+    """A second sidecar on the socket of a running one fails, instead of silently replacing it."""
+    engine = Engine.from_path(BUNDLE)
+    first = build_sidecar(engine, config=ServerConfig(listen=f"unix:{socket_path}"))
+    first.start()
+    try:
+        second = build_sidecar(engine, config=ServerConfig(listen=f"unix:{socket_path}"))
+        with pytest.raises(ServerConfigError, match="another server is listening there"):
+            second.start()
+    finally:
+        first.stop(grace=0)
+
+
+def test_a_stale_unix_socket_file_is_reused(socket_path: Path) -> None:
+    """A socket file left behind by a process that died does not block a restart."""
+    stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    stale.bind(str(socket_path))
+    stale.close()  # the file stays, nobody listens
+    sidecar = build_sidecar(
+        Engine.from_path(BUNDLE), config=ServerConfig(listen=f"unix:{socket_path}")
+    )
+    try:
+        assert sidecar.start() == f"unix:{socket_path}"
+    finally:
+        sidecar.stop(grace=0)

@@ -89,6 +89,7 @@ def test_nesting_beyond_the_depth_limit_names_the_value() -> None:
         ({"when": object()}, "context.when"),
         ({"raw": b"bytes"}, "context.raw"),
         ({"x": [1, {2: 3}]}, "context.x[1]"),
+        ({"big": [10**400]}, "context.big[0]"),
     ],
 )
 def test_dict_to_struct_rejects_non_json_values(data: dict[str, Any], field: str) -> None:

@@ -231,3 +231,22 @@ def test_policy_info_without_reloader_or_cache(servicer: PolicyServicer) -> None
     """GetPolicyInfo works with neither reload status nor cache (library use)."""
     info = servicer.GetPolicyInfo(pb.GetPolicyInfoRequest(), FakeContext())  # type: ignore[arg-type]
     assert (info.policy.name, info.policy.version, info.cache.enabled) == ("fake", "9", False)
+
+
+def test_latency_is_read_from_the_injected_timer_around_the_whole_call(
+    engine: FakeEngine,
+) -> None:
+    """latency_ms spans the sidecar's share of the call: first reading before any work."""
+    readings = iter([10.0, 10.25])
+    order: list[str] = []
+
+    def timer() -> float:
+        order.append(f"timer:{len(engine.batch_calls)}")
+        return next(readings)
+
+    servicer = PolicyServicer(engine, limits=Limits(), decision_log=DecisionLog(), timer=timer)
+    request = pb.CheckRequest(principal=_principal(), action="read", resource=_resource())
+    with capture_logs() as logs:
+        servicer.Check(request, FakeContext())  # type: ignore[arg-type]
+    assert order == ["timer:0", "timer:1"]
+    assert [event["latency_ms"] for event in logs] == [250.0]
