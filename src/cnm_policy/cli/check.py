@@ -19,13 +19,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
 from google.protobuf import json_format
 
 import cnm_policy
+from cnm_policy.cli._args import instant
 from cnm_policy.engine import Engine
 from cnm_policy.errors import BundleInvalidError, InvalidRequestError, PolicySourceError
 from cnm_policy.server import convert
@@ -90,7 +90,7 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--at",
-        type=_instant,
+        type=instant,
         default=None,
         metavar="TIME",
         help="evaluate as of TIME (ISO 8601 with offset, or epoch seconds) instead of now",
@@ -154,17 +154,3 @@ def parse_request(text: str) -> pb.CheckRequest:
     except json_format.ParseError as exc:
         first_line = str(exc).splitlines()[0]
         raise InvalidRequestError("request", first_line) from None
-
-
-def _instant(text: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        pass
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"`{text}` is not ISO 8601 or epoch seconds") from None
-    if moment.tzinfo is None:
-        raise argparse.ArgumentTypeError(f"`{text}` needs a UTC offset (e.g. `Z` or `+01:00`)")
-    return moment.timestamp()

@@ -14,10 +14,10 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from cnm_policy.cli._args import instant
 from cnm_policy.engine import compile_bundle
 from cnm_policy.errors import InvalidRequestError, PolicySourceError
 from cnm_policy.policy import Bundle, BundleSource, parse_bundle
@@ -171,7 +171,7 @@ def _add_explain(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--at",
-        type=_instant,
+        type=instant,
         default=None,
         metavar="TIME",
         help="evaluate as of TIME (ISO 8601 with offset, or epoch seconds); default: now",
@@ -289,18 +289,3 @@ def _names(text: str) -> tuple[str, ...]:
     if not names:
         raise argparse.ArgumentTypeError("expected a comma-separated list of actions")
     return names
-
-
-def _instant(text: str) -> float:
-    """Epoch seconds, or ISO 8601 with an explicit offset (a naive time is ambiguous)."""
-    try:
-        return float(text)
-    except ValueError:
-        pass
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"`{text}` is not ISO 8601 or epoch seconds") from None
-    if moment.tzinfo is None:
-        raise argparse.ArgumentTypeError(f"`{text}` needs a UTC offset (e.g. `Z` or `+01:00`)")
-    return moment.timestamp()
