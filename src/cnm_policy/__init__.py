@@ -6,6 +6,7 @@ Policy-as-code access control for customer network management. Load a bundle, th
     decision = engine.check(principal, "read", resource, context={"channel": "portal"})
 """
 
+from cnm_policy.cache import CachedEngine, CacheStats
 from cnm_policy.engine import Engine, PolicySnapshot, load_snapshot
 from cnm_policy.errors import (
     BundleInvalidError,
@@ -19,6 +20,8 @@ from cnm_policy.model import AccessRequest, Decision, Principal, Resource, RuleT
 __all__ = [
     "AccessRequest",
     "BundleInvalidError",
+    "CacheStats",
+    "CachedEngine",
     "CnmPolicyError",
     "Decision",
     "Engine",
