@@ -85,13 +85,23 @@ def _role_manager(inherits: Mapping[str, Sequence[str]]) -> RoleManager:
 
 
 def role_closures(inherits: Mapping[str, Sequence[str]]) -> dict[str, frozenset[str]]:
-    """For each role, itself plus every role it inherits, resolved by casbin's role manager."""
+    """For each role, itself plus every role it inherits, resolved by casbin's role manager.
+
+    Walks the manager's direct links from each role (linear in the links), rather than asking
+    ``has_link`` for every pair of roles, which is quadratic in the number of roles.
+    """
     manager = _role_manager(inherits)
-    roles = list(inherits)
-    return {
-        role: frozenset([role, *(other for other in roles if manager.has_link(role, other))])
-        for role in roles
-    }
+    closures: dict[str, frozenset[str]] = {}
+    for role in inherits:
+        seen = {role}
+        frontier = [role]
+        while frontier:
+            for parent in manager.get_roles(frontier.pop()):
+                if parent not in seen:
+                    seen.add(parent)
+                    frontier.append(parent)
+        closures[role] = frozenset(seen)
+    return closures
 
 
 ScopeFn = Callable[[str, str, Any, Any], bool]

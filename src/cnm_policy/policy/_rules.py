@@ -7,6 +7,7 @@ scope ``any`` or ``assigned``, so customer access cannot leave the customer's ow
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
 
 from cnm_policy.policy._fields import (
@@ -224,12 +225,19 @@ def _tenants(node: LineDict, file: str, report: Report) -> tuple[str, ...] | Non
     return tenants
 
 
+@lru_cache(maxsize=4096)
+def _compile_shared(text: str) -> Condition:
+    # Large generated bundles repeat a handful of conditions tens of thousands of times; a
+    # compiled Condition is immutable, so identical texts can share one (memory and load time).
+    return compile_condition(text)
+
+
 def _condition(node: LineDict, file: str, report: Report) -> Condition | None:
     if "when" not in node:
         return None
     text = node["when"]
     try:
-        return compile_condition(text)
+        return _compile_shared(text) if isinstance(text, str) else compile_condition(text)
     except ConditionSyntaxError as exc:
         report.error("condition_syntax", f"condition `{text}` {exc}", file, node.line_of("when"))
         return None
