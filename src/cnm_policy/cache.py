@@ -199,42 +199,18 @@ class CachedEngine:
         explain: bool = False,
     ) -> Decision:
         """May `principal` do `action` on `resource`? Raises InvalidRequestError on bad input."""
-        # The hot path: _key() written out (a call costs ~10% here); check_batch uses _key,
-        # so both build identical keys.
+        # The hot path. check and check_batch build keys with the same _key function.
         snapshot = self._engine.snapshot
         now = self._clock()
         store = self._store
         memo = self._digest_memo
         if memo[0] is not snapshot:
             memo = self._digest_memo = (snapshot, snapshot.digest)
-        key: _Key | None = None
-        if (
-            store is not None
-            and not explain
-            and type(principal) is Principal
-            and type(resource) is Resource
-        ):
-            try:  # noqa: SIM105 (contextlib.suppress costs more than the whole lookup)
-                key = (
-                    memo[1],
-                    _dumps(
-                        (
-                            principal.id,
-                            principal.tenant,
-                            principal.roles,
-                            principal.attributes,
-                            _NO_CONTEXT if context is None else context,
-                            action,
-                            resource.kind,
-                            resource.id,
-                            resource.tenant,
-                            resource.attributes,
-                        ),
-                        _KEY_FORMAT,
-                    ),
-                )
-            except ValueError:  # not plain data: evaluated, never stored
-                pass
+        key = (
+            None
+            if store is None or explain
+            else _key(memo[1], principal, action, resource, context)
+        )
         if store is None or key is None:
             item = ((action, resource),)
             return self._evaluate(snapshot, principal, item, context, now, explain)[0]
