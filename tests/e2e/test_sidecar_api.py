@@ -269,3 +269,28 @@ def test_oversized_message_is_refused_by_grpc(small_limits: Served) -> None:
     with pytest.raises(grpc.RpcError) as raised:
         small_limits.stub.Check(request, timeout=5)
     assert _rpc_error(raised.value).code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+@pytest.mark.parametrize("method", ["Check", "CheckBatch"])
+def test_bytes_that_are_not_a_request_are_invalid_argument(sidecar: Served, method: str) -> None:
+    """The sidecar parses requests itself: undecodable bytes are the caller's error."""
+    call = sidecar.channel.unary_unary(f"/cnm_policy.v1.PolicyService/{method}", None, None)
+    with pytest.raises(grpc.RpcError) as raised:
+        call(b"\xff\xff\xff", timeout=5)
+    error = _rpc_error(raised.value)
+    assert (error.code(), error.details()) == (
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "request: is not a valid protobuf message",
+    )
+
+
+def test_repeated_checks_answer_alike_but_each_with_its_own_decision_id(sidecar: Served) -> None:
+    """The second, cached answer carries the same decision and a new id."""
+    request = pb.CheckRequest(principal=principal(), action="read", resource=device())
+    first, second = (sidecar.stub.Check(request, timeout=5) for _ in range(2))
+    assert (first.cached, second.cached) == (False, True)
+    assert first.decision_id != second.decision_id
+    second.ClearField("decision_id")
+    second.cached = False
+    first.ClearField("decision_id")
+    assert first == second

@@ -22,11 +22,23 @@ from typing import Any, TextIO
 
 import structlog
 
-from cnm_policy.audit import AttributeAllowList, format_timestamp
+from cnm_policy.audit import (
+    AttributeAllowList,
+    DecisionSink,
+    JsonLinesSink,
+    StructlogSink,
+    format_timestamp,
+)
 from cnm_policy.cli.check import default_policy_dir
 from cnm_policy.errors import CnmPolicyError
 from cnm_policy.reload import PolicyReloader
-from cnm_policy.server.app import DEFAULT_LISTEN, ServerConfig, TlsConfig, is_local_address
+from cnm_policy.server.app import (
+    DEFAULT_LISTEN,
+    DEFAULT_WORKERS,
+    ServerConfig,
+    TlsConfig,
+    is_local_address,
+)
 from cnm_policy.server.limits import DEFAULT_LIMITS, Limits
 from cnm_policy.server.runtime import Runtime, RuntimeOptions, open_runtime
 
@@ -100,7 +112,14 @@ def register(subparsers: Any) -> None:
     add("--max-attribute-depth", type=int, default=DEFAULT_LIMITS.max_attribute_depth, metavar="N")
     add("--max-attribute-bytes", type=int, default=DEFAULT_LIMITS.max_attribute_bytes, metavar="N")
     add("--max-message-bytes", type=int, default=DEFAULT_LIMITS.max_message_bytes, metavar="N")
-    add("--workers", type=int, default=8, metavar="N", help="RPC worker threads")
+    add(
+        "--workers",
+        type=int,
+        default=DEFAULT_WORKERS,
+        metavar="N",
+        help=f"RPC worker threads (default {DEFAULT_WORKERS}: decisions are CPU-bound, so more "
+        "threads add contention, not throughput)",
+    )
     add(
         "--grace",
         type=float,
@@ -131,7 +150,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         stream = configure_logging(args.log_file, args.log_format, args.log_level)
         config = _server_config(args)
-        options = _runtime_options(args)
+        options = _runtime_options(args, decision_sink(stream, args.log_format, args.log_level))
     except (CnmPolicyError, ValueError, OSError) as exc:
         print(f"cnm-policy serve: {exc}", file=sys.stderr)
         return EXIT_CONFIG
@@ -181,7 +200,7 @@ def _serve(runtime: Runtime, config: ServerConfig, signals: _Signals, log: Any) 
     return EXIT_OK
 
 
-def _runtime_options(args: argparse.Namespace) -> RuntimeOptions:
+def _runtime_options(args: argparse.Namespace, sink: DecisionSink) -> RuntimeOptions:
     """What to serve; raises ValueError naming a flag whose value cannot work."""
     if args.watch_interval != 0 and not args.watch_interval >= _MIN_WATCH_INTERVAL:
         # A tiny or negative interval would poll the directory in a busy loop.
@@ -199,6 +218,7 @@ def _runtime_options(args: argparse.Namespace) -> RuntimeOptions:
         run_bundle_tests=not args.no_bundle_tests,
         watch_interval=args.watch_interval or None,
         log_allow=AttributeAllowList.parse(args.log_attribute),
+        decision_sink=sink,
     )
 
 
@@ -276,10 +296,9 @@ def configure_logging(log_file: Path | None, log_format: str, level: str) -> Tex
     Note that ``--log-level warning`` (or higher) also drops the ``decision`` events.
     """
     stream: TextIO = log_file.open("a", encoding="utf-8") if log_file else sys.stdout
-    console = log_format == "console" or (log_format == "auto" and stream.isatty())
     renderer: Any = (
         structlog.dev.ConsoleRenderer()
-        if console
+        if _is_console(stream, log_format)
         else structlog.processors.JSONRenderer(serializer=_json_line)
     )
     structlog.configure(
@@ -290,13 +309,31 @@ def configure_logging(log_file: Path | None, log_format: str, level: str) -> Tex
             _lead_with_when_and_what,
             renderer,
         ],
-        wrapper_class=structlog.make_filtering_bound_logger(
-            logging.getLevelNamesMapping()[level.upper()]
-        ),
+        wrapper_class=structlog.make_filtering_bound_logger(_level_number(level)),
         logger_factory=structlog.WriteLoggerFactory(stream),
         cache_logger_on_first_use=True,
     )
     return stream
+
+
+def decision_sink(stream: TextIO, log_format: str, level: str) -> DecisionSink:
+    """Where decision events go, given the logging set up by `configure_logging`.
+
+    JSON logs at info level get the `JsonLinesSink`: the same JSON lines on the same stream,
+    written once per call instead of once per decision (see `cnm_policy.audit.sinks`). A
+    console, or a level that drops decision events, keeps them in structlog's pipeline.
+    """
+    if _is_console(stream, log_format) or _level_number(level) > logging.INFO:
+        return StructlogSink()
+    return JsonLinesSink(stream)
+
+
+def _is_console(stream: TextIO, log_format: str) -> bool:
+    return log_format == "console" or (log_format == "auto" and stream.isatty())
+
+
+def _level_number(level: str) -> int:
+    return logging.getLevelNamesMapping()[level.upper()]
 
 
 _JSON_ENCODER = json.JSONEncoder(default=repr)

@@ -24,12 +24,11 @@ from cnm_policy.errors import CnmPolicyError
 from cnm_policy.reload import ReloadStatus
 from cnm_policy.server.limits import DEFAULT_LIMITS, Limits
 from cnm_policy.server.ports import CacheStatsView, DecisionEngine
-from cnm_policy.server.servicer import PolicyServicer
-from cnm_policy.v1 import policy_pb2 as pb
-from cnm_policy.v1 import policy_pb2_grpc as pb_grpc
+from cnm_policy.server.servicer import SERVICE_NAME, PolicyServicer, rpc_handlers
 
 __all__ = [
     "DEFAULT_LISTEN",
+    "DEFAULT_WORKERS",
     "SERVICE_NAME",
     "ServerConfig",
     "ServerConfigError",
@@ -40,7 +39,11 @@ __all__ = [
 ]
 
 DEFAULT_LISTEN = "127.0.0.1:50051"
-SERVICE_NAME: str = pb.DESCRIPTOR.services_by_name["PolicyService"].full_name
+# Decisions are CPU work under the GIL (no handler waits on anything but a short log write), so
+# threads beyond a couple only contend for the interpreter: measured on 2 cores, 8 workers
+# served ~25% fewer cached Checks per second than 2. A second worker keeps one long batch from
+# holding up every other call.
+DEFAULT_WORKERS = 2
 
 
 class ServerConfigError(CnmPolicyError):
@@ -90,7 +93,7 @@ class ServerConfig:
     allow_remote: bool = False
     tls: TlsConfig | None = None
     limits: Limits = DEFAULT_LIMITS
-    max_workers: int = 8
+    max_workers: int = DEFAULT_WORKERS
     grace_seconds: float = 10.0
 
     def __post_init__(self) -> None:
@@ -136,8 +139,13 @@ class Sidecar:
             ],
         )
         self.health = health.HealthServicer()
-        # The generated registration helper is untyped (grpc_tools writes no stubs for it).
-        pb_grpc.add_PolicyServiceServicer_to_server(servicer, self._server)  # type: ignore[no-untyped-call]
+        handlers = rpc_handlers(servicer)
+        self._server.add_generic_rpc_handlers(
+            (grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),)
+        )
+        # Registered methods skip the generic per-call lookup by name (as generated code does);
+        # grpc-stubs does not know this grpcio >= 1.62 API yet.
+        self._server.add_registered_method_handlers(SERVICE_NAME, handlers)  # type: ignore[attr-defined]
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self._server)
         reflection.enable_server_reflection(
             (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), self._server

@@ -27,6 +27,8 @@ __all__ = [
     "access_request_from_proto",
     "access_request_to_proto",
     "batch_from_proto",
+    "batch_item_from_proto",
+    "batch_shared_from_proto",
     "batch_to_proto",
     "decision_from_proto",
     "decision_to_proto",
@@ -119,22 +121,36 @@ class BatchQuery:
     principal: Principal
     items: list[tuple[str, Resource]]
     context: dict[str, Any]
+    explain: bool = False
 
 
 def batch_from_proto(request: pb.CheckBatchRequest, limits: Limits) -> BatchQuery:
     """Decode a batch; item errors name the item, e.g. ``items[3].resource``."""
+    principal, context = batch_shared_from_proto(request, limits)
+    items = [batch_item_from_proto(item, i, limits) for i, item in enumerate(request.items)]
+    return BatchQuery(principal=principal, items=items, context=context, explain=request.explain)
+
+
+def batch_shared_from_proto(
+    request: pb.CheckBatchRequest, limits: Limits
+) -> tuple[Principal, dict[str, Any]]:
+    """The principal and context every item of a batch is checked with."""
     _require(request, "principal", "principal")
     depth = limits.max_attribute_depth
-    items: list[tuple[str, Resource]] = []
-    for index, item in enumerate(request.items):
-        field = f"items[{index}].resource"
-        _require(item, "resource", field)
-        items.append((item.action, resource_from_proto(item.resource, field, max_depth=depth)))
-    return BatchQuery(
-        principal=principal_from_proto(request.principal, max_depth=depth),
-        items=items,
-        context=struct_to_dict(request.context, "context", max_depth=depth),
+    return (
+        principal_from_proto(request.principal, max_depth=depth),
+        struct_to_dict(request.context, "context", max_depth=depth),
     )
+
+
+def batch_item_from_proto(
+    item: pb.CheckBatchItem, index: int, limits: Limits
+) -> tuple[str, Resource]:
+    """Item `index` of a batch as (action, resource); errors name it (``items[3].resource``)."""
+    field = f"items[{index}].resource"
+    _require(item, "resource", field)
+    resource = resource_from_proto(item.resource, field, max_depth=limits.max_attribute_depth)
+    return (item.action, resource)
 
 
 def _require(message: Any, name: str, field: str) -> None:

@@ -19,6 +19,7 @@ __all__ = [
     "DEFAULT_LIMITS",
     "LimitExceededError",
     "Limits",
+    "check_batch_item",
     "check_batch_request",
     "check_request",
 ]
@@ -67,7 +68,10 @@ def check_request(request: pb.CheckRequest, limits: Limits) -> None:
 
 
 def check_batch_request(request: pb.CheckBatchRequest, limits: Limits) -> None:
-    """Raise `LimitExceededError` when a batch, or any of its items, exceeds `limits`."""
+    """Raise `LimitExceededError` when a batch is too long or its shared parts are too large.
+
+    Each item is checked with `check_batch_item` as it is decoded.
+    """
     count = len(request.items)
     if count > limits.max_batch_items:
         raise LimitExceededError(
@@ -75,8 +79,11 @@ def check_batch_request(request: pb.CheckBatchRequest, limits: Limits) -> None:
         )
     _check_struct(request.principal.attributes, "principal.attributes", limits)
     _check_struct(request.context, "context", limits)
-    for index, item in enumerate(request.items):
-        _check_struct(item.resource.attributes, f"items[{index}].resource.attributes", limits)
+
+
+def check_batch_item(item: pb.CheckBatchItem, index: int, limits: Limits) -> None:
+    """Raise `LimitExceededError` when item `index` of a batch exceeds `limits`."""
+    _check_struct(item.resource.attributes, f"items[{index}].resource.attributes", limits)
 
 
 def _check_struct(struct: Struct, field: str, limits: Limits) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cnm_policy.audit import AttributeAllowList, DecisionLog
+from cnm_policy.audit import AttributeAllowList, DecisionLog, DecisionSink
 from cnm_policy.cache import CachedEngine
 from cnm_policy.engine import Engine, PolicySnapshot, load_snapshot
 from cnm_policy.reload import PolicyReloader, bundle_fingerprint, prove_bundle
@@ -26,7 +26,8 @@ class RuntimeOptions:
     """What to serve and how: the bundle, the cache, the reload gate and the log redaction.
 
     `cache_size` ``None`` disables the decision cache; `watch_interval` ``None`` disables
-    directory polling (reloads then happen only on request, e.g. SIGHUP).
+    directory polling (reloads then happen only on request, e.g. SIGHUP); `decision_sink`
+    ``None`` sends decision events through structlog (see `cnm_policy.audit.sinks`).
     """
 
     policies: Path
@@ -35,6 +36,7 @@ class RuntimeOptions:
     run_bundle_tests: bool = True
     watch_interval: float | None = 2.0
     log_allow: AttributeAllowList = field(default_factory=AttributeAllowList)
+    decision_sink: DecisionSink | None = None
 
     def __post_init__(self) -> None:
         # Checked here, before anything starts: `Runtime.start` must not fail half-way with
@@ -91,7 +93,7 @@ def open_runtime(options: RuntimeOptions, config: ServerConfig) -> Runtime:
     sidecar = build_sidecar(
         engine,
         config=config,
-        decision_log=DecisionLog(allow=options.log_allow),
+        decision_log=DecisionLog(allow=options.log_allow, sink=options.decision_sink),
         reload_status=lambda: reloader.status,
         cache_stats=engine.stats if isinstance(engine, CachedEngine) else None,
     )

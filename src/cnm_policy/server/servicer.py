@@ -1,9 +1,15 @@
-"""The `cnm_policy.v1.PolicyService` handlers: limits -> convert -> engine -> convert back.
+"""The `cnm_policy.v1.PolicyService` handlers: decode -> engine -> log -> encode.
 
 Deliberately thin. Everything that decides lives in the engine; everything about the wire lives
-in `convert`; every failure becomes a status in `errors`. What is left here is the order of those
+in `decode`/`encode` (which remember recent requests and shared decisions, see there) and
+`convert`; every failure becomes a status in `errors`. What is left here is the order of those
 steps, the deadline check before evaluating, and the one audit event per decision, whose
-latency covers the sidecar's whole share of the call (limits, conversion, evaluation).
+latency covers the sidecar's whole share of the call (decoding, evaluation, logging).
+
+`Check` and `CheckBatch` are served on raw bytes (`rpc_handlers`): the decoder parses what it
+has not seen before and the encoder writes the response bytes itself. The typed methods of the
+same names take and return messages, for callers embedding the servicer in-process; they go
+through the very same byte-level path.
 """
 
 from __future__ import annotations
@@ -18,18 +24,20 @@ from cnm_policy.audit import DecisionLog
 from cnm_policy.errors import InvalidRequestError
 from cnm_policy.reload import ReloadStatus
 from cnm_policy.server import convert
+from cnm_policy.server.decode import RequestDecoder
+from cnm_policy.server.encode import ResponseEncoder
 from cnm_policy.server.errors import DeadlineExceededError, abort_with
-from cnm_policy.server.limits import Limits, check_batch_request, check_request
+from cnm_policy.server.limits import Limits
 from cnm_policy.server.ports import CacheStatsView, DecisionEngine
 from cnm_policy.v1 import policy_pb2 as pb
-from cnm_policy.v1 import policy_pb2_grpc as pb_grpc
 
-__all__ = ["REQUEST_ID_METADATA", "PolicyServicer"]
+__all__ = ["REQUEST_ID_METADATA", "SERVICE_NAME", "PolicyServicer", "rpc_handlers"]
 
 REQUEST_ID_METADATA = "x-request-id"
+SERVICE_NAME: str = pb.DESCRIPTOR.services_by_name["PolicyService"].full_name
 
 
-class PolicyServicer(pb_grpc.PolicyServiceServicer):
+class PolicyServicer:
     """Serves decisions from `engine`, which may be swapped under it at any time."""
 
     def __init__(
@@ -48,24 +56,35 @@ class PolicyServicer(pb_grpc.PolicyServiceServicer):
         self._reload_status = reload_status
         self._cache_stats = cache_stats
         self._timer = timer
+        self._decoder = RequestDecoder(limits)
+        self._encoder = ResponseEncoder()
 
-    def Check(  # noqa: N802
-        self, request: pb.CheckRequest, context: grpc.ServicerContext
-    ) -> pb.CheckResponse:
-        """One decision."""
+    def check_bytes(self, request: bytes, context: grpc.ServicerContext) -> bytes:
+        """One decision: a serialized `CheckRequest` in, a serialized `CheckResponse` out."""
         try:
             return self._check(request, context)
         except Exception as exc:
             abort_with(context, exc)
 
-    def CheckBatch(  # noqa: N802
-        self, request: pb.CheckBatchRequest, context: grpc.ServicerContext
-    ) -> pb.CheckBatchResponse:
-        """Many decisions for one principal, in request order."""
+    def check_batch_bytes(self, request: bytes, context: grpc.ServicerContext) -> bytes:
+        """Many decisions for one principal, in request order (serialized messages)."""
         try:
             return self._check_batch(request, context)
         except Exception as exc:
             abort_with(context, exc)
+
+    def Check(  # noqa: N802
+        self, request: pb.CheckRequest, context: grpc.ServicerContext
+    ) -> pb.CheckResponse:
+        """`check_bytes` for a message (in-process callers and tests)."""
+        return pb.CheckResponse.FromString(self.check_bytes(request.SerializeToString(), context))
+
+    def CheckBatch(  # noqa: N802
+        self, request: pb.CheckBatchRequest, context: grpc.ServicerContext
+    ) -> pb.CheckBatchResponse:
+        """`check_batch_bytes` for a message (in-process callers and tests)."""
+        response = self.check_batch_bytes(request.SerializeToString(), context)
+        return pb.CheckBatchResponse.FromString(response)
 
     def GetPolicyInfo(  # noqa: N802
         self, request: pb.GetPolicyInfoRequest, context: grpc.ServicerContext
@@ -81,13 +100,13 @@ class PolicyServicer(pb_grpc.PolicyServiceServicer):
         except Exception as exc:
             abort_with(context, exc)
 
-    def _check(self, request: pb.CheckRequest, context: grpc.ServicerContext) -> pb.CheckResponse:
+    def _check(self, request: bytes, context: grpc.ServicerContext) -> bytes:
         started = self._timer()
-        check_request(request, self._limits)
-        query = convert.access_request_from_proto(request, self._limits)
+        decoded = self._decoder.check(request)
+        query = decoded.query
         _check_deadline(context)
         decision = self._engine.check(
-            query.principal, query.action, query.resource, query.context, explain=request.explain
+            query.principal, query.action, query.resource, query.context, explain=decoded.explain
         )
         decision_id = self._log.new_decision_id()
         self._log.record(
@@ -100,20 +119,17 @@ class PolicyServicer(pb_grpc.PolicyServiceServicer):
             request_id=_request_id(context),
             latency_seconds=self._timer() - started,
         )
-        return convert.decision_to_proto(decision, decision_id=decision_id)
+        return self._encoder.check(decision, decision_id)
 
-    def _check_batch(
-        self, request: pb.CheckBatchRequest, context: grpc.ServicerContext
-    ) -> pb.CheckBatchResponse:
+    def _check_batch(self, request: bytes, context: grpc.ServicerContext) -> bytes:
         started = self._timer()
-        check_batch_request(request, self._limits)
-        query = convert.batch_from_proto(request, self._limits)
+        query = self._decoder.batch(request)
         # A batch is bounded by `max_batch_items`, so one engine call is bounded too: the
         # deadline is checked before the work, like a single check.
         _check_deadline(context)
         try:
             decisions = self._engine.check_batch(
-                query.principal, query.items, query.context, explain=request.explain
+                query.principal, query.items, query.context, explain=query.explain
             )
         except InvalidRequestError as exc:
             raise self._locate(exc, query) from exc
@@ -129,7 +145,7 @@ class PolicyServicer(pb_grpc.PolicyServiceServicer):
             request_id=_request_id(context),
             latency_seconds=self._timer() - started,
         )
-        return convert.batch_to_proto(decisions, decision_ids)
+        return self._encoder.batch(decisions, decision_ids)
 
     def _locate(self, error: InvalidRequestError, query: convert.BatchQuery) -> Exception:
         """Name the batch item behind an item-level error (``items[3].resource.tenant``).
@@ -145,6 +161,23 @@ class PolicyServicer(pb_grpc.PolicyServiceServicer):
             except InvalidRequestError as item_error:
                 return type(item_error)(f"items[{index}].{item_error.field}", item_error.message)
         return error
+
+
+def rpc_handlers(servicer: PolicyServicer) -> dict[str, grpc.RpcMethodHandler[Any, Any]]:
+    """The PolicyService method handlers, by method name.
+
+    `Check` and `CheckBatch` take and return bytes (no (de)serializer: the servicer's decoder
+    and encoder do it); `GetPolicyInfo` is an ordinary typed handler.
+    """
+    return {
+        "Check": grpc.unary_unary_rpc_method_handler(servicer.check_bytes),
+        "CheckBatch": grpc.unary_unary_rpc_method_handler(servicer.check_batch_bytes),
+        "GetPolicyInfo": grpc.unary_unary_rpc_method_handler(
+            servicer.GetPolicyInfo,
+            request_deserializer=pb.GetPolicyInfoRequest.FromString,
+            response_serializer=pb.GetPolicyInfoResponse.SerializeToString,
+        ),
+    }
 
 
 def _check_deadline(context: grpc.ServicerContext) -> None:

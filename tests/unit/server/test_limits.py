@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 
 from cnm_policy.server.convert import dict_to_struct
-from cnm_policy.server.limits import LimitExceededError, Limits, check_batch_request, check_request
+from cnm_policy.server.limits import (
+    LimitExceededError,
+    Limits,
+    check_batch_item,
+    check_batch_request,
+    check_request,
+)
 from cnm_policy.v1 import policy_pb2 as pb
 
 
@@ -32,11 +38,10 @@ def test_oversized_attributes_name_their_struct() -> None:
 def test_oversized_item_attributes_name_the_item() -> None:
     """In a batch, the item whose attributes are too large is named by index."""
     big = dict_to_struct({"notes": "x" * 200})
-    request = pb.CheckBatchRequest(
-        items=[pb.CheckBatchItem(), pb.CheckBatchItem(resource=pb.Resource(attributes=big))]
-    )
+    item = pb.CheckBatchItem(resource=pb.Resource(attributes=big))
+    check_batch_item(item, 1, Limits(max_attribute_bytes=300))
     with pytest.raises(LimitExceededError) as raised:
-        check_batch_request(request, Limits(max_attribute_bytes=100))
+        check_batch_item(item, 1, Limits(max_attribute_bytes=100))
     assert raised.value.field == "items[1].resource.attributes"
 
 

@@ -14,7 +14,7 @@ from cnm_policy.errors import InvalidRequestError
 from cnm_policy.model import Decision, Principal, Resource
 from cnm_policy.server.convert import dict_to_struct
 from cnm_policy.server.limits import Limits
-from cnm_policy.server.servicer import PolicyServicer
+from cnm_policy.server.servicer import PolicyServicer, rpc_handlers
 from cnm_policy.v1 import policy_pb2 as pb
 
 
@@ -250,3 +250,10 @@ def test_latency_is_read_from_the_injected_timer_around_the_whole_call(
         servicer.Check(request, FakeContext())  # type: ignore[arg-type]
     assert order == ["timer:0", "timer:1"]
     assert [event["latency_ms"] for event in logs] == [250.0]
+
+
+def test_every_method_of_the_service_has_a_handler() -> None:
+    """A method added to the proto without a handler here would be UNIMPLEMENTED at run time."""
+    service = pb.DESCRIPTOR.services_by_name["PolicyService"]
+    servicer = PolicyServicer(FakeEngine(), limits=Limits(), decision_log=DecisionLog())
+    assert set(rpc_handlers(servicer)) == {method.name for method in service.methods}

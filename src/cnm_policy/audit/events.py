@@ -6,23 +6,24 @@ same keys every time, that a log pipeline can index without parsing prose. Attri
 left out unless allow-listed: they can carry customer data (site addresses, contract numbers)
 that has no business in a log.
 
-This module only builds and emits events through ``structlog.get_logger()``; where they go
-(JSON on stdout, a file, a console) is decided by the process entry point (``cnm-policy serve``).
-It runs once per decision on the request path, so the event is built as one flat dict and the
-per-second part of the timestamp is formatted once per second, not once per event.
+This module only builds the events and hands each call's events to a `DecisionSink` in one go;
+where they go (structlog's pipeline, or JSON lines on a stream) is decided by whoever builds the
+`DecisionLog` (``cnm-policy serve`` picks the sink from its logging flags). It runs once per
+decision on the request path, so each event is one flat dict, the fields a call's decisions
+share are computed once per call, and the per-second part of the timestamp is formatted once
+per second, not once per event.
 """
 
 from __future__ import annotations
 
 import math
-import os
+import random
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import structlog
-
+from cnm_policy.audit.sinks import DecisionSink, StructlogSink
 from cnm_policy.model import Decision, Principal, Resource
 
 __all__ = ["DECISION_EVENT", "AttributeAllowList", "DecisionLog", "format_timestamp"]
@@ -83,12 +84,20 @@ def format_timestamp(epoch: float) -> str:
 
 
 def _random_id() -> str:
-    """128 random bits as 32 hex digits (uuid4's entropy, without its cost)."""
-    return os.urandom(16).hex()
+    """128 random bits as 32 hex digits: unique like a uuid4, never a secret.
+
+    Drawn from `random` (seeded from the OS at start-up and again in every forked child), not
+    from ``os.urandom``: decision ids only need to be unique, and a system call per decision
+    releases the GIL, which under load hands the interpreter to another thread mid-request.
+    """
+    return f"{random.getrandbits(128):032x}"
 
 
 class DecisionLog:
-    """Emits the canonical ``decision`` event; clock and id source are injectable for tests."""
+    """Emits the canonical ``decision`` event; clock and id source are injectable for tests.
+
+    `sink` defaults to a `StructlogSink` (every event through the process's structlog set-up).
+    """
 
     def __init__(
         self,
@@ -96,12 +105,12 @@ class DecisionLog:
         allow: AttributeAllowList | None = None,
         clock: Callable[[], float] = time.time,
         new_id: Callable[[], str] = _random_id,
-        logger_name: str = "cnm_policy.audit",
+        sink: DecisionSink | None = None,
     ) -> None:
         self._allow = allow or AttributeAllowList()
         self._clock = clock
         self._new_id = new_id
-        self._logger = structlog.get_logger(logger_name)
+        self._sink: DecisionSink = sink if sink is not None else StructlogSink()
 
     def new_decision_id(self) -> str:
         """A fresh id, returned to the caller in the response and logged with the event."""
@@ -130,7 +139,7 @@ class DecisionLog:
         """Log the one decision of a Check call."""
         event = self._call_fields(principal, context, request_id, latency_seconds)
         self._add_item(event, action, resource, decision, decision_id)
-        self._logger.info(DECISION_EVENT, **event)
+        self._sink.emit(DECISION_EVENT, (event,))
 
     def record_batch(
         self,
@@ -149,13 +158,15 @@ class DecisionLog:
         """
         shared = self._call_fields(principal, context, request_id, latency_seconds)
         shared["batch_size"] = len(items)
+        events = []
         for index, ((action, resource), decision, decision_id) in enumerate(
             zip(items, decisions, decision_ids, strict=True)
         ):
             event = shared.copy()
             event["batch_index"] = index
             self._add_item(event, action, resource, decision, decision_id)
-            self._logger.info(DECISION_EVENT, **event)
+            events.append(event)
+        self._sink.emit(DECISION_EVENT, events)
 
     def _call_fields(
         self,

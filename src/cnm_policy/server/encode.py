@@ -1,0 +1,92 @@
+"""Decisions -> response bytes, reusing the encoding of decisions the cache shares.
+
+Why: a cached decision is one shared object answering many calls, yet building and serializing
+its `CheckResponse` costs more than finding it. Only the decision id differs between two answers
+from the same decision, so the sidecar encodes the decision once and appends the id.
+
+Why it is exact: protobuf parses concatenated encodings as one merged message, and for a
+singular scalar field the last value on the wire wins. The response is therefore the decision's
+encoding (without an id) followed by the encoding of a response holding only ``decision_id``
+(field 9, length-delimited). A `CheckBatchResponse` is its ``results`` (field 1), each a
+length-delimited `CheckResponse`. Both shapes are read from the generated descriptors and
+checked at import, and the tests parse every shape back with protobuf itself.
+
+Only decisions marked ``cached`` are remembered, by identity: the cache hands out the same
+object for every hit (and keeps it alive), while a fresh decision is new every time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Final
+
+from google.protobuf.descriptor import FieldDescriptor
+
+from cnm_policy.model import Decision
+from cnm_policy.server import convert
+from cnm_policy.v1 import policy_pb2 as pb
+
+__all__ = ["ResponseEncoder"]
+
+_MEMO_ENTRIES: Final = 8192  # distinct shared decisions remembered before starting over
+
+
+def _length_delimited_tag(
+    message: type[pb.CheckResponse | pb.CheckBatchResponse], name: str
+) -> bytes:
+    field = message.DESCRIPTOR.fields_by_name[name]
+    if field.type not in (FieldDescriptor.TYPE_STRING, FieldDescriptor.TYPE_MESSAGE):
+        raise TypeError(f"{message.DESCRIPTOR.full_name}.{name} is not length-delimited")
+    return _varint(field.number << 3 | 2)  # wire type 2: length-delimited
+
+
+def _varint(value: int) -> bytes:
+    """Protobuf's base-128 varint of a non-negative integer."""
+    out = bytearray()
+    while value > 0x7F:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+_DECISION_ID_TAG: Final = _length_delimited_tag(pb.CheckResponse, "decision_id")
+_RESULTS_TAG: Final = _length_delimited_tag(pb.CheckBatchResponse, "results")
+
+
+class ResponseEncoder:
+    """Encodes `CheckResponse`/`CheckBatchResponse` bytes; thread-safe (dict operations only)."""
+
+    __slots__ = ("_memo",)
+
+    def __init__(self) -> None:
+        self._memo: dict[int, tuple[Decision, bytes]] = {}
+
+    def check(self, decision: Decision, decision_id: str) -> bytes:
+        """The serialized `CheckResponse` for `decision`, identified as `decision_id`."""
+        encoded_id = decision_id.encode()
+        return b"".join(
+            (self._without_id(decision), _DECISION_ID_TAG, _varint(len(encoded_id)), encoded_id)
+        )
+
+    def batch(self, decisions: Sequence[Decision], decision_ids: Sequence[str]) -> bytes:
+        """The serialized `CheckBatchResponse` for `decisions`, in order."""
+        parts: list[bytes] = []
+        for decision, decision_id in zip(decisions, decision_ids, strict=True):
+            result = self.check(decision, decision_id)
+            parts += (_RESULTS_TAG, _varint(len(result)), result)
+        return b"".join(parts)
+
+    def _without_id(self, decision: Decision) -> bytes:
+        if not decision.cached:
+            return convert.decision_to_proto(decision).SerializeToString()
+        memo = self._memo
+        found = memo.get(id(decision))
+        if found is not None and found[0] is decision:
+            return found[1]
+        encoded = convert.decision_to_proto(decision).SerializeToString()
+        if len(memo) >= _MEMO_ENTRIES:
+            memo.clear()
+        # The entry keeps `decision` alive, so its id cannot be reused while remembered.
+        memo[id(decision)] = (decision, encoded)
+        return encoded

@@ -1,0 +1,157 @@
+"""Byte-level decode and encode: exactly what the message-level conversions give, only cheaper."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from cnm_policy.errors import InvalidRequestError
+from cnm_policy.model import AccessRequest, Decision, Principal, Resource, RuleTrace
+from cnm_policy.server import convert
+from cnm_policy.server.decode import MAX_MEMO_KEY_BYTES, RequestDecoder
+from cnm_policy.server.encode import ResponseEncoder
+from cnm_policy.server.limits import LimitExceededError, Limits
+from cnm_policy.v1 import policy_pb2 as pb
+
+LIMITS = Limits()
+text = st.text(max_size=300)  # long enough for multi-byte length varints
+traces = st.builds(
+    RuleTrace,
+    rule_id=text,
+    effect=st.sampled_from(["allow", "deny"]),
+    role_matched=st.booleans(),
+    kind_matched=st.booleans(),
+    action_matched=st.booleans(),
+    scope_matched=st.booleans(),
+    condition=st.none() | st.booleans(),
+    error=st.none() | st.text(min_size=1, max_size=20),
+)
+decisions = st.builds(
+    Decision,
+    allowed=st.booleans(),
+    rule_ids=st.lists(text, max_size=3).map(tuple),
+    reason=text,
+    policy_name=text,
+    policy_version=text,
+    policy_digest=text,
+    errors=st.lists(text, max_size=2).map(tuple),
+    valid_until=st.none() | st.floats(min_value=0, max_value=4e9),
+    cached=st.booleans(),
+    trace=st.lists(traces, max_size=2).map(tuple),
+)
+decision_ids = st.text(max_size=200)
+
+
+@given(decisions, decision_ids)
+def test_a_check_response_is_the_message_conversion_byte_for_meaning(
+    decision: Decision, decision_id: str
+) -> None:
+    """Parsed back, the encoder's bytes are the message `convert` builds, memo or not."""
+    encoder = ResponseEncoder()
+    expected = convert.decision_to_proto(decision, decision_id=decision_id)
+    for _ in range(2):  # the second time a cached decision comes from the memo
+        assert pb.CheckResponse.FromString(encoder.check(decision, decision_id)) == expected
+
+
+@given(st.lists(st.tuples(decisions, decision_ids), max_size=5))
+def test_a_batch_response_keeps_every_result_in_order(pairs: list[tuple[Decision, str]]) -> None:
+    """Each result is its own decision with its own id, in request order."""
+    found = [decision for decision, _ in pairs]
+    ids = [decision_id for _, decision_id in pairs]
+    encoded = ResponseEncoder().batch(found, ids)
+    assert pb.CheckBatchResponse.FromString(encoded) == convert.batch_to_proto(found, ids)
+
+
+def test_remembered_encodings_belong_to_their_own_decision() -> None:
+    """Two shared decisions never answer with each other's encoding, however often asked."""
+    encoder = ResponseEncoder()
+    allow = Decision(True, ("a",), "allowed", "cnm", "1", "d1", cached=True)
+    deny = Decision(False, ("b",), "denied", "cnm", "1", "d1", cached=True)
+    for _ in range(3):
+        assert pb.CheckResponse.FromString(encoder.check(allow, "x")).allowed is True
+        assert pb.CheckResponse.FromString(encoder.check(deny, "y")).allowed is False
+
+
+def _check_bytes(**attributes: Any) -> bytes:
+    request = AccessRequest(
+        Principal("u-1", "acme", ("customer-admin",), {"mfa": True}),
+        "read",
+        Resource("device", "d-1", "acme/emea", attributes),
+        {"channel": "portal"},
+    )
+    return convert.access_request_to_proto(request).SerializeToString()
+
+
+@pytest.mark.parametrize("entries", [0, 10])
+def test_decoding_equals_the_message_conversion_every_time(entries: int) -> None:
+    """Memoized or not, decoding gives what parsing and converting the message gives."""
+    data = _check_bytes(site="paris", level=3)
+    decoder = RequestDecoder(LIMITS, entries=entries)
+    expected = convert.access_request_from_proto(pb.CheckRequest.FromString(data), LIMITS)
+    assert [decoder.check(data).query for _ in range(3)] == [expected] * 3
+
+
+def test_bytes_that_are_not_a_message_are_an_invalid_request() -> None:
+    """Garbage is the caller's error (INVALID_ARGUMENT), named as the whole request."""
+    with pytest.raises(InvalidRequestError) as raised:
+        RequestDecoder(LIMITS).check(b"\xff\xff\xff")
+    assert raised.value.field == "request"
+
+
+def test_a_refused_request_is_refused_again_not_remembered() -> None:
+    """Only successes are remembered: the same bad bytes fail the same way every time."""
+    decoder = RequestDecoder(Limits(max_attribute_bytes=100))
+    data = _check_bytes(notes="x" * 200)
+    for _ in range(2):
+        with pytest.raises(LimitExceededError) as raised:
+            decoder.check(data)
+        assert raised.value.field == "resource.attributes"
+
+
+def test_large_requests_are_decoded_but_not_remembered() -> None:
+    """The memo holds only requests up to MAX_MEMO_KEY_BYTES, bounding its memory."""
+    decoder = RequestDecoder(LIMITS)
+    data = _check_bytes(notes="x" * MAX_MEMO_KEY_BYTES)
+    assert decoder.check(data) == decoder.check(data)
+    assert decoder.check(data) is not decoder.check(data)
+    small = _check_bytes(site="paris")
+    assert decoder.check(small) is decoder.check(small)
+
+
+def _batch(*resources: pb.Resource) -> bytes:
+    principal = pb.Principal(id="u-1", tenant="acme", roles=["customer-viewer"])
+    items = [pb.CheckBatchItem(action="read", resource=r) for r in resources]
+    return pb.CheckBatchRequest(principal=principal, items=items).SerializeToString()
+
+
+def test_batch_items_decode_as_the_message_conversion_wherever_they_appear() -> None:
+    """A remembered item decodes the same at any position, next to new ones."""
+    first = pb.Resource(kind="device", id="d-1", tenant="acme")
+    second = pb.Resource(kind="circuit", id="c-1", tenant="acme/emea")
+    decoder = RequestDecoder(LIMITS)
+    for data in (_batch(first), _batch(second, first), _batch(first, second, first)):
+        expected = convert.batch_from_proto(pb.CheckBatchRequest.FromString(data), LIMITS)
+        assert decoder.batch(data) == expected
+
+
+def test_a_bad_item_is_named_by_its_position_even_after_good_ones_were_remembered() -> None:
+    """Errors are never remembered, and they say which item of this batch is wrong."""
+    good = pb.Resource(kind="device", id="d-1", tenant="acme")
+    decoder = RequestDecoder(Limits(max_attribute_bytes=100))
+    decoder.batch(_batch(good))
+    big = pb.Resource(kind="device", id="d-2", tenant="acme")
+    big.attributes.update({"notes": "x" * 200})
+    with pytest.raises(LimitExceededError) as raised:
+        decoder.batch(_batch(good, good, big))
+    assert raised.value.field == "items[2].resource.attributes"
+    with pytest.raises(InvalidRequestError) as missing:
+        decoder.batch(
+            pb.CheckBatchRequest(
+                principal=pb.Principal(id="u-1"),
+                items=[pb.CheckBatchItem(action="read", resource=good), pb.CheckBatchItem()],
+            ).SerializeToString()
+        )
+    assert missing.value.field == "items[1].resource"

@@ -1,0 +1,150 @@
+"""Decision sinks: one JSON line per decision, one write per call, nothing lost or interleaved."""
+
+from __future__ import annotations
+
+import io
+import json
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import structlog
+from structlog.testing import capture_logs
+
+from cnm_policy.audit import DecisionLog, JsonLinesSink, StructlogSink, render_json_line
+from cnm_policy.cli.serve import configure_logging, decision_sink
+from cnm_policy.model import Decision, Principal, Resource
+
+PRINCIPAL = Principal("u-1", "acme", ("customer-admin",), {"mfa": True})
+RESOURCES = [Resource("device", f"dev-{i}", "acme/emea") for i in range(3)]
+DECISION = Decision(
+    allowed=True,
+    rule_ids=("allow-read",),
+    reason="allowed by rule `allow-read`",
+    policy_name="cnm",
+    policy_version="1.0.0",
+    policy_digest="sha256:abc",
+)
+
+
+class CountingStream(io.StringIO):
+    """A text stream that counts the writes and flushes it receives."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes = 0
+        self.flushes = 0
+
+    def write(self, text: str) -> int:
+        self.writes += 1
+        return super().write(text)
+
+    def flush(self) -> None:
+        self.flushes += 1
+        super().flush()
+
+
+@pytest.fixture(autouse=True)
+def _restore_structlog() -> Iterator[None]:
+    yield
+    structlog.reset_defaults()
+
+
+def _record_batch(log: DecisionLog, count: int = 3) -> None:
+    log.record_batch(
+        principal=PRINCIPAL,
+        items=[("read", resource) for resource in RESOURCES[:count]],
+        context={},
+        decisions=[DECISION] * count,
+        decision_ids=log.new_decision_ids(count),
+        request_id="req-1",
+        latency_seconds=0.002,
+    )
+
+
+def test_a_batch_is_one_json_line_per_decision_written_and_flushed_once() -> None:
+    """Each decision is its own line, in item order; the call costs one write and one flush."""
+    stream = CountingStream()
+    _record_batch(DecisionLog(sink=JsonLinesSink(stream), new_id=lambda: "call"))
+    lines = stream.getvalue().splitlines()
+    events = [json.loads(line) for line in lines]
+    assert [e["resource_id"] for e in events] == ["dev-0", "dev-1", "dev-2"]
+    assert [e["decision_id"] for e in events] == ["call-0", "call-1", "call-2"]
+    assert all(list(e)[:3] == ["timestamp", "level", "event"] for e in events)
+    assert {(e["level"], e["event"]) for e in events} == {("info", "decision")}
+    assert (stream.writes, stream.flushes) == (1, 1)
+
+
+def test_json_lines_carry_the_same_fields_as_the_structlog_pipeline() -> None:
+    """Switching sinks changes how events are written, never what they say."""
+    stream = io.StringIO()
+    clock = lambda: 1_767_225_600.0  # noqa: E731
+    _record_batch(DecisionLog(sink=JsonLinesSink(stream), new_id=lambda: "c", clock=clock))
+    with capture_logs() as captured:
+        _record_batch(DecisionLog(sink=StructlogSink(), new_id=lambda: "c", clock=clock))
+    written = [json.loads(line) for line in stream.getvalue().splitlines()]
+    for event in captured:
+        event["level"] = event.pop("log_level")
+    assert written == captured
+
+
+def test_an_empty_call_writes_nothing() -> None:
+    """A batch of zero items leaves no empty line behind."""
+    stream = CountingStream()
+    JsonLinesSink(stream).emit("decision", [])
+    assert (stream.getvalue(), stream.writes) == ("", 0)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [(2**70, 2**70), (object, repr(object)), ({1: "x"}, {"1": "x"}), ((1, 2), [1, 2])],
+)
+def test_values_orjson_cannot_encode_still_produce_a_valid_line(value: Any, expected: Any) -> None:
+    """An odd allow-listed attribute value never costs the decision its log line."""
+    line = render_json_line("decision", {"timestamp": "t", "context": {"odd": value}})
+    assert json.loads(line) == {
+        "timestamp": "t",
+        "level": "info",
+        "event": "decision",
+        "context": {"odd": expected},
+    }
+
+
+def test_concurrent_batches_and_operational_events_never_interleave(tmp_path: Path) -> None:
+    """Decision lines and structlog's own events share the stream (and its lock) line by line."""
+    stream = configure_logging(tmp_path / "audit.log", "json", "info")
+    log = DecisionLog(sink=decision_sink(stream, "json", "info"))
+    operational = structlog.get_logger("ops")
+
+    def work() -> None:
+        for _ in range(50):
+            _record_batch(log)
+            operational.info("tick", detail="x" * 200)
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    stream.flush()
+    events = [json.loads(line) for line in (tmp_path / "audit.log").read_text().splitlines()]
+    names = [event["event"] for event in events]
+    assert (names.count("decision"), names.count("tick")) == (4 * 50 * 3, 4 * 50)
+
+
+@pytest.mark.parametrize(
+    ("log_format", "level", "sink"),
+    [
+        ("json", "info", JsonLinesSink),
+        ("auto", "debug", JsonLinesSink),  # not a terminal: JSON
+        ("console", "info", StructlogSink),
+        ("json", "warning", StructlogSink),  # structlog's level filter drops decisions
+    ],
+)
+def test_serve_picks_the_sink_from_its_logging_flags(
+    log_format: str, level: str, sink: type[object]
+) -> None:
+    """JSON at info level (the production setting) takes the one-write-per-call path."""
+    assert type(decision_sink(io.StringIO(), log_format, level)) is sink
