@@ -1,18 +1,39 @@
 """The benchmark code keeps working: a small generated policy loads and one quick run completes.
 
 No timing is asserted: benchmarks are not tests. This only keeps `python -m benchmarks` from
-rotting when the engine, the cache or the bundle format change.
+rotting when the engine, the cache or the bundle format change, and pins the arithmetic that
+turns noisy rounds into the reported numbers (on synthetic rounds, where it is exact).
 """
 
 from __future__ import annotations
 
+import json
+import os
+import socket
 from collections import Counter
+from collections.abc import Iterator
+from dataclasses import asdict
 from pathlib import Path
 
-from benchmarks.__main__ import engine_tables, targets_table
+import pytest
+
+from benchmarks.__main__ import engine_tables, sidecar_tables, targets_table
 from benchmarks.generate import MIX, generate_bundle, request_mix
 from benchmarks.inprocess import Settings, run_size
-from benchmarks.sidecar import batch_payload, check_payload
+from benchmarks.sidecar import (
+    CellResult,
+    Sample,
+    Server,
+    SidecarReport,
+    SidecarSettings,
+    Workload,
+    batch_payload,
+    check_payload,
+    echo_server,
+    measure_cells,
+    round_order,
+    summarize_pair,
+)
 from cnm_policy import Engine
 from cnm_policy.engine import load_snapshot
 from cnm_policy.v1 import policy_pb2 as pb
@@ -60,3 +81,128 @@ def test_sidecar_payloads_are_valid_messages(tmp_path: Path) -> None:
     batch = pb.CheckBatchRequest.FromString(batch_payload(request, 5))
     assert check.principal.id == request[0].id
     assert len(batch.items) == 5
+
+
+def _sample(per_second: float, cpu_s: float = 0.0, latencies: tuple[float, ...] = (1.0,)) -> Sample:
+    """A one-second round with `per_second` calls."""
+    return Sample(
+        calls=int(per_second),
+        elapsed_s=1.0,
+        server_cpu_s=cpu_s,
+        latencies_us=latencies,
+        measured_first=False,
+    )
+
+
+def test_share_of_echo_is_the_median_of_back_to_back_ratios() -> None:
+    """Not the ratio of the medians: round 2 is slow on both sides and must not skew it."""
+    echo = [_sample(1000), _sample(400), _sample(1000)]
+    sidecar = [_sample(900), _sample(200), _sample(500)]
+    floor, side = summarize_pair("Check", 16, 1, echo, sidecar)
+    assert side.of_echo_rounds == (0.9, 0.5, 0.5)
+    assert side.of_echo == 0.5
+    assert (floor.of_echo, floor.of_echo_rounds) == (None, ())
+    assert (floor.per_second, side.per_second) == (1000, 500)  # the median round of each
+    assert (floor.calls, side.calls) == (2400, 1600)
+
+
+def test_a_disturbed_round_moves_the_median_ratio_little() -> None:
+    """One round where only the echo cell was hit: the outlier ratio is outvoted."""
+    echo = [_sample(1000), _sample(1000), _sample(250), _sample(1000), _sample(1000)]
+    sidecar = [_sample(800), _sample(820), _sample(800), _sample(790), _sample(810)]
+    side = summarize_pair("Check", 64, 1, echo, sidecar)[1]
+    assert side.of_echo == pytest.approx(0.81)  # of 0.80, 0.82, 3.2, 0.79, 0.81
+    assert max(side.of_echo_rounds) == pytest.approx(3.2)  # still shown in the spread
+
+
+def test_latencies_are_pooled_and_cpu_is_spread_over_every_item() -> None:
+    """Median and p99 over all rounds' calls; CPU per item = total CPU / total items."""
+    echo = [_sample(100, cpu_s=0.1), _sample(100, cpu_s=0.3)]
+    slow = tuple(float(n) for n in range(1, 101))
+    fast = tuple(float(n) for n in range(101, 201))
+    sidecar = [_sample(100, cpu_s=0.5, latencies=slow), _sample(100, cpu_s=1.5, latencies=fast)]
+    floor, side = summarize_pair("CheckBatch", 1, 10, echo, sidecar)
+    assert (side.median_us, side.p99_us) == (100.0, 198.0)
+    assert side.server_cpu_us == pytest.approx(2.0 / 2000 * 1e6)
+    assert floor.server_cpu_us == pytest.approx(0.4 / 2000 * 1e6)
+    assert [r.p99_us for r in side.rounds] == [99.0, 199.0]  # each round's own
+
+
+def test_rounds_must_pair_up() -> None:
+    """A ratio is only meaningful between two cells of the same round."""
+    with pytest.raises(ValueError, match="zip"):
+        summarize_pair("Check", 1, 1, [_sample(1), _sample(1)], [_sample(1)])
+
+
+def test_the_order_alternates_between_rounds() -> None:
+    """Echo then sidecar, sidecar then echo: whichever goes second changes each round."""
+    echo, sidecar = Server("echo", 1, "a"), Server("sidecar", 2, "b")
+    assert [round_order(i, echo, sidecar)[0].name for i in range(4)] == [
+        "echo",
+        "sidecar",
+        "echo",
+        "sidecar",
+    ]
+
+
+@pytest.fixture
+def two_echo_servers() -> Iterator[tuple[Server, Server]]:
+    """Two in-process echo servers standing in for the echo server and the sidecar."""
+    ports = []
+    for _ in range(2):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            ports.append(probe.getsockname()[1])
+    servers = [echo_server(port, workers=2) for port in ports]
+    try:
+        yield (
+            Server("echo", os.getpid(), f"127.0.0.1:{ports[0]}"),
+            Server("sidecar", os.getpid(), f"127.0.0.1:{ports[1]}"),
+        )
+    finally:
+        for server in servers:
+            server.stop(0)
+
+
+def test_measured_rounds_render_in_the_tables_and_json(
+    two_echo_servers: tuple[Server, Server],
+) -> None:
+    """Two tiny rounds over real gRPC: every cell has both rounds, in alternating order."""
+    echo, sidecar = two_echo_servers
+    settings = SidecarSettings(seconds=0.05, warmup_s=0.02, rounds=2, in_flight=(1, 16))
+    workloads = (Workload("Check", (b"check",)), Workload("CheckBatch", (b"batch",), 3))
+    cells = measure_cells(echo, sidecar, workloads, settings)
+    assert [(c.rpc, c.in_flight, c.server) for c in cells] == [
+        (rpc, in_flight, server)
+        for rpc in ("Check", "CheckBatch")
+        for in_flight in (1, 16)
+        for server in ("echo", "sidecar")
+    ]
+    for cell in cells:
+        assert [r.measured_first for r in cell.rounds] == (
+            [True, False] if cell.server == "echo" else [False, True]
+        )
+        assert cell.calls == sum(r.calls for r in cell.rounds) > 0
+    report = _report(cells, settings)
+    sidecar_rows = [c for c in cells if c.server == "sidecar"]
+    assert all(c.of_echo is not None and len(c.of_echo_rounds) == 2 for c in sidecar_rows)
+    assert "of echo, rounds min-max" in sidecar_tables(report)
+    assert "share of echo (median of rounds)" in targets_table([], report)
+    raw = json.loads(json.dumps(asdict(report)))
+    assert len(raw["cells"][1]["rounds"]) == 2
+    assert "latencies_us" not in raw["cells"][1]["rounds"][0]
+
+
+def _report(cells: tuple[CellResult, ...], settings: SidecarSettings) -> SidecarReport:
+    return SidecarReport(
+        rules=100,
+        settings=settings,
+        cells=cells,
+        startup_s=1.0,
+        rss_loaded_mb=50.0,
+        rss_full_mb=60.0,
+        cache_size=10,
+        cache_hits=5,
+        cache_misses=5,
+        cold_batch_item_cpu_us=30.0,
+    )
