@@ -11,9 +11,17 @@ from typing import Any
 
 import pytest
 import structlog
+from hypothesis import given
+from hypothesis import strategies as st
 from structlog.testing import capture_logs
 
-from cnm_policy.audit import DecisionLog, JsonLinesSink, StructlogSink, render_json_line
+from cnm_policy.audit import (
+    DecisionLog,
+    JsonLinesSink,
+    StructlogSink,
+    render_json_line,
+    render_json_lines,
+)
 from cnm_policy.cli.serve import configure_logging, decision_sink
 from cnm_policy.model import Decision, Principal, Resource
 
@@ -26,6 +34,15 @@ DECISION = Decision(
     policy_name="cnm",
     policy_version="1.0.0",
     policy_digest="sha256:abc",
+)
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.text(max_size=10),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+    ),
+    max_leaves=8,
 )
 
 
@@ -93,7 +110,7 @@ def test_json_lines_carry_the_same_fields_as_the_structlog_pipeline() -> None:
 def test_an_empty_call_writes_nothing() -> None:
     """A batch of zero items leaves no empty line behind."""
     stream = CountingStream()
-    JsonLinesSink(stream).emit("decision", [])
+    JsonLinesSink(stream).emit({"timestamp": "t", "level": "info", "event": "decision"}, [])
     assert (stream.getvalue(), stream.writes) == ("", 0)
 
 
@@ -103,13 +120,8 @@ def test_an_empty_call_writes_nothing() -> None:
 )
 def test_values_orjson_cannot_encode_still_produce_a_valid_line(value: Any, expected: Any) -> None:
     """An odd allow-listed attribute value never costs the decision its log line."""
-    line = render_json_line("decision", {"timestamp": "t", "context": {"odd": value}})
-    assert json.loads(line) == {
-        "timestamp": "t",
-        "level": "info",
-        "event": "decision",
-        "context": {"odd": expected},
-    }
+    event = {"timestamp": "t", "level": "info", "event": "decision", "context": {"odd": value}}
+    assert json.loads(render_json_line(event)) == {**event, "context": {"odd": expected}}
 
 
 def test_concurrent_batches_and_operational_events_never_interleave(tmp_path: Path) -> None:
@@ -148,3 +160,17 @@ def test_serve_picks_the_sink_from_its_logging_flags(
 ) -> None:
     """JSON at info level (the production setting) takes the one-write-per-call path."""
     assert type(decision_sink(io.StringIO(), log_format, level)) is sink
+
+
+shared_fields = st.dictionaries(st.text(max_size=5).map(lambda k: "s" + k), json_values, max_size=4)
+item_fields = st.dictionaries(st.text(max_size=5).map(lambda k: "i" + k), json_values, max_size=4)
+
+
+@given(shared_fields, st.lists(item_fields, max_size=3))
+def test_lines_encode_the_shared_fields_once_yet_each_is_the_merged_event(
+    shared: dict[str, Any], items: list[dict[str, Any]]
+) -> None:
+    """Splicing the shared encoding into each item's gives exactly the merged object, in order."""
+    lines = render_json_lines(shared, items)
+    assert [json.loads(line) for line in lines] == [{**shared, **item} for item in items]
+    assert [list(json.loads(line)) for line in lines] == [list({**shared, **i}) for i in items]

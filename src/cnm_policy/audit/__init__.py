@@ -6,7 +6,13 @@ from cnm_policy.audit.events import (
     DecisionLog,
     format_timestamp,
 )
-from cnm_policy.audit.sinks import DecisionSink, JsonLinesSink, StructlogSink, render_json_line
+from cnm_policy.audit.sinks import (
+    DecisionSink,
+    JsonLinesSink,
+    StructlogSink,
+    render_json_line,
+    render_json_lines,
+)
 
 __all__ = [
     "DECISION_EVENT",
@@ -17,4 +23,5 @@ __all__ = [
     "StructlogSink",
     "format_timestamp",
     "render_json_line",
+    "render_json_lines",
 ]

@@ -137,9 +137,8 @@ class DecisionLog:
         latency_seconds: float,
     ) -> None:
         """Log the one decision of a Check call."""
-        event = self._call_fields(principal, context, request_id, latency_seconds)
-        self._add_item(event, action, resource, decision, decision_id)
-        self._sink.emit(DECISION_EVENT, (event,))
+        shared = self._call_fields(principal, context, request_id, latency_seconds)
+        self._sink.emit(shared, (self._item_fields(action, resource, decision, decision_id),))
 
     def record_batch(
         self,
@@ -158,15 +157,14 @@ class DecisionLog:
         """
         shared = self._call_fields(principal, context, request_id, latency_seconds)
         shared["batch_size"] = len(items)
-        events = []
-        for index, ((action, resource), decision, decision_id) in enumerate(
-            zip(items, decisions, decision_ids, strict=True)
-        ):
-            event = shared.copy()
-            event["batch_index"] = index
-            self._add_item(event, action, resource, decision, decision_id)
-            events.append(event)
-        self._sink.emit(DECISION_EVENT, events)
+        item_fields = self._item_fields
+        events = [
+            item_fields(action, resource, decision, decision_id, index)
+            for index, ((action, resource), decision, decision_id) in enumerate(
+                zip(items, decisions, decision_ids, strict=True)
+            )
+        ]
+        self._sink.emit(shared, events)
 
     def _call_fields(
         self,
@@ -178,6 +176,8 @@ class DecisionLog:
         """The fields every decision of one call shares: when, who asked, how long it took."""
         fields: dict[str, Any] = {
             "timestamp": format_timestamp(self._clock()),
+            "level": "info",
+            "event": DECISION_EVENT,
             "request_id": request_id[:_MAX_REQUEST_ID_CHARS] if request_id else None,
             "principal_id": principal.id,
             "principal_tenant": principal.tenant,
@@ -191,15 +191,16 @@ class DecisionLog:
             _add_allowed(fields, "context", context, allow.context)
         return fields
 
-    def _add_item(
+    def _item_fields(
         self,
-        event: dict[str, Any],
         action: str,
         resource: Resource,
         decision: Decision,
         decision_id: str,
-    ) -> None:
-        """Add what one decision is about and its outcome to `event`."""
+        batch_index: int | None = None,
+    ) -> dict[str, Any]:
+        """What one decision is about and its outcome (none of the call's shared keys)."""
+        event: dict[str, Any] = {} if batch_index is None else {"batch_index": batch_index}
         event["decision_id"] = decision_id
         event["action"] = action
         event["resource_kind"] = resource.kind
@@ -216,6 +217,7 @@ class DecisionLog:
             event["error_count"] = len(decision.errors)
         if self._allow.resource:
             _add_allowed(event, "resource_attributes", resource.attributes, self._allow.resource)
+        return event
 
 
 def _add_allowed(

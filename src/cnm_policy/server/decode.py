@@ -19,9 +19,9 @@ does: conditions only read, and the cache and log copy what they keep.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Final, Generic, TypeVar
+from typing import Final, Generic, TypeVar, cast
 
 from cachetools import LRUCache
 from google.protobuf.message import Message
@@ -61,17 +61,26 @@ class _Memo(Generic[_V]):
         self._lock = threading.Lock()
 
     def get(self, key: bytes) -> _V | None:
+        return self.get_many((key,))[0]
+
+    def get_many(self, keys: Sequence[bytes]) -> list[_V | None]:
+        """What each key decoded to (``None`` if not remembered), under one lock."""
         store = self._store
         if store is None:
-            return None
+            return [None] * len(keys)
         with self._lock:
-            return store.get(key)
+            return [store.get(key) for key in keys]
 
     def put(self, key: bytes, value: _V) -> None:
+        self.put_many(((key, value),))
+
+    def put_many(self, pairs: Iterable[tuple[bytes, _V]]) -> None:
         store = self._store
-        if store is not None and len(key) <= MAX_MEMO_KEY_BYTES:
+        if store is not None:
             with self._lock:
-                store[key] = value
+                for key, value in pairs:
+                    if len(key) <= MAX_MEMO_KEY_BYTES:
+                        store[key] = value
 
     def decode(self, key: bytes, decode: Callable[[bytes], _V]) -> _V:
         found = self.get(key)
@@ -106,19 +115,23 @@ class RequestDecoder:
         limits = self._limits
         check_batch_request(request, limits)
         principal, context = convert.batch_shared_from_proto(request, limits)
-        memo = self._items
-        items: list[tuple[str, Resource]] = []
-        append = items.append
-        for index, item in enumerate(request.items):
-            raw = item.SerializeToString()
-            found = memo.get(raw)
+        messages = request.items
+        raw = [item.SerializeToString() for item in messages]
+        items = self._items.get_many(raw)
+        fresh: list[tuple[bytes, tuple[str, Resource]]] = []
+        for index, found in enumerate(items):
             if found is None:
+                item = messages[index]
                 check_batch_item(item, index, limits)
-                found = convert.batch_item_from_proto(item, index, limits)
-                memo.put(raw, found)
-            append(found)
+                decoded = items[index] = convert.batch_item_from_proto(item, index, limits)
+                fresh.append((raw[index], decoded))
+        self._items.put_many(fresh)
         return convert.BatchQuery(
-            principal=principal, items=items, context=context, explain=request.explain
+            # INVARIANT: every slot was filled above
+            principal=principal,
+            items=cast(list[tuple[str, Resource]], items),
+            context=context,
+            explain=request.explain,
         )
 
     def _decode_check(self, data: bytes) -> DecodedCheck:

@@ -42,6 +42,8 @@ def _length_delimited_tag(
 
 def _varint(value: int) -> bytes:
     """Protobuf's base-128 varint of a non-negative integer."""
+    if value < 0x80:  # ids and most decisions: one byte, the common case by far
+        return _ONE_BYTE[value]
     out = bytearray()
     while value > 0x7F:
         out.append(value & 0x7F | 0x80)
@@ -50,6 +52,7 @@ def _varint(value: int) -> bytes:
     return bytes(out)
 
 
+_ONE_BYTE: Final = tuple(bytes((value,)) for value in range(0x80))
 _DECISION_ID_TAG: Final = _length_delimited_tag(pb.CheckResponse, "decision_id")
 _RESULTS_TAG: Final = _length_delimited_tag(pb.CheckBatchResponse, "results")
 
@@ -64,18 +67,23 @@ class ResponseEncoder:
 
     def check(self, decision: Decision, decision_id: str) -> bytes:
         """The serialized `CheckResponse` for `decision`, identified as `decision_id`."""
-        encoded_id = decision_id.encode()
-        return b"".join(
-            (self._without_id(decision), _DECISION_ID_TAG, _varint(len(encoded_id)), encoded_id)
-        )
+        return b"".join(self._response_parts(decision, decision_id)[1])
 
     def batch(self, decisions: Sequence[Decision], decision_ids: Sequence[str]) -> bytes:
         """The serialized `CheckBatchResponse` for `decisions`, in order."""
         parts: list[bytes] = []
         for decision, decision_id in zip(decisions, decision_ids, strict=True):
-            result = self.check(decision, decision_id)
-            parts += (_RESULTS_TAG, _varint(len(result)), result)
+            size, response = self._response_parts(decision, decision_id)
+            parts += (_RESULTS_TAG, _varint(size), *response)
         return b"".join(parts)
+
+    def _response_parts(self, decision: Decision, decision_id: str) -> tuple[int, list[bytes]]:
+        """The pieces of one `CheckResponse`, and their total length."""
+        without_id = self._without_id(decision)
+        encoded_id = decision_id.encode()
+        length = _varint(len(encoded_id))
+        size = len(without_id) + len(_DECISION_ID_TAG) + len(length) + len(encoded_id)
+        return size, [without_id, _DECISION_ID_TAG, length, encoded_id]
 
     def _without_id(self, decision: Decision) -> bytes:
         if not decision.cached:
