@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cachetools import LRUCache
+from cachetools import FIFOCache
 
 from benchmarks.generate import GeneratedPolicy, Request, generate_bundle, request_mix
 from benchmarks.timing import Measurement, measure
@@ -147,8 +147,8 @@ def _key_builder(digest: str) -> Callable[[Request], Any]:
 
 
 def _floor(digest: str, requests: list[Request], settings: Settings) -> Measurement:
-    """A hit in a bare cachetools LRUCache under a lock, keys built beforehand: the floor."""
-    store: LRUCache[Any, Any] = LRUCache(maxsize=max(100_000, len(requests)))
+    """A hit in a bare FIFOCache (the cache's store) under a lock, key prebuilt: the floor."""
+    store: FIFOCache[Any, Any] = FIFOCache(maxsize=max(100_000, len(requests)))
     lock = threading.Lock()
     keys = [_key_builder(digest)(request) for request in requests]
     for key in keys:

@@ -317,16 +317,17 @@ def test_size_is_bounded_by_maxsize(snapshot: PolicySnapshot) -> None:
     assert (stats.size, stats.evictions, stats.misses) == (5, 7, 12)
 
 
-def test_least_recently_used_entries_go_first(snapshot: PolicySnapshot) -> None:
-    """An entry read recently survives the eviction of an older, unread one."""
+def test_the_oldest_entries_go_first(snapshot: PolicySnapshot) -> None:
+    """When full, the entry stored first is evicted (reads do not reorder: see the module)."""
     cached = CachedEngine(Engine(snapshot), maxsize=2)
-    hot, cold, new = (replace(ROUTER, id=name) for name in ("hot", "cold", "new"))
-    cached.check(ADMIN, "read", hot)
-    cached.check(ADMIN, "read", cold)
-    cached.check(ADMIN, "read", hot)
-    cached.check(ADMIN, "read", new)
-    assert cached.check(ADMIN, "read", hot).cached
-    assert not cached.check(ADMIN, "read", cold).cached
+    first, second, third = (replace(ROUTER, id=name) for name in ("first", "second", "third"))
+    cached.check(ADMIN, "read", first)
+    cached.check(ADMIN, "read", second)
+    cached.check(ADMIN, "read", first)  # a hit, which does not make it younger
+    cached.check(ADMIN, "read", third)
+    assert cached.stats().evictions == 1
+    assert cached.check(ADMIN, "read", second).cached
+    assert not cached.check(ADMIN, "read", first).cached
 
 
 def test_huge_requests_are_answered_but_not_stored(snapshot: PolicySnapshot) -> None:

@@ -8,6 +8,7 @@ the CLI: they belong to a process, not to a library object.
 
 from __future__ import annotations
 
+import gc
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -55,7 +56,15 @@ class Runtime:
     options: RuntimeOptions
 
     def start(self) -> str:
-        """Start serving, then start watching the bundle; returns the bound address."""
+        """Start serving, then start watching the bundle; returns the bound address.
+
+        The loaded policy is handed to the garbage collector's permanent generation first: a
+        large policy is millions of long-lived objects (snapshots hold no reference cycles),
+        and every full collection would otherwise walk all of them again while holding the
+        GIL, stalling every call in flight. Versions loaded later are collected as usual.
+        """
+        gc.collect()
+        gc.freeze()
         address = self.sidecar.start()
         self.reloader.start(self.options.watch_interval)
         return address
