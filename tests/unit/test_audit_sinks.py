@@ -19,7 +19,6 @@ from cnm_policy.audit import (
     DecisionLog,
     JsonLinesSink,
     StructlogSink,
-    render_json_line,
     render_json_lines,
 )
 from cnm_policy.cli.serve import configure_logging, decision_sink
@@ -120,8 +119,9 @@ def test_an_empty_call_writes_nothing() -> None:
 )
 def test_values_orjson_cannot_encode_still_produce_a_valid_line(value: Any, expected: Any) -> None:
     """An odd allow-listed attribute value never costs the decision its log line."""
-    event = {"timestamp": "t", "level": "info", "event": "decision", "context": {"odd": value}}
-    assert json.loads(render_json_line(event)) == {**event, "context": {"odd": expected}}
+    shared = {"timestamp": "t", "level": "info", "event": "decision", "context": {"odd": value}}
+    (line,) = render_json_lines(shared, [{"decision_id": "d"}])
+    assert json.loads(line) == {**shared, "context": {"odd": expected}, "decision_id": "d"}
 
 
 def test_concurrent_batches_and_operational_events_never_interleave(tmp_path: Path) -> None:

@@ -10,7 +10,6 @@ from cnm_policy.audit.sinks import (
     DecisionSink,
     JsonLinesSink,
     StructlogSink,
-    render_json_line,
     render_json_lines,
 )
 
@@ -22,6 +21,5 @@ __all__ = [
     "JsonLinesSink",
     "StructlogSink",
     "format_timestamp",
-    "render_json_line",
     "render_json_lines",
 ]

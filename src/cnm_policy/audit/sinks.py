@@ -31,7 +31,6 @@ __all__ = [
     "DecisionSink",
     "JsonLinesSink",
     "StructlogSink",
-    "render_json_line",
     "render_json_lines",
 ]
 
@@ -97,11 +96,6 @@ def render_json_lines(shared: Mapping[str, Any], items: Sequence[Mapping[str, An
         body = _encode(item)[1:]  # "...}"
         lines.append(head + (separator if item else "") + body)
     return lines
-
-
-def render_json_line(event: Mapping[str, Any]) -> str:
-    """One event as one line of JSON, keys in the event's order."""
-    return _encode(event)
 
 
 def _encode(value: Mapping[str, Any]) -> str:
