@@ -20,6 +20,10 @@ Why a cached answer is always the answer the engine would give now:
   (possible with wall-clock time) makes every younger entry a miss.
 - **Only decisions are stored.** Invalid requests raise before anything is stored, and explain
   requests (which carry a trace) bypass the cache.
+- **Fingerprints.** An adapter that already holds an exact encoding of the request (the
+  sidecar: the request's protobuf bytes) passes it to `check_fingerprinted` /
+  `check_batch_fingerprinted` instead of having the request encoded again. Those keys have
+  three parts, library keys two, so the two kinds never answer for each other.
 
 The lock guards only the dictionary operations; evaluation runs outside it, so threads and
 asyncio callers never wait on another caller's evaluation. Memory is bounded by `maxsize`
@@ -53,7 +57,10 @@ DEFAULT_MAX_KEY_BYTES: Final = 4096
 _INTERN_LIMIT: Final = 4096  # distinct decisions shared per policy version; beyond: not shared
 _NO_CONTEXT: Final[Mapping[str, Any]] = {}  # what `context=None` means; never mutated
 
-_Key = tuple[str, bytes]
+# (digest, marshal encoding) from check(); (digest, shared fingerprint, item fingerprint) from
+# the fingerprinted methods, where a single check's shared part is empty (a batch's never is:
+# see `check_batch_fingerprinted`), so no two kinds of key can ever be equal.
+_Key = tuple[str, bytes] | tuple[str, bytes, bytes]
 _Entry = tuple[Decision, float, float]  # (decision with cached=True, stored_at, expires)
 
 # Typed loosely on purpose: refusing values that are not plain data is its job here.
@@ -204,18 +211,100 @@ class CachedEngine:
         explain: bool = False,
     ) -> Decision:
         """May `principal` do `action` on `resource`? Raises InvalidRequestError on bad input."""
-        # The hot path. check and check_batch build keys with the same _key function.
+        # The hot path: the digest memo is _digest_of written out (a call is a tenth of a hit).
         snapshot = self._engine.snapshot
-        now = self._clock()
-        store = self._store
         memo = self._digest_memo
         if memo[0] is not snapshot:
             memo = self._digest_memo = (snapshot, snapshot.digest)
         key = (
             None
-            if store is None or explain
+            if self._store is None or explain
             else _key(memo[1], principal, action, resource, context)
         )
+        return self._answer(snapshot, key, principal, action, resource, context, explain)
+
+    def check_fingerprinted(
+        self,
+        fingerprint: bytes,
+        principal: Principal,
+        action: str,
+        resource: Resource,
+        context: Mapping[str, Any] | None = None,
+    ) -> Decision:
+        """:meth:`check`, keyed by `fingerprint` instead of an encoding of the request.
+
+        For adapters that hold an exact encoding of the request already (the sidecar passes
+        the `CheckRequest` bytes). The caller guarantees that equal fingerprints mean equal
+        requests; two fingerprints of one request are merely two entries. Not for explain
+        requests, which are never cached.
+        """
+        snapshot = self._engine.snapshot
+        key = (
+            None
+            if self._store is None or type(fingerprint) is not bytes
+            else (self._digest_of(snapshot), b"", fingerprint)
+        )
+        return self._answer(snapshot, key, principal, action, resource, context, False)
+
+    def check_batch(
+        self,
+        principal: Principal,
+        items: Sequence[tuple[str, Resource]],
+        context: Mapping[str, Any] | None = None,
+        *,
+        explain: bool = False,
+    ) -> list[Decision]:
+        """One decision per (action, resource), in order, all from the same policy version."""
+        snapshot = self._engine.snapshot
+        if self._store is None or explain or not items:
+            return self._evaluate(snapshot, principal, items, context, self._clock(), explain)
+        if not isinstance(items, list | tuple):
+            items = list(items)
+        keys = _batch_keys(self._digest_of(snapshot), principal, items, context)
+        return self._answer_batch(snapshot, keys, principal, items, context)
+
+    def check_batch_fingerprinted(
+        self,
+        shared: bytes,
+        fingerprints: Sequence[bytes],
+        principal: Principal,
+        items: Sequence[tuple[str, Resource]],
+        context: Mapping[str, Any] | None = None,
+    ) -> list[Decision]:
+        """:meth:`check_batch`, keyed by fingerprints instead of encodings of the requests.
+
+        `shared` encodes the principal and context exactly and is never empty, ``fingerprints[i]``
+        encodes the i-th item (the sidecar passes protobuf bytes); equal fingerprints must mean
+        equal requests, as for :meth:`check_fingerprinted`.
+        """
+        if len(fingerprints) != len(items):
+            raise ValueError(f"{len(fingerprints)} fingerprints for {len(items)} items")
+        if not shared:
+            raise ValueError("the shared fingerprint of a batch must not be empty")
+        snapshot = self._engine.snapshot
+        if self._store is None or not items:
+            return self._evaluate(snapshot, principal, items, context, self._clock(), False)
+        digest = self._digest_of(snapshot)
+        keys: list[_Key | None] = (
+            [(digest, shared, fingerprint) for fingerprint in fingerprints]
+            if type(shared) is bytes and all(type(f) is bytes for f in fingerprints)
+            else [None] * len(items)
+        )
+        return self._answer_batch(snapshot, keys, principal, list(items), context)
+
+    def _answer(
+        self,
+        snapshot: PolicySnapshot,
+        key: _Key | None,
+        principal: Principal,
+        action: str,
+        resource: Resource,
+        context: Mapping[str, Any] | None,
+        explain: bool,
+    ) -> Decision:
+        """The stored decision for `key` if it still answers, else a fresh (stored) one."""
+        now = self._clock()
+        store = self._store
         if store is None or key is None:
             item = ((action, resource),)
             return self._evaluate(snapshot, principal, item, context, now, explain)[0]
@@ -239,30 +328,25 @@ class CachedEngine:
         self._remember([key], [decision], now)
         return decision
 
-    def check_batch(
+    def _answer_batch(
         self,
+        snapshot: PolicySnapshot,
+        keys: Sequence[_Key | None],
         principal: Principal,
         items: Sequence[tuple[str, Resource]],
-        context: Mapping[str, Any] | None = None,
-        *,
-        explain: bool = False,
+        context: Mapping[str, Any] | None,
     ) -> list[Decision]:
-        """One decision per (action, resource), in order, all from the same policy version."""
-        snapshot = self._engine.snapshot
+        """Stored decisions where they still answer; the rest evaluated together and stored."""
         now = self._clock()
         store = self._store
-        if store is None or explain or not items:
-            return self._evaluate(snapshot, principal, items, context, now, explain)
-        if not isinstance(items, list | tuple):
-            items = list(items)
-        keys = _batch_keys(self._digest_of(snapshot), principal, items, context)
         results: list[Decision | None] = [None] * len(keys)
-        with self._lock:
-            for index, key in enumerate(keys):
-                if key is not None:
-                    entry = _lookup(store, key, now)
-                    if entry is not None:
-                        results[index] = entry[0]
+        if store is not None:
+            with self._lock:
+                for index, key in enumerate(keys):
+                    if key is not None:
+                        entry = _lookup(store, key, now)
+                        if entry is not None:
+                            results[index] = entry[0]
         missing = [index for index, found in enumerate(results) if found is None]
         fresh = (
             decide_batch(snapshot, principal, [items[i] for i in missing], context, now)
@@ -313,7 +397,7 @@ class CachedEngine:
         ttl_expiry = now + self._ttl
         entries: list[tuple[_Key, _Entry]] = []
         for key, decision in zip(keys, decisions, strict=True):
-            if key is None or len(key[1]) > self._max_key_bytes:
+            if key is None or _key_bytes(key) > self._max_key_bytes:
                 continue
             expires = ttl_expiry
             if decision.valid_until is not None and decision.valid_until < expires:
@@ -374,6 +458,11 @@ def _key(
         )
     except ValueError:  # marshal refuses anything but exact built-in types
         return None
+
+
+def _key_bytes(key: _Key) -> int:
+    """How many bytes of request encoding `key` holds (the digest is shared by all keys)."""
+    return sum(map(len, key[1:]))
 
 
 def _batch_keys(

@@ -2,14 +2,18 @@
 
 The oracle is a fresh, uncached `decide_batch` on the snapshot serving now, at the time the
 fake clock shows now. The cache may answer from memory or not, but never differently.
+Checks go through the library keys and through caller-supplied fingerprints (an exact pickle
+encoding, as the sidecar passes protobuf bytes) against the same cache.
 """
 
 from __future__ import annotations
 
 import contextlib
+import pickle
 from dataclasses import replace
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -60,6 +64,29 @@ def _fresh(
         return exc.field
 
 
+WAYS = ("check", "fingerprinted", "fingerprinted batch")
+
+
+def _ask(
+    cached: CachedEngine,
+    way: str,
+    principal: Principal,
+    action: str,
+    resource: Resource,
+    context: dict[str, Any] | None = None,
+) -> Decision:
+    """One check through the library key or through caller fingerprints (exact pickles)."""
+    if way == "check":
+        return cached.check(principal, action, resource, context)
+    if way == "fingerprinted":
+        fingerprint = pickle.dumps((principal, action, resource, context))
+        return cached.check_fingerprinted(fingerprint, principal, action, resource, context)
+    shared, item = pickle.dumps((principal, context)), pickle.dumps((action, resource))
+    return cached.check_batch_fingerprinted(
+        shared, [item], principal, [(action, resource)], context
+    )[0]
+
+
 def _uncached(decisions: list[Decision]) -> list[Decision]:
     return [replace(decision, cached=False) for decision in decisions]
 
@@ -105,24 +132,33 @@ class CacheMachine(RuleBasedStateMachine):
         request=requests,
         step=st.one_of(st.just(0.0), _steps),
         explain=st.sampled_from((False, False, False, True)),
+        fingerprinted=st.booleans(),
     )
-    def check(self, request: Request, step: float | None, explain: bool) -> None:
+    def check(
+        self, request: Request, step: float | None, explain: bool, fingerprinted: bool
+    ) -> None:
         """After a clock move, a repeated check answers exactly what the engine would now.
 
         Moving the clock here as well as in `move_clock` keeps "cache, time passes, ask again"
         likely even when hypothesis' swarm testing switches some rules off for a run.
         """
         self.move_clock(step)
-        self._check(request, explain)
+        self._check(request, explain, fingerprinted=fingerprinted and not explain)
 
-    def _check(self, request: Request, explain: bool) -> None:
+    def _check(self, request: Request, explain: bool, *, fingerprinted: bool = False) -> None:
         principal, action, resource, context = request
         expected = _fresh(
             self.engine.snapshot, principal, [(action, resource)], context, self.clock(), explain
         )
         actual: list[Decision] | str
         try:
-            decision = self.cached.check(principal, action, resource, context, explain=explain)
+            decision = (
+                self.cached.check_fingerprinted(
+                    pickle.dumps(request), principal, action, resource, context
+                )
+                if fingerprinted
+                else self.cached.check(principal, action, resource, context, explain=explain)
+            )
         except InvalidRequestError as exc:
             actual = exc.field
         else:
@@ -136,6 +172,8 @@ class CacheMachine(RuleBasedStateMachine):
         context=cache_contexts(),
         picks=st.lists(st.tuples(cache_actions, cache_resources()), max_size=4),
         repeats=st.lists(requests, max_size=4),
+        fingerprinted=st.booleans(),
+        asker=st.one_of(st.none(), requests),
     )
     def check_batch(
         self,
@@ -143,13 +181,43 @@ class CacheMachine(RuleBasedStateMachine):
         context: dict[str, Any] | None,
         picks: list[tuple[str, Resource]],
         repeats: list[Request],
+        fingerprinted: bool,
+        asker: Request | None,
     ) -> None:
-        """A batch (new items and items seen before) answers item by item like the engine."""
+        """A batch (new items and items seen before) answers item by item like the engine,
+        asked twice (the second time from the cache, as far as it can).
+
+        `asker`: the principal and context of a request seen before, so that batches repeat
+        what they share (and fingerprinted batches can hit).
+        """
+        if asker is not None:
+            principal, context = asker[0], asker[3]
         items = picks + [(action, resource) for _, action, resource, _ in repeats]
+        for _ in range(2):
+            self._check_batch(principal, items, context, fingerprinted=fingerprinted)
+
+    def _check_batch(
+        self,
+        principal: Principal,
+        items: list[tuple[str, Resource]],
+        context: dict[str, Any] | None,
+        *,
+        fingerprinted: bool,
+    ) -> None:
         expected = _fresh(self.engine.snapshot, principal, items, context, self.clock())
         actual: list[Decision] | str
         try:
-            decisions = self.cached.check_batch(principal, items, context)
+            decisions = (
+                self.cached.check_batch_fingerprinted(
+                    pickle.dumps((principal, context)),
+                    [pickle.dumps(item) for item in items],
+                    principal,
+                    items,
+                    context,
+                )
+                if fingerprinted
+                else self.cached.check_batch(principal, items, context)
+            )
         except InvalidRequestError as exc:
             actual = exc.field
         else:
@@ -184,7 +252,7 @@ CacheMachine.TestCase.settings = settings(max_examples=150, stateful_step_count=
 TestCacheMachine = CacheMachine.TestCase
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(
     versions=policy_versions(),
     steps=st.lists(
@@ -196,22 +264,29 @@ TestCacheMachine = CacheMachine.TestCase
             cache_resources(),
         ),
         min_size=1,
-        max_size=30,
+        max_size=20,
     ),
 )
+@pytest.mark.parametrize("way", WAYS)
 def test_cache_never_answers_with_another_version(
+    way: str,
     versions: list[PolicySnapshot],
     steps: list[tuple[int | None, bool, Principal, str, Resource]],
 ) -> None:
-    """Whatever the swaps (through the cache or behind it), a decision names the serving digest."""
+    """Whatever the swaps (through the cache or behind it), a decision names the serving digest.
+
+    After each swap every request seen so far is asked again: those are the stale candidates.
+    """
     engine = Engine(versions[0], clock=FakeClock(NOW))
-    cached = CachedEngine(engine, maxsize=8)
+    cached = CachedEngine(engine, maxsize=64)
+    seen: list[tuple[Principal, str, Resource]] = []
     for swap_to, behind, principal, action, resource in steps:
         if swap_to is not None:
             (engine if behind else cached).swap(versions[swap_to])
-        for _ in range(2):  # the second one is the candidate for a stale hit
+        seen.append((principal, action, resource))
+        for asked in [*seen, seen[-1]]:  # the last one twice: a fresh entry, then a hit
             try:
-                decision = cached.check(principal, action, resource)
+                decision = _ask(cached, way, *asked)
             except InvalidRequestError:
                 continue
             assert engine.snapshot.digest == decision.policy_digest
@@ -219,20 +294,21 @@ def test_cache_never_answers_with_another_version(
 
 @settings(max_examples=300, deadline=None)
 @given(request=anchor_requests(), changes=st.lists(tweaks, min_size=1, max_size=3))
+@pytest.mark.parametrize("way", WAYS)
 def test_near_duplicates_of_a_cached_request_get_their_own_answers(
-    request: Request, changes: list[Tweak]
+    way: str, request: Request, changes: list[Tweak]
 ) -> None:
     """Changing any one input of a cached request yields that request's own fresh answer."""
     snapshot = snapshot_of(list(ANCHOR_RULES))
     cached = CachedEngine(Engine(snapshot, clock=FakeClock(NOW)))
     with contextlib.suppress(InvalidRequestError):
-        cached.check(*request)
+        _ask(cached, way, *request)
     for change in changes:
         variant = tweak(request, change)
         principal, action, resource, context = variant
         expected = _fresh(snapshot, principal, [(action, resource)], context, NOW)
         try:
-            actual: list[Decision] | str = _uncached([cached.check(*variant)])
+            actual: list[Decision] | str = _uncached([_ask(cached, way, *variant)])
         except InvalidRequestError as exc:
             actual = exc.field
         assert expected == actual
@@ -240,8 +316,9 @@ def test_near_duplicates_of_a_cached_request_get_their_own_answers(
 
 @settings(max_examples=300, deadline=None)
 @given(request=anchor_requests(), steps=st.lists(_steps, min_size=1, max_size=6))
+@pytest.mark.parametrize("way", WAYS)
 def test_time_dependent_answers_follow_the_clock(
-    request: Request, steps: list[float | None]
+    way: str, request: Request, steps: list[float | None]
 ) -> None:
     """With no TTL to hide behind, every answer after a clock move is the fresh one."""
     snapshot = snapshot_of(list(ANCHOR_RULES))
@@ -252,7 +329,7 @@ def test_time_dependent_answers_follow_the_clock(
         clock.now = NOW if step is None else clock.now + step
         expected = _fresh(snapshot, principal, [(action, resource)], context, clock.now)
         try:
-            actual: list[Decision] | str = _uncached([cached.check(*request)])
+            actual: list[Decision] | str = _uncached([_ask(cached, way, *request)])
         except InvalidRequestError as exc:
             actual = exc.field
         assert expected == actual

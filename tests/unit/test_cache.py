@@ -469,3 +469,68 @@ def test_concurrent_checks_and_swaps_stay_consistent(
     assert failures == []
     assert 4 * len(requests) == stats.hits + stats.misses
     assert stats.size <= 16
+
+
+# --- caller fingerprints (the sidecar's request bytes) -------------------------------------
+
+
+def test_a_repeated_fingerprint_is_served_from_the_cache(cached: CachedEngine) -> None:
+    """check_fingerprinted answers like check, and the same fingerprint hits."""
+    first = cached.check_fingerprinted(b"req-1", ADMIN, "read", ROUTER)
+    second = cached.check_fingerprinted(b"req-1", ADMIN, "read", ROUTER)
+    assert (first.allowed, first.cached, second.cached) == (True, False, True)
+    assert replace(second, cached=False) == first
+    assert (cached.stats().hits, cached.stats().misses) == (1, 1)
+
+
+def test_fingerprint_keys_and_library_keys_never_answer_each_other(cached: CachedEngine) -> None:
+    """A fingerprinted entry is not a hit for check() of the same request, nor the reverse."""
+    cached.check(ADMIN, "read", ROUTER)
+    assert not cached.check_fingerprinted(b"req-1", ADMIN, "read", ROUTER).cached
+    assert not cached.check_batch_fingerprinted(b"shared", [b"req-1"], ADMIN, [("read", ROUTER)])[
+        0
+    ].cached
+    assert cached.stats().size == 3
+
+
+def test_fingerprinted_batches_share_entries_per_shared_part_and_item(
+    cached: CachedEngine,
+) -> None:
+    """Batch items hit by (shared, item) fingerprint, in any batch, in order."""
+    items = [("read", ROUTER), ("configure", ROUTER)]
+    cached.check_batch_fingerprinted(b"p1", [b"a", b"b"], ADMIN, items)
+    again = cached.check_batch_fingerprinted(b"p1", [b"b", b"a"], ADMIN, items[::-1])
+    other = cached.check_batch_fingerprinted(b"p2", [b"a"], ADMIN, items[:1])
+    assert [d.cached for d in again] == [True, True]
+    assert [d.allowed for d in again] == [
+        d.allowed for d in cached.engine.check_batch(ADMIN, items[::-1])
+    ]
+    assert not other[0].cached
+
+
+def test_fingerprint_arguments_are_checked(cached: CachedEngine) -> None:
+    """A count mismatch or an empty shared part is a caller bug, refused before deciding."""
+    with pytest.raises(ValueError, match="2 fingerprints for 1 items"):
+        cached.check_batch_fingerprinted(b"p", [b"a", b"b"], ADMIN, [("read", ROUTER)])
+    with pytest.raises(ValueError, match="must not be empty"):
+        cached.check_batch_fingerprinted(b"", [b"a"], ADMIN, [("read", ROUTER)])
+    assert cached.stats().misses == 0
+
+
+def test_a_fingerprint_that_is_not_bytes_is_answered_but_not_stored(
+    cached: CachedEngine,
+) -> None:
+    """Only exact bytes key the cache; anything else is evaluated every time."""
+    for _ in range(2):
+        decision = cached.check_fingerprinted("req-1", ADMIN, "read", ROUTER)  # type: ignore[arg-type]
+        assert (decision.allowed, decision.cached) == (True, False)
+    assert cached.stats().size == 0
+
+
+def test_huge_fingerprints_are_answered_but_not_stored(snapshot: PolicySnapshot) -> None:
+    """The max_key_bytes bound covers fingerprints, shared part included."""
+    cached = CachedEngine(Engine(snapshot), max_key_bytes=10)
+    cached.check_fingerprinted(b"x" * 11, ADMIN, "read", ROUTER)
+    cached.check_batch_fingerprinted(b"x" * 6, [b"y" * 5], ADMIN, [("read", ROUTER)])
+    cached.check_batch_fingerprinted(b"x" * 5, [b"y" * 5], ADMIN, [("read", ROUTER)])
+    assert cached.stats().size == 1

@@ -9,7 +9,7 @@ depth limit). Absent sub-messages are errors, not empty defaults: a check withou
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -116,12 +116,19 @@ def access_request_to_proto(request: AccessRequest, *, explain: bool = False) ->
 
 @dataclass(frozen=True, slots=True)
 class BatchQuery:
-    """A decoded `CheckBatchRequest`: the principal and context converted once for all items."""
+    """A decoded `CheckBatchRequest`: the principal and context converted once for all items.
+
+    The fingerprints, when the decoder supplies them, encode the shared part and each item
+    exactly (see `CachedEngine.check_batch_fingerprinted`); empty when unknown. They are how
+    the query was written, not what it asks, so equality ignores them.
+    """
 
     principal: Principal
     items: list[tuple[str, Resource]]
     context: dict[str, Any]
     explain: bool = False
+    shared_fingerprint: bytes = field(default=b"", compare=False)
+    item_fingerprints: list[bytes] = field(default_factory=list, compare=False)
 
 
 def batch_from_proto(request: pb.CheckBatchRequest, limits: Limits) -> BatchQuery:

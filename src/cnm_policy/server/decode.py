@@ -45,10 +45,11 @@ _M = TypeVar("_M", bound=Message)
 
 @dataclass(frozen=True, slots=True)
 class DecodedCheck:
-    """A `CheckRequest` as the engine takes it."""
+    """A `CheckRequest` as the engine takes it, and its exact encoding (the request bytes)."""
 
     query: AccessRequest
     explain: bool
+    fingerprint: bytes
 
 
 class _Memo(Generic[_V]):
@@ -115,6 +116,7 @@ class RequestDecoder:
         limits = self._limits
         check_batch_request(request, limits)
         principal, context = convert.batch_shared_from_proto(request, limits)
+        shared = _shared_fingerprint(request)
         messages = request.items
         raw = [item.SerializeToString() for item in messages]
         items = self._items.get_many(raw)
@@ -132,6 +134,8 @@ class RequestDecoder:
             items=cast(list[tuple[str, Resource]], items),
             context=context,
             explain=request.explain,
+            shared_fingerprint=shared,
+            item_fingerprints=raw,
         )
 
     def _decode_check(self, data: bytes) -> DecodedCheck:
@@ -140,7 +144,17 @@ class RequestDecoder:
         return DecodedCheck(
             query=convert.access_request_from_proto(request, self._limits),
             explain=request.explain,
+            fingerprint=data,
         )
+
+
+def _shared_fingerprint(request: pb.CheckBatchRequest) -> bytes:
+    """An exact encoding of what a batch's items share: its principal and context.
+
+    The length prefix makes the split between the two unambiguous, and the result non-empty.
+    """
+    principal = request.principal.SerializeToString()
+    return b"%d:%b%b" % (len(principal), principal, request.context.SerializeToString())
 
 
 def _parse(message_type: type[_M], data: bytes) -> _M:

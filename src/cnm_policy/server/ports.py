@@ -9,11 +9,11 @@ the servicer's unit tests use.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from cnm_policy.model import Decision, Principal, Resource
 
-__all__ = ["CacheStatsView", "DecisionEngine", "SnapshotView"]
+__all__ = ["CacheStatsView", "DecisionEngine", "FingerprintedEngine", "SnapshotView"]
 
 
 class SnapshotView(Protocol):
@@ -73,4 +73,30 @@ class DecisionEngine(Protocol):
         context: Mapping[str, Any] | None = None,
         *,
         explain: bool = False,
+    ) -> list[Decision]: ...
+
+
+@runtime_checkable
+class FingerprintedEngine(DecisionEngine, Protocol):
+    """An engine that can key its cache by encodings the caller already holds (`CachedEngine`).
+
+    The servicer passes the request's protobuf bytes, so a cache hit costs no re-encoding.
+    """
+
+    def check_fingerprinted(
+        self,
+        fingerprint: bytes,
+        principal: Principal,
+        action: str,
+        resource: Resource,
+        context: Mapping[str, Any] | None = None,
+    ) -> Decision: ...
+
+    def check_batch_fingerprinted(
+        self,
+        shared: bytes,
+        fingerprints: Sequence[bytes],
+        principal: Principal,
+        items: Sequence[tuple[str, Resource]],
+        context: Mapping[str, Any] | None = None,
     ) -> list[Decision]: ...

@@ -28,7 +28,7 @@ from cnm_policy.server.decode import RequestDecoder
 from cnm_policy.server.encode import ResponseEncoder
 from cnm_policy.server.errors import DeadlineExceededError, abort_with
 from cnm_policy.server.limits import Limits
-from cnm_policy.server.ports import CacheStatsView, DecisionEngine
+from cnm_policy.server.ports import CacheStatsView, DecisionEngine, FingerprintedEngine
 from cnm_policy.v1 import policy_pb2 as pb
 
 __all__ = ["REQUEST_ID_METADATA", "SERVICE_NAME", "PolicyServicer", "rpc_handlers"]
@@ -51,6 +51,8 @@ class PolicyServicer:
         timer: Callable[[], float] = time.perf_counter,
     ) -> None:
         self._engine = engine
+        # A caching engine is keyed by the request bytes it would otherwise re-encode.
+        self._fingerprinted = engine if isinstance(engine, FingerprintedEngine) else None
         self._limits = limits
         self._log = decision_log
         self._reload_status = reload_status
@@ -105,8 +107,19 @@ class PolicyServicer:
         decoded = self._decoder.check(request)
         query = decoded.query
         _check_deadline(context)
-        decision = self._engine.check(
-            query.principal, query.action, query.resource, query.context, explain=decoded.explain
+        fingerprinted = self._fingerprinted
+        decision = (
+            fingerprinted.check_fingerprinted(
+                decoded.fingerprint, query.principal, query.action, query.resource, query.context
+            )
+            if fingerprinted is not None and not decoded.explain
+            else self._engine.check(
+                query.principal,
+                query.action,
+                query.resource,
+                query.context,
+                explain=decoded.explain,
+            )
         )
         decision_id = self._log.new_decision_id()
         self._log.record(
@@ -127,9 +140,20 @@ class PolicyServicer:
         # A batch is bounded by `max_batch_items`, so one engine call is bounded too: the
         # deadline is checked before the work, like a single check.
         _check_deadline(context)
+        fingerprinted = self._fingerprinted
         try:
-            decisions = self._engine.check_batch(
-                query.principal, query.items, query.context, explain=query.explain
+            decisions = (
+                fingerprinted.check_batch_fingerprinted(
+                    query.shared_fingerprint,
+                    query.item_fingerprints,
+                    query.principal,
+                    query.items,
+                    query.context,
+                )
+                if fingerprinted is not None and not query.explain and query.shared_fingerprint
+                else self._engine.check_batch(
+                    query.principal, query.items, query.context, explain=query.explain
+                )
             )
         except InvalidRequestError as exc:
             raise self._locate(exc, query) from exc

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any, NoReturn
 
 import grpc
@@ -10,6 +11,8 @@ import pytest
 from structlog.testing import capture_logs
 
 from cnm_policy.audit import DecisionLog
+from cnm_policy.cache import CachedEngine
+from cnm_policy.engine import Engine, load_snapshot
 from cnm_policy.errors import InvalidRequestError
 from cnm_policy.model import Decision, Principal, Resource
 from cnm_policy.server.convert import dict_to_struct
@@ -257,3 +260,23 @@ def test_every_method_of_the_service_has_a_handler() -> None:
     service = pb.DESCRIPTOR.services_by_name["PolicyService"]
     servicer = PolicyServicer(FakeEngine(), limits=Limits(), decision_log=DecisionLog())
     assert set(rpc_handlers(servicer)) == {method.name for method in service.methods}
+
+
+def test_a_caching_engine_is_keyed_by_the_request_bytes(default_bundle: Path) -> None:
+    """With a CachedEngine, a repeated Check or batch item is a hit on its wire encoding."""
+    cached = CachedEngine(Engine(load_snapshot(default_bundle)))
+    servicer = PolicyServicer(cached, limits=Limits(), decision_log=DecisionLog())
+    request = pb.CheckRequest(
+        principal=pb.Principal(id="u-1", tenant="acme", roles=["customer-viewer"]),
+        action="read",
+        resource=_resource(),
+    )
+    batch = pb.CheckBatchRequest(
+        principal=request.principal,
+        items=[pb.CheckBatchItem(action="read", resource=_resource())],
+    )
+    context: Any = FakeContext()
+    answers = [servicer.Check(request, context).cached for _ in range(2)]
+    batch_answers = [servicer.CheckBatch(batch, context).results[0].cached for _ in range(2)]
+    assert (answers, batch_answers) == ([False, True], [False, True])
+    assert cached.stats().size == 2  # one entry per wire encoding

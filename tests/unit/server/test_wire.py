@@ -155,3 +155,28 @@ def test_a_bad_item_is_named_by_its_position_even_after_good_ones_were_remembere
             ).SerializeToString()
         )
     assert missing.value.field == "items[1].resource"
+
+
+def test_a_check_is_fingerprinted_by_its_exact_bytes() -> None:
+    """The cache key the servicer passes on is the request as it arrived."""
+    data = _check_bytes(site="paris")
+    assert RequestDecoder(LIMITS).check(data).fingerprint == data
+
+
+def test_batch_fingerprints_encode_the_shared_part_and_each_item_exactly() -> None:
+    """Items are fingerprinted by their bytes; batches sharing principal and context share one
+    fingerprint, any difference in either gives another."""
+    decoder = RequestDecoder(LIMITS)
+    first = pb.Resource(kind="device", id="d-1", tenant="acme")
+    second = pb.Resource(kind="circuit", id="c-1", tenant="acme")
+    one, two = decoder.batch(_batch(first)), decoder.batch(_batch(second, first))
+    request = pb.CheckBatchRequest.FromString(_batch(second, first))
+    assert two.item_fingerprints == [item.SerializeToString() for item in request.items]
+    assert one.shared_fingerprint == two.shared_fingerprint != b""
+    request.context.update({"channel": "portal"})
+    with_context = decoder.batch(request.SerializeToString())
+    request.ClearField("context")
+    request.principal.id = "u-2"
+    other_principal = decoder.batch(request.SerializeToString())
+    shared = {one.shared_fingerprint, with_context.shared_fingerprint}
+    assert len(shared | {other_principal.shared_fingerprint}) == 3
