@@ -21,7 +21,7 @@ import random
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from cnm_policy.audit.sinks import DecisionSink, StructlogSink
 from cnm_policy.model import Decision, Principal, Resource
@@ -61,6 +61,8 @@ class AttributeAllowList:
 
 # (epoch second, its "YYYY-MM-DDTHH:MM:SS" text): replaced whole, so threads never see a mix.
 _last_second: tuple[float, str] = (math.nan, "")
+# ".000Z" ... ".999Z": a lookup is a tenth of the cost of formatting the milliseconds each time.
+_MILLISECONDS: Final = tuple(f".{milliseconds:03d}Z" for milliseconds in range(1000))
 
 
 def format_timestamp(epoch: float) -> str:
@@ -80,7 +82,7 @@ def format_timestamp(epoch: float) -> str:
     if cached_second != second:
         text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
         _last_second = (second, text)
-    return f"{text}.{micros // 1000:03d}Z"
+    return text + _MILLISECONDS[micros // 1000]
 
 
 def _random_id() -> str:
@@ -90,7 +92,7 @@ def _random_id() -> str:
     from ``os.urandom``: decision ids only need to be unique, and a system call per decision
     releases the GIL, which under load hands the interpreter to another thread mid-request.
     """
-    return f"{random.getrandbits(128):032x}"
+    return random.getrandbits(128).to_bytes(16, "big").hex()
 
 
 class DecisionLog:
@@ -182,7 +184,8 @@ class DecisionLog:
             "principal_id": principal.id,
             "principal_tenant": principal.tenant,
             "principal_roles": list(principal.roles),
-            "latency_ms": round(latency_seconds * 1000, 3),
+            # To the microsecond; round(x, 3) costs three times as much (it goes through text).
+            "latency_ms": round(latency_seconds * 1_000_000) / 1000,
         }
         allow = self._allow
         if allow.principal:

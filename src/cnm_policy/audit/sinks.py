@@ -34,7 +34,6 @@ __all__ = [
     "render_json_lines",
 ]
 
-_ORJSON_OPTIONS: Final = orjson.OPT_NON_STR_KEYS
 _FALLBACK_ENCODER: Final = json.JSONEncoder(default=repr)
 
 
@@ -101,11 +100,12 @@ def render_json_lines(shared: Mapping[str, Any], items: Sequence[Mapping[str, An
 def _encode(value: Mapping[str, Any]) -> str:
     """JSON text for `value`, whatever it holds.
 
-    Values orjson cannot encode (a big integer, an exotic value a library caller put in an
-    allow-listed attribute) fall back to the standard encoder with ``repr`` for unknown types:
-    a decision is never lost to an unencodable log value.
+    Values orjson cannot encode (a big integer, a mapping with non-string keys, an exotic value
+    a library caller put in an allow-listed attribute) fall back to the standard encoder, with
+    ``repr`` for unknown types: a decision is never lost to an unencodable log value. (orjson's
+    own option for non-string keys would slow every event down for the sake of rare ones.)
     """
     try:
-        return orjson.dumps(value, default=repr, option=_ORJSON_OPTIONS).decode()
+        return orjson.dumps(value, default=repr).decode()
     except (TypeError, orjson.JSONEncodeError):
         return _FALLBACK_ENCODER.encode(value)
