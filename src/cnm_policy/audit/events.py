@@ -203,18 +203,23 @@ class DecisionLog:
         batch_index: int | None = None,
     ) -> dict[str, Any]:
         """What one decision is about and its outcome (none of the call's shared keys)."""
-        event: dict[str, Any] = {} if batch_index is None else {"batch_index": batch_index}
-        event["decision_id"] = decision_id
-        event["action"] = action
-        event["resource_kind"] = resource.kind
-        event["resource_id"] = resource.id
-        event["resource_tenant"] = resource.tenant
-        event["allowed"] = decision.allowed
-        event["rule_ids"] = list(decision.rule_ids)
-        event["policy_name"] = decision.policy_name
-        event["policy_version"] = decision.policy_version
-        event["policy_digest"] = decision.policy_digest
-        event["cached"] = decision.cached
+        # One dict display, not a dozen stores: this runs for every decision the sidecar makes.
+        event: dict[str, Any] = {
+            "batch_index": batch_index,
+            "decision_id": decision_id,
+            "action": action,
+            "resource_kind": resource.kind,
+            "resource_id": resource.id,
+            "resource_tenant": resource.tenant,
+            "allowed": decision.allowed,
+            "rule_ids": list(decision.rule_ids),
+            "policy_name": decision.policy_name,
+            "policy_version": decision.policy_version,
+            "policy_digest": decision.policy_digest,
+            "cached": decision.cached,
+        }
+        if batch_index is None:
+            del event["batch_index"]
         if decision.errors:
             # Only the count: condition errors can quote attribute values.
             event["error_count"] = len(decision.errors)

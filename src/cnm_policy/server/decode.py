@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Final, Generic, TypeVar, cast
 
-from cachetools import LRUCache
+from cachetools import FIFOCache
 from google.protobuf.message import Message
 
 from cnm_policy.errors import InvalidRequestError
@@ -58,19 +58,34 @@ class _Memo(Generic[_V]):
     __slots__ = ("_lock", "_store")
 
     def __init__(self, entries: int) -> None:
-        self._store: LRUCache[bytes, _V] | None = LRUCache(entries) if entries > 0 else None
+        # First in, first out: a hot request pushed out by a flood of new ones is decoded again
+        # once per `entries` insertions, while least-recently-used order costs every lookup.
+        self._store: FIFOCache[bytes, _V] | None = FIFOCache(entries) if entries > 0 else None
         self._lock = threading.Lock()
 
     def get(self, key: bytes) -> _V | None:
-        return self.get_many((key,))[0]
+        store = self._store
+        if store is None:
+            return None
+        with self._lock:
+            try:
+                return store[key]
+            except KeyError:
+                return None
 
     def get_many(self, keys: Sequence[bytes]) -> list[_V | None]:
         """What each key decoded to (``None`` if not remembered), under one lock."""
         store = self._store
         if store is None:
             return [None] * len(keys)
+        found: list[_V | None] = []
         with self._lock:
-            return [store.get(key) for key in keys]
+            for key in keys:
+                try:
+                    found.append(store[key])
+                except KeyError:
+                    found.append(None)
+        return found
 
     def put(self, key: bytes, value: _V) -> None:
         self.put_many(((key, value),))

@@ -44,6 +44,8 @@ def _varint(value: int) -> bytes:
     """Protobuf's base-128 varint of a non-negative integer."""
     if value < 0x80:  # ids and most decisions: one byte, the common case by far
         return _ONE_BYTE[value]
+    if value < 0x4000:  # the size of a batch result: two bytes
+        return bytes((value & 0x7F | 0x80, value >> 7))
     out = bytearray()
     while value > 0x7F:
         out.append(value & 0x7F | 0x80)
@@ -67,23 +69,19 @@ class ResponseEncoder:
 
     def check(self, decision: Decision, decision_id: str) -> bytes:
         """The serialized `CheckResponse` for `decision`, identified as `decision_id`."""
-        return b"".join(self._response_parts(decision, decision_id)[1])
+        encoded_id = decision_id.encode()
+        return self._without_id(decision) + _DECISION_ID_TAG + _varint(len(encoded_id)) + encoded_id
 
     def batch(self, decisions: Sequence[Decision], decision_ids: Sequence[str]) -> bytes:
         """The serialized `CheckBatchResponse` for `decisions`, in order."""
         parts: list[bytes] = []
+        without_id = self._without_id
         for decision, decision_id in zip(decisions, decision_ids, strict=True):
-            size, response = self._response_parts(decision, decision_id)
-            parts += (_RESULTS_TAG, _varint(size), *response)
+            body = without_id(decision)
+            encoded_id = decision_id.encode()
+            identified = _DECISION_ID_TAG + _varint(len(encoded_id)) + encoded_id
+            parts += (_RESULTS_TAG, _varint(len(body) + len(identified)), body, identified)
         return b"".join(parts)
-
-    def _response_parts(self, decision: Decision, decision_id: str) -> tuple[int, list[bytes]]:
-        """The pieces of one `CheckResponse`, and their total length."""
-        without_id = self._without_id(decision)
-        encoded_id = decision_id.encode()
-        length = _varint(len(encoded_id))
-        size = len(without_id) + len(_DECISION_ID_TAG) + len(length) + len(encoded_id)
-        return size, [without_id, _DECISION_ID_TAG, length, encoded_id]
 
     def _without_id(self, decision: Decision) -> bytes:
         if not decision.cached:
