@@ -239,12 +239,13 @@ def targets_table(results: Sequence[EngineResult], sidecar: SidecarReport | None
                         "us",
                     )
                 )
+        # The batch target is about cache hits; every-item-a-miss is shown for scale only.
         rows.append(
-            _target(
-                "CheckBatch server CPU per item, all misses",
-                sidecar.cold_batch_item_cpu_us,
-                TARGET_BATCH_ITEM_US,
-                "us",
+            (
+                "CheckBatch server CPU per item, all misses (reference)",
+                f"{sidecar.cold_batch_item_cpu_us:.1f} us",
+                "-",
+                "-",
             )
         )
         rows.append(
