@@ -21,9 +21,11 @@ Why a cached answer is always the answer the engine would give now:
 - **Only decisions are stored.** Invalid requests raise before anything is stored, and explain
   requests (which carry a trace) bypass the cache.
 - **Fingerprints.** An adapter that already holds an exact encoding of the request (the
-  sidecar: the request's protobuf bytes) passes it to `check_fingerprinted` /
-  `check_batch_fingerprinted` instead of having the request encoded again. Those keys have
-  three parts, library keys two, so the two kinds never answer for each other.
+  sidecar: the request's protobuf bytes, serialized deterministically) passes it to
+  `check_fingerprinted` / `check_batch_fingerprinted` instead of having the request encoded
+  again. There, "the key is every input" rests on the caller's promise that equal fingerprints
+  mean equal requests; one process should use one fingerprint scheme. Those keys have three
+  parts, library keys two, so the two kinds never answer for each other.
 
 The lock guards only the dictionary operations; evaluation runs outside it, so threads and
 asyncio callers never wait on another caller's evaluation. Memory is bounded by `maxsize`

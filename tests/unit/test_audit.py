@@ -158,3 +158,20 @@ def test_default_decision_ids_are_128_random_bits() -> None:
     ids = {log.new_decision_id() for _ in range(1000)}
     assert len(ids) == 1000
     assert all(len(i) == 32 and int(i, 16) >= 0 for i in ids)
+
+
+def test_a_non_finite_latency_is_logged_not_raised() -> None:
+    """A timer gone wrong costs the event its latency value, never the call."""
+    log = DecisionLog(clock=lambda: 0.0, new_id=lambda: "d")
+    with capture_logs() as logs:
+        log.record(
+            principal=Principal("u", "acme", ("viewer",)),
+            action="read",
+            resource=Resource("device", "x", "acme"),
+            context={},
+            decision=Decision(False, (), "", "p", "1", "d"),
+            decision_id="d",
+            request_id=None,
+            latency_seconds=float("inf"),
+        )
+    assert [event["latency_ms"] for event in logs] == [float("inf")]

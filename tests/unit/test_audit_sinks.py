@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import io
 import json
 import threading
@@ -174,3 +175,21 @@ def test_lines_encode_the_shared_fields_once_yet_each_is_the_merged_event(
     lines = render_json_lines(shared, items)
     assert [json.loads(line) for line in lines] == [{**shared, **item} for item in items]
     assert [list(json.loads(line)) for line in lines] == [list({**shared, **i}) for i in items]
+
+
+@pytest.mark.parametrize(
+    ("value", "expected_text"),
+    [
+        ({datetime.date(2026, 1, 2): "x"}, '{"2026-01-02":"x"}'),
+        ({1: "é", "big": 2**70}, '{"1":"é","big":1180591620717411303424}'),
+    ],
+)
+def test_odd_values_render_compact_like_every_other_line(value: Any, expected_text: str) -> None:
+    """Non-string keys and huge integers keep the compact, unescaped style of orjson lines."""
+    shared = {"timestamp": "t", "level": "info", "event": "decision", "context": value}
+    (line,) = render_json_lines(shared, [{"decision_id": "d"}])
+    assert line == (
+        '{"timestamp":"t","level":"info","event":"decision","context":'
+        + expected_text
+        + ',"decision_id":"d"}'
+    )

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from cnm_policy import Decision, Engine, InvalidRequestError, Principal, Resource
-from cnm_policy.cache import CachedEngine, CacheStats
+from cnm_policy.cache import CachedEngine, CacheStats, _key
 from cnm_policy.engine import PolicySnapshot, decide_batch, load_snapshot
 from cnm_policy.model import AccessRequest
 from tests.strategies_cache import NOW, FakeClock, LookAlikeStr, Opaque
@@ -484,12 +484,15 @@ def test_a_repeated_fingerprint_is_served_from_the_cache(cached: CachedEngine) -
 
 
 def test_fingerprint_keys_and_library_keys_never_answer_each_other(cached: CachedEngine) -> None:
-    """A fingerprinted entry is not a hit for check() of the same request, nor the reverse."""
+    """Even a fingerprint equal to a library key's own bytes is a key of another shape: an
+    entry of one kind never answers the other (here all three ask about one request)."""
     cached.check(ADMIN, "read", ROUTER)
-    assert not cached.check_fingerprinted(b"req-1", ADMIN, "read", ROUTER).cached
-    assert not cached.check_batch_fingerprinted(b"shared", [b"req-1"], ADMIN, [("read", ROUTER)])[
-        0
-    ].cached
+    library_key = _key(cached.snapshot.digest, ADMIN, "read", ROUTER, None)
+    assert library_key is not None
+    same_bytes = library_key[1]
+    assert not cached.check_fingerprinted(same_bytes, ADMIN, "read", ROUTER).cached
+    batch = cached.check_batch_fingerprinted(same_bytes, [same_bytes], ADMIN, [("read", ROUTER)])
+    assert not batch[0].cached
     assert cached.stats().size == 3
 
 

@@ -34,7 +34,7 @@ __all__ = [
     "render_json_lines",
 ]
 
-_FALLBACK_ENCODER: Final = json.JSONEncoder(default=repr)
+_FALLBACK_ENCODER: Final = json.JSONEncoder(default=repr, separators=(",", ":"), ensure_ascii=False)
 
 
 class DecisionSink(Protocol):
@@ -100,12 +100,17 @@ def render_json_lines(shared: Mapping[str, Any], items: Sequence[Mapping[str, An
 def _encode(value: Mapping[str, Any]) -> str:
     """JSON text for `value`, whatever it holds.
 
-    Values orjson cannot encode (a big integer, a mapping with non-string keys, an exotic value
-    a library caller put in an allow-listed attribute) fall back to the standard encoder, with
-    ``repr`` for unknown types: a decision is never lost to an unencodable log value. (orjson's
-    own option for non-string keys would slow every event down for the sake of rare ones.)
+    The common case takes orjson's fast path. A mapping with non-string keys (a date, an enum,
+    an int in an allow-listed attribute) is retried with orjson's slower option for them, and
+    what orjson cannot encode at all (an integer beyond 64 bits) falls back to the standard
+    encoder in the same compact style, with ``repr`` for unknown types: a decision is never
+    lost to an unencodable log value.
     """
     try:
         return orjson.dumps(value, default=repr).decode()
+    except (TypeError, orjson.JSONEncodeError):
+        pass
+    try:
+        return orjson.dumps(value, default=repr, option=orjson.OPT_NON_STR_KEYS).decode()
     except (TypeError, orjson.JSONEncodeError):
         return _FALLBACK_ENCODER.encode(value)

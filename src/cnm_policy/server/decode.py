@@ -11,6 +11,12 @@ so a remembered result is what decoding again would give. Only successes are rem
 request raises its `InvalidRequestError` every time. Different bytes for the same request (a
 client ordering Struct keys differently) are simply decoded again.
 
+The decoder also hands the decision cache a fingerprint of each request: the message
+re-serialized deterministically (map entries sorted by key), computed once per distinct bytes.
+Equal fingerprints parse to equal messages, so they are exact keys; and because Struct key order
+is normalized away, clients that order map entries differently on every call (protobuf-go does
+by default) still hit the cache.
+
 INVARIANT: the decoded values are shared by every call that sent the same bytes, so nothing
 downstream (engine, cache, decision log) may mutate a request's attributes or context. None
 does: conditions only read, and the cache and log copy what they keep.
@@ -133,7 +139,7 @@ class RequestDecoder:
         principal, context = convert.batch_shared_from_proto(request, limits)
         shared = _shared_fingerprint(request)
         messages = request.items
-        raw = [item.SerializeToString() for item in messages]
+        raw = [item.SerializeToString(deterministic=True) for item in messages]
         items = self._items.get_many(raw)
         fresh: list[tuple[bytes, tuple[str, Resource]]] = []
         for index, found in enumerate(items):
@@ -159,17 +165,19 @@ class RequestDecoder:
         return DecodedCheck(
             query=convert.access_request_from_proto(request, self._limits),
             explain=request.explain,
-            fingerprint=data,
+            fingerprint=request.SerializeToString(deterministic=True),
         )
 
 
 def _shared_fingerprint(request: pb.CheckBatchRequest) -> bytes:
     """An exact encoding of what a batch's items share: its principal and context.
 
-    The length prefix makes the split between the two unambiguous, and the result non-empty.
+    Deterministic (map entries sorted), as the items' are. The length prefix makes the split
+    between the two unambiguous, and the result non-empty.
     """
-    principal = request.principal.SerializeToString()
-    return b"%d:%b%b" % (len(principal), principal, request.context.SerializeToString())
+    principal = request.principal.SerializeToString(deterministic=True)
+    context = request.context.SerializeToString(deterministic=True)
+    return b"%d:%b%b" % (len(principal), principal, context)
 
 
 def _parse(message_type: type[_M], data: bytes) -> _M:

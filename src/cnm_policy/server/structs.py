@@ -3,8 +3,8 @@
 Attributes and context are free-form, so they travel as Structs; policies read them as plain
 dicts, lists and scalars. Two wire quirks are settled here, once: Struct carries every number
 as a double, so integral values within the exact range of a double become ``int`` (``{"level":
-3}`` then means the same over gRPC as in a JSON file, and the cache keys them alike), and NaN or
-infinities are rejected. Every error names the offending value's path (``context.a.b[2]``).
+3}`` then means the same over gRPC as in a JSON file), and NaN or infinities are rejected.
+Every error names the offending value's path (``context.a.b[2]``).
 """
 
 from __future__ import annotations

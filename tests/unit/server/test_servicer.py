@@ -8,17 +8,20 @@ from typing import Any, NoReturn
 
 import grpc
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from structlog.testing import capture_logs
 
 from cnm_policy.audit import DecisionLog
 from cnm_policy.cache import CachedEngine
-from cnm_policy.engine import Engine, load_snapshot
+from cnm_policy.engine import Engine, PolicySnapshot, load_snapshot
 from cnm_policy.errors import InvalidRequestError
 from cnm_policy.model import Decision, Principal, Resource
 from cnm_policy.server.convert import dict_to_struct
 from cnm_policy.server.limits import Limits
 from cnm_policy.server.servicer import PolicyServicer, rpc_handlers
 from cnm_policy.v1 import policy_pb2 as pb
+from tests.conftest import DEFAULT_BUNDLE, FIXED_NOW
 
 
 class _Snapshot:
@@ -280,3 +283,116 @@ def test_a_caching_engine_is_keyed_by_the_request_bytes(default_bundle: Path) ->
     batch_answers = [servicer.CheckBatch(batch, context).results[0].cached for _ in range(2)]
     assert (answers, batch_answers) == ([False, True], [False, True])
     assert cached.stats().size == 2  # one entry per wire encoding
+
+
+@pytest.fixture(scope="module")
+def default_snapshot() -> PolicySnapshot:
+    """The default bundle, compiled once for the module's property test."""
+    return load_snapshot(DEFAULT_BUNDLE)
+
+
+_MFA = dict_to_struct({"mfa": True})
+_PRINCIPALS = [
+    pb.Principal(id="u-1", tenant="acme", roles=["customer-viewer"]),
+    pb.Principal(id="u-1", tenant="acme", roles=["customer-admin"], attributes=_MFA),
+    pb.Principal(id="u-2", tenant="acme/emea", roles=["customer-admin"]),
+    pb.Principal(id="n-1", tenant="provider/noc", roles=["noc-engineer"], attributes=_MFA),
+]
+_RESOURCES = [
+    pb.Resource(kind="device", id="dev-1", tenant="acme"),
+    pb.Resource(kind="device", id="dev-1", tenant="acme/emea"),
+    pb.Resource(
+        kind="device", id="dev-1", tenant="acme", attributes=dict_to_struct({"change_freeze": True})
+    ),
+    pb.Resource(kind="device", id="dev-1", tenant="globex"),
+    pb.Resource(kind="circuit", id="c-1", tenant="acme/emea"),
+]
+_OPEN_WINDOW = {"start": FIXED_NOW - 60, "end": FIXED_NOW + 60}
+_CONTEXT_ENTRIES = [
+    {"maintenance_window": _OPEN_WINDOW},
+    {"maintenance_window": {"start": FIXED_NOW + 60, "end": FIXED_NOW + 120}},
+    {"change_ticket": "CHG-1"},
+    {"channel": "portal"},
+]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    calls=st.lists(
+        st.tuples(
+            st.sampled_from(_PRINCIPALS),
+            st.sampled_from(["read", "configure", "reboot"]),
+            st.lists(st.sampled_from(_RESOURCES), min_size=1, max_size=3),
+            st.lists(st.sampled_from(_CONTEXT_ENTRIES), max_size=3),
+            st.booleans(),
+        ),
+        min_size=1,
+        max_size=25,
+    )
+)
+def test_a_caching_sidecar_answers_exactly_like_an_uncached_one(
+    default_snapshot: PolicySnapshot,
+    calls: list[tuple[pb.Principal, str, list[pb.Resource], list[dict[str, Any]], bool]],
+) -> None:
+    """Over the wire, with repeats, near-duplicates and context entries in any order on the
+    wire, the cached servicer's answers are the uncached servicer's (apart from `cached`)."""
+
+    def clock() -> float:
+        return FIXED_NOW  # one instant for both engines
+
+    cached = PolicyServicer(
+        CachedEngine(Engine(default_snapshot, clock=clock)),
+        limits=Limits(),
+        decision_log=DecisionLog(sink=_NullSink()),
+    )
+    plain = PolicyServicer(
+        Engine(default_snapshot, clock=clock),
+        limits=Limits(),
+        decision_log=DecisionLog(sink=_NullSink()),
+    )
+    context: Any = FakeContext()
+    for principal, action, resources, entries, as_batch in calls:
+        # Each entry merged in as its own Struct: the wire order of the context keys varies.
+        head = (
+            pb.CheckBatchRequest(principal=principal)
+            if as_batch
+            else pb.CheckRequest(principal=principal, action=action, resource=resources[0])
+        )
+        data = head.SerializeToString() + b"".join(
+            type(head)(context=dict_to_struct(entry)).SerializeToString() for entry in entries
+        )
+        answers: list[list[pb.CheckResponse]]
+        if as_batch:
+            data += pb.CheckBatchRequest(
+                items=[pb.CheckBatchItem(action=action, resource=r) for r in resources]
+            ).SerializeToString()
+            answers = [
+                list(
+                    pb.CheckBatchResponse.FromString(
+                        servicer.check_batch_bytes(data, context)
+                    ).results
+                )
+                for servicer in (cached, plain)
+            ]
+        else:
+            answers = [
+                [pb.CheckResponse.FromString(servicer.check_bytes(data, context))]
+                for servicer in (cached, plain)
+            ]
+        assert [_meaning(r) for r in answers[0]] == [_meaning(r) for r in answers[1]]
+
+
+class _NullSink:
+    def emit(self, shared: Any, items: Any) -> None:
+        pass
+
+
+def _meaning(response: pb.CheckResponse) -> tuple[Any, ...]:
+    return (
+        response.allowed,
+        tuple(response.rule_ids),
+        response.reason,
+        response.policy.digest,
+        tuple(response.errors),
+        response.HasField("valid_until") and response.valid_until.ToSeconds(),
+    )

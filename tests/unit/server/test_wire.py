@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from cnm_policy.errors import InvalidRequestError
 from cnm_policy.model import AccessRequest, Decision, Principal, Resource, RuleTrace
 from cnm_policy.server import convert
+from cnm_policy.server.convert import dict_to_struct
 from cnm_policy.server.decode import MAX_MEMO_KEY_BYTES, RequestDecoder
 from cnm_policy.server.encode import ResponseEncoder
 from cnm_policy.server.limits import LimitExceededError, Limits
@@ -157,22 +158,35 @@ def test_a_bad_item_is_named_by_its_position_even_after_good_ones_were_remembere
     assert missing.value.field == "items[1].resource"
 
 
-def test_a_check_is_fingerprinted_by_its_exact_bytes() -> None:
-    """The cache key the servicer passes on is the request as it arrived."""
-    data = _check_bytes(site="paris")
-    assert RequestDecoder(LIMITS).check(data).fingerprint == data
+def test_a_check_is_fingerprinted_by_its_deterministic_encoding() -> None:
+    """The cache key is the request re-serialized with map entries sorted: the same request
+    with its context keys in another order on the wire has the same fingerprint."""
+    decoder = RequestDecoder(LIMITS)
+    first = pb.CheckRequest(context=dict_to_struct({"a": 1})).SerializeToString()
+    second = pb.CheckRequest(context=dict_to_struct({"b": "x"})).SerializeToString()
+    base = _check_bytes(site="paris")
+    one, other = decoder.check(base + first + second), decoder.check(base + second + first)
+    assert one.query == other.query
+    assert one.fingerprint == other.fingerprint
+    message = pb.CheckRequest.FromString(base + first + second)
+    assert one.fingerprint == message.SerializeToString(deterministic=True)
+    assert decoder.check(base).fingerprint != one.fingerprint
 
 
 def test_batch_fingerprints_encode_the_shared_part_and_each_item_exactly() -> None:
-    """Items are fingerprinted by their bytes; batches sharing principal and context share one
-    fingerprint, any difference in either gives another."""
+    """Items are fingerprinted by their deterministic bytes; batches sharing principal and
+    context share one fingerprint, any difference in either gives another."""
     decoder = RequestDecoder(LIMITS)
     first = pb.Resource(kind="device", id="d-1", tenant="acme")
     second = pb.Resource(kind="circuit", id="c-1", tenant="acme")
     one, two = decoder.batch(_batch(first)), decoder.batch(_batch(second, first))
     request = pb.CheckBatchRequest.FromString(_batch(second, first))
-    assert two.item_fingerprints == [item.SerializeToString() for item in request.items]
-    assert one.shared_fingerprint == two.shared_fingerprint != b""
+    assert two.item_fingerprints == [
+        item.SerializeToString(deterministic=True) for item in request.items
+    ]
+    principal = request.principal.SerializeToString(deterministic=True)
+    assert one.shared_fingerprint == two.shared_fingerprint
+    assert one.shared_fingerprint.startswith(b"%d:%b" % (len(principal), principal))
     request.context.update({"channel": "portal"})
     with_context = decoder.batch(request.SerializeToString())
     request.ClearField("context")
