@@ -12,7 +12,8 @@ request raises its `InvalidRequestError` every time. Different bytes for the sam
 client ordering Struct keys differently) are simply decoded again.
 
 The decoder also hands the decision cache a fingerprint of each request: the message
-re-serialized deterministically (map entries sorted by key), computed once per distinct bytes.
+re-serialized deterministically (map entries sorted by key), computed once per distinct bytes
+and remembered with the decoding.
 Equal fingerprints parse to equal messages, so they are exact keys; and because Struct key order
 is normalized away, clients that order map entries differently on every call (protobuf-go does
 by default) still hit the cache.
@@ -47,6 +48,10 @@ MAX_MEMO_KEY_BYTES: Final = 2048
 
 _V = TypeVar("_V")
 _M = TypeVar("_M", bound=Message)
+
+
+# A batch item as the engine takes it, with its fingerprint (deterministic encoding).
+_DecodedItem = tuple[tuple[str, Resource], bytes]
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,7 +130,7 @@ class RequestDecoder:
     def __init__(self, limits: Limits, *, entries: int = DEFAULT_MEMO_ENTRIES) -> None:
         self._limits = limits
         self._checks: _Memo[DecodedCheck] = _Memo(entries)
-        self._items: _Memo[tuple[str, Resource]] = _Memo(entries)
+        self._items: _Memo[_DecodedItem] = _Memo(entries)
 
     def check(self, data: bytes) -> DecodedCheck:
         """The request a `Check` call carries; raises InvalidRequestError naming the field."""
@@ -139,24 +144,28 @@ class RequestDecoder:
         principal, context = convert.batch_shared_from_proto(request, limits)
         shared = _shared_fingerprint(request)
         messages = request.items
-        raw = [item.SerializeToString(deterministic=True) for item in messages]
-        items = self._items.get_many(raw)
-        fresh: list[tuple[bytes, tuple[str, Resource]]] = []
-        for index, found in enumerate(items):
-            if found is None:
+        raw = [item.SerializeToString() for item in messages]
+        found = self._items.get_many(raw)
+        fresh: list[tuple[bytes, _DecodedItem]] = []
+        for index, remembered in enumerate(found):
+            if remembered is None:
                 item = messages[index]
                 check_batch_item(item, index, limits)
-                decoded = items[index] = convert.batch_item_from_proto(item, index, limits)
+                decoded = found[index] = (
+                    convert.batch_item_from_proto(item, index, limits),
+                    item.SerializeToString(deterministic=True),
+                )
                 fresh.append((raw[index], decoded))
         self._items.put_many(fresh)
+        # INVARIANT: every slot was filled above
+        items = cast(list[_DecodedItem], found)
         return convert.BatchQuery(
-            # INVARIANT: every slot was filled above
             principal=principal,
-            items=cast(list[tuple[str, Resource]], items),
+            items=[item for item, _ in items],
             context=context,
             explain=request.explain,
             shared_fingerprint=shared,
-            item_fingerprints=raw,
+            item_fingerprints=[fingerprint for _, fingerprint in items],
         )
 
     def _decode_check(self, data: bytes) -> DecodedCheck:
