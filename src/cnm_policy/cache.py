@@ -292,7 +292,7 @@ class CachedEngine:
             if type(shared) is bytes and all(type(f) is bytes for f in fingerprints)
             else [None] * len(items)
         )
-        return self._answer_batch(snapshot, keys, principal, list(items), context)
+        return self._answer_batch(snapshot, keys, principal, items, context)
 
     def _answer(
         self,

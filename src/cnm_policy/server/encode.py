@@ -59,6 +59,12 @@ _DECISION_ID_TAG: Final = _length_delimited_tag(pb.CheckResponse, "decision_id")
 _RESULTS_TAG: Final = _length_delimited_tag(pb.CheckBatchResponse, "results")
 
 
+def _id_field(decision_id: str) -> bytes:
+    """The encoding of a `CheckResponse` holding only `decision_id` (appended to a decision's)."""
+    encoded = decision_id.encode()
+    return _DECISION_ID_TAG + _varint(len(encoded)) + encoded
+
+
 class ResponseEncoder:
     """Encodes `CheckResponse`/`CheckBatchResponse` bytes; thread-safe (dict operations only)."""
 
@@ -69,8 +75,7 @@ class ResponseEncoder:
 
     def check(self, decision: Decision, decision_id: str) -> bytes:
         """The serialized `CheckResponse` for `decision`, identified as `decision_id`."""
-        encoded_id = decision_id.encode()
-        return self._without_id(decision) + _DECISION_ID_TAG + _varint(len(encoded_id)) + encoded_id
+        return self._without_id(decision) + _id_field(decision_id)
 
     def batch(self, decisions: Sequence[Decision], decision_ids: Sequence[str]) -> bytes:
         """The serialized `CheckBatchResponse` for `decisions`, in order."""
@@ -78,8 +83,7 @@ class ResponseEncoder:
         without_id = self._without_id
         for decision, decision_id in zip(decisions, decision_ids, strict=True):
             body = without_id(decision)
-            encoded_id = decision_id.encode()
-            identified = _DECISION_ID_TAG + _varint(len(encoded_id)) + encoded_id
+            identified = _id_field(decision_id)
             parts += (_RESULTS_TAG, _varint(len(body) + len(identified)), body, identified)
         return b"".join(parts)
 
