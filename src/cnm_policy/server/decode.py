@@ -25,15 +25,13 @@ does: conditions only read, and the cache and log copy what they keep.
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Final, Generic, TypeVar, cast
+from typing import Final, TypeVar, cast
 
-from cachetools import FIFOCache
 from google.protobuf.message import Message
 
 from cnm_policy.errors import InvalidRequestError
+from cnm_policy.memo import DEFAULT_MAX_KEY_BYTES, BytesMemo
 from cnm_policy.model import AccessRequest, Resource
 from cnm_policy.server import convert
 from cnm_policy.server.limits import Limits, check_batch_item, check_batch_request, check_request
@@ -44,9 +42,8 @@ __all__ = ["DEFAULT_MEMO_ENTRIES", "MAX_MEMO_KEY_BYTES", "DecodedCheck", "Reques
 DEFAULT_MEMO_ENTRIES: Final = 20_000
 # Larger requests are decoded every time: they are rare, and the memo's memory stays below
 # about entries * (key bytes + decoded size).
-MAX_MEMO_KEY_BYTES: Final = 2048
+MAX_MEMO_KEY_BYTES: Final = DEFAULT_MAX_KEY_BYTES
 
-_V = TypeVar("_V")
 _M = TypeVar("_M", bound=Message)
 
 
@@ -63,60 +60,6 @@ class DecodedCheck:
     fingerprint: bytes
 
 
-class _Memo(Generic[_V]):
-    """A bounded, thread-safe map from request bytes to what they decoded to."""
-
-    __slots__ = ("_lock", "_store")
-
-    def __init__(self, entries: int) -> None:
-        # First in, first out: a hot request pushed out by a flood of new ones is decoded again
-        # once per `entries` insertions, while least-recently-used order costs every lookup.
-        self._store: FIFOCache[bytes, _V] | None = FIFOCache(entries) if entries > 0 else None
-        self._lock = threading.Lock()
-
-    def get(self, key: bytes) -> _V | None:
-        store = self._store
-        if store is None:
-            return None
-        with self._lock:
-            try:
-                return store[key]
-            except KeyError:
-                return None
-
-    def get_many(self, keys: Sequence[bytes]) -> list[_V | None]:
-        """What each key decoded to (``None`` if not remembered), under one lock."""
-        store = self._store
-        if store is None:
-            return [None] * len(keys)
-        found: list[_V | None] = []
-        with self._lock:
-            for key in keys:
-                try:
-                    found.append(store[key])
-                except KeyError:
-                    found.append(None)
-        return found
-
-    def put(self, key: bytes, value: _V) -> None:
-        self.put_many(((key, value),))
-
-    def put_many(self, pairs: Iterable[tuple[bytes, _V]]) -> None:
-        store = self._store
-        if store is not None:
-            with self._lock:
-                for key, value in pairs:
-                    if len(key) <= MAX_MEMO_KEY_BYTES:
-                        store[key] = value
-
-    def decode(self, key: bytes, decode: Callable[[bytes], _V]) -> _V:
-        found = self.get(key)
-        if found is None:
-            found = decode(key)
-            self.put(key, found)
-        return found
-
-
 class RequestDecoder:
     """Decodes `Check`/`CheckBatch` request bytes under `limits`; ``entries=0`` turns memos off.
 
@@ -129,12 +72,12 @@ class RequestDecoder:
 
     def __init__(self, limits: Limits, *, entries: int = DEFAULT_MEMO_ENTRIES) -> None:
         self._limits = limits
-        self._checks: _Memo[DecodedCheck] = _Memo(entries)
-        self._items: _Memo[_DecodedItem] = _Memo(entries)
+        self._checks: BytesMemo[DecodedCheck] = BytesMemo(entries, max_key_bytes=MAX_MEMO_KEY_BYTES)
+        self._items: BytesMemo[_DecodedItem] = BytesMemo(entries, max_key_bytes=MAX_MEMO_KEY_BYTES)
 
     def check(self, data: bytes) -> DecodedCheck:
         """The request a `Check` call carries; raises InvalidRequestError naming the field."""
-        return self._checks.decode(data, self._decode_check)
+        return self._checks.derive(data, self._decode_check)
 
     def batch(self, data: bytes) -> convert.BatchQuery:
         """The principal, items and context a `CheckBatch` call carries (errors name the item)."""

@@ -1,0 +1,79 @@
+"""BytesMemo: remembers by exact bytes, first in first out, within its bounds."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from cnm_policy.memo import BytesMemo
+
+
+def test_values_are_remembered_by_their_exact_bytes() -> None:
+    """What was put is found again; other bytes, even a prefix, are not."""
+    memo: BytesMemo[str] = BytesMemo(4)
+    memo.put(b"abc", "one")
+    assert (memo.get(b"abc"), memo.get(b"ab"), memo.get(b"abcd")) == ("one", None, None)
+    assert memo.get_many([b"x", b"abc"]) == [None, "one"]
+
+
+def test_the_oldest_entries_make_room_first() -> None:
+    """At the bound, each new key pushes out the first one put; replacing a value does not."""
+    memo: BytesMemo[int] = BytesMemo(3)
+    memo.put_many((bytes([i]), i) for i in range(3))
+    memo.put(b"\x01", 10)  # a known key: replaced in place, nothing evicted
+    memo.put(b"\x03", 3)
+    assert memo.get_many([bytes([i]) for i in range(4)]) == [None, 10, 2, 3]
+    assert len(memo) == 3
+
+
+def test_long_keys_and_a_zero_bound_remember_nothing() -> None:
+    """Keys over max_key_bytes are never stored; entries=0 turns the memo off."""
+    memo: BytesMemo[str] = BytesMemo(4, max_key_bytes=8)
+    memo.put(b"x" * 9, "long")
+    memo.put(b"x" * 8, "fits")
+    assert (memo.get(b"x" * 9), memo.get(b"x" * 8)) == (None, "fits")
+    off: BytesMemo[str] = BytesMemo(0)
+    off.put(b"k", "v")
+    assert (off.get(b"k"), len(off)) == (None, 0)
+
+
+def test_derive_computes_once_and_remembers_no_failure() -> None:
+    """The second derivation is remembered; an exception is raised every time, never stored."""
+    memo: BytesMemo[int] = BytesMemo(4)
+    calls: list[bytes] = []
+
+    def length(key: bytes) -> int:
+        calls.append(key)
+        if key == b"bad":
+            raise ValueError("bad key")
+        return len(key)
+
+    assert [memo.derive(b"four", length) for _ in range(2)] == [4, 4]
+    for _ in range(2):
+        with pytest.raises(ValueError, match="bad key"):
+            memo.derive(b"bad", length)
+    assert calls == [b"four", b"bad", b"bad"]
+
+
+def test_concurrent_writers_never_exceed_the_bound() -> None:
+    """Writers insert and evict under one lock while readers look up without it."""
+    memo: BytesMemo[int] = BytesMemo(50)
+    seen: list[int | None] = []
+
+    def writer(offset: int) -> None:
+        for i in range(2000):
+            memo.put(b"%d-%d" % (offset, i), i)
+
+    def reader() -> None:
+        for i in range(2000):
+            seen.append(memo.get(b"0-%d" % i))
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(4)]
+    threads.append(threading.Thread(target=reader))
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(memo) == 50
+    assert all(value is None or isinstance(value, int) for value in seen)
