@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import MutableMapping
+import io
+import json
+from collections.abc import Mapping, MutableMapping
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -11,7 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from structlog.testing import capture_logs
 
-from cnm_policy.audit import AttributeAllowList, DecisionLog, format_timestamp
+from cnm_policy.audit import AttributeAllowList, DecisionLog, JsonLinesSink, format_timestamp
 from cnm_policy.model import Decision, Principal, Resource
 
 PRINCIPAL = Principal("u-1", "acme", ("customer-admin",), {"mfa": True, "email": "ann@example.com"})
@@ -175,3 +178,158 @@ def test_a_non_finite_latency_is_logged_not_raised() -> None:
             latency_seconds=float("inf"),
         )
     assert [event["latency_ms"] for event in logs] == [float("inf")]
+
+
+# --- parts prepared once per fingerprint (the sidecar's repeated requests) ------------------
+
+
+class CountingSink:
+    """A JSON-lines sink that counts how often it is asked to prepare a part."""
+
+    def __init__(self) -> None:
+        self.stream = io.StringIO()
+        self.inner = JsonLinesSink(self.stream)
+        self.prepared = 0
+
+    def prepare(self, fields: Mapping[str, Any]) -> str:
+        self.prepared += 1
+        return self.inner.prepare(fields)
+
+    def emit(self, **parts: Any) -> None:
+        self.inner.emit(**parts)
+
+    def events(self) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in self.stream.getvalue().splitlines()]
+
+
+def _log(sink: Any, allow: AttributeAllowList | None = None) -> DecisionLog:
+    ids = iter(range(10**6))
+    return DecisionLog(sink=sink, allow=allow, clock=lambda: 0.0, new_id=lambda: str(next(ids)))
+
+
+def _check(log: DecisionLog, decision: Decision = DECISION, **changes: Any) -> None:
+    arguments: dict[str, Any] = {
+        "principal": PRINCIPAL,
+        "action": "reboot",
+        "resource": RESOURCE,
+        "context": CONTEXT,
+        "decision": decision,
+        "decision_id": log.new_decision_id(),
+        "request_id": "req-1",
+        "latency_seconds": 0.001,
+    }
+    arguments.update(changes)
+    log.record(**arguments)
+
+
+def test_a_repeated_fingerprint_prepares_its_parts_once() -> None:
+    """The request's parts are prepared on the first call only; every event is still whole."""
+    sink = CountingSink()
+    log = _log(sink)
+    for _ in range(3):
+        _check(log, fingerprint=b"request-1")
+    events = sink.events()
+    assert sink.prepared == 2  # who asked, and the outcome
+    assert [event["decision_id"] for event in events] == ["0", "1", "2"]
+    assert all(
+        {k: v for k, v in e.items() if k != "decision_id"}
+        == {k: v for k, v in events[0].items() if k != "decision_id"}
+        for e in events
+    )
+
+
+def test_a_new_answer_for_a_remembered_fingerprint_is_logged_as_it_is() -> None:
+    """A remembered outcome only serves the decision it was prepared for."""
+    sink = CountingSink()
+    log = _log(sink)
+    _check(log, fingerprint=b"request-1")
+    _check(log, replace(DECISION, allowed=True, rule_ids=("allow",)), fingerprint=b"request-1")
+    _check(log, replace(DECISION, cached=False), fingerprint=b"request-1")
+    assert [(e["allowed"], e["rule_ids"], e["cached"]) for e in sink.events()] == [
+        (False, ["deny-freeze"], True),
+        (True, ["allow"], True),
+        (False, ["deny-freeze"], False),
+    ]
+
+
+def test_item_fingerprints_must_match_the_items() -> None:
+    """A caller passing one fingerprint too few is told so, and nothing is logged."""
+    sink = CountingSink()
+    with pytest.raises(ValueError, match="1 fingerprints for 2 items"):
+        _log(sink).record_batch(
+            principal=PRINCIPAL,
+            items=[("read", RESOURCE), ("reboot", RESOURCE)],
+            context=CONTEXT,
+            decisions=[DECISION, DECISION],
+            decision_ids=["a", "b"],
+            request_id=None,
+            latency_seconds=0.0,
+            shared_fingerprint=b"p",
+            item_fingerprints=[b"a"],
+        )
+    assert sink.events() == []
+
+
+_POOL_PRINCIPALS = [PRINCIPAL, replace(PRINCIPAL, id="u-2"), replace(PRINCIPAL, roles=("noc",))]
+_POOL_ITEMS = [("reboot", RESOURCE), ("read", RESOURCE), ("read", replace(RESOURCE, id="dev-2"))]
+_POOL_DECISIONS = [
+    DECISION,
+    replace(DECISION, allowed=True, rule_ids=("allow",), errors=()),
+    replace(DECISION, cached=False),
+]
+_calls = st.lists(
+    st.tuples(
+        st.integers(0, len(_POOL_PRINCIPALS) - 1),
+        st.lists(
+            st.tuples(
+                st.integers(0, len(_POOL_ITEMS) - 1), st.integers(0, len(_POOL_DECISIONS) - 1)
+            ),
+            min_size=1,
+            max_size=3,
+        ),
+        st.booleans(),
+    ),
+    max_size=12,
+)
+
+
+@given(_calls, st.sampled_from([None, AttributeAllowList.parse(["resource.site", "context.x"])]))
+def test_fingerprints_never_change_what_is_logged(
+    calls: list[tuple[int, list[tuple[int, int]], bool]], allow: AttributeAllowList | None
+) -> None:
+    """Remembering parts by fingerprint writes byte for byte what preparing them anew writes,
+    over repeated requests, repeated items in other batches, and answers that change."""
+    remembering, forgetting = CountingSink(), CountingSink()
+    logs = _log(remembering, allow), _log(forgetting, allow)
+    for principal_index, item_choices, as_batch in calls:
+        principal = _POOL_PRINCIPALS[principal_index]
+        items = [_POOL_ITEMS[item] for item, _ in item_choices]
+        decisions = [_POOL_DECISIONS[decision] for _, decision in item_choices]
+        for log, remember in zip(logs, (True, False), strict=True):
+            if as_batch:
+                log.record_batch(
+                    principal=principal,
+                    items=items,
+                    context=CONTEXT,
+                    decisions=decisions,
+                    decision_ids=log.new_decision_ids(len(items)),
+                    request_id="r",
+                    latency_seconds=0.002,
+                    shared_fingerprint=b"p%d" % principal_index if remember else None,
+                    item_fingerprints=(
+                        [b"i%d" % item for item, _ in item_choices] if remember else None
+                    ),
+                )
+            else:
+                _check(
+                    log,
+                    decisions[0],
+                    principal=principal,
+                    action=items[0][0],
+                    resource=items[0][1],
+                    fingerprint=(
+                        b"c%d-%d" % (principal_index, item_choices[0][0]) if remember else None
+                    ),
+                )
+    assert remembering.stream.getvalue() == forgetting.stream.getvalue()
+    assert remembering.prepared <= forgetting.prepared

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import io
 import json
+import math
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -36,6 +37,14 @@ DECISION = Decision(
     policy_digest="sha256:abc",
 )
 
+
+ENVELOPE = {
+    "timestamp": "t",
+    "level": "info",
+    "event": "decision",
+    "request_id": None,
+    "latency_ms": 0.5,
+}
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.text(max_size=10),
@@ -110,7 +119,8 @@ def test_json_lines_carry_the_same_fields_as_the_structlog_pipeline() -> None:
 def test_an_empty_call_writes_nothing() -> None:
     """A batch of zero items leaves no empty line behind."""
     stream = CountingStream()
-    JsonLinesSink(stream).emit({"timestamp": "t", "level": "info", "event": "decision"}, [])
+    sink = JsonLinesSink(stream)
+    sink.emit(timestamp="t", request_id=None, latency_ms=1.0, shared="", decisions=[], batch=True)
     assert (stream.getvalue(), stream.writes) == ("", 0)
 
 
@@ -120,9 +130,9 @@ def test_an_empty_call_writes_nothing() -> None:
 )
 def test_values_orjson_cannot_encode_still_produce_a_valid_line(value: Any, expected: Any) -> None:
     """An odd allow-listed attribute value never costs the decision its log line."""
-    shared = {"timestamp": "t", "level": "info", "event": "decision", "context": {"odd": value}}
-    (line,) = render_json_lines(shared, [{"decision_id": "d"}])
-    assert json.loads(line) == {**shared, "context": {"odd": expected}, "decision_id": "d"}
+    shared = JsonLinesSink(io.StringIO()).prepare({"context": {"odd": value}})
+    (line,) = render_json_lines("t", None, 0.5, shared, [("d", "")], batch=False)
+    assert json.loads(line) == {**ENVELOPE, "context": {"odd": expected}, "decision_id": "d"}
 
 
 def test_concurrent_batches_and_operational_events_never_interleave(tmp_path: Path) -> None:
@@ -163,18 +173,54 @@ def test_serve_picks_the_sink_from_its_logging_flags(
     assert type(decision_sink(io.StringIO(), log_format, level)) is sink
 
 
-shared_fields = st.dictionaries(st.text(max_size=5).map(lambda k: "s" + k), json_values, max_size=4)
-item_fields = st.dictionaries(st.text(max_size=5).map(lambda k: "i" + k), json_values, max_size=4)
+def _fields(prefix: str) -> st.SearchStrategy[dict[str, Any]]:
+    keys = st.text(max_size=5).map(lambda key: prefix + key)
+    return st.dictionaries(keys, json_values, max_size=4)
 
 
-@given(shared_fields, st.lists(item_fields, max_size=3))
-def test_lines_encode_the_shared_fields_once_yet_each_is_the_merged_event(
-    shared: dict[str, Any], items: list[dict[str, Any]]
+@given(
+    timestamp=st.text(max_size=8),
+    request_id=st.none() | st.text(max_size=8),
+    latency_ms=st.floats(),
+    shared=_fields("s"),
+    decisions=st.lists(st.tuples(st.text(max_size=8), _fields("o")), max_size=3),
+    batch=st.booleans(),
+)
+def test_each_line_is_the_merged_event_in_order(
+    timestamp: str,
+    request_id: str | None,
+    latency_ms: float,
+    shared: dict[str, Any],
+    decisions: list[tuple[str, dict[str, Any]]],
+    batch: bool,
 ) -> None:
-    """Splicing the shared encoding into each item's gives exactly the merged object, in order."""
-    lines = render_json_lines(shared, items)
-    assert [json.loads(line) for line in lines] == [{**shared, **item} for item in items]
-    assert [list(json.loads(line)) for line in lines] == [list({**shared, **i}) for i in items]
+    """Envelope text, prepared parts and ids join into exactly the documented event.
+
+    Any text is escaped where it must be, and a non-finite latency (which JSON cannot hold)
+    is written as null.
+    """
+    sink = JsonLinesSink(io.StringIO())
+    prepared = [(decision_id, sink.prepare(outcome)) for decision_id, outcome in decisions]
+    lines = render_json_lines(
+        timestamp, request_id, latency_ms, sink.prepare(shared), prepared, batch=batch
+    )
+    expected = []
+    for index, (decision_id, outcome) in enumerate(decisions):
+        event: dict[str, Any] = {
+            "timestamp": timestamp,
+            "level": "info",
+            "event": "decision",
+            "request_id": request_id,
+            "latency_ms": latency_ms if math.isfinite(latency_ms) else None,
+        }
+        event.update({"batch_size": len(decisions)} if batch else {})
+        event.update(shared)
+        event.update({"batch_index": index} if batch else {})
+        event.update({"decision_id": decision_id}, **outcome)
+        expected.append(event)
+    parsed = [json.loads(line) for line in lines]
+    assert parsed == expected
+    assert [list(event) for event in parsed] == [list(event) for event in expected]
 
 
 @pytest.mark.parametrize(
@@ -186,10 +232,9 @@ def test_lines_encode_the_shared_fields_once_yet_each_is_the_merged_event(
 )
 def test_odd_values_render_compact_like_every_other_line(value: Any, expected_text: str) -> None:
     """Non-string keys and huge integers keep the compact, unescaped style of orjson lines."""
-    shared = {"timestamp": "t", "level": "info", "event": "decision", "context": value}
-    (line,) = render_json_lines(shared, [{"decision_id": "d"}])
+    shared = JsonLinesSink(io.StringIO()).prepare({"context": value})
+    (line,) = render_json_lines("t", None, 0.5, shared, [("d", "")], batch=False)
     assert line == (
-        '{"timestamp":"t","level":"info","event":"decision","context":'
-        + expected_text
-        + ',"decision_id":"d"}'
+        '{"timestamp":"t","level":"info","event":"decision","request_id":null,"latency_ms":0.5,'
+        '"context":' + expected_text + ',"decision_id":"d"}'
     )

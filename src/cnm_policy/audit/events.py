@@ -9,9 +9,10 @@ that has no business in a log.
 This module only builds the events and hands each call's events to a `DecisionSink` in one go;
 where they go (structlog's pipeline, or JSON lines on a stream) is decided by whoever builds the
 `DecisionLog` (``cnm-policy serve`` picks the sink from its logging flags). It runs once per
-decision on the request path, so each event is one flat dict, the fields a call's decisions
-share are computed once per call, and the per-second part of the timestamp is formatted once
-per second, not once per event.
+decision on the request path, so an event is built in parts: what changes on every call (time,
+request id, latency, decision ids) is built each time; who asked, about what and with which
+answer is prepared once per call, or once per distinct request when the caller passes request
+fingerprints; and the per-second part of the timestamp is formatted once per second.
 """
 
 from __future__ import annotations
@@ -23,12 +24,21 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from cnm_policy.audit.sinks import DecisionSink, StructlogSink
+from cnm_policy.audit.sinks import DECISION_EVENT, DecisionSink, StructlogSink
+from cnm_policy.memo import BytesMemo
 from cnm_policy.model import Decision, Principal, Resource
 
-__all__ = ["DECISION_EVENT", "AttributeAllowList", "DecisionLog", "format_timestamp"]
+__all__ = [
+    "DECISION_EVENT",
+    "DEFAULT_REMEMBERED",
+    "AttributeAllowList",
+    "DecisionLog",
+    "format_timestamp",
+]
 
-DECISION_EVENT = "decision"
+# Distinct requests (and batch items) whose prepared event parts are kept, per kind: about
+# 0.5 KB each, a few megabytes in all.
+DEFAULT_REMEMBERED: Final = 10_000
 _SECTIONS = ("principal", "resource", "context")
 _MAX_REQUEST_ID_CHARS = 128
 
@@ -99,6 +109,12 @@ class DecisionLog:
     """Emits the canonical ``decision`` event; clock and id source are injectable for tests.
 
     `sink` defaults to a `StructlogSink` (every event through the process's structlog set-up).
+
+    Callers that hold an exact encoding of each request (the sidecar: the deterministic request
+    bytes its decision cache is keyed by) pass it as a *fingerprint*. The parts of an event that
+    only depend on the request and its answer are then prepared by the sink once per distinct
+    request and answer, and a repeated request costs the rendering of its time, ids and latency
+    only. As for the cache, equal fingerprints must mean equal requests.
     """
 
     def __init__(
@@ -108,11 +124,17 @@ class DecisionLog:
         clock: Callable[[], float] = time.time,
         new_id: Callable[[], str] = _random_id,
         sink: DecisionSink | None = None,
+        remembered: int = DEFAULT_REMEMBERED,
     ) -> None:
         self._allow = allow or AttributeAllowList()
         self._clock = clock
         self._new_id = new_id
         self._sink: DecisionSink = sink if sink is not None else StructlogSink()
+        # Prepared parts by fingerprint: a Check's (decision, shared, outcome); a batch's shared
+        # part by its shared fingerprint, and each item's (decision, outcome) by the item's.
+        self._checks: BytesMemo[tuple[Decision, Any, Any]] = BytesMemo(remembered)
+        self._batch_shared: BytesMemo[Any] = BytesMemo(remembered)
+        self._batch_items: BytesMemo[tuple[Decision, Any]] = BytesMemo(remembered)
 
     def new_decision_id(self) -> str:
         """A fresh id, returned to the caller in the response and logged with the event."""
@@ -137,10 +159,26 @@ class DecisionLog:
         decision_id: str,
         request_id: str | None,
         latency_seconds: float,
+        fingerprint: bytes | None = None,
     ) -> None:
-        """Log the one decision of a Check call."""
-        shared = self._call_fields(principal, context, request_id, latency_seconds)
-        self._sink.emit(shared, (self._item_fields(action, resource, decision, decision_id),))
+        """Log the one decision of a Check call (`fingerprint`: see the class docstring)."""
+        remembered = self._checks.get(fingerprint) if type(fingerprint) is bytes else None
+        if remembered is None or not _same(remembered[0], decision):
+            remembered = (
+                decision,
+                self._prepare_shared(principal, context),
+                self._prepare_outcome(action, resource, decision),
+            )
+            if type(fingerprint) is bytes:
+                self._checks.put(fingerprint, remembered)
+        self._sink.emit(
+            timestamp=format_timestamp(self._clock()),
+            request_id=_clipped(request_id),
+            latency_ms=_milliseconds(latency_seconds),
+            shared=remembered[1],
+            decisions=((decision_id, remembered[2]),),
+            batch=False,
+        )
 
     def record_batch(
         self,
@@ -152,60 +190,86 @@ class DecisionLog:
         decision_ids: Sequence[str],
         request_id: str | None,
         latency_seconds: float,
+        shared_fingerprint: bytes | None = None,
+        item_fingerprints: Sequence[bytes] | None = None,
     ) -> None:
         """Log every decision of a CheckBatch call, one event each (`latency_ms` is the batch's).
 
-        What the items share (time, caller, principal, context) is computed once per call.
+        `shared_fingerprint` encodes the principal and context, ``item_fingerprints[i]`` the
+        i-th item (see the class docstring). What the items share is prepared once per call.
         """
-        shared = self._call_fields(principal, context, request_id, latency_seconds)
-        shared["batch_size"] = len(items)
-        item_fields = self._item_fields
-        events = [
-            item_fields(action, resource, decision, decision_id, index)
-            for index, ((action, resource), decision, decision_id) in enumerate(
-                zip(items, decisions, decision_ids, strict=True)
+        if not len(items) == len(decisions) == len(decision_ids):
+            raise ValueError(
+                f"{len(items)} items, {len(decisions)} decisions, {len(decision_ids)} ids"
             )
-        ]
-        self._sink.emit(shared, events)
+        outcomes = self._batch_outcomes(item_fingerprints, items, decisions)
+        self._sink.emit(
+            timestamp=format_timestamp(self._clock()),
+            request_id=_clipped(request_id),
+            latency_ms=_milliseconds(latency_seconds),
+            shared=self._batch_shared_part(shared_fingerprint, principal, context),
+            decisions=list(zip(decision_ids, outcomes, strict=True)),
+            batch=True,
+        )
 
-    def _call_fields(
+    def _batch_shared_part(
+        self, fingerprint: bytes | None, principal: Principal, context: Mapping[str, Any]
+    ) -> Any:
+        """The prepared principal and context of a batch, remembered by `fingerprint`."""
+        remembered = self._batch_shared.get(fingerprint) if type(fingerprint) is bytes else None
+        if remembered is None:
+            remembered = self._prepare_shared(principal, context)
+            if type(fingerprint) is bytes:
+                self._batch_shared.put(fingerprint, remembered)
+        return remembered
+
+    def _batch_outcomes(
         self,
-        principal: Principal,
-        context: Mapping[str, Any],
-        request_id: str | None,
-        latency_seconds: float,
-    ) -> dict[str, Any]:
-        """The fields every decision of one call shares: when, who asked, how long it took."""
+        fingerprints: Sequence[bytes] | None,
+        items: Sequence[tuple[str, Resource]],
+        decisions: Sequence[Decision],
+    ) -> list[Any]:
+        """Each item's prepared outcome, remembered by its fingerprint with its decision."""
+        if fingerprints is None:
+            return [
+                self._prepare_outcome(action, resource, decision)
+                for (action, resource), decision in zip(items, decisions, strict=True)
+            ]
+        if len(fingerprints) != len(items):
+            raise ValueError(f"{len(fingerprints)} fingerprints for {len(items)} items")
+        remembered = self._batch_items.get_many(fingerprints)
+        outcomes: list[Any] = []
+        fresh: list[tuple[bytes, tuple[Decision, Any]]] = []
+        for index, entry in enumerate(remembered):
+            decision = decisions[index]
+            if entry is not None and _same(entry[0], decision):
+                outcomes.append(entry[1])
+                continue
+            action, resource = items[index]
+            outcome = self._prepare_outcome(action, resource, decision)
+            fresh.append((fingerprints[index], (decision, outcome)))
+            outcomes.append(outcome)
+        if fresh:
+            self._batch_items.put_many(fresh)
+        return outcomes
+
+    def _prepare_shared(self, principal: Principal, context: Mapping[str, Any]) -> Any:
+        """Who asked, and in which context (allow-listed values only), as the sink wants it."""
         fields: dict[str, Any] = {
-            "timestamp": format_timestamp(self._clock()),
-            "level": "info",
-            "event": DECISION_EVENT,
-            "request_id": request_id[:_MAX_REQUEST_ID_CHARS] if request_id else None,
             "principal_id": principal.id,
             "principal_tenant": principal.tenant,
             "principal_roles": list(principal.roles),
-            "latency_ms": _milliseconds(latency_seconds),
         }
         allow = self._allow
         if allow.principal:
             _add_allowed(fields, "principal_attributes", principal.attributes, allow.principal)
         if allow.context:
             _add_allowed(fields, "context", context, allow.context)
-        return fields
+        return self._sink.prepare(fields)
 
-    def _item_fields(
-        self,
-        action: str,
-        resource: Resource,
-        decision: Decision,
-        decision_id: str,
-        batch_index: int | None = None,
-    ) -> dict[str, Any]:
-        """What one decision is about and its outcome (none of the call's shared keys)."""
-        # One dict display, not a dozen stores: this runs for every decision the sidecar makes.
-        event: dict[str, Any] = {
-            "batch_index": batch_index,
-            "decision_id": decision_id,
+    def _prepare_outcome(self, action: str, resource: Resource, decision: Decision) -> Any:
+        """What one decision is about and what it was, as the sink wants it."""
+        fields: dict[str, Any] = {
             "action": action,
             "resource_kind": resource.kind,
             "resource_id": resource.id,
@@ -217,14 +281,26 @@ class DecisionLog:
             "policy_digest": decision.policy_digest,
             "cached": decision.cached,
         }
-        if batch_index is None:
-            del event["batch_index"]
         if decision.errors:
             # Only the count: condition errors can quote attribute values.
-            event["error_count"] = len(decision.errors)
+            fields["error_count"] = len(decision.errors)
         if self._allow.resource:
-            _add_allowed(event, "resource_attributes", resource.attributes, self._allow.resource)
-        return event
+            _add_allowed(fields, "resource_attributes", resource.attributes, self._allow.resource)
+        return self._sink.prepare(fields)
+
+
+def _clipped(request_id: str | None) -> str | None:
+    """The caller's request id as logged: at most 128 characters, ``None`` when absent."""
+    return request_id[:_MAX_REQUEST_ID_CHARS] if request_id else None
+
+
+def _same(remembered: Decision, decision: Decision) -> bool:
+    """Whether a part prepared for `remembered` describes `decision` too.
+
+    The decision cache hands out one object per distinct decision, so identity is the usual
+    answer; equality covers uncached engines (every field is compared, `cached` included).
+    """
+    return remembered is decision or remembered == decision
 
 
 def _milliseconds(seconds: float) -> float:

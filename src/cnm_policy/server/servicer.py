@@ -131,6 +131,7 @@ class PolicyServicer:
             decision_id=decision_id,
             request_id=_request_id(context),
             latency_seconds=self._timer() - started,
+            fingerprint=decoded.fingerprint,
         )
         return self._encoder.check(decision, decision_id)
 
@@ -168,6 +169,8 @@ class PolicyServicer:
             decision_ids=decision_ids,
             request_id=_request_id(context),
             latency_seconds=self._timer() - started,
+            shared_fingerprint=query.shared_fingerprint or None,
+            item_fingerprints=query.item_fingerprints if query.shared_fingerprint else None,
         )
         return self._encoder.batch(decisions, decision_ids)
 

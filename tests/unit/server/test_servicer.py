@@ -383,7 +383,10 @@ def test_a_caching_sidecar_answers_exactly_like_an_uncached_one(
 
 
 class _NullSink:
-    def emit(self, shared: Any, items: Any) -> None:
+    def prepare(self, fields: Any) -> None:
+        pass
+
+    def emit(self, **event_parts: Any) -> None:
         pass
 
 
