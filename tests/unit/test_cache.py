@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from cnm_policy import Decision, Engine, InvalidRequestError, Principal, Resource
-from cnm_policy.cache import CachedEngine, CacheStats, _key
+from cnm_policy.cache import CachedEngine, CacheStats, _drop_if_expired, _key, _Store
 from cnm_policy.engine import PolicySnapshot, decide_batch, load_snapshot
 from cnm_policy.model import AccessRequest
 from tests.strategies_cache import NOW, FakeClock, LookAlikeStr, Opaque
@@ -173,6 +173,26 @@ def test_values_that_are_not_plain_data_are_answered_correctly(
         decision = cached.check(principal, "read", ROUTER)
         assert fresh(cached, principal, "read", ROUTER) == replace(decision, cached=False)
     assert not cached.check(ADMIN, "read", ROUTER).cached  # nothing answered for plain ADMIN
+
+
+@pytest.mark.parametrize(
+    "request_",
+    [
+        (replace(ADMIN, id=LookAlikeStr("u-1")), "read", ROUTER),
+        (replace(ADMIN, tenant=LookAlikeStr("acme")), "read", ROUTER),
+        (ADMIN, LookAlikeStr("read"), ROUTER),
+        (ADMIN, "read", replace(ROUTER, kind=LookAlikeStr("device"))),
+        (ADMIN, "read", replace(ROUTER, id=LookAlikeStr("dev-1"))),
+        (ADMIN, "read", replace(ROUTER, tenant=LookAlikeStr("acme/emea"))),
+    ],
+    ids=["principal-id", "principal-tenant", "action", "kind", "resource-id", "resource-tenant"],
+)
+def test_a_name_that_is_not_an_exact_string_is_never_a_key(request_: Any) -> None:
+    """The names are kept in the key as they are, so only exact strings may be: a subclass
+    could compare equal to a cached name and be answered for it."""
+    principal, action, resource = request_
+    assert _key("sha256:x", principal, action, resource, None) is None
+    assert _key("sha256:x", ADMIN, "read", ROUTER, None) is not None
 
 
 def test_invalid_requests_raise_every_time_and_are_never_stored(cached: CachedEngine) -> None:
@@ -380,6 +400,32 @@ def test_equal_decisions_share_one_object(cached: CachedEngine) -> None:
     )
 
 
+def test_reading_the_counters_does_not_change_them(cached: CachedEngine) -> None:
+    """Single-check hits are counted without a lock; reading them, again and again, is exact."""
+    cached.check(ADMIN, "read", ROUTER)
+    for _ in range(3):
+        cached.check(ADMIN, "read", ROUTER)
+    assert [cached.stats().hits for _ in range(3)] == [3, 3, 3]
+    cached.check(ADMIN, "read", ROUTER)
+    cached.check_batch(ADMIN, [("read", ROUTER)])
+    assert (cached.stats().hits, cached.stats().misses) == (5, 1)
+
+
+def test_an_expired_entry_is_dropped_only_if_it_is_still_the_one_stored() -> None:
+    """A hit path that read an expired entry without the lock must not drop its replacement
+    (stored by another thread meanwhile), nor count an eviction for it."""
+    store = _Store(4)
+    key = ("sha256:x", b"", b"req")
+    expired: Any = (None, 0.0, 10.0)
+    replacement: Any = (None, 20.0, 80.0)
+    store[key] = replacement
+    _drop_if_expired(store, key, expired, now=30.0)
+    assert (store[key], store.evictions) == (replacement, 0)
+    store[key] = expired
+    _drop_if_expired(store, key, expired, now=30.0)
+    assert (key in store, store.evictions) == (False, 1)
+
+
 def test_check_request_is_check(cached: CachedEngine) -> None:
     """check_request unpacks an AccessRequest and shares the cache with check."""
     cached.check(ADMIN, "read", ROUTER, {"channel": "portal"})
@@ -489,7 +535,7 @@ def test_fingerprint_keys_and_library_keys_never_answer_each_other(cached: Cache
     cached.check(ADMIN, "read", ROUTER)
     library_key = _key(cached.snapshot.digest, ADMIN, "read", ROUTER, None)
     assert library_key is not None
-    same_bytes = library_key[1]
+    same_bytes = library_key[-1]
     assert not cached.check_fingerprinted(same_bytes, ADMIN, "read", ROUTER).cached
     batch = cached.check_batch_fingerprinted(same_bytes, [same_bytes], ADMIN, [("read", ROUTER)])
     assert not batch[0].cached
