@@ -11,13 +11,12 @@ import argparse
 import json
 import sys
 import tempfile
-import time
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 
 from benchmarks.generate import generate_bundle
-from benchmarks.inprocess import EngineResult, Settings, run_size
+from benchmarks.inprocess import EngineResult, Settings, run_sizes
 from benchmarks.sidecar import SidecarReport, SidecarSettings, run_sidecar_benchmarks
 from benchmarks.timing import machine_description, render_table
 
@@ -38,11 +37,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = Settings(requests=500, repeat=2, casbin_budget_s=2.0) if args.quick else Settings()
     machine = machine_description()
     print(f"# cnm-policy benchmarks\n\nMachine: {machine}\n", flush=True)
-    results: list[EngineResult] = []
-    for size in sizes:
-        started = time.perf_counter()
-        results.append(run_size(size, settings))
-        print(f"  measured {size:,} rules in {time.perf_counter() - started:.0f} s", flush=True)
+    results = run_sizes(
+        sizes,
+        settings,
+        progress=lambda size, seconds: print(
+            f"  measured {size:,} rules in {seconds:.0f} s", flush=True
+        ),
+    )
     if results:
         print(engine_tables(results), flush=True)
     sidecar: SidecarReport | None = None
