@@ -11,9 +11,11 @@ Why a cached answer is always the answer the engine would give now:
   attributes and context serialized with :mod:`marshal` (format 2). A name that is not an
   exact ``str`` makes the request unkeyable (it is simply evaluated), so a look-alike object
   can never compare equal to a cached name. marshal is C code, and it refuses anything but
-  exact built-in types (``ValueError``; such requests are evaluated too), so ``True``, ``1``,
-  ``1.0`` and ``"1"`` never share a key and a subclass cannot pose as a string. Format 2 has
-  no back-references: later formats mark objects by reference count and interning, which
+  built-in types (``ValueError``; such requests are evaluated too), so ``True``, ``1``,
+  ``1.0`` and ``"1"`` never share a key and a subclass cannot pose as a string. Its one
+  inexact case: any object with a byte buffer (a bytes subclass, bytearray, memoryview) is
+  written as plain bytes, so keys holding bytes are never stored (see `_storable`). Format 2
+  has no back-references: later formats mark objects by reference count and interning, which
   would make equal requests encode differently. Mappings encode in insertion order, so the
   same facts in another order are a miss, never a wrong answer.
 - **One snapshot per call.** The snapshot reference is read once; the key carries its digest
@@ -28,7 +30,7 @@ Why a cached answer is always the answer the engine would give now:
   `check_fingerprinted` / `check_batch_fingerprinted` instead of having the request encoded
   again. There, "the key is every input" rests on the caller's promise that equal fingerprints
   mean equal requests; one process should use one fingerprint scheme. Those keys have three
-  parts, library keys two, so the two kinds never answer for each other.
+  parts, library keys eight, so the two kinds never answer for each other.
 
 Concurrency: a hit takes no lock (one dictionary lookup is atomic, and the hit is counted by
 one atomic tick of an `itertools.count`); writers, which store, evict and count under a lock,
@@ -64,6 +66,8 @@ _KEY_FORMAT: Final = 2  # see the module docstring: the newest format without ba
 DEFAULT_MAX_KEY_BYTES: Final = 4096
 _INTERN_LIMIT: Final = 4096  # distinct decisions shared per policy version; beyond: not shared
 _NO_CONTEXT: Final[Mapping[str, Any]] = {}  # what `context=None` means; never mutated
+_LIBRARY_KEY_PARTS: Final = 8  # see _Key
+_CONTAINERS: Final = (tuple, list, set, frozenset)  # what marshal decodes containers to
 
 # check() keys: (digest, the six names, marshal encoding of roles, attributes and context).
 # The fingerprinted methods: (digest, shared fingerprint, item fingerprint), where a single
@@ -118,7 +122,7 @@ class CachedEngine:
     ``enabled=False``; the counters keep working); `ttl` bounds how long one may be reused;
     `clock` defaults to the engine's, and is the time both evaluation and expiry use.
     Requests whose key exceeds `max_key_bytes` (huge attributes) are answered but not stored,
-    so memory stays below roughly ``maxsize * (max_key_bytes + 600)`` bytes.
+    so memory stays below roughly ``maxsize * (max_key_bytes + 1000)`` bytes.
     """
 
     __slots__ = (
@@ -434,7 +438,7 @@ class CachedEngine:
         ttl_expiry = now + self._ttl
         entries: list[tuple[_Key, _Entry]] = []
         for key, decision in zip(keys, decisions, strict=True):
-            if key is None or _key_bytes(key) > self._max_key_bytes:
+            if key is None or _key_bytes(key) > self._max_key_bytes or not _storable(key):
                 continue
             expires = ttl_expiry
             if decision.valid_until is not None and decision.valid_until < expires:
@@ -506,8 +510,37 @@ def _key(
 
 
 def _key_bytes(key: _Key) -> int:
-    """How many bytes of request encoding `key` holds (the digest is shared by all keys)."""
-    return sum(map(len, key[1:]))
+    """At most how many bytes of request `key` holds (the digest is shared by all keys).
+
+    A name counts four bytes per character unless it is ASCII (one byte each in CPython).
+    """
+    return sum(
+        len(part) if type(part) is bytes or part.isascii() else 4 * len(part) for part in key[1:]
+    )
+
+
+def _storable(key: _Key) -> bool:
+    """Whether `key` may be stored: a library key whose encoding holds no bytes value.
+
+    marshal writes every object exposing a byte buffer (bytes and its subclasses, bytearray,
+    memoryview, array.array...) as plain bytes, so those encodings are not exact. Such keys
+    are never stored; a stored key then never holds bytes, and a request holding any buffer
+    can never match one. The check runs only here, on the way in: never on a hit.
+    """
+    if len(key) != _LIBRARY_KEY_PARTS:
+        return True  # a fingerprint: the caller vouches for it
+    pending: list[Any] = [marshal.loads(key[-1])]
+    while pending:
+        value = pending.pop()
+        kind = type(value)
+        if kind is bytes:
+            return False
+        if kind is dict:
+            pending.extend(value)
+            pending.extend(value.values())
+        elif kind in _CONTAINERS:
+            pending.extend(value)
+    return True
 
 
 def _batch_keys(

@@ -9,6 +9,7 @@ encoding, as the sidecar passes protobuf bytes) against the same cache.
 from __future__ import annotations
 
 import contextlib
+import io
 import pickle
 from dataclasses import replace
 from typing import Any
@@ -79,12 +80,28 @@ def _ask(
     if way == "check":
         return cached.check(principal, action, resource, context)
     if way == "fingerprinted":
-        fingerprint = pickle.dumps((principal, action, resource, context))
+        fingerprint = _pickled((principal, action, resource, context))
         return cached.check_fingerprinted(fingerprint, principal, action, resource, context)
-    shared, item = pickle.dumps((principal, context)), pickle.dumps((action, resource))
+    shared, item = _pickled((principal, context)), _pickled((action, resource))
     return cached.check_batch_fingerprinted(
         shared, [item], principal, [(action, resource)], context
     )[0]
+
+
+class _Pickler(pickle.Pickler):
+    """pickle, with a memoryview written as its type and contents (pickle refuses it)."""
+
+    def reducer_override(self, obj: Any) -> Any:
+        if type(obj) is memoryview:
+            return memoryview, (obj.tobytes(),)
+        return NotImplemented
+
+
+def _pickled(value: Any) -> bytes:
+    """An exact fingerprint of `value`: equal pickles are equal requests here."""
+    buffer = io.BytesIO()
+    _Pickler(buffer).dump(value)
+    return buffer.getvalue()
 
 
 def _uncached(decisions: list[Decision]) -> list[Decision]:
@@ -154,7 +171,7 @@ class CacheMachine(RuleBasedStateMachine):
         try:
             decision = (
                 self.cached.check_fingerprinted(
-                    pickle.dumps(request), principal, action, resource, context
+                    _pickled(request), principal, action, resource, context
                 )
                 if fingerprinted
                 else self.cached.check(principal, action, resource, context, explain=explain)
@@ -209,8 +226,8 @@ class CacheMachine(RuleBasedStateMachine):
         try:
             decisions = (
                 self.cached.check_batch_fingerprinted(
-                    pickle.dumps((principal, context)),
-                    [pickle.dumps(item) for item in items],
+                    _pickled((principal, context)),
+                    [_pickled(item) for item in items],
                     principal,
                     items,
                     context,

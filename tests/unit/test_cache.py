@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import array
 import threading
 from dataclasses import replace
 from pathlib import Path
@@ -193,6 +194,40 @@ def test_a_name_that_is_not_an_exact_string_is_never_a_key(request_: Any) -> Non
     principal, action, resource = request_
     assert _key("sha256:x", principal, action, resource, None) is None
     assert _key("sha256:x", ADMIN, "read", ROUTER, None) is not None
+
+
+class _Bytes(bytes):
+    def __eq__(self, other: object) -> bool:
+        return True
+
+    __hash__ = bytes.__hash__
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        b"x",
+        bytearray(b"x"),
+        memoryview(b"x"),
+        array.array("B", b"x"),
+        _Bytes(b"x"),
+        [{"nested": (b"x",)}],
+        {memoryview(b"k"): 1},
+    ],
+    ids=["bytes", "bytearray", "memoryview", "array", "bytes-subclass", "nested", "dict-key"],
+)
+def test_requests_holding_bytes_like_values_are_never_stored(
+    cached: CachedEngine, value: Any
+) -> None:
+    """marshal writes every byte buffer as plain bytes, so such keys are not exact: they are
+    answered afresh every time and never stored, so no buffer can answer for another."""
+    principal = replace(ADMIN, attributes={"mfa": True, "tag": value})
+    for _ in range(2):
+        decision = cached.check(principal, "read", ROUTER)
+        assert not decision.cached
+        assert fresh(cached, principal, "read", ROUTER) == decision
+        cached.check_batch(principal, [("read", ROUTER)])
+    assert cached.stats().size == 0
 
 
 def test_invalid_requests_raise_every_time_and_are_never_stored(cached: CachedEngine) -> None:
