@@ -1,8 +1,9 @@
 """A bounded, thread-safe map from exact bytes to what was derived from them.
 
-The sidecar remembers, per distinct request bytes, what decoding them gave and how their
-decision events render. Both are pure functions of the bytes, so a remembered value is exactly
-what deriving it again would give, and a portal that repeats itself byte for byte (the same page,
+The sidecar remembers, per distinct request bytes, what decoding them gave and how the parts of
+their decision events render. Decoding is a pure function of the bytes, and a rendered part is
+kept with the decision it describes and used only for that decision, so a remembered value is
+what deriving it again would give; a portal that repeats itself byte for byte (the same page,
 the same user, the same devices) pays for the derivation once.
 
 First in, first out: a hot key pushed out by a flood of new ones is derived again once per
@@ -10,9 +11,8 @@ First in, first out: a hot key pushed out by a flood of new ones is derived agai
 `max_key_bytes` are never stored (they are rare), so memory stays below about
 ``entries * (max_key_bytes + value size)``.
 
-Lookups take no lock: they run on every call, and one lookup in a dict is atomic (under the
-GIL, and with the per-object locks of free-threaded builds). Writers, which insert and evict
-together, hold a lock, so the map never exceeds its bound.
+Lookups take no lock: they run on every call, and one dictionary lookup is atomic under the
+GIL. Writers, which insert and evict together, hold a lock, so the map never exceeds its bound.
 """
 
 from __future__ import annotations

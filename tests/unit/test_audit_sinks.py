@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from structlog.testing import capture_logs
 
 from cnm_policy.audit import (
+    AttributeAllowList,
     DecisionLog,
     JsonLinesSink,
     StructlogSink,
@@ -103,17 +104,73 @@ def test_a_batch_is_one_json_line_per_decision_written_and_flushed_once() -> Non
     assert (stream.writes, stream.flushes) == (1, 1)
 
 
+def _record_twice(log: DecisionLog) -> None:
+    """A batch and a Check, each twice, with fingerprints: the second time from remembered parts."""
+    for _ in range(2):
+        log.record_batch(
+            principal=PRINCIPAL,
+            items=[("read", resource) for resource in RESOURCES],
+            context={"channel": "portal"},
+            decisions=[DECISION] * len(RESOURCES),
+            decision_ids=log.new_decision_ids(len(RESOURCES)),
+            request_id="req-1",
+            latency_seconds=0.002,
+            shared_fingerprint=b"principal",
+            item_fingerprints=[b"item-%d" % index for index in range(len(RESOURCES))],
+        )
+        log.record(
+            principal=PRINCIPAL,
+            action="read",
+            resource=RESOURCES[0],
+            context={},
+            decision=DECISION,
+            decision_id=log.new_decision_id(),
+            request_id=None,
+            latency_seconds=float("nan"),
+            fingerprint=b"check",
+        )
+
+
 def test_json_lines_carry_the_same_fields_as_the_structlog_pipeline() -> None:
-    """Switching sinks changes how events are written, never what they say."""
+    """Switching sinks changes how events are written, never what they say or in which order
+    (structlog places the event name and level itself)."""
     stream = io.StringIO()
     clock = lambda: 1_767_225_600.0  # noqa: E731
-    _record_batch(DecisionLog(sink=JsonLinesSink(stream), new_id=lambda: "c", clock=clock))
+    allow = AttributeAllowList.parse(["principal.mfa", "context.channel"])
+    _record_twice(
+        DecisionLog(sink=JsonLinesSink(stream), new_id=lambda: "c", clock=clock, allow=allow)
+    )
     with capture_logs() as captured:
-        _record_batch(DecisionLog(sink=StructlogSink(), new_id=lambda: "c", clock=clock))
+        _record_twice(
+            DecisionLog(sink=StructlogSink(), new_id=lambda: "c", clock=clock, allow=allow)
+        )
     written = [json.loads(line) for line in stream.getvalue().splitlines()]
     for event in captured:
         event["level"] = event.pop("log_level")
+        if math.isnan(event["latency_ms"]):
+            event["latency_ms"] = None  # JSON has no NaN: the JSON sink writes null
     assert written == captured
+    assert [[k for k in e if k not in ("event", "level")] for e in written] == [
+        [k for k in e if k not in ("event", "level")] for e in captured
+    ]
+
+
+def test_structlog_processors_cannot_change_remembered_parts() -> None:
+    """A processor editing an event's values in place leaves the next event of the same
+    request untouched."""
+
+    def scrub(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
+        event["principal_roles"].append("scrubbed")
+        event["rule_ids"].clear()
+        return event
+
+    structlog.configure(processors=[scrub, structlog.testing.LogCapture()])
+    log = DecisionLog(sink=StructlogSink(), new_id=lambda: "c")
+    with capture_logs(processors=[scrub]) as captured:
+        for _ in range(2):
+            _record_batch(log, count=1)
+    assert [e["principal_roles"] for e in captured] == [["customer-admin", "scrubbed"]] * 2
+    assert [e["rule_ids"] for e in captured] == [[], []]
 
 
 def test_an_empty_call_writes_nothing() -> None:
@@ -228,6 +285,7 @@ def test_each_line_is_the_merged_event_in_order(
     [
         ({datetime.date(2026, 1, 2): "x"}, '{"2026-01-02":"x"}'),
         ({1: "é", "big": 2**70}, '{"1":"é","big":1180591620717411303424}'),
+        ({"big": 2**70, "nan": math.nan}, '{"big":1180591620717411303424,"nan":null}'),
     ],
 )
 def test_odd_values_render_compact_like_every_other_line(value: Any, expected_text: str) -> None:

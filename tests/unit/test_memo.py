@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-
 import pytest
 
 from cnm_policy.memo import BytesMemo
@@ -54,26 +52,3 @@ def test_derive_computes_once_and_remembers_no_failure() -> None:
         with pytest.raises(ValueError, match="bad key"):
             memo.derive(b"bad", length)
     assert calls == [b"four", b"bad", b"bad"]
-
-
-def test_concurrent_writers_never_exceed_the_bound() -> None:
-    """Writers insert and evict under one lock while readers look up without it."""
-    memo: BytesMemo[int] = BytesMemo(50)
-    seen: list[int | None] = []
-
-    def writer(offset: int) -> None:
-        for i in range(2000):
-            memo.put(b"%d-%d" % (offset, i), i)
-
-    def reader() -> None:
-        for i in range(2000):
-            seen.append(memo.get(b"0-%d" % i))
-
-    threads = [threading.Thread(target=writer, args=(n,)) for n in range(4)]
-    threads.append(threading.Thread(target=reader))
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert len(memo) == 50
-    assert all(value is None or isinstance(value, int) for value in seen)

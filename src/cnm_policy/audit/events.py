@@ -36,8 +36,9 @@ __all__ = [
     "format_timestamp",
 ]
 
-# Distinct requests (and batch items) whose prepared event parts are kept, per kind: about
-# 0.5 KB each, a few megabytes in all.
+# Distinct requests (and batch items) whose prepared event parts are kept, per kind (Checks,
+# batch principals, batch items): typically under 1 KB each with its fingerprint, at most about
+# 2.5 KB (fingerprints longer than 2 KB are not kept), so 7.5-75 MB for all three at worst.
 DEFAULT_REMEMBERED: Final = 10_000
 _SECTIONS = ("principal", "resource", "context")
 _MAX_REQUEST_ID_CHARS = 128
@@ -230,7 +231,7 @@ class DecisionLog:
         decisions: Sequence[Decision],
     ) -> list[Any]:
         """Each item's prepared outcome, remembered by its fingerprint with its decision."""
-        if fingerprints is None:
+        if fingerprints is None or not all(type(f) is bytes for f in fingerprints):
             return [
                 self._prepare_outcome(action, resource, decision)
                 for (action, resource), decision in zip(items, decisions, strict=True)

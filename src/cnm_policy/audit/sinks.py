@@ -23,7 +23,9 @@ cheap on the request path:
 
 from __future__ import annotations
 
+import copy
 import json
+import math
 from collections.abc import Callable, Mapping, Sequence
 from json.encoder import encode_basestring
 from typing import Any, Final, Protocol, TextIO
@@ -43,7 +45,9 @@ DECISION_EVENT: Final = "decision"
 _LEVEL: Final = "info"
 # The standard library's C escaper: a third of orjson's cost for a short string.
 _escape: Final[Callable[[str], str]] = encode_basestring
-_FALLBACK_ENCODER: Final = json.JSONEncoder(default=repr, separators=(",", ":"), ensure_ascii=False)
+_FALLBACK_ENCODER: Final = json.JSONEncoder(
+    default=repr, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+)
 
 
 class DecisionSink(Protocol):
@@ -89,8 +93,8 @@ class StructlogSink:
         self._logger = structlog.get_logger(logger_name)
 
     def prepare(self, fields: Mapping[str, Any]) -> dict[str, Any]:
-        """A private copy: what the caller does with `fields` later cannot change the events."""
-        return dict(fields)
+        """A private deep copy: what the caller does with `fields` later cannot change it."""
+        return copy.deepcopy(dict(fields))
 
     def emit(
         self,
@@ -114,7 +118,15 @@ class StructlogSink:
         for index, (decision_id, outcome) in enumerate(decisions):
             ids: dict[str, Any] = {"batch_index": index} if batch else {}
             ids["decision_id"] = decision_id
-            log(DECISION_EVENT, **envelope, **shared, **ids, **outcome)
+            # Fresh copies: processors may change an event's values in place, and prepared
+            # parts are passed again for later events.
+            log(
+                DECISION_EVENT,
+                **envelope,
+                **copy.deepcopy(shared),
+                **ids,
+                **copy.deepcopy(outcome),
+            )
 
 
 class JsonLinesSink:
@@ -210,8 +222,8 @@ def _encode(value: Any) -> str:
     The common case takes orjson's fast path. A mapping with non-string keys (a date, an enum,
     an int in an allow-listed attribute) is retried with orjson's slower option for them, and
     what orjson cannot encode at all (an integer beyond 64 bits) falls back to the standard
-    encoder in the same compact style, with ``repr`` for unknown types: a decision is never
-    lost to an unencodable log value.
+    encoder in the same compact style, with ``repr`` for unknown types and NaN as null: a
+    decision is never lost to an unencodable log value.
     """
     try:
         return orjson.dumps(value, default=repr).decode()
@@ -220,4 +232,24 @@ def _encode(value: Any) -> str:
     try:
         return orjson.dumps(value, default=repr, option=orjson.OPT_NON_STR_KEYS).decode()
     except (TypeError, orjson.JSONEncodeError):
-        return _FALLBACK_ENCODER.encode(value)
+        pass
+    try:
+        return _FALLBACK_ENCODER.encode(_plain(value))
+    except (ValueError, TypeError, RecursionError):  # a cycle, or keys beyond repair
+        if isinstance(value, Mapping):
+            return _FALLBACK_ENCODER.encode({str(key): repr(item) for key, item in value.items()})
+        return _FALLBACK_ENCODER.encode(repr(value))
+
+
+def _plain(value: Any) -> Any:
+    """`value` as the standard encoder takes it: NaN and infinities as null (as orjson writes
+    them), keys other than strings as text."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Mapping):
+        return {
+            key if isinstance(key, str) else str(key): _plain(item) for key, item in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value]
+    return value
