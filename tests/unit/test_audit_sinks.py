@@ -7,7 +7,7 @@ import io
 import json
 import math
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -159,16 +159,25 @@ def test_structlog_processors_cannot_change_remembered_parts() -> None:
     """A processor editing an event's values in place leaves the next event of the same
     request untouched."""
 
-    def scrub(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
+    def scrub(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
         event["principal_roles"].append("scrubbed")
         event["rule_ids"].clear()
         return event
 
-    structlog.configure(processors=[scrub, structlog.testing.LogCapture()])
     log = DecisionLog(sink=StructlogSink(), new_id=lambda: "c")
     with capture_logs(processors=[scrub]) as captured:
         for _ in range(2):
-            _record_batch(log, count=1)
+            log.record_batch(
+                principal=PRINCIPAL,
+                items=[("read", RESOURCES[0])],
+                context={},
+                decisions=[DECISION],
+                decision_ids=["d"],
+                request_id=None,
+                latency_seconds=0.0,
+                shared_fingerprint=b"principal",
+                item_fingerprints=[b"item"],
+            )
     assert [e["principal_roles"] for e in captured] == [["customer-admin", "scrubbed"]] * 2
     assert [e["rule_ids"] for e in captured] == [[], []]
 
