@@ -236,27 +236,29 @@ class CachedEngine:
         explain: bool = False,
     ) -> Decision:
         """May `principal` do `action` on `resource`? Raises InvalidRequestError on bad input."""
-        # The hot path, with _digest_of and the hit of _answer written out (each call costs a
+        # The hot path, with _digest_of and the hit written out here (each call costs a
         # twentieth of a hit); check_fingerprinted has the same lookup.
         snapshot = self._engine.snapshot
         memo = self._digest_memo
         if memo[0] is not snapshot:
             memo = self._digest_memo = (snapshot, snapshot.digest)
         store = self._store
+        now = self._clock()
         if store is None or explain:
-            return self._answer(snapshot, None, principal, action, resource, context, explain)
+            item = ((action, resource),)
+            return self._evaluate(snapshot, principal, item, context, now, explain)[0]
         key = _key(memo[1], principal, action, resource, context)
+        entry = None
         if key is not None:
-            now = self._clock()
             try:
                 entry = store[key]
             except KeyError:
                 pass
             else:
-                if entry[1] <= now < entry[2]:  # INVARIANT: see _answer
+                if entry[1] <= now < entry[2]:  # INVARIANT: see _miss
                     next(self._hit_ticks)
                     return entry[0]
-        return self._answer(snapshot, key, principal, action, resource, context, explain)
+        return self._miss(snapshot, key, entry, principal, action, resource, context, now)
 
     def check_fingerprinted(
         self,
@@ -275,19 +277,21 @@ class CachedEngine:
         """
         snapshot = self._engine.snapshot
         store = self._store
-        if store is None or type(fingerprint) is not bytes:
-            return self._answer(snapshot, None, principal, action, resource, context, False)
-        key = (self._digest_of(snapshot), b"", fingerprint)
         now = self._clock()
+        if store is None or type(fingerprint) is not bytes:
+            item = ((action, resource),)
+            return self._evaluate(snapshot, principal, item, context, now, False)[0]
+        key = (self._digest_of(snapshot), b"", fingerprint)
+        entry = None
         try:
             entry = store[key]
         except KeyError:
             pass
         else:
-            if entry[1] <= now < entry[2]:  # INVARIANT: see _answer
+            if entry[1] <= now < entry[2]:  # INVARIANT: see _miss
                 next(self._hit_ticks)
                 return entry[0]
-        return self._answer(snapshot, key, principal, action, resource, context, False)
+        return self._miss(snapshot, key, entry, principal, action, resource, context, now)
 
     def check_batch(
         self,
@@ -335,37 +339,33 @@ class CachedEngine:
         )
         return self._answer_batch(snapshot, keys, principal, items, context)
 
-    def _answer(
+    def _miss(
         self,
         snapshot: PolicySnapshot,
         key: _Key | None,
+        entry: _Entry | None,
         principal: Principal,
         action: str,
         resource: Resource,
         context: Mapping[str, Any] | None,
-        explain: bool,
+        now: float,
     ) -> Decision:
-        """The stored decision for `key` if it still answers, else a fresh (stored) one."""
-        now = self._clock()
+        """A fresh decision for a check the cache did not answer, stored under `key`.
+
+        `entry` is what the caller's lookup found for `key` (read without the lock: one lookup
+        is atomic, and writers, holding the lock, only ever replace or remove whole entries)
+        and did not answer.
+        INVARIANT: an entry answers only inside [stored_at, expires) of the clock it was
+        computed with; see _drop_if_expired for the rest.
+        """
+        item = ((action, resource),)
+        if key is None:  # not plain data: evaluated (and rejected, if bad), never stored
+            return self._evaluate(snapshot, principal, item, context, now, False)[0]
         store = self._store
-        if store is None or key is None:
-            item = ((action, resource),)
-            return self._evaluate(snapshot, principal, item, context, now, explain)[0]
-        # No lock to read: one lookup is atomic, and writers (holding the lock) only ever
-        # replace or remove whole entries. The hit is counted by one atomic tick.
-        try:
-            entry = store[key]
-        except KeyError:
-            pass
-        else:
-            # INVARIANT: an entry answers only inside [stored_at, expires) of the clock it
-            # was computed with; see _drop_if_expired for the rest.
-            if entry[1] <= now < entry[2]:
-                next(self._hit_ticks)
-                return entry[0]
+        if entry is not None and store is not None:
             with self._lock:
                 _drop_if_expired(store, key, entry, now)
-        decision = decide_batch(snapshot, principal, ((action, resource),), context, now)[0]
+        decision = decide_batch(snapshot, principal, item, context, now)[0]
         self._remember([key], [decision], now)
         return decision
 

@@ -231,13 +231,13 @@ class DecisionLog:
         decisions: Sequence[Decision],
     ) -> list[Any]:
         """Each item's prepared outcome, remembered by its fingerprint with its decision."""
+        if fingerprints is not None and len(fingerprints) != len(items):
+            raise ValueError(f"{len(fingerprints)} fingerprints for {len(items)} items")
         if fingerprints is None or not all(type(f) is bytes for f in fingerprints):
             return [
                 self._prepare_outcome(action, resource, decision)
                 for (action, resource), decision in zip(items, decisions, strict=True)
             ]
-        if len(fingerprints) != len(items):
-            raise ValueError(f"{len(fingerprints)} fingerprints for {len(items)} items")
         remembered = self._batch_items.get_many(fingerprints)
         outcomes: list[Any] = []
         fresh: list[tuple[bytes, tuple[Decision, Any]]] = []

@@ -53,7 +53,7 @@ _DecodedItem = tuple[tuple[str, Resource], bytes]
 
 @dataclass(frozen=True, slots=True)
 class DecodedCheck:
-    """A `CheckRequest` as the engine takes it, and its exact encoding (the request bytes)."""
+    """A `CheckRequest` as the engine takes it, and its fingerprint (deterministic encoding)."""
 
     query: AccessRequest
     explain: bool
