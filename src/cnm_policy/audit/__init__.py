@@ -1,4 +1,4 @@
-"""Decision events (`DecisionLog`) and where they are written (`DecisionSink` implementations)."""
+"""Decision events (`DecisionLog`), where they go (`DecisionSink`s) and how lines are written."""
 
 from cnm_policy.audit.events import (
     DECISION_EVENT,
@@ -6,6 +6,7 @@ from cnm_policy.audit.events import (
     DecisionLog,
     format_timestamp,
 )
+from cnm_policy.audit.lines import LineWriter, line_writer
 from cnm_policy.audit.sinks import (
     DecisionSink,
     JsonLinesSink,
@@ -19,7 +20,9 @@ __all__ = [
     "DecisionLog",
     "DecisionSink",
     "JsonLinesSink",
+    "LineWriter",
     "StructlogSink",
     "format_timestamp",
+    "line_writer",
     "render_json_lines",
 ]

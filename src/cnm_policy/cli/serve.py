@@ -28,6 +28,7 @@ from cnm_policy.audit import (
     JsonLinesSink,
     StructlogSink,
     format_timestamp,
+    line_writer,
 )
 from cnm_policy.cli.check import default_policy_dir
 from cnm_policy.errors import CnmPolicyError
@@ -310,7 +311,8 @@ def configure_logging(log_file: Path | None, log_format: str, level: str) -> Tex
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(_level_number(level)),
-        logger_factory=structlog.WriteLoggerFactory(stream),
+        # The stream's one LineWriter, shared with the decision sink: one lock, no buffering.
+        logger_factory=lambda *_: line_writer(stream),
         cache_logger_on_first_use=True,
     )
     return stream
