@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 from collections.abc import Mapping, MutableMapping
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -153,6 +154,38 @@ def test_timestamps_match_the_datetime_rendering(epoch: float) -> None:
     """The fast formatter (cached second) agrees with datetime to the millisecond, rounding too."""
     expected = datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds")
     assert expected.replace("+00:00", "Z") == format_timestamp(epoch)
+
+
+def _datetime_text(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
+
+
+@given(
+    st.floats(min_value=-6e10, max_value=2.5e11, allow_nan=False),
+    st.lists(
+        st.sampled_from([0.0, 2.4e-7, 5e-7, 1e-6, 1.5e-6, 9.985e-4, 1e-3])
+        | st.floats(min_value=-2e-3, max_value=2e-3),
+        max_size=40,
+    ),
+)
+def test_readings_close_together_match_the_datetime_rendering(
+    start: float, steps: list[float]
+) -> None:
+    """The per-millisecond cache never outlives its millisecond, at any epoch."""
+    epoch = start
+    for step in [0.0, *steps]:
+        epoch += step
+        assert format_timestamp(epoch) == _datetime_text(epoch)
+
+
+@pytest.mark.parametrize("start", [1_700_000_000.0, 4_294_967_295.997, 12.0])
+def test_every_float_across_millisecond_edges_formats_like_datetime(start: float) -> None:
+    """Walking across three milliseconds in steps finer than a microsecond (two floats apart
+    at today's epochs, where floats are a quarter microsecond apart)."""
+    epoch, end = start, start + 0.003
+    while epoch < end:
+        assert format_timestamp(epoch) == _datetime_text(epoch)
+        epoch += max(2 * math.ulp(epoch), 1e-7)
 
 
 def test_default_decision_ids_are_128_random_bits() -> None:

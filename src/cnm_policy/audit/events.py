@@ -72,6 +72,9 @@ class AttributeAllowList:
 
 # (epoch second, its "YYYY-MM-DDTHH:MM:SS" text): replaced whole, so threads never see a mix.
 _last_second: tuple[float, str] = (math.nan, "")
+# (lowest, highest epoch, text): every epoch in between formats as text. Replaced whole.
+_last_millisecond: tuple[float, float, str] = (math.inf, -math.inf, "")
+_EXACT_EPOCHS: Final = 2.0**32
 # ".000Z" ... ".999Z": a lookup is a tenth of the cost of formatting the milliseconds each time.
 _MILLISECONDS: Final = tuple(f".{milliseconds:03d}Z" for milliseconds in range(1000))
 
@@ -81,7 +84,39 @@ def format_timestamp(epoch: float) -> str:
 
     Rounds to the microsecond and then truncates to the millisecond, exactly as
     ``datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds")`` does.
+
+    A busy sidecar logs many decisions per millisecond, so the text of the latest millisecond
+    is kept with a range of epochs known to give it, and a reading in that range costs two
+    comparisons.
     """
+    lowest, highest, text = _last_millisecond
+    if lowest <= epoch <= highest:
+        return text
+    return _remember_millisecond(epoch)
+
+
+def _remember_millisecond(epoch: float) -> str:
+    """Format `epoch` and remember a range of epochs with the same text.
+
+    The range runs from 2 to 997 microseconds into the millisecond. Between 1970 and 2106
+    (epochs below 2**32) a float is exact to a quarter of a microsecond, so every epoch in that
+    range rounds to a microsecond of the same millisecond; elsewhere, and when `epoch` itself is
+    outside the range (the first and last microseconds of a millisecond), the range is `epoch`
+    alone.
+    """
+    global _last_millisecond  # noqa: PLW0603 (a one-entry cache, swapped atomically)
+    text = _format(epoch)
+    lowest = highest = epoch
+    if 0.0 <= epoch < _EXACT_EPOCHS:
+        start = math.floor(epoch) + int(text[-4:-1]) / 1000
+        if start + 0.000_002 <= epoch <= start + 0.000_997:
+            lowest, highest = start + 0.000_002, start + 0.000_997
+    _last_millisecond = (lowest, highest, text)
+    return text
+
+
+def _format(epoch: float) -> str:
+    """`format_timestamp` without the millisecond cache (the per-second text is cached)."""
     global _last_second  # noqa: PLW0603 (a one-entry cache, swapped atomically)
     fraction, second = math.modf(epoch)
     micros = round(fraction * 1_000_000)
@@ -91,7 +126,11 @@ def format_timestamp(epoch: float) -> str:
         second, micros = second - 1, micros + 1_000_000
     cached_second, text = _last_second
     if cached_second != second:
-        text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        utc = time.gmtime(second)  # not strftime: its %Y has no leading zeros before 1000
+        text = (
+            f"{utc.tm_year:04d}-{utc.tm_mon:02d}-{utc.tm_mday:02d}"
+            f"T{utc.tm_hour:02d}:{utc.tm_min:02d}:{utc.tm_sec:02d}"
+        )
         _last_second = (second, text)
     return text + _MILLISECONDS[micros // 1000]
 
@@ -163,8 +202,9 @@ class DecisionLog:
         fingerprint: bytes | None = None,
     ) -> None:
         """Log the one decision of a Check call (`fingerprint`: see the class docstring)."""
+        # Runs on every sidecar Check: `_same`, `_clipped` and `_milliseconds` are written out.
         remembered = self._checks.get(fingerprint) if type(fingerprint) is bytes else None
-        if remembered is None or not _same(remembered[0], decision):
+        if remembered is None or not (remembered[0] is decision or remembered[0] == decision):
             remembered = (
                 decision,
                 self._prepare_shared(principal, context),
@@ -172,10 +212,14 @@ class DecisionLog:
             )
             if type(fingerprint) is bytes:
                 self._checks.put(fingerprint, remembered)
+        try:
+            latency_ms = round(latency_seconds * 1_000_000) / 1000
+        except (ValueError, OverflowError):
+            latency_ms = float(latency_seconds)
         self._sink.emit(
             timestamp=format_timestamp(self._clock()),
-            request_id=_clipped(request_id),
-            latency_ms=_milliseconds(latency_seconds),
+            request_id=request_id[:_MAX_REQUEST_ID_CHARS] if request_id else None,
+            latency_ms=latency_ms,
             shared=remembered[1],
             decisions=((decision_id, remembered[2]),),
             batch=False,
