@@ -32,20 +32,21 @@ _V = TypeVar("_V")
 class BytesMemo(Generic[_V]):
     """At most `entries` values by their bytes key; ``entries=0`` remembers nothing."""
 
-    __slots__ = ("_entries", "_lock", "_max_key_bytes", "_store")
+    __slots__ = ("_entries", "_lock", "_max_key_bytes", "_store", "get")
+
+    #: The value remembered for a key, or ``None``: the store's own lookup, bound once, so a
+    #: lookup on the request path runs no Python code.
+    get: Callable[[bytes], _V | None]
 
     def __init__(self, entries: int, *, max_key_bytes: int = DEFAULT_MAX_KEY_BYTES) -> None:
         self._store: OrderedDict[bytes, _V] = OrderedDict()
         self._entries = max(0, entries)
         self._max_key_bytes = max_key_bytes
         self._lock = threading.Lock()
+        self.get = self._store.get
 
     def __len__(self) -> int:
         return len(self._store)
-
-    def get(self, key: bytes) -> _V | None:
-        """The value remembered for `key`, or ``None``."""
-        return self._store.get(key)
 
     def get_many(self, keys: Sequence[bytes]) -> list[_V | None]:
         """What each key has remembered (``None`` if nothing)."""
@@ -69,14 +70,3 @@ class BytesMemo(Generic[_V]):
                     if key not in store and len(store) >= entries:
                         store.popitem(last=False)
                     store[key] = value
-
-    def derive(self, key: bytes, compute: Callable[[bytes], _V]) -> _V:
-        """The remembered value for `key`, else ``compute(key)``, remembered.
-
-        An exception from `compute` propagates and nothing is remembered.
-        """
-        found = self.get(key)
-        if found is None:
-            found = compute(key)
-            self.put(key, found)
-        return found

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
-
 from cnm_policy.memo import BytesMemo
 
 
@@ -34,21 +32,3 @@ def test_long_keys_and_a_zero_bound_remember_nothing() -> None:
     off: BytesMemo[str] = BytesMemo(0)
     off.put(b"k", "v")
     assert (off.get(b"k"), len(off)) == (None, 0)
-
-
-def test_derive_computes_once_and_remembers_no_failure() -> None:
-    """The second derivation is remembered; an exception is raised every time, never stored."""
-    memo: BytesMemo[int] = BytesMemo(4)
-    calls: list[bytes] = []
-
-    def length(key: bytes) -> int:
-        calls.append(key)
-        if key == b"bad":
-            raise ValueError("bad key")
-        return len(key)
-
-    assert [memo.derive(b"four", length) for _ in range(2)] == [4, 4]
-    for _ in range(2):
-        with pytest.raises(ValueError, match="bad key"):
-            memo.derive(b"bad", length)
-    assert calls == [b"four", b"bad", b"bad"]

@@ -77,7 +77,11 @@ class RequestDecoder:
 
     def check(self, data: bytes) -> DecodedCheck:
         """The request a `Check` call carries; raises InvalidRequestError naming the field."""
-        return self._checks.derive(data, self._decode_check)
+        found = self._checks.get(data)
+        if found is None:
+            found = self._decode_check(data)
+            self._checks.put(data, found)
+        return found
 
     def batch(self, data: bytes) -> convert.BatchQuery:
         """The principal, items and context a `CheckBatch` call carries (errors name the item)."""

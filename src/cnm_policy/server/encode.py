@@ -75,7 +75,15 @@ class ResponseEncoder:
 
     def check(self, decision: Decision, decision_id: str) -> bytes:
         """The serialized `CheckResponse` for `decision`, identified as `decision_id`."""
-        return self._without_id(decision) + _id_field(decision_id)
+        # A cache hit's path, written out (it runs on every Check): the remembered encoding,
+        # then the id field, whose length fits one varint byte for any id up to 127 bytes.
+        found = self._memo.get(id(decision))
+        if found is None or found[0] is not decision:
+            found = (decision, self._without_id(decision))
+        encoded = decision_id.encode()
+        if len(encoded) < 0x80:
+            return found[1] + _DECISION_ID_TAG + _ONE_BYTE[len(encoded)] + encoded
+        return found[1] + _id_field(decision_id)
 
     def batch(self, decisions: Sequence[Decision], decision_ids: Sequence[str]) -> bytes:
         """The serialized `CheckBatchResponse` for `decisions`, in order."""

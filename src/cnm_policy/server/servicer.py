@@ -63,8 +63,44 @@ class PolicyServicer:
 
     def check_bytes(self, request: bytes, context: grpc.ServicerContext) -> bytes:
         """One decision: a serialized `CheckRequest` in, a serialized `CheckResponse` out."""
+        # The body is here rather than in a helper: this runs on every call, and a Python call
+        # costs as much as the cache lookup's bookkeeping.
         try:
-            return self._check(request, context)
+            started = self._timer()
+            decoded = self._decoder.check(request)
+            query = decoded.query
+            _check_deadline(context)
+            fingerprinted = self._fingerprinted
+            decision = (
+                fingerprinted.check_fingerprinted(
+                    decoded.fingerprint,
+                    query.principal,
+                    query.action,
+                    query.resource,
+                    query.context,
+                )
+                if fingerprinted is not None and not decoded.explain
+                else self._engine.check(
+                    query.principal,
+                    query.action,
+                    query.resource,
+                    query.context,
+                    explain=decoded.explain,
+                )
+            )
+            decision_id = self._log.new_decision_id()
+            self._log.record(
+                principal=query.principal,
+                action=query.action,
+                resource=query.resource,
+                context=query.context,
+                decision=decision,
+                decision_id=decision_id,
+                request_id=_request_id(context),
+                latency_seconds=self._timer() - started,
+                fingerprint=decoded.fingerprint,
+            )
+            return self._encoder.check(decision, decision_id)
         except Exception as exc:
             abort_with(context, exc)
 
@@ -101,39 +137,6 @@ class PolicyServicer:
             )
         except Exception as exc:
             abort_with(context, exc)
-
-    def _check(self, request: bytes, context: grpc.ServicerContext) -> bytes:
-        started = self._timer()
-        decoded = self._decoder.check(request)
-        query = decoded.query
-        _check_deadline(context)
-        fingerprinted = self._fingerprinted
-        decision = (
-            fingerprinted.check_fingerprinted(
-                decoded.fingerprint, query.principal, query.action, query.resource, query.context
-            )
-            if fingerprinted is not None and not decoded.explain
-            else self._engine.check(
-                query.principal,
-                query.action,
-                query.resource,
-                query.context,
-                explain=decoded.explain,
-            )
-        )
-        decision_id = self._log.new_decision_id()
-        self._log.record(
-            principal=query.principal,
-            action=query.action,
-            resource=query.resource,
-            context=query.context,
-            decision=decision,
-            decision_id=decision_id,
-            request_id=_request_id(context),
-            latency_seconds=self._timer() - started,
-            fingerprint=decoded.fingerprint,
-        )
-        return self._encoder.check(decision, decision_id)
 
     def _check_batch(self, request: bytes, context: grpc.ServicerContext) -> bytes:
         started = self._timer()
