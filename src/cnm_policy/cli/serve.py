@@ -293,7 +293,9 @@ def configure_logging(log_file: Path | None, log_format: str, level: str) -> Tex
 
     Every decision passes through this chain, so it is kept short: no contextvars merging
     (nothing binds any), and one JSON encoder built here instead of one per event. Each line
-    is flushed as it is written: a decision log must not sit in a buffer when the process dies.
+    is handed to the operating system as it is written, through the stream's one `LineWriter`
+    (shared with the decision sink): a decision log must not sit in a buffer when the process
+    dies.
     Note that ``--log-level warning`` (or higher) also drops the ``decision`` events.
     """
     stream: TextIO = log_file.open("a", encoding="utf-8") if log_file else sys.stdout
