@@ -178,7 +178,25 @@ def test_readings_close_together_match_the_datetime_rendering(
         assert format_timestamp(epoch) == _datetime_text(epoch)
 
 
-@pytest.mark.parametrize("start", [1_700_000_000.0, 4_294_967_295.997, 12.0])
+@pytest.mark.parametrize(
+    "readings",
+    [
+        [1000.9999996, 1000.0005],  # rounded up into the next second; the clock steps back
+        [1000.5005, 1000.49999945],  # a reading just before the remembered millisecond
+        [2.0**32 + 0.5005, 2.0**32 + 0.5009, 2.0**32 + 0.50099],  # floats 1 us apart
+        [34534517946.411575, 34534517946.412],  # floats 4 us apart: no range is exact
+    ],
+)
+def test_the_remembered_millisecond_answers_only_for_its_own_readings(
+    readings: list[float],
+) -> None:
+    """Carries, readings that go back, and epochs where floats are coarse."""
+    assert [format_timestamp(epoch) for epoch in readings] == [
+        _datetime_text(epoch) for epoch in readings
+    ]
+
+
+@pytest.mark.parametrize("start", [1_700_000_000.0, 4_294_967_295.997, 12.0, 2.0**32 + 7])
 def test_every_float_across_millisecond_edges_formats_like_datetime(start: float) -> None:
     """Walking across three milliseconds in steps finer than a microsecond (two floats apart
     at today's epochs, where floats are a quarter microsecond apart)."""

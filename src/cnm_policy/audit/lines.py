@@ -1,4 +1,4 @@
-"""Whole lines onto a log stream: one system call per write, one lock per stream.
+"""Whole lines onto a log stream, never left in a buffer, one lock per stream.
 
 Decision events and the sidecar's operational events share one stream (stdout or
 ``--log-file``), and a line there must never be cut by another. Every writer of a stream
@@ -6,17 +6,23 @@ therefore goes through the same `LineWriter` (`line_writer` hands out one per st
 ``cnm-policy serve`` makes it structlog's logger too), which holds the stream's lock while it
 writes.
 
-A line is also never left in a buffer: it is handed to the operating system before the call
-that wrote it returns, so a decision whose answer went out is in the log even if the process is
-killed right after. For a stream backed by a file descriptor the writer encodes the text and
-calls ``os.write`` on the descriptor itself, bypassing the stream's two buffer layers that
-would only be flushed straight away: on the request path that is two thirds of the cost of
-``write()`` plus ``flush()``. Streams without a descriptor (``io.StringIO``, captured output
-in tests) get ``write()`` and ``flush()``.
+A line is handed to the operating system before the call that wrote it returns, so a decision
+whose answer went out is in the log even if the process is killed right after. By default that
+is the stream's ``write()`` and ``flush()``. The owner of a plain file or standard stream may ask
+for *direct* writes instead (``cnm-policy serve`` does, for the stream it set up): the text is
+encoded and given to ``os.write`` on the descriptor, skipping the stream's text and buffer
+layers, which would only be flushed straight away; on the request path that is two thirds of
+the cost. Direct writes are used only when they write exactly what the stream would: a plain
+`io.TextIOWrapper` over a buffered file (not gzip, not a subclass that overrides ``write``), in
+an encoding without a byte-order mark, translating no newlines (its owner vouches for that:
+it cannot be read back from the stream). Text written through the stream object *after* the
+writer was set up may then reach the file after later lines; what was written before is
+flushed first.
 """
 
 from __future__ import annotations
 
+import codecs
 import io
 import os
 import threading
@@ -25,55 +31,61 @@ from typing import Final, TextIO
 
 __all__ = ["LineWriter", "line_writer"]
 
-_writers: Final[weakref.WeakKeyDictionary[TextIO, LineWriter]] = weakref.WeakKeyDictionary()
+# Writers by id(stream), each holding its stream: an entry lives as long as some user holds
+# the writer, and while it does the stream (hence its id) stays alive and cannot be reused.
+_writers: Final[weakref.WeakValueDictionary[int, LineWriter]] = weakref.WeakValueDictionary()
 _writers_lock: Final = threading.Lock()
+# Encodings that add no byte-order mark, so each line may be encoded on its own.
+_DIRECT_ENCODINGS: Final = frozenset({"utf-8", "ascii", "latin-1", "iso8859-1"})
 
 
-def line_writer(stream: TextIO) -> LineWriter:
-    """The one `LineWriter` of `stream` (created on first use)."""
+def line_writer(stream: TextIO, *, direct: bool = False) -> LineWriter:
+    """The one `LineWriter` of `stream`, created on first use.
+
+    `direct` asks for writes straight to the descriptor (see the module docstring); it counts
+    only when the writer is created, so the owner of the stream asks first.
+    """
     with _writers_lock:
-        writer = _writers.get(stream)
-        if writer is None:
-            writer = _writers[stream] = LineWriter(stream)
+        writer = _writers.get(id(stream))
+        if writer is None or writer.stream is not stream:
+            writer = _writers[id(stream)] = LineWriter(stream, direct=direct)
         return writer
 
 
 class LineWriter:
-    """Writes text plus a newline to `stream`, whole, under the stream's lock.
+    """Writes text plus a newline to `stream`, whole, under the writer's lock.
 
-    Build one through `line_writer` so that every writer of a stream shares the lock. It is
-    also a structlog logger (``msg`` and the level names), for ``logger_factory``.
+    Get one through `line_writer`, so that every writer of a stream shares the lock. It is also
+    a structlog logger (``msg`` and the level names), for ``logger_factory``.
     """
 
-    __slots__ = ("_encoding", "_errors", "_fd", "_stream", "lock")
+    __slots__ = ("__weakref__", "_encoding", "_errors", "_fd", "lock", "stream")
 
-    def __init__(self, stream: TextIO) -> None:
-        self._stream = stream
+    def __init__(self, stream: TextIO, *, direct: bool = False) -> None:
+        self.stream = stream
         self.lock = threading.Lock()
-        self._encoding = getattr(stream, "encoding", None) or "utf-8"
-        self._errors = getattr(stream, "errors", None) or "strict"
-        try:
-            self._fd: int | None = stream.fileno()
-        except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
-            self._fd = None  # no descriptor of its own: write through the stream
-        else:
+        self._encoding = "utf-8"
+        self._errors = "strict"
+        self._fd = _direct_descriptor(stream) if direct else None
+        if self._fd is not None:
+            self._encoding, self._errors = stream.encoding, stream.errors or "strict"
             stream.flush()  # what was written through the stream so far comes first
 
     def write_line(self, text: str) -> None:
-        """Write `text` and a newline; raises `OSError` if the stream cannot take it."""
+        """Write `text` and a newline; raises `OSError` (or `ValueError` once the stream is
+        closed) if the line cannot be written."""
         fd = self._fd
         with self.lock:
             if fd is None:
-                self._stream.write(text + "\n")
-                self._stream.flush()
+                self.stream.write(text + "\n")
+                self.stream.flush()
                 return
+            if self.stream.closed:  # its descriptor number may belong to another file now
+                raise ValueError("I/O operation on closed file")
             data = (text + "\n").encode(self._encoding, self._errors)
             written = os.write(fd, data)
-            while written < len(data):  # a pipe or a full disk may take part of it
-                if written <= 0:
-                    raise OSError(f"the log stream took none of a {len(data)}-byte line")
-                data = data[written:]
-                written = os.write(fd, data)
+            if written < len(data):  # a pipe or a full disk may take part of it
+                _write_rest(fd, memoryview(data)[written:])
 
     def msg(self, message: str) -> None:
         """structlog's logger interface: every level writes the rendered line."""
@@ -81,3 +93,29 @@ class LineWriter:
 
     log = debug = info = warn = warning = msg
     fatal = failure = err = error = critical = exception = msg
+
+
+def _direct_descriptor(stream: TextIO) -> int | None:
+    """The descriptor under `stream` if writing to it directly writes what the stream would."""
+    buffer = getattr(stream, "buffer", None)
+    if (
+        type(stream) is not io.TextIOWrapper
+        or type(buffer) not in (io.BufferedWriter, io.BufferedRandom)
+        or type(getattr(buffer, "raw", None)) is not io.FileIO
+        or stream.closed
+    ):
+        return None
+    try:
+        encoding = codecs.lookup(stream.encoding).name
+    except LookupError:
+        return None
+    return stream.fileno() if encoding in _DIRECT_ENCODINGS else None
+
+
+def _write_rest(fd: int, rest: memoryview) -> None:
+    """Finish a partial write; a descriptor that takes nothing at all is an error."""
+    while rest:
+        written = os.write(fd, rest)
+        if written <= 0:
+            raise OSError(f"the log stream took none of the last {len(rest)} bytes of a line")
+        rest = rest[written:]

@@ -12,6 +12,7 @@ import argparse
 import json
 import logging
 import math
+import os
 import signal
 import sys
 import threading
@@ -299,6 +300,9 @@ def configure_logging(log_file: Path | None, log_format: str, level: str) -> Tex
     Note that ``--log-level warning`` (or higher) also drops the ``decision`` events.
     """
     stream: TextIO = log_file.open("a", encoding="utf-8") if log_file else sys.stdout
+    # The stream's one LineWriter, shared with the decision sink: one lock, no buffering, and
+    # (a stream set up here, translating no newlines on POSIX) straight to its descriptor.
+    writer = line_writer(stream, direct=os.linesep == "\n")
     renderer: Any = (
         structlog.dev.ConsoleRenderer()
         if _is_console(stream, log_format)
@@ -313,8 +317,7 @@ def configure_logging(log_file: Path | None, log_format: str, level: str) -> Tex
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(_level_number(level)),
-        # The stream's one LineWriter, shared with the decision sink: one lock, no buffering.
-        logger_factory=lambda *_: line_writer(stream),
+        logger_factory=lambda *_: writer,
         cache_logger_on_first_use=True,
     )
     return stream

@@ -66,6 +66,15 @@ def test_a_batch_response_keeps_every_result_in_order(pairs: list[tuple[Decision
     assert pb.CheckBatchResponse.FromString(encoded) == convert.batch_to_proto(found, ids)
 
 
+@pytest.mark.parametrize("length", [0, 127, 128, 129, 16_384])
+def test_decision_ids_of_every_length_class_parse_back(length: int) -> None:
+    """One-byte length up to 127, two bytes from 128, three from 16,384."""
+    decision = Decision(True, ("a",), "allowed", "cnm", "1", "d1", cached=True)
+    for _ in range(2):
+        response = pb.CheckResponse.FromString(ResponseEncoder().check(decision, "i" * length))
+        assert response.decision_id == "i" * length
+
+
 def test_remembered_encodings_belong_to_their_own_decision() -> None:
     """Two shared decisions never answer with each other's encoding, however often asked."""
     encoder = ResponseEncoder()
