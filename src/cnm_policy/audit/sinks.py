@@ -162,11 +162,9 @@ class JsonLinesSink:
         """Write one line per decision; nothing at all when there are none."""
         if not decisions:
             return
-        try:
-            text = _render(timestamp, request_id, latency_ms, shared, decisions, batch, _escape)
-        except TypeError:  # a value that is not text (a test's clock or id source): encode it
-            text = _render(timestamp, request_id, latency_ms, shared, decisions, batch, _encode)
-        self._writer.write_line(text)
+        self._writer.write_line(
+            _render(timestamp, request_id, latency_ms, shared, decisions, batch)
+        )
 
 
 # The envelope's fixed text, around its three values (see `DecisionSink` for the order).
@@ -191,10 +189,7 @@ def render_json_lines(
     """
     if not decisions:
         return []
-    try:
-        text = _render(timestamp, request_id, latency_ms, shared, decisions, batch, _escape)
-    except TypeError:  # a value that is not text (a test's clock or id source): encode it
-        text = _render(timestamp, request_id, latency_ms, shared, decisions, batch, _encode)
+    text = _render(timestamp, request_id, latency_ms, shared, decisions, batch)
     # JSON text holds no raw line break (strings escape theirs), so the lines split back apart.
     return text.split("\n")
 
@@ -206,34 +201,43 @@ def _render(
     shared: str,
     decisions: Sequence[tuple[str, str]],
     batch: bool,
-    string: Callable[[Any], str],
+    string: Callable[[Any], str] = _escape,
 ) -> str:
-    """The lines of `render_json_lines`, joined by line breaks (`string` encodes a text value)."""
-    # f-strings: joining literal text and values this way costs a third of `%` formatting.
-    # orjson writes any float (NaN and infinities as null) in two thirds of the time of repr.
-    latency = (
-        orjson.dumps(latency_ms).decode() if type(latency_ms) is float else _encode(latency_ms)
-    )
-    head = (
-        f"{_BEFORE_TIMESTAMP}{string(timestamp)}"
-        f"{_BEFORE_REQUEST_ID}{'null' if request_id is None else string(request_id)}"
-        f"{_BEFORE_LATENCY}{latency}"
-    )
-    if batch:
-        head = f'{head},"batch_size":{len(decisions)}{shared}'
-        return "\n".join(
-            [  # a list: joining one is cheaper than running a generator
-                f'{head},"batch_index":{index},"decision_id":{string(decision_id)}{outcome}}}'
-                for index, (decision_id, outcome) in enumerate(decisions)
-            ]
+    """The lines of `render_json_lines`, joined by line breaks (`string` encodes a text value).
+
+    A value that is not text (a test's clock or id source) fails the C escaper; the call is
+    then rendered again with every such value encoded as JSON.
+    """
+    try:
+        # f-strings: joining literal text and values this way costs a third of `%` formatting.
+        # orjson writes any float (NaN and infinities as null) in two thirds of the time of repr.
+        latency = (
+            orjson.dumps(latency_ms).decode() if type(latency_ms) is float else _encode(latency_ms)
         )
-    if len(decisions) != 1:  # not from DecisionLog, which logs a Check's one decision
-        return "\n".join(
-            _render(timestamp, request_id, latency_ms, shared, (pair,), False, string)
-            for pair in decisions
+        head = (
+            f"{_BEFORE_TIMESTAMP}{string(timestamp)}"
+            f"{_BEFORE_REQUEST_ID}{'null' if request_id is None else string(request_id)}"
+            f"{_BEFORE_LATENCY}{latency}"
         )
-    ((decision_id, outcome),) = decisions
-    return f'{head}{shared},"decision_id":{string(decision_id)}{outcome}}}'
+        if batch:
+            head = f'{head},"batch_size":{len(decisions)}{shared}'
+            return "\n".join(
+                [  # a list: joining one is cheaper than running a generator
+                    f'{head},"batch_index":{index},"decision_id":{string(decision_id)}{outcome}}}'
+                    for index, (decision_id, outcome) in enumerate(decisions)
+                ]
+            )
+        if len(decisions) != 1:  # not from DecisionLog, which logs a Check's one decision
+            return "\n".join(
+                _render(timestamp, request_id, latency_ms, shared, (pair,), False, string)
+                for pair in decisions
+            )
+        ((decision_id, outcome),) = decisions
+        return f'{head}{shared},"decision_id":{string(decision_id)}{outcome}}}'
+    except TypeError:
+        if string is _encode:
+            raise
+        return _render(timestamp, request_id, latency_ms, shared, decisions, batch, _encode)
 
 
 def _encode(value: Any) -> str:
