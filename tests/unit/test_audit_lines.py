@@ -90,6 +90,37 @@ def test_text_the_stream_encoding_cannot_carry_is_an_error(tmp_path: Path) -> No
         LineWriter(stream, direct=True).write_line("café")
 
 
+@pytest.mark.parametrize("direct", [True, False], ids=["direct", "through-the-stream"])
+def test_several_lines_are_written_in_one_go(tmp_path: Path, direct: bool) -> None:
+    """A call's lines go down together, in one system call when direct."""
+    path = tmp_path / "audit.log"
+    with path.open("a", encoding="utf-8") as stream:
+        LineWriter(stream, direct=direct).write_lines("one\ntwo\n")
+        LineWriter(stream, direct=direct).write_line("three")
+    assert path.read_text(encoding="utf-8") == "one\ntwo\nthree\n"
+
+
+@pytest.mark.parametrize("text", ["", "one", "one\ntwo"])
+def test_a_write_that_would_leave_a_line_open_is_refused(text: str) -> None:
+    """The next writer's line would continue an unterminated one: refused, nothing written."""
+    stream = io.StringIO()
+    with pytest.raises(ValueError, match="newline"):
+        LineWriter(stream).write_lines(text)
+    assert stream.getvalue() == ""
+
+
+def test_the_lock_is_released_when_a_write_fails(tmp_path: Path) -> None:
+    """A failed write (here: text the stream cannot encode) leaves the writer usable."""
+    path = tmp_path / "audit.log"
+    with path.open("a", encoding="ascii") as stream:
+        writer = LineWriter(stream, direct=True)
+        with pytest.raises(UnicodeEncodeError):
+            writer.write_line("café")
+        assert not writer.lock.locked()
+        writer.write_line("cafe")
+    assert path.read_text(encoding="ascii") == "cafe\n"
+
+
 def test_every_writer_of_a_stream_is_the_same_one() -> None:
     """One writer, hence one lock, per stream: decision lines and operational events share it."""
     first, second = io.StringIO(), io.StringIO()
@@ -191,5 +222,5 @@ def test_serve_logs_operational_events_and_decisions_through_one_writer(tmp_path
     sink = decision_sink(stream, "json", "info")
     assert isinstance(sink, JsonLinesSink)
     writer = line_writer(stream)
-    assert writer._fd is not None  # direct
+    assert writer._raw is not None  # direct
     assert structlog.get_config()["logger_factory"]("ops") is writer
