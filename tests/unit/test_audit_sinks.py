@@ -23,6 +23,7 @@ from cnm_policy.audit import (
     JsonLinesSink,
     StructlogSink,
     render_json_lines,
+    sinks,
 )
 from cnm_policy.cli.serve import configure_logging, decision_sink
 from cnm_policy.model import Decision, Principal, Resource
@@ -305,3 +306,33 @@ def test_odd_values_render_compact_like_every_other_line(value: Any, expected_te
         '{"timestamp":"t","level":"info","event":"decision","request_id":null,"latency_ms":0.5,'
         '"context":' + expected_text + ',"decision_id":"d"}'
     )
+
+
+_LATENCIES = (
+    st.sampled_from([0.0, -0.0, 0.012, 1.5, -0.012, math.nan, math.inf, 1e300]) | st.floats()
+)
+_TIMESTAMPS = st.sampled_from(["2026-11-24T01:02:03.004Z", 'a "quoted" \\ one', "é\n"])
+
+
+@given(st.lists(st.tuples(_TIMESTAMPS, _LATENCIES), max_size=30))
+def test_remembered_timestamps_and_latencies_never_change_a_line(
+    calls: list[tuple[str, float]],
+) -> None:
+    """The latest timestamp's JSON and recent latencies' texts are remembered; every line still
+    holds exactly its own values (0.0 and -0.0 are equal keys but different numbers)."""
+    for timestamp, latency_ms in calls:
+        (line,) = render_json_lines(timestamp, None, latency_ms, "", [("d", "")], batch=False)
+        event = json.loads(line)
+        assert event["timestamp"] == timestamp
+        if math.isfinite(latency_ms):
+            assert event["latency_ms"] == latency_ms
+            assert math.copysign(1.0, event["latency_ms"]) == math.copysign(1.0, latency_ms)
+        else:
+            assert event["latency_ms"] is None
+
+
+def test_remembered_latency_texts_stay_bounded() -> None:
+    """A stream of distinct latencies never grows the remembered texts past their bound."""
+    for micros in range(1, 10_000):
+        render_json_lines("t", None, micros / 1000, "", [("d", "")], batch=False)
+        assert len(sinks._latency_texts) <= sinks._LATENCY_TEXTS
