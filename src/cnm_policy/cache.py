@@ -275,13 +275,17 @@ class CachedEngine:
         requests; two fingerprints of one request are merely two entries. Not for explain
         requests, which are never cached.
         """
+        # The sidecar's hot path: _digest_of is written out, as in check().
         snapshot = self._engine.snapshot
+        memo = self._digest_memo
+        if memo[0] is not snapshot:
+            memo = self._digest_memo = (snapshot, snapshot.digest)
         store = self._store
         now = self._clock()
         if store is None or type(fingerprint) is not bytes:
             item = ((action, resource),)
             return self._evaluate(snapshot, principal, item, context, now, False)[0]
-        key = (self._digest_of(snapshot), b"", fingerprint)
+        key = (memo[1], b"", fingerprint)
         entry = None
         try:
             entry = store[key]
@@ -403,8 +407,8 @@ class CachedEngine:
     def _digest_of(self, snapshot: PolicySnapshot) -> str:
         """`snapshot.digest`, remembered for the serving snapshot (a property costs ~5% of a hit).
 
-        check() has this written out. The memo is one tuple, replaced whole, so concurrent
-        callers never pair one snapshot with another's digest.
+        check() and check_fingerprinted() have this written out. The memo is one tuple, replaced
+        whole, so concurrent callers never pair one snapshot with another's digest.
         """
         memo = self._digest_memo
         if memo[0] is not snapshot:
