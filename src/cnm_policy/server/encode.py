@@ -71,40 +71,44 @@ class ResponseEncoder:
     __slots__ = ("_memo",)
 
     def __init__(self) -> None:
-        self._memo: dict[int, tuple[Decision, bytes]] = {}
+        # id(decision) -> (decision, its encoding without an id, the same + the id field's tag)
+        self._memo: dict[int, tuple[Decision, bytes, bytes]] = {}
 
     def check(self, decision: Decision, decision_id: str) -> bytes:
         """The serialized `CheckResponse` for `decision`, identified as `decision_id`."""
-        # A cache hit's path, written out (it runs on every Check): the remembered encoding,
-        # then the id field, whose length fits one varint byte for any id up to 127 bytes.
+        # A cache hit's path, written out (it runs on every Check): the remembered encoding
+        # with the id field's tag, then the id's length, which fits one varint byte for any id
+        # up to 127 bytes, and the id.
         found = self._memo.get(id(decision))
         if found is None or found[0] is not decision:
-            found = (decision, self._without_id(decision))
+            found = self._encodings(decision)
         encoded = decision_id.encode()
         if len(encoded) < 0x80:
-            return found[1] + _DECISION_ID_TAG + _ONE_BYTE[len(encoded)] + encoded
+            return found[2] + _ONE_BYTE[len(encoded)] + encoded
         return found[1] + _id_field(decision_id)
 
     def batch(self, decisions: Sequence[Decision], decision_ids: Sequence[str]) -> bytes:
         """The serialized `CheckBatchResponse` for `decisions`, in order."""
         parts: list[bytes] = []
-        without_id = self._without_id
+        encodings = self._encodings
         for decision, decision_id in zip(decisions, decision_ids, strict=True):
-            body = without_id(decision)
+            body = encodings(decision)[1]
             identified = _id_field(decision_id)
             parts += (_RESULTS_TAG, _varint(len(body) + len(identified)), body, identified)
         return b"".join(parts)
 
-    def _without_id(self, decision: Decision) -> bytes:
-        if not decision.cached:
-            return convert.decision_to_proto(decision).SerializeToString()
+    def _encodings(self, decision: Decision) -> tuple[Decision, bytes, bytes]:
+        """`decision`, its encoding without an id, and that followed by the id field's tag."""
         memo = self._memo
         found = memo.get(id(decision))
         if found is not None and found[0] is decision:
-            return found[1]
-        encoded = convert.decision_to_proto(decision).SerializeToString()
+            return found
+        body = convert.decision_to_proto(decision).SerializeToString()
+        found = (decision, body, body + _DECISION_ID_TAG)
+        if not decision.cached:
+            return found
         if len(memo) >= _MEMO_ENTRIES:
             memo.clear()
         # The entry keeps `decision` alive, so its id cannot be reused while remembered.
-        memo[id(decision)] = (decision, encoded)
-        return encoded
+        memo[id(decision)] = found
+        return found
