@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import types
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
@@ -263,6 +265,19 @@ def test_every_method_of_the_service_has_a_handler() -> None:
     service = pb.DESCRIPTOR.services_by_name["PolicyService"]
     servicer = PolicyServicer(FakeEngine(), limits=Limits(), decision_log=DecisionLog())
     assert set(rpc_handlers(servicer)) == {method.name for method in service.methods}
+
+
+def test_handlers_answer_grpcs_per_call_attribute_lookup_without_an_exception() -> None:
+    """grpc looks up ``experimental_thread_pool`` on a handler's behaviour on every call. On a
+    bound method that miss raises and swallows an AttributeError (a tenth of a cached Check),
+    so the behaviours are partials of the servicer's methods, which still serve the servicer."""
+    servicer = PolicyServicer(FakeEngine(), limits=Limits(), decision_log=DecisionLog())
+    for handler in rpc_handlers(servicer).values():
+        behaviour = handler.unary_unary
+        assert not isinstance(behaviour, types.MethodType)
+        assert not hasattr(behaviour, "experimental_thread_pool")
+        assert isinstance(behaviour, functools.partial)
+        assert behaviour.args == (servicer,)
 
 
 def test_a_caching_engine_is_keyed_by_the_request_bytes(default_bundle: Path) -> None:
