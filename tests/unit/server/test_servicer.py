@@ -271,13 +271,26 @@ def test_handlers_answer_grpcs_per_call_attribute_lookup_without_an_exception() 
     """grpc looks up ``experimental_thread_pool`` on a handler's behaviour on every call. On a
     bound method that miss raises and swallows an AttributeError (a tenth of a cached Check),
     so the behaviours are partials of the servicer's methods, which still serve the servicer."""
-    servicer = PolicyServicer(FakeEngine(), limits=Limits(), decision_log=DecisionLog())
-    for handler in rpc_handlers(servicer).values():
-        behaviour = handler.unary_unary
+
+    class Overriding(PolicyServicer):
+        def check_bytes(self, request: bytes, context: grpc.ServicerContext) -> bytes:
+            return b"overridden"
+
+    servicer = Overriding(FakeEngine(), limits=Limits(), decision_log=DecisionLog())
+    handlers = rpc_handlers(servicer)
+    expected = {
+        "Check": Overriding.check_bytes,
+        "CheckBatch": PolicyServicer.check_batch_bytes,
+        "GetPolicyInfo": PolicyServicer.GetPolicyInfo,
+    }
+    for name, method in expected.items():
+        behaviour = handlers[name].unary_unary
         assert not isinstance(behaviour, types.MethodType)
-        assert not hasattr(behaviour, "experimental_thread_pool")
         assert isinstance(behaviour, functools.partial)
-        assert behaviour.args == (servicer,)
+        assert (behaviour.func, behaviour.args, behaviour.keywords) == (method, (servicer,), {})
+    check = handlers["Check"].unary_unary
+    assert check is not None
+    assert check(b"", FakeContext()) == b"overridden"  # type: ignore[arg-type]
 
 
 def test_a_caching_engine_is_keyed_by_the_request_bytes(default_bundle: Path) -> None:
