@@ -11,6 +11,7 @@ from collections.abc import Iterator, MutableMapping
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 import structlog
 from hypothesis import given
@@ -324,6 +325,7 @@ def test_remembered_timestamps_and_latencies_never_change_a_line(
         (line,) = render_json_lines(timestamp, None, latency_ms, "", [("d", "")], batch=False)
         event = json.loads(line)
         assert event["timestamp"] == timestamp
+        assert f',"latency_ms":{orjson.dumps(latency_ms).decode()},' in line
         if math.isfinite(latency_ms):
             assert event["latency_ms"] == latency_ms
             assert math.copysign(1.0, event["latency_ms"]) == math.copysign(1.0, latency_ms)
