@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import gc
 import gzip
 import io
@@ -53,6 +54,32 @@ def test_a_partial_write_is_completed(tmp_path: Path, monkeypatch: pytest.Monkey
         writer.write_line("0123456789")
     assert path.read_text(encoding="utf-8") == "0123456789\n"
     assert sizes == [11, 8, 5, 2]
+
+
+def test_a_line_cut_by_a_failed_write_does_not_swallow_the_next(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full disk may take part of a line and then refuse the rest: the caller hears of it, and
+    the cut line is ended so that the next line (once there is room) stands on its own."""
+    real_write = os.write
+    calls = iter(["part", "fail", "real", "real", "real"])
+
+    def full_disk(fd: int, data: bytes) -> int:
+        step = next(calls)
+        if step == "part":
+            return real_write(fd, bytes(data[:4]))
+        if step == "fail":
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(fd, data)
+
+    path = tmp_path / "audit.log"
+    with path.open("a", encoding="utf-8") as stream:
+        writer = LineWriter(stream, direct=True)
+        monkeypatch.setattr(os, "write", full_disk)
+        with pytest.raises(OSError, match="No space"):
+            writer.write_line("first line")
+        writer.write_line("second line")
+    assert path.read_text(encoding="utf-8").splitlines() == ["firs", "second line"]
 
 
 def test_a_stream_that_takes_nothing_is_an_error(

@@ -23,6 +23,7 @@ flushed first.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import io
 import os
 import threading
@@ -103,7 +104,7 @@ class LineWriter:
             fd = raw.fileno()
             written = os.write(fd, data)
             if written < len(data):  # a pipe or a full disk may take part of it
-                _write_rest(fd, memoryview(data)[written:])
+                _write_rest(fd, memoryview(data), written)
         finally:
             lock.release()
 
@@ -133,10 +134,23 @@ def _direct_file(stream: TextIO) -> io.FileIO | None:
     return raw if encoding in _DIRECT_ENCODINGS else None
 
 
-def _write_rest(fd: int, rest: memoryview) -> None:
-    """Finish a partial write; a descriptor that takes nothing at all is an error."""
-    while rest:
-        written = os.write(fd, rest)
-        if written <= 0:
-            raise OSError(f"the log stream took none of the last {len(rest)} bytes of a line")
-        rest = rest[written:]
+def _write_rest(fd: int, data: memoryview, written: int) -> None:
+    """Finish a write that took `written` bytes of `data`; a descriptor that takes nothing at
+    all is an error.
+
+    If the write fails after part of the text went out, the cut line is ended (best effort) so
+    that the next line starts on a line of its own instead of being glued to the fragment.
+    """
+    try:
+        while written < len(data):
+            more = os.write(fd, data[written:])
+            if more <= 0:
+                raise OSError(
+                    f"the log stream took none of the last {len(data) - written} bytes of a line"
+                )
+            written += more
+    except OSError:
+        if written > 0:
+            with contextlib.suppress(OSError):
+                os.write(fd, b"\n")
+        raise
