@@ -14,6 +14,7 @@ from collections.abc import Callable
 from concurrent import futures
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -25,6 +26,7 @@ from cnm_policy.reload import ReloadStatus
 from cnm_policy.server.limits import DEFAULT_LIMITS, Limits
 from cnm_policy.server.ports import CacheStatsView, DecisionEngine
 from cnm_policy.server.servicer import SERVICE_NAME, PolicyServicer, rpc_handlers
+from cnm_policy.server.workers import WorkerPool
 
 __all__ = [
     "DEFAULT_LISTEN",
@@ -127,10 +129,11 @@ class Sidecar:
 
     def __init__(self, servicer: PolicyServicer, config: ServerConfig) -> None:
         self._config = config
+        # grpc only submits calls to the pool and counts them done (see `workers`); the stubs
+        # type the pool as the standard executor, which costs far more per call.
+        self._workers = WorkerPool(config.max_workers, name="cnm-policy-rpc")
         self._server = grpc.server(
-            futures.ThreadPoolExecutor(
-                max_workers=config.max_workers, thread_name_prefix="cnm-policy-rpc"
-            ),
+            cast(futures.ThreadPoolExecutor, self._workers),
             options=[
                 ("grpc.max_receive_message_length", config.limits.max_message_bytes),
                 # Without this, Linux lets a second sidecar bind the same port and silently
@@ -166,7 +169,10 @@ class Sidecar:
         """NOT_SERVING, refuse new calls, let in-flight ones finish within `grace` seconds."""
         self.health.enter_graceful_shutdown()
         grace = self._config.grace_seconds if grace is None else grace
-        self._server.stop(grace).wait(grace + 5.0)
+        stopped = self._server.stop(grace).wait(grace + 5.0)
+        # Calls still running past the grace period were cancelled; their threads are not
+        # waited for, so that a stuck handler cannot hold up the shutdown.
+        self._workers.shutdown(wait=stopped)
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the server has stopped (True) or `timeout` passed (False)."""

@@ -5,13 +5,17 @@ from __future__ import annotations
 import shutil
 import socket
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+import grpc
 import pytest
 
 from cnm_policy.engine import Engine
 from cnm_policy.server.app import ServerConfig, ServerConfigError, build_sidecar, is_local_address
+from cnm_policy.server.servicer import SERVICE_NAME
+from cnm_policy.v1 import policy_pb2 as pb
 
 BUNDLE = Path(__file__).resolve().parents[2] / "e2e" / "bundles" / "v1"
 
@@ -99,3 +103,25 @@ def test_a_stale_unix_socket_file_is_reused(socket_path: Path) -> None:
         assert sidecar.start() == f"unix:{socket_path}"
     finally:
         sidecar.stop(grace=0)
+
+
+def test_calls_run_on_the_sidecar_workers_which_stop_with_it() -> None:
+    """Calls are served by `--workers` threads of the sidecar's own pool, gone after stop()."""
+    sidecar = build_sidecar(
+        Engine.from_path(BUNDLE), config=ServerConfig(listen="127.0.0.1:0", max_workers=3)
+    )
+    address = sidecar.start()
+    try:
+        with grpc.insecure_channel(address) as channel:
+            info = channel.unary_unary(
+                f"/{SERVICE_NAME}/GetPolicyInfo",
+                request_serializer=pb.GetPolicyInfoRequest.SerializeToString,
+                response_deserializer=pb.GetPolicyInfoResponse.FromString,
+            )
+            for _ in range(6):
+                assert info(pb.GetPolicyInfoRequest(), timeout=10).policy.name
+        workers = [t for t in threading.enumerate() if t.name.startswith("cnm-policy-rpc-")]
+        assert 1 <= len(workers) <= 3
+    finally:
+        sidecar.stop(grace=1)
+    assert not any(t.is_alive() for t in workers)

@@ -1,0 +1,190 @@
+"""The sidecar's worker pool: every job runs once, every done callback runs exactly once."""
+
+from __future__ import annotations
+
+import functools
+import sys
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from structlog.testing import capture_logs
+
+from cnm_policy.server.workers import Job, WorkerPool
+
+WAIT_S = 10.0  # an upper bound for a thread hand-off, never a pause
+
+
+@pytest.fixture
+def pool() -> Iterator[WorkerPool]:
+    workers = WorkerPool(2, name="test-worker")
+    yield workers
+    workers.shutdown()
+
+
+def test_jobs_run_on_the_pool_threads_and_callbacks_see_the_job(pool: WorkerPool) -> None:
+    threads: list[str] = []
+    finished: list[Job] = []
+    done = threading.Event()
+    job = pool.submit(lambda value: threads.append(f"{threading.current_thread().name}:{value}"), 7)
+
+    def record(it: Job) -> None:
+        finished.append(it)
+        done.set()
+
+    job.add_done_callback(record)
+    assert done.wait(WAIT_S)
+    assert job.done()
+    assert job.exception is None
+    assert len(threads) == 1
+    assert threads[0].startswith("test-worker-")
+    assert threads[0].endswith(":7")
+    assert finished == [job]
+
+
+def test_a_callback_added_after_the_job_finished_runs_at_once(pool: WorkerPool) -> None:
+    finished = threading.Event()
+    job = pool.submit(finished.set)
+    assert finished.wait(WAIT_S)
+    while not job.done():  # the worker marks it done right after the function returns
+        threading.Event().wait(0.001)
+    calls: list[Job] = []
+    job.add_done_callback(calls.append)
+    assert calls == [job]  # ran in this thread, before add_done_callback returned
+
+
+def test_a_failing_job_is_reported_and_the_worker_keeps_serving(pool: WorkerPool) -> None:
+    failed = threading.Event()
+    with capture_logs() as logs:
+        bad = pool.submit(_raise, ValueError("boom"))
+        bad.add_done_callback(lambda _job: failed.set())
+        assert failed.wait(WAIT_S)
+    assert isinstance(bad.exception, ValueError)
+    assert [entry["event"] for entry in logs] == ["worker_job_failed"]
+    assert "boom" in logs[0]["error"]
+    survived = threading.Event()
+    for _ in range(4):  # more jobs than threads: each thread is still alive
+        pool.submit(survived.set)
+    assert survived.wait(WAIT_S)
+
+
+def test_a_failing_callback_does_not_keep_the_others_from_running(pool: WorkerPool) -> None:
+    gate = threading.Event()
+    later: list[Job] = []
+    done = threading.Event()
+    with capture_logs() as logs:
+        job = pool.submit(gate.wait, WAIT_S)
+        job.add_done_callback(later.append)
+        job.add_done_callback(lambda _job: _raise(RuntimeError("callback broke")))
+        job.add_done_callback(lambda _job: done.set())
+        gate.set()
+        assert done.wait(WAIT_S)
+    assert later == [job]
+    assert [entry["event"] for entry in logs] == ["worker_callback_failed"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(jobs=st.integers(1, 40), callbacks=st.integers(1, 4), switch=st.sampled_from([1e-6, 5e-3]))
+def test_every_callback_runs_exactly_once_whenever_it_is_added(
+    jobs: int, callbacks: int, switch: float
+) -> None:
+    """Callbacks added while, before or after their job finishes all run, none of them twice."""
+    counts: Counter[tuple[int, int]] = Counter()
+    lock = threading.Lock()
+    all_done = threading.Semaphore(0)
+
+    def count_job(key: tuple[int, int], _job: Job) -> None:
+        with lock:
+            counts[key] += 1
+        all_done.release()
+
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(switch)  # a tiny interval switches threads mid-callback-list
+    workers = WorkerPool(2)
+    try:
+        for index in range(jobs):
+            job = workers.submit(_spin, index % 7)
+            for number in range(callbacks):
+                job.add_done_callback(functools.partial(count_job, (index, number)))
+        for _ in range(jobs * callbacks):
+            assert all_done.acquire(timeout=WAIT_S)
+    finally:
+        workers.shutdown()
+        sys.setswitchinterval(previous)
+    assert counts == Counter({(i, n): 1 for i in range(jobs) for n in range(callbacks)})
+
+
+class _FinishesFirst(list[Any]):
+    """A callback list whose `append` lets the job finish first: the worker thread winning the
+    race between `add_done_callback`'s look at the job and its append."""
+
+    def __init__(self, job: Job) -> None:
+        super().__init__()
+        self.job = job
+
+    def append(self, item: Any) -> None:
+        self.job.run()
+        super().append(item)
+
+
+def test_a_job_finishing_while_a_callback_is_added_still_runs_it() -> None:
+    job = Job(int, ())
+    job._callbacks = _FinishesFirst(job)
+    calls: list[Job] = []
+    job.add_done_callback(calls.append)
+    assert calls == [job]
+
+
+def test_shutdown_finishes_queued_jobs_then_refuses_new_ones() -> None:
+    workers = WorkerPool(1)
+    gate = threading.Event()
+    order: list[int] = []
+    workers.submit(gate.wait, WAIT_S)
+    for index in range(5):
+        workers.submit(order.append, index)
+    gate.set()
+    workers.shutdown()
+    assert order == [0, 1, 2, 3, 4]  # in submission order, all before shutdown returned
+    with pytest.raises(RuntimeError, match="shut down"):
+        workers.submit(order.append, 5)
+    workers.shutdown()  # a second shutdown is a no-op
+
+
+def test_a_pool_that_never_served_starts_no_threads_and_shuts_down() -> None:
+    before = threading.active_count()
+    workers = WorkerPool(3, name="idle")
+    assert threading.active_count() == before
+    workers.shutdown()
+    assert not [t for t in threading.enumerate() if t.name.startswith("idle-")]
+
+
+def test_threads_stop_on_shutdown_and_are_daemons() -> None:
+    workers = WorkerPool(2, name="stopping")
+    started = threading.Event()
+    workers.submit(started.set)
+    assert started.wait(WAIT_S)
+    threads = [t for t in threading.enumerate() if t.name.startswith("stopping-")]
+    assert len(threads) == 2
+    assert all(t.daemon for t in threads)  # an exit without shutdown does not hang on them
+    workers.shutdown()
+    assert not any(t.is_alive() for t in threads)
+
+
+def test_a_pool_needs_a_thread() -> None:
+    with pytest.raises(ValueError, match="at least one"):
+        WorkerPool(0)
+
+
+def _raise(error: BaseException) -> None:
+    raise error
+
+
+def _spin(rounds: int) -> int:
+    total = 0
+    for value in range(rounds * 50):
+        total += value
+    return total
