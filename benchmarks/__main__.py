@@ -12,12 +12,12 @@ import json
 import sys
 import tempfile
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from benchmarks.generate import generate_bundle
 from benchmarks.inprocess import EngineResult, Settings, run_sizes
-from benchmarks.sidecar import SidecarReport, SidecarSettings, run_sidecar_benchmarks
+from benchmarks.sidecar import ECHO_POOLS, SidecarReport, SidecarSettings, run_sidecar_benchmarks
 from benchmarks.timing import machine_description, render_table
 
 FULL_SIZES = (100, 1_000, 10_000, 100_000)
@@ -50,6 +50,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.no_sidecar:
         rules = args.sidecar_rules or (10_000 if args.quick else 100_000)
         sidecar_settings = SidecarSettings.quick() if args.quick else SidecarSettings()
+        sidecar_settings = replace(sidecar_settings, echo_pool=args.echo_pool)
         with tempfile.TemporaryDirectory(prefix="cnm-bench-sidecar-") as scratch:
             policy = generate_bundle(Path(scratch) / "bundle", rules)
             sidecar = run_sidecar_benchmarks(policy, sidecar_settings)
@@ -74,6 +75,13 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-sidecar", action="store_true", help="in-process benchmarks only")
     parser.add_argument(
         "--sidecar-rules", type=int, metavar="RULES", help="policy size for the sidecar"
+    )
+    parser.add_argument(
+        "--echo-pool",
+        choices=ECHO_POOLS,
+        default="executor",
+        help="the echo server's thread pool: the standard executor (default: a bare grpc "
+        "server) or the sidecar's own pool (a like-for-like floor)",
     )
     parser.add_argument("--json", metavar="PATH", help="also write the raw results as JSON")
     return parser
@@ -175,6 +183,7 @@ def sidecar_tables(report: SidecarReport) -> str:
     settings = report.settings
     return (
         f"## Sidecar over gRPC ({report.rules:,}-rule policy, cache hits)\n\n"
+        f"Echo server thread pool: {_POOL_NAMES[settings.echo_pool]}. "
         "Client and servers on the same machine; CheckBatch carries "
         f"{settings.batch_items} items per call. Each row: {settings.rounds} rounds of "
         f"{settings.seconds:g} s (after {settings.warmup_s:g} s of warm-up), echo and sidecar "
@@ -191,6 +200,12 @@ def sidecar_tables(report: SidecarReport) -> str:
         f"- cache counters at the end: {report.cache_hits:,} hits, {report.cache_misses:,} "
         "misses\n"
     )
+
+
+_POOL_NAMES = {
+    "executor": "the standard ThreadPoolExecutor (a bare grpc server)",
+    "sidecar": "the sidecar's own WorkerPool (like for like)",
+}
 
 
 def _share(ratio: float | None) -> str:

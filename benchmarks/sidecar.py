@@ -18,7 +18,10 @@ and the *server's* CPU time per call (or per batch item), read from ``/proc/<pid
 which does not depend on how fast the client is. Finally the sidecar's resident memory with
 the policy loaded and the decision cache filled to its size.
 
-``python -m benchmarks.sidecar echo --port N`` runs the echo server (used internally).
+``python -m benchmarks.sidecar echo --port N [--pool executor|sidecar]`` runs the echo server
+(used internally). Its default pool is the standard ThreadPoolExecutor, as in any bare grpc
+server; ``--echo-pool sidecar`` on ``python -m benchmarks`` gives it the sidecar's own worker
+pool instead, a like-for-like floor (see `cnm_policy.server.workers`).
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from concurrent import futures
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import grpc
 from google.protobuf.struct_pb2 import Struct
@@ -46,9 +49,11 @@ from benchmarks.timing import percentile
 from cnm_policy.model import AccessRequest
 from cnm_policy.server import convert
 from cnm_policy.server.app import DEFAULT_WORKERS
+from cnm_policy.server.workers import WorkerPool
 from cnm_policy.v1 import policy_pb2 as pb
 
 __all__ = [
+    "ECHO_POOLS",
     "CellResult",
     "RoundResult",
     "Sample",
@@ -70,6 +75,7 @@ CHECK_BATCH = "/cnm_policy.v1.PolicyService/CheckBatch"
 POLICY_INFO = "/cnm_policy.v1.PolicyService/GetPolicyInfo"
 WORKERS = DEFAULT_WORKERS  # the sidecar's default --workers; the echo server gets the same pool
 TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+ECHO_POOLS = ("executor", "sidecar")
 CACHE_TTL_S = 3600  # the rounds outlast the default 60 s TTL; the cells measure cache hits
 
 
@@ -90,6 +96,10 @@ class SidecarSettings:
     batch_items: int = 100
     cache_size: int = 100_000
     check_pool: int = 500
+    # The echo server's thread pool: "executor" (the standard ThreadPoolExecutor, what a bare
+    # grpc server uses: the issue's floor) or "sidecar" (the sidecar's own `WorkerPool`, for a
+    # like-for-like floor that isolates the sidecar's own work per call).
+    echo_pool: str = "executor"
 
     @classmethod
     def quick(cls) -> SidecarSettings:
@@ -189,16 +199,17 @@ class SidecarReport:
 # --- servers ------------------------------------------------------------------------------
 
 
-def echo_server(port: int, workers: int = WORKERS) -> grpc.Server:
-    """A started server answering every method with the request bytes: the transport floor."""
+def echo_server(port: int, workers: int = WORKERS, pool: str = "executor") -> grpc.Server:
+    """A started server answering every method with the request bytes: the transport floor.
+
+    `pool` is "executor" (a standard ThreadPoolExecutor) or "sidecar" (the sidecar's pool).
+    """
 
     def echo(request: bytes, context: grpc.ServicerContext) -> bytes:
         return request
 
     handler = grpc.unary_unary_rpc_method_handler(echo)  # no (de)serializers: raw bytes
-    server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=workers), options=[("grpc.so_reuseport", 0)]
-    )
+    server = grpc.server(_echo_pool(pool, workers), options=[("grpc.so_reuseport", 0)])
     server.add_generic_rpc_handlers(
         (
             grpc.method_handlers_generic_handler(
@@ -211,9 +222,17 @@ def echo_server(port: int, workers: int = WORKERS) -> grpc.Server:
     return server
 
 
-def echo_main(port: int, workers: int = WORKERS) -> None:
+def _echo_pool(pool: str, workers: int) -> futures.ThreadPoolExecutor:
+    if pool == "executor":
+        return futures.ThreadPoolExecutor(max_workers=workers)
+    if pool == "sidecar":
+        return cast(futures.ThreadPoolExecutor, WorkerPool(workers, name="echo"))
+    raise ValueError(f"unknown echo pool `{pool}`: executor or sidecar")
+
+
+def echo_main(port: int, workers: int = WORKERS, pool: str = "executor") -> None:
     """Serve the echo server until SIGTERM."""
-    server = echo_server(port, workers)
+    server = echo_server(port, workers, pool)
     signal.signal(signal.SIGTERM, lambda *_: server.stop(0))
     server.wait_for_termination()
 
@@ -510,7 +529,9 @@ def run_sidecar_benchmarks(policy: GeneratedPolicy, settings: SidecarSettings) -
     checks = tuple(check_payload(r) for r in requests[: settings.check_pool])
     batches = tuple(batch_payload(r, settings.batch_items) for r in requests[:20])
     echo_port, sidecar_port = _free_port(), _free_port()
-    echo = _start(["-m", "benchmarks.sidecar", "echo", "--port", str(echo_port)])
+    echo = _start(
+        ["-m", "benchmarks.sidecar", "echo", "--port", str(echo_port), "--pool", settings.echo_pool]
+    )
     started = time.perf_counter()
     sidecar = _start(
         [
@@ -625,8 +646,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     echo = commands.add_parser("echo", help="run the bare gRPC echo server")
     echo.add_argument("--port", type=int, required=True)
     echo.add_argument("--workers", type=int, default=WORKERS)
+    echo.add_argument("--pool", choices=ECHO_POOLS, default="executor")
     args = parser.parse_args(argv)
-    echo_main(args.port, args.workers)
+    echo_main(args.port, args.workers, args.pool)
     return 0
 
 

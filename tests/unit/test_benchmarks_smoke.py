@@ -153,7 +153,8 @@ def two_echo_servers() -> Iterator[tuple[Server, Server]]:
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             ports.append(probe.getsockname()[1])
-    servers = [echo_server(port, workers=2) for port in ports]
+    # One on each pool: both floors serve real calls.
+    servers = [echo_server(ports[0], workers=2), echo_server(ports[1], workers=2, pool="sidecar")]
     try:
         yield (
             Server("echo", os.getpid(), f"127.0.0.1:{ports[0]}"),
@@ -206,3 +207,8 @@ def _report(cells: tuple[CellResult, ...], settings: SidecarSettings) -> Sidecar
         cache_misses=5,
         cold_batch_item_cpu_us=30.0,
     )
+
+
+def test_an_unknown_echo_pool_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown echo pool"):
+        echo_server(0, workers=1, pool="processes")
