@@ -169,10 +169,11 @@ class Sidecar:
         """NOT_SERVING, refuse new calls, let in-flight ones finish within `grace` seconds."""
         self.health.enter_graceful_shutdown()
         grace = self._config.grace_seconds if grace is None else grace
-        stopped = self._server.stop(grace).wait(grace + 5.0)
-        # Calls still running past the grace period were cancelled; their threads are not
-        # waited for, so that a stuck handler cannot hold up the shutdown.
-        self._workers.shutdown(wait=stopped)
+        self._server.stop(grace).wait(grace + 5.0)
+        # grpc reports a stop once it has cancelled what was still running, even while a
+        # handler still runs (a log write stuck on a full pipe): the workers get one more
+        # grace period, then are left behind (daemon threads never hold up the exit).
+        self._workers.shutdown(timeout=grace)
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the server has stopped (True) or `timeout` passed (False)."""

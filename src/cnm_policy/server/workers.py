@@ -15,8 +15,10 @@ wait for (grpc never asks), no cancellation (grpc cancels calls, not jobs).
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, Final
 
@@ -34,7 +36,9 @@ class Job:
     Lock-free under the GIL: the worker marks the job finished and then drains the callback
     list, and `add_done_callback` appends and then drains if the job has finished. Every
     callback is taken off the list by exactly one atomic ``list.pop``, by whichever thread gets
-    to it first, so none runs twice and none is left behind.
+    to it first, so none runs twice; and one appended before the job was marked finished is
+    drained by the worker, one appended after by `add_done_callback` itself, so none is left
+    behind. Callbacks run newest first (grpc registers one per job).
     """
 
     __slots__ = ("_callbacks", "_finished", "args", "exception", "function")
@@ -57,16 +61,21 @@ class Job:
         return self._finished
 
     def run(self) -> None:
-        """Run the function, then the done callbacks (a pool thread calls this, once)."""
+        """Run the function, then the done callbacks (a pool thread calls this, once).
+
+        Whatever the function raises, the job is marked finished and its callbacks run:
+        grpc counts its calls in flight by them.
+        """
         try:
             self.function(*self.args)
         except BaseException as exc:  # a worker thread outlives any job
             # grpc's own call wrapper catches and reports everything a handler raises, so this
             # is grpc itself failing: say so, and keep serving.
             self.exception = exc
-            _log.error("worker_job_failed", error=repr(exc))
-        self._finished = True
-        self._run_callbacks()
+            _report("worker_job_failed", exc)
+        finally:
+            self._finished = True
+            self._run_callbacks()
 
     def _run_callbacks(self) -> None:
         callbacks = self._callbacks
@@ -77,16 +86,22 @@ class Job:
                 return
             try:
                 callback(self)
-            except Exception as exc:  # one failing callback skips no other
-                _log.error("worker_callback_failed", error=repr(exc))
+            except BaseException as exc:  # one failing callback skips no other
+                _report("worker_callback_failed", exc)
+
+
+def _report(event: str, error: BaseException) -> None:
+    """Log a failure on a worker thread; a log that fails too must not take the thread down."""
+    with contextlib.suppress(Exception):  # nowhere left to report to
+        _log.error(event, error=repr(error))
 
 
 class WorkerPool:
     """`workers` threads running submitted jobs in order of submission.
 
     Threads start with the first job (a pool that never serves starts none) and are daemons,
-    so a process that exits without `shutdown` does not hang on them; `Sidecar.stop` shuts the
-    pool down once the server has drained its calls.
+    so a process that exits without `shutdown`, or with a job stuck, does not hang on them;
+    `Sidecar.stop` shuts the pool down once the server has stopped its calls.
     """
 
     def __init__(self, workers: int, *, name: str = "worker") -> None:
@@ -109,34 +124,39 @@ class WorkerPool:
         self._queue.put(job)
         return job
 
-    def shutdown(self, wait: bool = True) -> None:
+    def shutdown(self, timeout: float | None = None) -> bool:
         """Refuse new jobs, let the threads finish what is queued, and stop them.
 
-        With `wait`, returns once every thread has stopped; a job that raced past the refusal
-        is then run here, so no submitted job is left without its callbacks.
+        Waits at most `timeout` seconds (``None``: for as long as it takes) and returns whether
+        every thread stopped. When they all did, a job that raced past the refusal is run here,
+        so that none is left without its callbacks; threads still busy after `timeout` (a
+        stuck job) are daemons and never hold up the process's exit.
         """
         with self._lock:
-            if self._closed:
-                return
+            first = not self._closed
             self._closed = True
             threads = list(self._threads)
-        for _ in threads:
-            self._queue.put(_STOP)
-        if not wait:
-            return
+        if first:  # a later call only waits again
+            for _ in threads:
+                self._queue.put(_STOP)
+        deadline = None if timeout is None else time.monotonic() + timeout
         for thread in threads:
-            thread.join()
+            thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        if any(thread.is_alive() for thread in threads):
+            return False
         while True:
             try:
                 job = self._queue.get_nowait()
             except queue.Empty:
-                return
+                return True
             if job is not _STOP:
                 job.run()
 
     def _start(self) -> None:
         with self._lock:
-            if self._threads or self._closed:
+            if self._closed:  # shut down between submit's check and here
+                raise RuntimeError("cannot submit to a worker pool that was shut down")
+            if self._threads:
                 return
             for index in range(self._workers):
                 thread = threading.Thread(
@@ -151,4 +171,7 @@ class WorkerPool:
             job = get()
             if job is None:
                 return
-            job.run()
+            try:
+                job.run()
+            except BaseException as exc:  # run() reports its own failures; this is a last guard
+                _report("worker_job_failed", exc)

@@ -6,6 +6,7 @@ import shutil
 import socket
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -107,9 +108,11 @@ def test_a_stale_unix_socket_file_is_reused(socket_path: Path) -> None:
 
 def test_calls_run_on_the_sidecar_workers_which_stop_with_it() -> None:
     """Calls are served by `--workers` threads of the sidecar's own pool, gone after stop()."""
+    earlier = set(threading.enumerate())
     sidecar = build_sidecar(
         Engine.from_path(BUNDLE), config=ServerConfig(listen="127.0.0.1:0", max_workers=3)
     )
+    workers: list[threading.Thread] = []
     address = sidecar.start()
     try:
         with grpc.insecure_channel(address) as channel:
@@ -120,8 +123,25 @@ def test_calls_run_on_the_sidecar_workers_which_stop_with_it() -> None:
             )
             for _ in range(6):
                 assert info(pb.GetPolicyInfoRequest(), timeout=10).policy.name
-        workers = [t for t in threading.enumerate() if t.name.startswith("cnm-policy-rpc-")]
-        assert 1 <= len(workers) <= 3
+        workers = [
+            t for t in set(threading.enumerate()) - earlier if t.name.startswith("cnm-policy-rpc-")
+        ]
+        assert len(workers) == 3  # all started with the first call
     finally:
         sidecar.stop(grace=1)
     assert not any(t.is_alive() for t in workers)
+
+
+def test_stop_does_not_hang_on_a_stuck_call() -> None:
+    """A handler that never returns holds up stop() for one grace period, not forever."""
+    sidecar = build_sidecar(Engine.from_path(BUNDLE), config=ServerConfig(listen="127.0.0.1:0"))
+    sidecar.start()
+    gate = threading.Event()
+    stuck = sidecar._workers.submit(gate.wait, 60)
+    started = time.monotonic()
+    try:
+        sidecar.stop(grace=0.1)
+        assert time.monotonic() - started < 30  # bounded by the grace periods, not the call
+        assert not stuck.done()
+    finally:
+        gate.set()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import sys
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
@@ -14,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from structlog.testing import capture_logs
 
+from cnm_policy.server import workers as workers_module
 from cnm_policy.server.workers import Job, WorkerPool
 
 WAIT_S = 10.0  # an upper bound for a thread hand-off, never a pause
@@ -50,7 +52,9 @@ def test_a_callback_added_after_the_job_finished_runs_at_once(pool: WorkerPool) 
     finished = threading.Event()
     job = pool.submit(finished.set)
     assert finished.wait(WAIT_S)
+    deadline = time.monotonic() + WAIT_S
     while not job.done():  # the worker marks it done right after the function returns
+        assert time.monotonic() < deadline
         threading.Event().wait(0.001)
     calls: list[Job] = []
     job.add_done_callback(calls.append)
@@ -70,6 +74,36 @@ def test_a_failing_job_is_reported_and_the_worker_keeps_serving(pool: WorkerPool
     for _ in range(4):  # more jobs than threads: each thread is still alive
         pool.submit(survived.set)
     assert survived.wait(WAIT_S)
+
+
+def test_a_job_raising_base_exception_still_finishes_and_the_thread_survives() -> None:
+    workers = WorkerPool(1)
+    try:
+        failed = threading.Event()
+        with capture_logs():
+            job = workers.submit(_raise, SystemExit(3))
+            job.add_done_callback(lambda _job: failed.set())
+            assert failed.wait(WAIT_S)
+        assert isinstance(job.exception, SystemExit)
+        survived = threading.Event()
+        workers.submit(survived.set)  # the one thread is still serving
+        assert survived.wait(WAIT_S)
+    finally:
+        workers.shutdown()
+
+
+def test_a_failing_log_does_not_leave_the_job_unfinished(monkeypatch: pytest.MonkeyPatch) -> None:
+    class BrokenLog:
+        def error(self, *args: Any, **kwargs: Any) -> None:
+            raise OSError("log stream closed")
+
+    monkeypatch.setattr(workers_module, "_log", BrokenLog())
+    job = Job(_raise, (ValueError("boom"),))
+    calls: list[Job] = []
+    job.add_done_callback(calls.append)
+    job.run()
+    assert job.done()
+    assert calls == [job]
 
 
 def test_a_failing_callback_does_not_keep_the_others_from_running(pool: WorkerPool) -> None:
@@ -118,22 +152,28 @@ def test_every_callback_runs_exactly_once_whenever_it_is_added(
     assert counts == Counter({(i, n): 1 for i in range(jobs) for n in range(callbacks)})
 
 
-class _FinishesFirst(list[Any]):
-    """A callback list whose `append` lets the job finish first: the worker thread winning the
-    race between `add_done_callback`'s look at the job and its append."""
+class _FinishesDuringAppend(list[Any]):
+    """A callback list on which the job finishes while `add_done_callback` appends: the worker
+    thread winning one of the two races with it (just before the append, or just after it and
+    before `add_done_callback` looks at the job)."""
 
-    def __init__(self, job: Job) -> None:
+    def __init__(self, job: Job, *, before: bool) -> None:
         super().__init__()
         self.job = job
+        self.before = before
 
     def append(self, item: Any) -> None:
-        self.job.run()
+        if self.before:
+            self.job.run()
         super().append(item)
+        if not self.before:
+            self.job.run()
 
 
-def test_a_job_finishing_while_a_callback_is_added_still_runs_it() -> None:
+@pytest.mark.parametrize("before", [True, False], ids=["before-append", "after-append"])
+def test_a_job_finishing_while_a_callback_is_added_runs_it_exactly_once(before: bool) -> None:
     job = Job(int, ())
-    job._callbacks = _FinishesFirst(job)
+    job._callbacks = _FinishesDuringAppend(job, before=before)
     calls: list[Job] = []
     job.add_done_callback(calls.append)
     assert calls == [job]
@@ -151,15 +191,16 @@ def test_shutdown_finishes_queued_jobs_then_refuses_new_ones() -> None:
     assert order == [0, 1, 2, 3, 4]  # in submission order, all before shutdown returned
     with pytest.raises(RuntimeError, match="shut down"):
         workers.submit(order.append, 5)
-    workers.shutdown()  # a second shutdown is a no-op
+    assert workers.shutdown()  # a second shutdown only waits again
 
 
 def test_a_pool_that_never_served_starts_no_threads_and_shuts_down() -> None:
-    before = threading.active_count()
     workers = WorkerPool(3, name="idle")
-    assert threading.active_count() == before
-    workers.shutdown()
     assert not [t for t in threading.enumerate() if t.name.startswith("idle-")]
+    assert workers.shutdown(timeout=0)
+    assert not [t for t in threading.enumerate() if t.name.startswith("idle-")]
+    with pytest.raises(RuntimeError, match="shut down"):
+        workers.submit(print)
 
 
 def test_threads_stop_on_shutdown_and_are_daemons() -> None:
@@ -188,3 +229,24 @@ def _spin(rounds: int) -> int:
     for value in range(rounds * 50):
         total += value
     return total
+
+
+def test_shutdown_with_a_stuck_job_returns_after_its_timeout() -> None:
+    """A job that never finishes (a log write stuck on a full pipe) cannot hang a shutdown."""
+    workers = WorkerPool(1, name="stuck")
+    gate = threading.Event()
+    started = threading.Event()
+
+    def stuck() -> None:
+        started.set()
+        gate.wait(WAIT_S * 3)
+
+    workers.submit(stuck)
+    assert started.wait(WAIT_S)
+    try:
+        assert workers.shutdown(timeout=0.05) is False
+        with pytest.raises(RuntimeError, match="shut down"):
+            workers.submit(print)
+    finally:
+        gate.set()
+    assert workers.shutdown(timeout=WAIT_S)  # once released, the thread stops
