@@ -1,4 +1,4 @@
-"""The sidecar's worker threads: the little grpc's synchronous server needs from a thread pool.
+"""The sidecar's worker threads: the little that grpc's synchronous server needs from a pool.
 
 grpc's sync server hands every call to ``thread_pool.submit(behaviour, ...)`` and registers one
 done callback on what it gets back (to count the calls in flight); that is all it asks of the
@@ -169,7 +169,7 @@ class WorkerPool:
         get = self._queue.get
         while True:
             job = get()
-            if job is None:
+            if job is _STOP:
                 return
             try:
                 job.run()
