@@ -28,6 +28,7 @@ __all__ = ["Job", "WorkerPool"]
 
 _log = structlog.get_logger(__name__)
 _STOP: Final = None  # one per thread, queued by `shutdown`
+_REFUSED: Final = "cannot submit to a worker pool that was shut down"
 
 
 class Job:
@@ -117,7 +118,7 @@ class WorkerPool:
     def submit(self, function: Callable[..., Any], *args: Any) -> Job:
         """Queue ``function(*args)``; raises RuntimeError once the pool is shut down."""
         if self._closed:
-            raise RuntimeError("cannot submit to a worker pool that was shut down")
+            raise RuntimeError(_REFUSED)
         if not self._threads:
             self._start()
         job = Job(function, args)
@@ -155,7 +156,7 @@ class WorkerPool:
     def _start(self) -> None:
         with self._lock:
             if self._closed:  # shut down between submit's check and here
-                raise RuntimeError("cannot submit to a worker pool that was shut down")
+                raise RuntimeError(_REFUSED)
             if self._threads:
                 return
             for index in range(self._workers):
