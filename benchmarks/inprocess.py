@@ -26,7 +26,8 @@ from cachetools import FIFOCache
 
 from benchmarks.generate import GeneratedPolicy, Request, generate_bundle, request_mix
 from benchmarks.timing import Measurement, measure
-from cnm_policy.cache import CachedEngine, _key
+from cnm_policy._cache_keys import request_key
+from cnm_policy.cache import CachedEngine
 from cnm_policy.engine import Engine, PolicySnapshot, load_snapshot
 from cnm_policy.engine.reference import reference_allowed
 from cnm_policy.engine.requests import PreparedPrincipal, prepare_principal, validate_target
@@ -134,7 +135,7 @@ def _fast_rows(bench: _Bench, settings: Settings) -> dict[str, Measurement]:
     }
     for name, call in (
         ("cached hit", bench.cached.check),
-        ("key build", functools.partial(_key, bench.snapshot.digest)),
+        ("key build", functools.partial(request_key, bench.snapshot.digest)),
     ):
         rows[name] = measure(
             name,
@@ -208,7 +209,7 @@ def _floor(digest: str, requests: list[Request], settings: Settings) -> Measurem
     No lock, as the cache's own hit path takes none.
     """
     store: FIFOCache[Any, Any] = FIFOCache(maxsize=max(100_000, len(requests)))
-    keys = [_key(digest, *request) for request in requests]
+    keys = [request_key(digest, *request) for request in requests]
     for key in keys:
         store[key] = key
     return measure(

@@ -6,18 +6,11 @@ has the engine's interface, so the library and the sidecar can use either one.
 
 Why a cached answer is always the answer the engine would give now:
 
-- **The key is every input.** The policy digest; the six names (principal id and tenant,
-  action, resource kind, id and tenant), kept as the exact strings they are; and the roles,
-  attributes and context serialized with :mod:`marshal` (format 2). A name that is not an
-  exact ``str`` makes the request unkeyable (it is simply evaluated), so a look-alike object
-  can never compare equal to a cached name. marshal is C code, and it refuses anything but
-  built-in types (``ValueError``; such requests are evaluated too), so ``True``, ``1``,
-  ``1.0`` and ``"1"`` never share a key and a subclass cannot pose as a string. Its one
-  inexact case: any object with a byte buffer (a bytes subclass, bytearray, memoryview) is
-  written as plain bytes, so keys holding bytes are never stored (see `_storable`). Format 2
-  has no back-references: later formats mark objects by reference count and interning, which
-  would make equal requests encode differently. Mappings encode in insertion order, so the
-  same facts in another order are a miss, never a wrong answer.
+- **The key is every input.** The policy digest and every input of the check, encoded exactly
+  (`cnm_policy._cache_keys`): ``True``, ``1``, ``1.0`` and ``"1"`` never share a key, a
+  subclass cannot pose as a string, and a request that cannot be encoded exactly is simply
+  evaluated every time. Mappings encode in insertion order, so the same facts in another
+  order are a miss, never a wrong answer.
 - **One snapshot per call.** The snapshot reference is read once; the key carries its digest
   and the evaluation uses that same snapshot, so a swap can never serve another version.
 - **Time.** An entry answers only for ``stored_at <= now < min(stored_at + ttl, valid_until)``:
@@ -30,7 +23,7 @@ Why a cached answer is always the answer the engine would give now:
   `check_fingerprinted` / `check_batch_fingerprinted` instead of having the request encoded
   again. There, "the key is every input" rests on the caller's promise that equal fingerprints
   mean equal requests; one process should use one fingerprint scheme. Those keys have three
-  parts, library keys eight, so the two kinds never answer for each other.
+  parts, library keys two or eight, so the kinds never answer for each other.
 
 Concurrency: a hit takes no lock (one dictionary lookup is atomic, and the hit is counted by
 one atomic tick of an `itertools.count`); writers, which store, evict and count under a lock,
@@ -47,14 +40,14 @@ LRU's reordering on every hit was a tenth of a hit's cost.
 from __future__ import annotations
 
 import itertools
-import marshal
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Final, cast
 
 from cachetools import FIFOCache
 
+from cnm_policy._cache_keys import Key, batch_keys, key_bytes, request_key, storable
 from cnm_policy.engine import Clock, Engine, PolicySnapshot, decide_batch
 from cnm_policy.model import AccessRequest, Decision, Principal, Resource
 
@@ -62,22 +55,14 @@ __all__ = ["DEFAULT_MAXSIZE", "DEFAULT_MAX_KEY_BYTES", "DEFAULT_TTL", "CacheStat
 
 DEFAULT_MAXSIZE: Final = 100_000
 DEFAULT_TTL: Final = 60.0
-_KEY_FORMAT: Final = 2  # see the module docstring: the newest format without back-references
 DEFAULT_MAX_KEY_BYTES: Final = 4096
 _INTERN_LIMIT: Final = 4096  # distinct decisions shared per policy version; beyond: not shared
-_NO_CONTEXT: Final[Mapping[str, Any]] = {}  # what `context=None` means; never mutated
-_LIBRARY_KEY_PARTS: Final = 8  # see _Key
-_CONTAINERS: Final = (tuple, list, set, frozenset)  # what marshal decodes containers to
 
-# check() keys: (digest, the six names, marshal encoding of roles, attributes and context).
-# The fingerprinted methods: (digest, shared fingerprint, item fingerprint), where a single
-# check's shared part is empty (a batch's never is: see `check_batch_fingerprinted`). Keys of
-# different kinds differ in length or in their second item, so they are never equal.
-_Key = tuple[str, str, str, str, str, str, str, bytes] | tuple[str, bytes, bytes]
+# Library keys come from `cnm_policy._cache_keys`. The fingerprinted methods key by (digest,
+# shared fingerprint, item fingerprint), where a single check's shared part is empty (a batch's
+# never is: see `check_batch_fingerprinted`); library keys have two or eight parts, so keys of
+# different kinds are never equal.
 _Entry = tuple[Decision, float, float]  # (decision with cached=True, stored_at, expires)
-
-# Typed loosely on purpose: refusing values that are not plain data is its job here.
-_dumps: Callable[[Any, int], bytes] = marshal.dumps
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,14 +87,14 @@ class CacheStats:
         return self.maxsize > 0
 
 
-class _Store(FIFOCache[_Key, _Entry]):
+class _Store(FIFOCache[Key, _Entry]):
     """cachetools' FIFO cache, counting the entries it evicts for space."""
 
     def __init__(self, maxsize: int) -> None:
         super().__init__(maxsize)
         self.evictions = 0
 
-    def popitem(self) -> tuple[_Key, _Entry]:
+    def popitem(self) -> tuple[Key, _Entry]:
         item = super().popitem()
         self.evictions += 1
         return item
@@ -247,7 +232,7 @@ class CachedEngine:
         if store is None or explain:
             item = ((action, resource),)
             return self._evaluate(snapshot, principal, item, context, now, explain)[0]
-        key = _key(memo[1], principal, action, resource, context)
+        key = request_key(memo[1], principal, action, resource, context)
         entry = None
         if key is not None:
             try:
@@ -311,7 +296,7 @@ class CachedEngine:
             return self._evaluate(snapshot, principal, items, context, self._clock(), explain)
         if not isinstance(items, list | tuple):
             items = list(items)
-        keys = _batch_keys(self._digest_of(snapshot), principal, items, context)
+        keys = batch_keys(self._digest_of(snapshot), principal, items, context)
         return self._answer_batch(snapshot, keys, principal, items, context)
 
     def check_batch_fingerprinted(
@@ -336,7 +321,7 @@ class CachedEngine:
         if self._store is None or not items:
             return self._evaluate(snapshot, principal, items, context, self._clock(), False)
         digest = self._digest_of(snapshot)
-        keys: list[_Key | None] = (
+        keys: list[Key | None] = (
             [(digest, shared, fingerprint) for fingerprint in fingerprints]
             if type(shared) is bytes and all(type(f) is bytes for f in fingerprints)
             else [None] * len(items)
@@ -346,7 +331,7 @@ class CachedEngine:
     def _miss(
         self,
         snapshot: PolicySnapshot,
-        key: _Key | None,
+        key: Key | None,
         entry: _Entry | None,
         principal: Principal,
         action: str,
@@ -376,7 +361,7 @@ class CachedEngine:
     def _answer_batch(
         self,
         snapshot: PolicySnapshot,
-        keys: Sequence[_Key | None],
+        keys: Sequence[Key | None],
         principal: Principal,
         items: Sequence[tuple[str, Resource]],
         context: Mapping[str, Any] | None,
@@ -432,7 +417,7 @@ class CachedEngine:
 
     def _remember(
         self,
-        keys: Sequence[_Key | None],
+        keys: Sequence[Key | None],
         decisions: Sequence[Decision],
         now: float,
         *,
@@ -440,9 +425,9 @@ class CachedEngine:
     ) -> None:
         """Store fresh decisions until the earlier of the TTL and their `valid_until`."""
         ttl_expiry = now + self._ttl
-        entries: list[tuple[_Key, _Entry]] = []
+        entries: list[tuple[Key, _Entry]] = []
         for key, decision in zip(keys, decisions, strict=True):
-            if key is None or _key_bytes(key) > self._max_key_bytes or not _storable(key):
+            if key is None or key_bytes(key) > self._max_key_bytes or not storable(key):
                 continue
             expires = ttl_expiry
             if decision.valid_until is not None and decision.valid_until < expires:
@@ -469,103 +454,7 @@ class CachedEngine:
         return shared
 
 
-def _key(
-    digest: str,
-    principal: Principal,
-    action: str,
-    resource: Resource,
-    context: Mapping[str, Any] | None,
-) -> _Key | None:
-    """The cache key of one check, or ``None`` when the request is not plain data.
-
-    Exact types only: a look-alike object is evaluated (and rejected) by the engine instead.
-    The names are exact strings, kept as they are (a string caches its hash, and comparing
-    the same object is free); the rest, roles and mappings, is encoded by marshal.
-    """
-    if type(principal) is not Principal or type(resource) is not Resource:
-        return None
-    principal_id = principal.id
-    tenant = principal.tenant
-    kind = resource.kind
-    resource_id = resource.id
-    resource_tenant = resource.tenant
-    if not (
-        type(principal_id) is str
-        and type(tenant) is str
-        and type(action) is str
-        and type(kind) is str
-        and type(resource_id) is str
-        and type(resource_tenant) is str
-    ):
-        return None
-    try:
-        rest = _dumps(
-            (
-                principal.roles,
-                principal.attributes,
-                _NO_CONTEXT if context is None else context,
-                resource.attributes,
-            ),
-            _KEY_FORMAT,
-        )
-    except ValueError:  # marshal refuses anything but exact built-in types
-        return None
-    return (digest, principal_id, tenant, action, kind, resource_id, resource_tenant, rest)
-
-
-def _key_bytes(key: _Key) -> int:
-    """At most how many bytes of request `key` holds (the digest is shared by all keys).
-
-    A name counts four bytes per character unless it is ASCII (one byte each in CPython).
-    """
-    return sum(
-        len(part) if type(part) is bytes or part.isascii() else 4 * len(part) for part in key[1:]
-    )
-
-
-def _storable(key: _Key) -> bool:
-    """Whether `key` may be stored: a library key whose encoding holds no bytes value.
-
-    marshal writes every object exposing a byte buffer (bytes and its subclasses, bytearray,
-    memoryview, array.array...) as plain bytes, so those encodings are not exact. Such keys
-    are never stored; a stored key then never holds bytes, and a request holding any buffer
-    can never match one. The check runs only here, on the way in: never on a hit.
-    """
-    if len(key) != _LIBRARY_KEY_PARTS:
-        return True  # a fingerprint: the caller vouches for it
-    pending: list[Any] = [marshal.loads(key[-1])]
-    while pending:
-        value = pending.pop()
-        kind = type(value)
-        if kind is bytes:
-            return False
-        if kind is dict:
-            pending.extend(value)
-            pending.extend(value.values())
-        elif kind in _CONTAINERS:
-            pending.extend(value)
-    return True
-
-
-def _batch_keys(
-    digest: str,
-    principal: Principal,
-    items: Sequence[tuple[str, Resource]],
-    context: Mapping[str, Any] | None,
-) -> list[_Key | None]:
-    """The key of each item, as :meth:`CachedEngine.check` would build it."""
-    keys: list[_Key | None] = []
-    for item in items:
-        try:
-            action, resource = item
-        except (TypeError, ValueError):  # malformed item: the engine reports it
-            keys.append(None)
-        else:
-            keys.append(_key(digest, principal, action, resource, context))
-    return keys
-
-
-def _lookup(store: _Store, key: _Key, now: float) -> _Entry | None:
+def _lookup(store: _Store, key: Key, now: float) -> _Entry | None:
     """The entry for `key` if it answers at `now` (caller holds the lock)."""
     try:
         entry = store[key]
@@ -577,7 +466,7 @@ def _lookup(store: _Store, key: _Key, now: float) -> _Entry | None:
     return None
 
 
-def _drop_if_expired(store: _Store, key: _Key, entry: _Entry, now: float) -> None:
+def _drop_if_expired(store: _Store, key: Key, entry: _Entry, now: float) -> None:
     """Remove `entry`, read for `key` before, if it is past its expiry (caller holds the lock).
 
     Only that very entry: another thread may have replaced or dropped it since it was read. An

@@ -50,3 +50,13 @@ def test_only_one_module_imports_casbin() -> None:
         if any(m == "casbin" or m.startswith("casbin.") for m in imported_modules(path))
     )
     assert importers == ["engine/casbin_backend.py"]
+
+
+def test_only_one_module_imports_msgpack() -> None:
+    """The cache key encoding is the one user of msgpack: its exactness rules live there."""
+    importers = sorted(
+        str(path.relative_to(SRC))
+        for path in SRC.rglob("*.py")
+        if any(m == "msgpack" or m.startswith("msgpack.") for m in imported_modules(path))
+    )
+    assert importers == ["_cache_keys.py"]

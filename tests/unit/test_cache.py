@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from cnm_policy import Decision, Engine, InvalidRequestError, Principal, Resource
-from cnm_policy.cache import CachedEngine, CacheStats, _drop_if_expired, _key, _Store
+from cnm_policy._cache_keys import request_key
+from cnm_policy.cache import CachedEngine, CacheStats, _drop_if_expired, _Store
 from cnm_policy.engine import PolicySnapshot, decide_batch, load_snapshot
 from cnm_policy.model import AccessRequest
 from tests.strategies_cache import NOW, FakeClock, LookAlikeStr, Opaque
@@ -189,11 +190,11 @@ def test_values_that_are_not_plain_data_are_answered_correctly(
     ids=["principal-id", "principal-tenant", "action", "kind", "resource-id", "resource-tenant"],
 )
 def test_a_name_that_is_not_an_exact_string_is_never_a_key(request_: Any) -> None:
-    """The names are kept in the key as they are, so only exact strings may be: a subclass
-    could compare equal to a cached name and be answered for it."""
+    """A str subclass could behave unlike the string it equals, so neither encoding takes one
+    (the fallback keeps names as they are, where it could compare equal to a cached name)."""
     principal, action, resource = request_
-    assert _key("sha256:x", principal, action, resource, None) is None
-    assert _key("sha256:x", ADMIN, "read", ROUTER, None) is not None
+    assert request_key("sha256:x", principal, action, resource, None) is None
+    assert request_key("sha256:x", ADMIN, "read", ROUTER, None) is not None
 
 
 class _Bytes(bytes):
@@ -219,8 +220,8 @@ class _Bytes(bytes):
 def test_requests_holding_bytes_like_values_are_never_stored(
     cached: CachedEngine, value: Any
 ) -> None:
-    """marshal writes every byte buffer as plain bytes, so such keys are not exact: they are
-    answered afresh every time and never stored, so no buffer can answer for another."""
+    """Both encodings write every byte buffer as plain bytes, so such keys are not exact: they
+    are answered afresh every time and never stored, so no buffer can answer for another."""
     principal = replace(ADMIN, attributes={"mfa": True, "tag": value})
     for _ in range(2):
         decision = cached.check(principal, "read", ROUTER)
@@ -568,7 +569,7 @@ def test_fingerprint_keys_and_library_keys_never_answer_each_other(cached: Cache
     """Even a fingerprint equal to a library key's own bytes is a key of another shape: an
     entry of one kind never answers the other (here all three ask about one request)."""
     cached.check(ADMIN, "read", ROUTER)
-    library_key = _key(cached.snapshot.digest, ADMIN, "read", ROUTER, None)
+    library_key = request_key(cached.snapshot.digest, ADMIN, "read", ROUTER, None)
     assert library_key is not None
     same_bytes = library_key[-1]
     assert not cached.check_fingerprinted(same_bytes, ADMIN, "read", ROUTER).cached

@@ -1,0 +1,200 @@
+"""Cache keys: what makes two checks "the same request", exactly and cheaply.
+
+A key must never let one request answer for another, so equal keys have to mean equal inputs,
+down to the type: ``True``, ``1``, ``1.0`` and ``"1"`` are different answers to a condition,
+and a ``str`` subclass may behave unlike the string it equals. Building the key is also most
+of the cost of a cached hit, so it is done in C.
+
+- **msgpack, strict types** (the usual key): every input of the check, names included, packed
+  into one byte string. msgpack gives nil, booleans, integers, floats (all 64 bits: ``-0.0``
+  and each NaN keep their bits), strings (UTF-8), maps (in insertion order) and lists markers
+  of their own, and with strict types it refuses subclasses, tuples and anything else it does
+  not know rather than writing it as a look-alike. Same facts in another order are a miss,
+  never a wrong answer.
+- **marshal, format 2** (the fallback, for what strict msgpack refuses: tuples and sets in
+  attributes, integers beyond 64 bits...): the names kept as exact strings and the rest
+  marshalled, also exact-typed. Format 2 has no back-references; later formats mark objects by
+  reference count, so equal requests could encode differently. What marshal refuses too is
+  not keyed at all: such a request is evaluated every time.
+- The two kinds of key (and the caller fingerprints of `cnm_policy.cache`) differ in length,
+  so a key of one kind never equals a key of another.
+- **Byte buffers**: both encoders write bytes, bytearray, memoryview and the like as plain
+  bytes, and msgpack writes its own extension objects as extension data. Such keys are not
+  exact, so `storable` refuses them on the way in: a request holding one can never match a
+  stored key, which never holds one.
+
+A packer keeps a buffer between calls, so two calls must never share one: each call takes an
+idle packer from a pool and gives it back afterwards (a list's ``pop`` and ``append`` are
+atomic), which holds for threads and for a call re-entered from inside another.
+"""
+
+from __future__ import annotations
+
+import marshal
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Final
+
+from msgpack import ExtType, Packer, Timestamp, unpackb
+
+from cnm_policy.model import Principal, Resource
+
+__all__ = ["Key", "batch_keys", "key_bytes", "request_key", "storable"]
+
+# (digest, msgpack of the whole request) | (digest, the six names, marshal of the rest) |
+# (digest, shared fingerprint, item fingerprint): see the module docstring and the cache.
+Key = tuple[str, bytes] | tuple[str, str, str, str, str, str, str, bytes] | tuple[str, bytes, bytes]
+
+_PACKED_PARTS: Final = 2
+_MARSHALLED_PARTS: Final = 8
+_MARSHAL_FORMAT: Final = 2  # the newest format without back-references (module docstring)
+_NO_CONTEXT: Final[Mapping[str, Any]] = {}  # what `context=None` means; never mutated
+_REFUSED: Final = (TypeError, ValueError, OverflowError)  # msgpack: "not plain data"
+_CONTAINERS: Final = (tuple, list, set, frozenset)  # what marshal decodes containers to
+_INEXACT: Final = (bytes, ExtType, Timestamp)  # decoded forms of inexact encodings
+_PACKER_BUFFER: Final = 1024  # starting size; a packer grows its buffer as needed
+_PACKER_KEPT_BELOW: Final = 64 * 1024  # a packer that grew past this is not pooled again
+
+# Typed loosely on purpose: refusing values that are not plain data is its job here.
+_dumps: Callable[[Any, int], bytes] = marshal.dumps
+_idle_packers: list[Packer] = []
+
+
+def _new_packer() -> Packer:
+    return Packer(
+        strict_types=True, use_bin_type=True, use_single_float=False, buf_size=_PACKER_BUFFER
+    )
+
+
+def request_key(
+    digest: str,
+    principal: Principal,
+    action: str,
+    resource: Resource,
+    context: Mapping[str, Any] | None,
+) -> Key | None:
+    """The key of one check under policy `digest`, or ``None`` when it cannot be keyed exactly.
+
+    Only the exact model classes are keyed: a look-alike is evaluated (and rejected) instead.
+    Roles must be a tuple, so that a generator (which the key would use up) or a list never
+    shares a key with the tuple the engine would see.
+    """
+    if type(principal) is not Principal or type(resource) is not Resource:
+        return None
+    roles = principal.roles
+    if type(roles) is tuple:
+        try:
+            packer = _idle_packers.pop()
+        except IndexError:
+            packer = _new_packer()
+        try:
+            packed = packer.pack(
+                [
+                    principal.id,
+                    principal.tenant,
+                    action,
+                    resource.kind,
+                    resource.id,
+                    resource.tenant,
+                    principal.attributes,
+                    _NO_CONTEXT if context is None else context,
+                    resource.attributes,
+                    *roles,
+                ]
+            )
+        except _REFUSED:
+            pass  # the packer is dropped: its buffer may have grown for nothing
+        else:
+            if len(packed) < _PACKER_KEPT_BELOW:
+                _idle_packers.append(packer)
+            return (digest, packed)
+    return _marshalled_key(digest, principal, action, resource, context)
+
+
+def _marshalled_key(
+    digest: str,
+    principal: Principal,
+    action: str,
+    resource: Resource,
+    context: Mapping[str, Any] | None,
+) -> Key | None:
+    """The fallback key: the names kept as they are (exact strings only), the rest marshalled."""
+    principal_id = principal.id
+    tenant = principal.tenant
+    kind = resource.kind
+    resource_id = resource.id
+    resource_tenant = resource.tenant
+    if not (
+        type(principal_id) is str
+        and type(tenant) is str
+        and type(action) is str
+        and type(kind) is str
+        and type(resource_id) is str
+        and type(resource_tenant) is str
+    ):
+        return None
+    try:
+        rest = _dumps(
+            (
+                principal.roles,
+                principal.attributes,
+                _NO_CONTEXT if context is None else context,
+                resource.attributes,
+            ),
+            _MARSHAL_FORMAT,
+        )
+    except ValueError:  # marshal refuses anything but exact built-in types
+        return None
+    return (digest, principal_id, tenant, action, kind, resource_id, resource_tenant, rest)
+
+
+def batch_keys(
+    digest: str,
+    principal: Principal,
+    items: Sequence[tuple[str, Resource]],
+    context: Mapping[str, Any] | None,
+) -> list[Key | None]:
+    """The key of each item, as a single check of it would have."""
+    keys: list[Key | None] = []
+    for item in items:
+        try:
+            action, resource = item
+        except (TypeError, ValueError):  # malformed item: the engine reports it
+            keys.append(None)
+        else:
+            keys.append(request_key(digest, principal, action, resource, context))
+    return keys
+
+
+def key_bytes(key: Key) -> int:
+    """At most how many bytes of request `key` holds (the digest is shared by all keys).
+
+    A name counts four bytes per character unless it is ASCII (one byte each in CPython).
+    """
+    return sum(
+        len(part) if type(part) is bytes or part.isascii() else 4 * len(part) for part in key[1:]
+    )
+
+
+def storable(key: Key) -> bool:
+    """Whether `key` may be stored: a library key whose encoding holds no inexact value.
+
+    Runs only on the way in (a miss), never on a hit. Caller fingerprints (three parts) are
+    the caller's to vouch for.
+    """
+    if len(key) == _PACKED_PARTS:
+        decoded = unpackb(key[-1], raw=False, strict_map_key=False, timestamp=0)
+    elif len(key) == _MARSHALLED_PARTS:
+        decoded = marshal.loads(key[-1])
+    else:
+        return True
+    pending: list[Any] = [decoded]
+    while pending:
+        value = pending.pop()
+        if isinstance(value, _INEXACT):
+            return False
+        if type(value) is dict:
+            pending.extend(value)
+            pending.extend(value.values())
+        elif type(value) in _CONTAINERS:
+            pending.extend(value)
+    return True
