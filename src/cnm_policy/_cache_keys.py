@@ -18,23 +18,30 @@ of the cost of a cached hit, so it is done in C.
   not keyed at all: such a request is evaluated every time.
 - The two kinds of key (and the caller fingerprints of `cnm_policy.cache`) differ in length,
   so a key of one kind never equals a key of another.
-- **Byte buffers**: both encoders write bytes, bytearray, memoryview and the like as plain
-  bytes, and msgpack writes its own extension objects as extension data. Such keys are not
-  exact, so `storable` refuses them on the way in: a request holding one can never match a
-  stored key, which never holds one.
+- **What may be stored** (`storable`, on the way in, never on a hit) is a whitelist of what
+  both encoders write exactly: None, booleans, integers, floats other than NaN, strings, and
+  lists, tuples, dicts and sets of them. Anything else is refused: both encoders write bytes,
+  bytearray, memoryview and the like as plain bytes, msgpack writes its own extension objects
+  as extension data, and marshal writes code objects with their constants. A NaN is refused
+  because conditions compare containers with ``==``, which counts the *same* NaN object as
+  equal to itself: two requests with the same NaN bits, shared in one and not in the other,
+  could be answered differently. A request holding any of these can never match a stored key,
+  which never holds one; it is evaluated every time.
 
 A packer keeps a buffer between calls, so two calls must never share one: each call takes an
 idle packer from a pool and gives it back afterwards (a list's ``pop`` and ``append`` are
-atomic), which holds for threads and for a call re-entered from inside another.
+atomic), which holds for threads and for a call re-entered from inside another. Only packers
+whose buffer stayed small go back, so the pool holds a few KiB per thread that keys at once.
 """
 
 from __future__ import annotations
 
 import marshal
+import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
-from msgpack import ExtType, Packer, Timestamp, unpackb
+from msgpack import Packer, unpackb
 
 from cnm_policy.model import Principal, Resource
 
@@ -48,21 +55,42 @@ _PACKED_PARTS: Final = 2
 _MARSHALLED_PARTS: Final = 8
 _MARSHAL_FORMAT: Final = 2  # the newest format without back-references (module docstring)
 _NO_CONTEXT: Final[Mapping[str, Any]] = {}  # what `context=None` means; never mutated
-_REFUSED: Final = (TypeError, ValueError, OverflowError)  # msgpack: "not plain data"
-_CONTAINERS: Final = (tuple, list, set, frozenset)  # what marshal decodes containers to
-_INEXACT: Final = (bytes, ExtType, Timestamp)  # decoded forms of inexact encodings
+_SCALARS: Final = frozenset({type(None), bool, int, str})  # storable as they are
+_CONTAINERS: Final = frozenset({tuple, list, set, frozenset})  # storable if their items are
 _PACKER_BUFFER: Final = 1024  # starting size; a packer grows its buffer as needed
-_PACKER_KEPT_BELOW: Final = 64 * 1024  # a packer that grew past this is not pooled again
+_PACKER_KEPT_BELOW: Final = 16 * 1024  # a packer that grew past this is not pooled again
 
 # Typed loosely on purpose: refusing values that are not plain data is its job here.
 _dumps: Callable[[Any, int], bytes] = marshal.dumps
-_idle_packers: list[Packer] = []
 
 
-def _new_packer() -> Packer:
-    return Packer(
-        strict_types=True, use_bin_type=True, use_single_float=False, buf_size=_PACKER_BUFFER
-    )
+class _KeyPacker:
+    """A strict msgpack packer that notes, instead of raising, a value it does not take.
+
+    strict msgpack raises on a tuple or a subclass, and raising out of its C code builds a
+    traceback per level: three times the cost of the marshal key that follows. Its `default`
+    hook is called for such values instead; it sets `refused` and lets the packing finish
+    (writing nil), and the caller throws that output away.
+    """
+
+    __slots__ = ("pack", "refused")
+
+    def __init__(self) -> None:
+        self.refused = False
+        packer = Packer(
+            default=self._refuse,
+            strict_types=True,
+            use_bin_type=True,
+            use_single_float=False,
+            buf_size=_PACKER_BUFFER,
+        )
+        self.pack: Callable[[Any], bytes] = packer.pack
+
+    def _refuse(self, value: object) -> None:
+        self.refused = True
+
+
+_idle_packers: list[_KeyPacker] = []
 
 
 def request_key(
@@ -85,8 +113,9 @@ def request_key(
         try:
             packer = _idle_packers.pop()
         except IndexError:
-            packer = _new_packer()
-        try:
+            packer = _KeyPacker()
+        packed = None
+        try:  # noqa: SIM105 (contextlib.suppress costs a tenth of a hit)
             packed = packer.pack(
                 [
                     principal.id,
@@ -101,12 +130,15 @@ def request_key(
                     *roles,
                 ]
             )
-        except _REFUSED:
-            pass  # the packer is dropped: its buffer may have grown for nothing
-        else:
+        except Exception:  # a value msgpack cannot write at all (a strided memoryview...)
+            pass  # the packer has emptied its buffer on the way out
+        if packer.refused:  # a value strict msgpack does not take (a tuple...): use marshal
+            packer.refused = False
+        elif packed is not None:
             if len(packed) < _PACKER_KEPT_BELOW:
                 _idle_packers.append(packer)
             return (digest, packed)
+        _idle_packers.append(packer)
     return _marshalled_key(digest, principal, action, resource, context)
 
 
@@ -142,7 +174,7 @@ def _marshalled_key(
             ),
             _MARSHAL_FORMAT,
         )
-    except ValueError:  # marshal refuses anything but exact built-in types
+    except Exception:  # marshal refuses anything but exact built-in types (ValueError)
         return None
     return (digest, principal_id, tenant, action, kind, resource_id, resource_tenant, rest)
 
@@ -176,25 +208,34 @@ def key_bytes(key: Key) -> int:
 
 
 def storable(key: Key) -> bool:
-    """Whether `key` may be stored: a library key whose encoding holds no inexact value.
+    """Whether `key` may be stored: a library key whose encoding holds only exact values.
 
-    Runs only on the way in (a miss), never on a hit. Caller fingerprints (three parts) are
-    the caller's to vouch for.
+    See the module docstring for what is refused and why. Caller fingerprints (three parts)
+    are the caller's to vouch for.
     """
-    if len(key) == _PACKED_PARTS:
-        decoded = unpackb(key[-1], raw=False, strict_map_key=False, timestamp=0)
-    elif len(key) == _MARSHALLED_PARTS:
-        decoded = marshal.loads(key[-1])
-    else:
-        return True
+    try:
+        if len(key) == _PACKED_PARTS:
+            decoded = unpackb(key[-1], raw=False, strict_map_key=False, timestamp=0)
+        elif len(key) == _MARSHALLED_PARTS:
+            decoded = marshal.loads(key[-1])
+        else:
+            return True
+    except Exception:  # e.g. an extension object whose data msgpack cannot read back
+        return False
     pending: list[Any] = [decoded]
     while pending:
         value = pending.pop()
-        if isinstance(value, _INEXACT):
-            return False
-        if type(value) is dict:
+        kind = type(value)
+        if kind in _SCALARS:
+            continue
+        if kind is float:
+            if math.isnan(value):
+                return False
+        elif kind is dict:
             pending.extend(value)
             pending.extend(value.values())
-        elif type(value) in _CONTAINERS:
+        elif kind in _CONTAINERS:
             pending.extend(value)
+        else:
+            return False
     return True
