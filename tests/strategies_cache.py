@@ -84,7 +84,7 @@ CONFUSABLE_VALUES: tuple[Any, ...] = (
     [1],
     {"nested": True},
     {"nested": 1},
-    b"1",  # marshal writes every byte buffer as bytes: these three encode alike
+    b"1",  # both key encoders write every byte buffer as bytes: these three alike
     bytearray(b"1"),
     memoryview(b"1"),
 )
