@@ -18,7 +18,7 @@ of the cost of a cached hit, so it is done in C.
   not keyed at all: such a request is evaluated every time.
 - The two kinds of key (and the caller fingerprints of `cnm_policy.cache`) differ in length,
   so a key of one kind never equals a key of another.
-- **What may be stored** (`storable`, on the way in, never on a hit) is a whitelist of what
+- **What may be stored** (`keyed_request`, on the way in, never on a hit) is a whitelist of what
   both encoders write exactly: None, booleans, integers, floats other than NaN, strings, and
   lists, tuples, dicts and sets of them. Anything else is refused: both encoders write bytes,
   bytearray, memoryview and the like as plain bytes, msgpack writes its own extension objects
@@ -27,6 +27,10 @@ of the cost of a cached hit, so it is done in C.
   equal to itself: two requests with the same NaN bits, shared in one and not in the other,
   could be answered differently. A request holding any of these can never match a stored key,
   which never holds one; it is evaluated every time.
+- **A stored decision is about its key.** `keyed_request` rebuilds the request a key encodes,
+  and the cache evaluates that private copy, not the caller's objects, whose attribute dicts
+  may change at any time. So no decision is ever stored under a key whose facts it was not
+  computed from.
 
 A packer keeps a buffer between calls, so two calls must never share one: each call takes an
 idle packer from a pool and gives it back afterwards (a list's ``pop`` and ``append`` are
@@ -45,11 +49,13 @@ from msgpack import Packer, unpackb
 
 from cnm_policy.model import Principal, Resource
 
-__all__ = ["Key", "batch_keys", "key_bytes", "request_key", "storable"]
+__all__ = ["Key", "KeyedRequest", "batch_keys", "key_bytes", "keyed_request", "request_key"]
 
 # (digest, msgpack of the whole request) | (digest, the six names, marshal of the rest) |
 # (digest, shared fingerprint, item fingerprint): see the module docstring and the cache.
 Key = tuple[str, bytes] | tuple[str, str, str, str, str, str, str, bytes] | tuple[str, bytes, bytes]
+# (principal, action, resource, context): what a library key encodes (`keyed_request`).
+KeyedRequest = tuple[Principal, str, Resource, Mapping[str, Any]]
 
 _PACKED_PARTS: Final = 2
 _MARSHALLED_PARTS: Final = 8
@@ -207,21 +213,46 @@ def key_bytes(key: Key) -> int:
     )
 
 
-def storable(key: Key) -> bool:
-    """Whether `key` may be stored: a library key whose encoding holds only exact values.
+def keyed_request(key: Key) -> KeyedRequest | None:
+    """The request library key `key` encodes, rebuilt from the key; ``None`` if not storable.
 
-    See the module docstring for what is refused and why. Caller fingerprints (three parts)
-    are the caller's to vouch for.
+    The cache evaluates this copy, never the caller's objects, before it stores a decision
+    under `key`. Attribute dicts are mutable: if the caller's objects changed between their
+    encoding and their evaluation (another thread updating a shared session's attributes),
+    a decision about other facts would be stored under this key and answer requests it was
+    never computed for. The copy is private to the cache and holds exactly what the key says.
+
+    ``None`` when the key holds a value outside the whitelist (module docstring), and for a
+    caller fingerprint, which encodes no request the cache could rebuild.
     """
     try:
         if len(key) == _PACKED_PARTS:
             decoded = unpackb(key[-1], raw=False, strict_map_key=False, timestamp=0)
+            if not _plain(decoded):
+                return None
+            principal_id, tenant, action, kind, resource_id, resource_tenant, *rest = decoded
+            principal_attributes, context, resource_attributes, *roles = rest
+            roles = tuple(roles)
         elif len(key) == _MARSHALLED_PARTS:
             decoded = marshal.loads(key[-1])
+            if not _plain(decoded):
+                return None
+            _, principal_id, tenant, action, kind, resource_id, resource_tenant, _ = key
+            roles, principal_attributes, context, resource_attributes = decoded
         else:
-            return True
-    except Exception:  # e.g. an extension object whose data msgpack cannot read back
-        return False
+            return None
+    except Exception:  # e.g. extension data msgpack cannot read back: not stored
+        return None
+    return (
+        Principal(principal_id, tenant, roles, principal_attributes),
+        action,
+        Resource(kind, resource_id, resource_tenant, resource_attributes),
+        context,
+    )
+
+
+def _plain(decoded: object) -> bool:
+    """Whether `decoded` holds only whitelisted values (module docstring), at any depth."""
     pending: list[Any] = [decoded]
     while pending:
         value = pending.pop()

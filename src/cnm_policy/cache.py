@@ -11,6 +11,10 @@ Why a cached answer is always the answer the engine would give now:
   subclass cannot pose as a string, and a request that cannot be encoded exactly is simply
   evaluated every time. Mappings encode in insertion order, so the same facts in another
   order are a miss, never a wrong answer.
+- **A stored decision is about its key.** Before storing under a library key, the cache
+  evaluates the request the key encodes (rebuilt from the key), not the caller's objects:
+  their attribute dicts may change between keying and evaluation (another thread updating a
+  shared session), which must never store one set of facts' decision under another's key.
 - **One snapshot per call.** The snapshot reference is read once; the key carries its digest
   and the evaluation uses that same snapshot, so a swap can never serve another version.
 - **Time.** An entry answers only for ``stored_at <= now < min(stored_at + ttl, valid_until)``:
@@ -47,7 +51,7 @@ from typing import Any, Final, cast
 
 from cachetools import FIFOCache
 
-from cnm_policy._cache_keys import Key, batch_keys, key_bytes, request_key, storable
+from cnm_policy._cache_keys import Key, batch_keys, key_bytes, keyed_request, request_key
 from cnm_policy.engine import Clock, Engine, PolicySnapshot, decide_batch
 from cnm_policy.model import AccessRequest, Decision, Principal, Resource
 
@@ -243,7 +247,7 @@ class CachedEngine:
                 if entry[1] <= now < entry[2]:  # INVARIANT: see _miss
                     next(self._hit_ticks)
                     return entry[0]
-        return self._miss(snapshot, key, entry, principal, action, resource, context, now)
+        return self._miss(snapshot, key, entry, principal, action, resource, context, now, False)
 
     def check_fingerprinted(
         self,
@@ -280,7 +284,7 @@ class CachedEngine:
             if entry[1] <= now < entry[2]:  # INVARIANT: see _miss
                 next(self._hit_ticks)
                 return entry[0]
-        return self._miss(snapshot, key, entry, principal, action, resource, context, now)
+        return self._miss(snapshot, key, entry, principal, action, resource, context, now, True)
 
     def check_batch(
         self,
@@ -297,7 +301,7 @@ class CachedEngine:
         if not isinstance(items, list | tuple):
             items = list(items)
         keys = batch_keys(self._digest_of(snapshot), principal, items, context)
-        return self._answer_batch(snapshot, keys, principal, items, context)
+        return self._answer_batch(snapshot, keys, principal, items, context, fingerprinted=False)
 
     def check_batch_fingerprinted(
         self,
@@ -326,7 +330,7 @@ class CachedEngine:
             if type(shared) is bytes and all(type(f) is bytes for f in fingerprints)
             else [None] * len(items)
         )
-        return self._answer_batch(snapshot, keys, principal, items, context)
+        return self._answer_batch(snapshot, keys, principal, items, context, fingerprinted=True)
 
     def _miss(
         self,
@@ -338,6 +342,7 @@ class CachedEngine:
         resource: Resource,
         context: Mapping[str, Any] | None,
         now: float,
+        fingerprinted: bool,
     ) -> Decision:
         """A fresh decision for a check the cache did not answer, stored under `key`.
 
@@ -354,9 +359,11 @@ class CachedEngine:
         if entry is not None and store is not None:
             with self._lock:
                 _drop_if_expired(store, key, entry, now)
-        decision = decide_batch(snapshot, principal, item, context, now)[0]
-        self._remember([key], [decision], now)
-        return decision
+        decisions, keys = self._decide(
+            snapshot, [key], principal, item, context, now, fingerprinted
+        )
+        self._remember(keys, decisions, now)
+        return decisions[0]
 
     def _answer_batch(
         self,
@@ -365,6 +372,8 @@ class CachedEngine:
         principal: Principal,
         items: Sequence[tuple[str, Resource]],
         context: Mapping[str, Any] | None,
+        *,
+        fingerprinted: bool,
     ) -> list[Decision]:
         """Stored decisions where they still answer; the rest evaluated together and stored."""
         now = self._clock()
@@ -378,16 +387,69 @@ class CachedEngine:
                         if entry is not None:
                             results[index] = entry[0]
         missing = [index for index, found in enumerate(results) if found is None]
-        fresh = (
-            decide_batch(snapshot, principal, [items[i] for i in missing], context, now)
-            if missing
-            else []
-        )
+        fresh: list[Decision] = []
+        keep: list[Key | None] = []
+        if missing:
+            fresh, keep = self._decide(
+                snapshot,
+                [keys[i] for i in missing],
+                principal,
+                [items[i] for i in missing],
+                context,
+                now,
+                fingerprinted,
+            )
         # Hits are counted once the whole batch succeeded: hits + misses = decisions answered.
-        self._remember([keys[i] for i in missing], fresh, now, hits=len(keys) - len(missing))
+        self._remember(keep, fresh, now, hits=len(keys) - len(missing))
         for index, decision in zip(missing, fresh, strict=True):
             results[index] = decision
         return cast(list[Decision], results)  # INVARIANT: every slot is filled by now
+
+    def _decide(
+        self,
+        snapshot: PolicySnapshot,
+        keys: Sequence[Key | None],
+        principal: Principal,
+        items: Sequence[tuple[str, Resource]],
+        context: Mapping[str, Any] | None,
+        now: float,
+        fingerprinted: bool,
+    ) -> tuple[list[Decision], list[Key | None]]:
+        """Evaluate `items` (validating them); returns the decisions and the keys to store them
+        under, ``None`` where a decision must only be answered, not stored.
+
+        Caller fingerprints vouch for the request, so the caller's objects are evaluated. A
+        library key is evaluated as `keyed_request` rebuilds it, never from the caller's
+        objects (see that function for why). A batch is evaluated with the principal and
+        context of its first stored item; an item whose key holds another principal or context
+        (the caller changed them while the batch was being keyed) is answered, not stored.
+        """
+        limit = self._max_key_bytes
+        if fingerprinted:
+            keep = [key if key is not None and key_bytes(key) <= limit else None for key in keys]
+            return decide_batch(snapshot, principal, items, context, now), keep
+        rebuilt = [
+            keyed_request(key) if key is not None and key_bytes(key) <= limit else None
+            for key in keys
+        ]
+        first = next((request for request in rebuilt if request is not None), None)
+        if first is None:
+            return decide_batch(snapshot, principal, items, context, now), [None] * len(keys)
+        shared_principal, _, _, shared_context = first
+        evaluated: list[tuple[str, Resource]] = []
+        keep = []
+        for key, request, item in zip(keys, rebuilt, items, strict=True):
+            if key is None or request is None:
+                evaluated.append(item)
+                keep.append(None)
+                continue
+            _, action, resource, _ = request
+            evaluated.append((action, resource))
+            same = request is first or key == request_key(
+                key[0], shared_principal, action, resource, shared_context
+            )
+            keep.append(key if same else None)
+        return decide_batch(snapshot, shared_principal, evaluated, shared_context, now), keep
 
     def _digest_of(self, snapshot: PolicySnapshot) -> str:
         """`snapshot.digest`, remembered for the serving snapshot (a property costs ~5% of a hit).
@@ -423,11 +485,12 @@ class CachedEngine:
         *,
         hits: int = 0,
     ) -> None:
-        """Store fresh decisions until the earlier of the TTL and their `valid_until`."""
+        """Store fresh decisions (where `keys` has one) until the earlier of the TTL and their
+        `valid_until`; count them as misses."""
         ttl_expiry = now + self._ttl
         entries: list[tuple[Key, _Entry]] = []
         for key, decision in zip(keys, decisions, strict=True):
-            if key is None or key_bytes(key) > self._max_key_bytes or not storable(key):
+            if key is None:
                 continue
             expires = ttl_expiry
             if decision.valid_until is not None and decision.valid_until < expires:

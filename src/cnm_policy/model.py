@@ -1,7 +1,9 @@
 """The nouns of an access decision, shared by the library, the sidecar and the review tools.
 
-Everything here is a frozen value: a request or decision can be cached, logged and compared
-without anyone mutating it behind the engine's back.
+Everything here is a frozen dataclass: no field of a request or decision can be rebound once
+made. The attribute and context mappings stay the caller's, and a caller may change them at
+any time; so nothing that keeps a decision relies on them staying as they were (the decision
+cache evaluates its own copy of what it keys, see `cnm_policy._cache_keys`).
 """
 
 from __future__ import annotations

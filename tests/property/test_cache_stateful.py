@@ -3,7 +3,8 @@
 The oracle is a fresh, uncached `decide_batch` on the snapshot serving now, at the time the
 fake clock shows now. The cache may answer from memory or not, but never differently.
 Checks go through the library keys and through caller-supplied fingerprints (an exact pickle
-encoding, as the sidecar passes protobuf bytes) against the same cache.
+encoding, as the sidecar passes protobuf bytes) against the same cache. A caller's attribute
+dicts may also change while their check is being decided, as another thread could change them.
 """
 
 from __future__ import annotations
@@ -11,8 +12,10 @@ from __future__ import annotations
 import contextlib
 import io
 import pickle
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
+from unittest import mock
 
 import pytest
 from hypothesis import given, settings
@@ -26,6 +29,7 @@ from hypothesis.stateful import (
 )
 
 from cnm_policy import Decision, Engine, InvalidRequestError, Principal, Resource
+from cnm_policy._cache_keys import keyed_request
 from cnm_policy.cache import CachedEngine
 from cnm_policy.engine import PolicySnapshot, decide_batch
 from tests.strategies import snapshot_of
@@ -54,7 +58,7 @@ def _fresh(
     snapshot: PolicySnapshot,
     principal: Principal,
     items: list[tuple[str, Resource]],
-    context: dict[str, Any] | None,
+    context: Mapping[str, Any] | None,
     now: float,
     explain: bool = False,
 ) -> list[Decision] | str:
@@ -243,6 +247,45 @@ class CacheMachine(RuleBasedStateMachine):
             actual = _uncached(decisions)
         assert expected == actual
 
+    @rule(request=requests, other=requests)
+    def facts_change_while_deciding(self, request: Request, other: Request) -> None:
+        """While `request` is being decided, its attribute and context dicts take `other`'s
+        contents (as another thread holding them could), and get their own back afterwards.
+
+        Whatever the racing call answers, nothing it stores may answer for facts it was not
+        computed from: later checks of both requests (and `entries_answer_for_their_keys`)
+        must still agree with the engine.
+        """
+        principal, action, resource, context = request
+        swaps = [
+            (mine, theirs)
+            for mine, theirs in (
+                (principal.attributes, other[0].attributes),
+                (resource.attributes, other[2].attributes),
+                (context, other[3]),
+            )
+            if type(mine) is dict and type(theirs) is dict and mine is not theirs
+        ]
+        saved = [dict(mine) for mine, _ in swaps]
+
+        def racing(*args: Any, **kwargs: Any) -> list[Decision]:
+            for mine, theirs in swaps:
+                mine.clear()
+                mine.update(theirs)
+            return decide_batch(*args, **kwargs)
+
+        with mock.patch("cnm_policy.cache.decide_batch", racing):
+            try:
+                self.cached.check(principal, action, resource, context)
+                self.answered += 1
+            except InvalidRequestError:
+                pass
+        for (mine, _), contents in zip(swaps, saved, strict=True):
+            mine.clear()
+            mine.update(contents)
+        self._check(request, explain=False)
+        self._check(other, explain=False)
+
     @rule(how=st.sampled_from(("cache", "engine", "clear")), index=st.integers(0, 2))
     def change_version(self, how: str, index: int) -> None:
         """Reload through the cache, or behind its back (the key's digest must save us), or
@@ -256,6 +299,22 @@ class CacheMachine(RuleBasedStateMachine):
     def move_clock(self, step: float | None) -> None:
         """Time passes, or the wall clock is set back (`None`: to the start, near the windows)."""
         self.clock.now = NOW if step is None else self.clock.now + step
+
+    @invariant()
+    def entries_answer_for_their_keys(self) -> None:
+        """Every stored library entry holds the engine's decision on the request its key
+        encodes, at the time it was stored, on the version its digest names."""
+        store = self.cached._store
+        if store is None:
+            return
+        versions = {version.digest: version for version in self.versions}
+        for key, (decision, stored_at, _) in list(store.items()):
+            rebuilt = keyed_request(key)
+            if rebuilt is None:  # a caller fingerprint: `_check` covers those
+                continue
+            principal, action, resource, context = rebuilt
+            expected = _fresh(versions[key[0]], principal, [(action, resource)], context, stored_at)
+            assert expected == _uncached([decision])
 
     @invariant()
     def counters_add_up(self) -> None:

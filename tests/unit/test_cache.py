@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from cnm_policy import Decision, Engine, InvalidRequestError, Principal, Resource
-from cnm_policy._cache_keys import request_key
+from cnm_policy import cache as cache_module
+from cnm_policy._cache_keys import batch_keys, keyed_request, request_key
 from cnm_policy.cache import CachedEngine, CacheStats, _drop_if_expired, _Store
 from cnm_policy.engine import PolicySnapshot, decide_batch, load_snapshot
 from cnm_policy.model import AccessRequest
@@ -509,6 +510,93 @@ def test_batch_explain_bypasses_the_cache(cached: CachedEngine) -> None:
     decisions = cached.check_batch(ADMIN, [("read", ROUTER)], explain=True)
     assert decisions[0].trace
     assert cached.stats().size == 0
+
+
+def assert_entries_answer_for_their_keys(cached: CachedEngine) -> None:
+    """Every stored library entry is the engine's decision on exactly what its key encodes."""
+    assert cached._store is not None
+    for key, (decision, stored_at, _) in cached._store.items():
+        rebuilt = keyed_request(key)
+        assert rebuilt is not None
+        principal, action, resource, context = rebuilt
+        expected = decide_batch(
+            cached.snapshot, principal, [(action, resource)], context, stored_at
+        )
+        assert expected == [replace(decision, cached=False)]
+
+
+def test_attributes_changed_while_a_check_is_decided_never_poison_its_entry(
+    cached: CachedEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another thread sets MFA in a shared attribute dict after the key was made, before the
+    evaluation: the no-MFA key still gets the no-MFA answer (a deny), never the allow."""
+    attributes = {"mfa": False}
+    shared = Principal("u-1", "acme", ("customer-admin",), attributes)
+    real = decide_batch
+
+    def racing(*args: Any, **kwargs: Any) -> list[Decision]:
+        attributes["mfa"] = True
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(cache_module, "decide_batch", racing)
+    first = cached.check(shared, "configure", ROUTER)
+    monkeypatch.undo()
+    without_mfa = Principal("u-1", "acme", ("customer-admin",), {"mfa": False})
+    assert not first.allowed  # answered for the facts the check was asked with
+    again = cached.check(without_mfa, "configure", ROUTER)
+    assert again.cached and not again.allowed
+    assert replace(again, cached=False) == fresh(cached, without_mfa, "configure", ROUTER)
+    assert cached.check(shared, "configure", ROUTER).allowed  # MFA now: its own answer
+    assert_entries_answer_for_their_keys(cached)
+
+
+def test_a_principal_changed_while_a_batch_is_keyed_stores_only_what_was_decided(
+    cached: CachedEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """MFA is set between the keys of two batch items: the batch is decided for the facts of
+    its first item, and the second item's (MFA) key is left empty rather than given a
+    decision made without MFA."""
+    attributes = {"mfa": False}
+    shared = Principal("u-1", "acme", ("customer-admin",), attributes)
+    other = Resource("device", "dev-2", "acme")
+    real = batch_keys
+
+    def racing(digest: str, principal: Principal, items: Any, context: Any) -> list[Any]:
+        keys = real(digest, principal, items[:1], context)
+        attributes["mfa"] = True
+        return keys + real(digest, principal, items[1:], context)
+
+    monkeypatch.setattr(cache_module, "batch_keys", racing)
+    decisions = cached.check_batch(shared, [("configure", ROUTER), ("configure", other)])
+    monkeypatch.undo()
+    assert [decision.allowed for decision in decisions] == [False, False]
+    assert cached.stats().size == 1
+    assert_entries_answer_for_their_keys(cached)
+    with_mfa = Principal("u-1", "acme", ("customer-admin",), {"mfa": True})
+    answer = cached.check(with_mfa, "configure", other)
+    assert not answer.cached and answer.allowed
+
+
+def test_a_batch_evaluates_what_its_keys_encode(
+    cached: CachedEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The whole batch is decided from the keys' private copies: a change to the caller's
+    dicts after keying (before evaluation) touches neither the answers nor the entries."""
+    attributes = {"mfa": False}
+    shared = Principal("u-1", "acme", ("customer-admin",), attributes)
+    real = decide_batch
+
+    def racing(*args: Any, **kwargs: Any) -> list[Decision]:
+        attributes["mfa"] = True
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(cache_module, "decide_batch", racing)
+    items = [("configure", ROUTER), ("configure", Resource("device", "dev-2", "acme"))]
+    decisions = cached.check_batch(shared, items)
+    monkeypatch.undo()
+    assert [decision.allowed for decision in decisions] == [False, False]
+    assert cached.stats().size == 2
+    assert_entries_answer_for_their_keys(cached)
 
 
 def test_concurrent_checks_and_swaps_stay_consistent(

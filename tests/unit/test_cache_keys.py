@@ -18,7 +18,7 @@ from msgpack import ExtType, Timestamp
 from msgpack.fallback import Packer as FallbackPacker
 
 from cnm_policy import _cache_keys
-from cnm_policy._cache_keys import batch_keys, key_bytes, request_key, storable
+from cnm_policy._cache_keys import batch_keys, key_bytes, keyed_request, request_key
 from cnm_policy.model import Principal, Resource
 from tests.strategies_cache import LookAlikeStr, Opaque
 
@@ -142,7 +142,28 @@ def requests(draw: st.DrawFn, *, plain: bool = False) -> Request:
 def stored_key(request: Request) -> Any:
     """The key a cache would store `request` under, or None if it would not store one."""
     key = request_key(DIGEST, *request)
-    return key if key is not None and storable(key) else None
+    return key if key is not None and keyed_request(key) is not None else None
+
+
+@settings(max_examples=300)
+@given(requests(plain=True))
+def test_a_stored_key_rebuilds_exactly_the_request_it_encodes(request: Request) -> None:
+    """The cache evaluates what a key encodes, not the caller's mutable objects: the rebuilt
+    request is the original down to every type and float bit, and keys the same again."""
+    key = request_key(DIGEST, *request)
+    assert key is not None
+    rebuilt = keyed_request(key)
+    assert rebuilt is not None
+    assert exact_request(rebuilt) == exact_request(request)
+    assert request_key(DIGEST, *rebuilt) == key
+    assert rebuilt[0].attributes is not request[0].attributes  # private copies
+    assert rebuilt[2].attributes is not request[2].attributes
+    assert rebuilt[3] is not request[3]
+
+
+def test_a_fingerprint_key_rebuilds_no_request() -> None:
+    """Caller fingerprints encode no request the cache could rebuild."""
+    assert keyed_request((DIGEST, b"", b"fingerprint")) is None
 
 
 _FIELDS = (
@@ -254,7 +275,7 @@ def test_plain_requests_get_the_packed_key_and_the_rest_the_marshalled_one() -> 
     with_tuple = Principal("u-1", "acme", ("customer-admin",), {"tenants": ("acme",)})
     marshalled = request_key(DIGEST, with_tuple, "read", ROUTER, None)
     assert marshalled is not None and len(marshalled) == 8
-    assert storable(packed) and storable(marshalled)
+    assert keyed_request(packed) is not None and keyed_request(marshalled) is not None
 
 
 @pytest.mark.parametrize(
@@ -265,7 +286,7 @@ def test_keys_holding_byte_buffers_are_never_stored(value: Any) -> None:
     """Both encoders write every byte buffer alike, so such keys are refused on the way in."""
     principal = Principal("u-1", "acme", ("customer-admin",), {"tag": value})
     key = request_key(DIGEST, principal, "read", ROUTER, None)
-    assert key is not None and not storable(key)
+    assert key is not None and keyed_request(key) is None
 
 
 @pytest.mark.parametrize(
@@ -285,7 +306,7 @@ def test_values_outside_the_plain_data_whitelist_are_never_stored(value: Any) ->
     (extension objects, buffers, code...) is refused without an error, and evaluated."""
     principal = Principal("u-1", "acme", ("customer-admin",), {"tag": value})
     key = request_key(DIGEST, principal, "read", ROUTER, None)
-    assert key is None or not storable(key)
+    assert key is None or keyed_request(key) is None
 
 
 @pytest.mark.parametrize("where", ["attribute", "nested", "tuple", "context"])
@@ -302,9 +323,9 @@ def test_a_nan_is_never_stored(where: str) -> None:
     principal = Principal("u-1", "acme", ("customer-admin",), cases[where])
     context = {"x": nan} if where == "context" else None
     key = request_key(DIGEST, principal, "read", ROUTER, context)
-    assert key is not None and not storable(key)
+    assert key is not None and keyed_request(key) is None
     finite = request_key(DIGEST, ADMIN, "read", ROUTER, {"x": 0.1})
-    assert finite is not None and storable(finite)
+    assert finite is not None and keyed_request(finite) is not None
 
 
 @pytest.mark.parametrize(
