@@ -25,8 +25,10 @@ of the cost of a cached hit, so it is done in C.
   as extension data, and marshal writes code objects with their constants. A NaN is refused
   because conditions compare containers with ``==``, which counts the *same* NaN object as
   equal to itself: two requests with the same NaN bits, shared in one and not in the other,
-  could be answered differently. A request holding any of these can never match a stored key,
-  which never holds one; it is evaluated every time.
+  could be answered differently. For the same reason a request nested deeper than 32 levels is
+  refused: ``==`` on one shared deep container answers by identity, where the cache's copies
+  (below) would recurse past the interpreter's limit and fail. A request holding any of these
+  can never match a stored key, which never holds one; it is evaluated every time.
 - **A stored decision is about its key.** `keyed_request` rebuilds the request a key encodes,
   and the cache evaluates that private copy, not the caller's objects, whose attribute dicts
   may change at any time. So no decision is ever stored under a key whose facts it was not
@@ -54,7 +56,9 @@ __all__ = ["Key", "KeyedRequest", "batch_keys", "key_bytes", "keyed_request", "r
 # (digest, msgpack of the whole request) | (digest, the six names, marshal of the rest) |
 # (digest, shared fingerprint, item fingerprint): see the module docstring and the cache.
 Key = tuple[str, bytes] | tuple[str, str, str, str, str, str, str, bytes] | tuple[str, bytes, bytes]
-# (principal, action, resource, context): what a library key encodes (`keyed_request`).
+# (principal, action, resource, context): what a library key encodes (`keyed_request`). The
+# types are those of a valid request; an invalid one that could be keyed (an int id, a list
+# context) is rebuilt as it was, and fails validation just as the original would.
 KeyedRequest = tuple[Principal, str, Resource, Mapping[str, Any]]
 
 _PACKED_PARTS: Final = 2
@@ -63,6 +67,7 @@ _MARSHAL_FORMAT: Final = 2  # the newest format without back-references (module 
 _NO_CONTEXT: Final[Mapping[str, Any]] = {}  # what `context=None` means; never mutated
 _SCALARS: Final = frozenset({type(None), bool, int, str})  # storable as they are
 _CONTAINERS: Final = frozenset({tuple, list, set, frozenset})  # storable if their items are
+_MAX_DEPTH: Final = 32  # levels of nesting a stored request may have (module docstring)
 _PACKER_BUFFER: Final = 1024  # starting size; a packer grows its buffer as needed
 _PACKER_KEPT_BELOW: Final = 16 * 1024  # a packer that grew past this is not pooled again
 
@@ -252,21 +257,25 @@ def keyed_request(key: Key) -> KeyedRequest | None:
 
 
 def _plain(decoded: object) -> bool:
-    """Whether `decoded` holds only whitelisted values (module docstring), at any depth."""
-    pending: list[Any] = [decoded]
-    while pending:
-        value = pending.pop()
-        kind = type(value)
-        if kind in _SCALARS:
-            continue
-        if kind is float:
-            if math.isnan(value):
+    """Whether `decoded` holds only whitelisted values, nested at most `_MAX_DEPTH` deep."""
+    level: list[Any] = [decoded]
+    for _ in range(_MAX_DEPTH):
+        nested: list[Any] = []
+        for value in level:
+            kind = type(value)
+            if kind in _SCALARS:
+                continue
+            if kind is float:
+                if math.isnan(value):
+                    return False
+            elif kind is dict:
+                nested.extend(value)
+                nested.extend(value.values())
+            elif kind in _CONTAINERS:
+                nested.extend(value)
+            else:
                 return False
-        elif kind is dict:
-            pending.extend(value)
-            pending.extend(value.values())
-        elif kind in _CONTAINERS:
-            pending.extend(value)
-        else:
-            return False
-    return True
+        if not nested:
+            return True
+        level = nested
+    return False

@@ -11,10 +11,10 @@ Why a cached answer is always the answer the engine would give now:
   subclass cannot pose as a string, and a request that cannot be encoded exactly is simply
   evaluated every time. Mappings encode in insertion order, so the same facts in another
   order are a miss, never a wrong answer.
-- **A stored decision is about its key.** Before storing under a library key, the cache
-  evaluates the request the key encodes (rebuilt from the key), not the caller's objects:
-  their attribute dicts may change between keying and evaluation (another thread updating a
-  shared session), which must never store one set of facts' decision under another's key.
+- **A stored decision is about its key.** On a miss the cache evaluates the request rebuilt
+  from the library key, not the caller's objects. A caller's attribute dicts can change
+  between keying and evaluation (another thread updating a shared session), and a decision
+  about the new facts must never be stored under the old facts' key.
 - **One snapshot per call.** The snapshot reference is read once; the key carries its digest
   and the evaluation uses that same snapshot, so a swap can never serve another version.
 - **Time.** An entry answers only for ``stored_at <= now < min(stored_at + ttl, valid_until)``:
@@ -247,7 +247,9 @@ class CachedEngine:
                 if entry[1] <= now < entry[2]:  # INVARIANT: see _miss
                     next(self._hit_ticks)
                     return entry[0]
-        return self._miss(snapshot, key, entry, principal, action, resource, context, now, False)
+        return self._miss(
+            snapshot, key, entry, principal, action, resource, context, now, fingerprinted=False
+        )
 
     def check_fingerprinted(
         self,
@@ -261,8 +263,9 @@ class CachedEngine:
 
         For adapters that hold an exact encoding of the request already (the sidecar passes
         the `CheckRequest` bytes). The caller guarantees that equal fingerprints mean equal
-        requests; two fingerprints of one request are merely two entries. Not for explain
-        requests, which are never cached.
+        requests; two fingerprints of one request are merely two entries. The caller's objects
+        are evaluated as given, so they must not change during the call (the sidecar's decoded
+        requests are never changed). Not for explain requests, which are never cached.
         """
         # The sidecar's hot path: _digest_of is written out, as in check().
         snapshot = self._engine.snapshot
@@ -284,7 +287,9 @@ class CachedEngine:
             if entry[1] <= now < entry[2]:  # INVARIANT: see _miss
                 next(self._hit_ticks)
                 return entry[0]
-        return self._miss(snapshot, key, entry, principal, action, resource, context, now, True)
+        return self._miss(
+            snapshot, key, entry, principal, action, resource, context, now, fingerprinted=True
+        )
 
     def check_batch(
         self,
@@ -342,9 +347,11 @@ class CachedEngine:
         resource: Resource,
         context: Mapping[str, Any] | None,
         now: float,
+        *,
         fingerprinted: bool,
     ) -> Decision:
-        """A fresh decision for a check the cache did not answer, stored under `key`.
+        """A fresh decision for a check the cache did not answer, stored under `key` if it may be
+        (see `_evaluate_for_keys`).
 
         `entry` is what the caller's lookup found for `key` (read without the lock: one lookup
         is atomic, and writers, holding the lock, only ever replace or remove whole entries)
@@ -359,7 +366,7 @@ class CachedEngine:
         if entry is not None and store is not None:
             with self._lock:
                 _drop_if_expired(store, key, entry, now)
-        decisions, keys = self._decide(
+        decisions, keys = self._evaluate_for_keys(
             snapshot, [key], principal, item, context, now, fingerprinted
         )
         self._remember(keys, decisions, now)
@@ -390,7 +397,7 @@ class CachedEngine:
         fresh: list[Decision] = []
         keep: list[Key | None] = []
         if missing:
-            fresh, keep = self._decide(
+            fresh, keep = self._evaluate_for_keys(
                 snapshot,
                 [keys[i] for i in missing],
                 principal,
@@ -405,7 +412,7 @@ class CachedEngine:
             results[index] = decision
         return cast(list[Decision], results)  # INVARIANT: every slot is filled by now
 
-    def _decide(
+    def _evaluate_for_keys(
         self,
         snapshot: PolicySnapshot,
         keys: Sequence[Key | None],
@@ -418,11 +425,13 @@ class CachedEngine:
         """Evaluate `items` (validating them); returns the decisions and the keys to store them
         under, ``None`` where a decision must only be answered, not stored.
 
-        Caller fingerprints vouch for the request, so the caller's objects are evaluated. A
-        library key is evaluated as `keyed_request` rebuilds it, never from the caller's
-        objects (see that function for why). A batch is evaluated with the principal and
-        context of its first stored item; an item whose key holds another principal or context
-        (the caller changed them while the batch was being keyed) is answered, not stored.
+        Caller fingerprints vouch for the request, so the caller's objects are evaluated. Under a
+        library key the request `keyed_request` rebuilds from the key is evaluated, never the
+        caller's objects (see that function for why). A batch is evaluated with the principal
+        and context rebuilt from the first key that can be rebuilt; an item whose key holds
+        another principal or context (the caller changed them while the batch was being keyed)
+        is answered, not stored. Items without a key that can be rebuilt are evaluated as given,
+        with that same principal and context, and not stored.
         """
         limit = self._max_key_bytes
         if fingerprinted:

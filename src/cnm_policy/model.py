@@ -1,9 +1,10 @@
 """The nouns of an access decision, shared by the library, the sidecar and the review tools.
 
 Everything here is a frozen dataclass: no field of a request or decision can be rebound once
-made. The attribute and context mappings stay the caller's, and a caller may change them at
-any time; so nothing that keeps a decision relies on them staying as they were (the decision
-cache evaluates its own copy of what it keys, see `cnm_policy._cache_keys`).
+made. The attribute and context mappings stay the caller's, and a library caller may change
+them at any time: the decision cache therefore evaluates its own copy of what it keys (see
+`cnm_policy._cache_keys`). Only the fingerprinted cache methods, whose caller vouches for the
+request, take the objects as they are.
 """
 
 from __future__ import annotations

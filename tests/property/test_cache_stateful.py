@@ -247,10 +247,11 @@ class CacheMachine(RuleBasedStateMachine):
             actual = _uncached(decisions)
         assert expected == actual
 
-    @rule(request=requests, other=requests)
-    def facts_change_while_deciding(self, request: Request, other: Request) -> None:
-        """While `request` is being decided, its attribute and context dicts take `other`'s
-        contents (as another thread holding them could), and get their own back afterwards.
+    @rule(request=requests, other=requests, batch=st.booleans())
+    def facts_change_while_deciding(self, request: Request, other: Request, batch: bool) -> None:
+        """While `request` is being decided (alone, or in a batch with `other`'s item), its
+        attribute and context dicts take `other`'s contents (as another thread holding them
+        could), and get their own back afterwards.
 
         Whatever the racing call answers, nothing it stores may answer for facts it was not
         computed from: later checks of both requests (and `entries_answer_for_their_keys`)
@@ -276,8 +277,12 @@ class CacheMachine(RuleBasedStateMachine):
 
         with mock.patch("cnm_policy.cache.decide_batch", racing):
             try:
-                self.cached.check(principal, action, resource, context)
-                self.answered += 1
+                if batch:
+                    items = [(action, resource), (other[1], other[2])]
+                    self.answered += len(self.cached.check_batch(principal, items, context))
+                else:
+                    self.cached.check(principal, action, resource, context)
+                    self.answered += 1
             except InvalidRequestError:
                 pass
         for (mine, _), contents in zip(swaps, saved, strict=True):

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import array
+import copy
+import functools
 import threading
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -525,28 +528,49 @@ def assert_entries_answer_for_their_keys(cached: CachedEngine) -> None:
         assert expected == [replace(decision, cached=False)]
 
 
-def test_attributes_changed_while_a_check_is_decided_never_poison_its_entry(
-    cached: CachedEngine, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("way", ["check", "check_batch"])
+@pytest.mark.parametrize("where", ["principal attributes", "resource attributes", "context"])
+def test_facts_changed_while_a_check_is_decided_never_poison_the_cache(
+    cached: CachedEngine, monkeypatch: pytest.MonkeyPatch, where: str, way: str
 ) -> None:
-    """Another thread sets MFA in a shared attribute dict after the key was made, before the
-    evaluation: the no-MFA key still gets the no-MFA answer (a deny), never the allow."""
-    attributes = {"mfa": False}
-    shared = Principal("u-1", "acme", ("customer-admin",), attributes)
-    real = decide_batch
+    """Another thread changes a dict of the request after it was keyed, before it is evaluated
+    (MFA set, a change freeze lifted, a maintenance window dropped): every stored entry is
+    still the engine's answer for the facts the check was asked with."""
+    principal_attributes: dict[str, Any] = {"mfa": True}
+    resource_attributes: dict[str, Any] = {}
+    context: dict[str, Any] = {}
+    action = "configure"
+    change: Callable[[], None]
+    if where == "principal attributes":
+        principal_attributes["mfa"] = False
+        change = functools.partial(principal_attributes.update, mfa=True)
+    elif where == "resource attributes":
+        resource_attributes["change_freeze"] = True
+        change = functools.partial(resource_attributes.update, change_freeze=False)
+    else:
+        action = "reboot"
+        context["maintenance_window"] = {"start": NOW - 10, "end": NOW + 100}
+        change = context.clear
+    principal = Principal("u-1", "acme", ("customer-admin",), principal_attributes)
+    resource = Resource("device", "dev-1", "acme/emea", resource_attributes)
+    asked = copy.deepcopy((principal, action, resource, context))
 
     def racing(*args: Any, **kwargs: Any) -> list[Decision]:
-        attributes["mfa"] = True
-        return real(*args, **kwargs)
+        change()
+        return decide_batch(*args, **kwargs)
 
     monkeypatch.setattr(cache_module, "decide_batch", racing)
-    first = cached.check(shared, "configure", ROUTER)
+    if way == "check":
+        cached.check(principal, action, resource, context)
+    else:
+        second = Resource("device", "dev-2", "acme", resource_attributes)
+        cached.check_batch(principal, [(action, resource), (action, second)], context)
     monkeypatch.undo()
-    without_mfa = Principal("u-1", "acme", ("customer-admin",), {"mfa": False})
-    assert not first.allowed  # answered for the facts the check was asked with
-    again = cached.check(without_mfa, "configure", ROUTER)
-    assert again.cached and not again.allowed
-    assert replace(again, cached=False) == fresh(cached, without_mfa, "configure", ROUTER)
-    assert cached.check(shared, "configure", ROUTER).allowed  # MFA now: its own answer
+    changed = fresh(cached, principal, action, resource, context)
+    assert fresh(cached, *asked).allowed != changed.allowed  # the change matters
+    again = cached.check(*asked)
+    assert again.cached
+    assert replace(again, cached=False) == fresh(cached, *asked)
     assert_entries_answer_for_their_keys(cached)
 
 
@@ -575,28 +599,6 @@ def test_a_principal_changed_while_a_batch_is_keyed_stores_only_what_was_decided
     with_mfa = Principal("u-1", "acme", ("customer-admin",), {"mfa": True})
     answer = cached.check(with_mfa, "configure", other)
     assert not answer.cached and answer.allowed
-
-
-def test_a_batch_evaluates_what_its_keys_encode(
-    cached: CachedEngine, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The whole batch is decided from the keys' private copies: a change to the caller's
-    dicts after keying (before evaluation) touches neither the answers nor the entries."""
-    attributes = {"mfa": False}
-    shared = Principal("u-1", "acme", ("customer-admin",), attributes)
-    real = decide_batch
-
-    def racing(*args: Any, **kwargs: Any) -> list[Decision]:
-        attributes["mfa"] = True
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(cache_module, "decide_batch", racing)
-    items = [("configure", ROUTER), ("configure", Resource("device", "dev-2", "acme"))]
-    decisions = cached.check_batch(shared, items)
-    monkeypatch.undo()
-    assert [decision.allowed for decision in decisions] == [False, False]
-    assert cached.stats().size == 2
-    assert_entries_answer_for_their_keys(cached)
 
 
 def test_concurrent_checks_and_swaps_stay_consistent(

@@ -161,6 +161,36 @@ def test_a_stored_key_rebuilds_exactly_the_request_it_encodes(request: Request) 
     assert rebuilt[3] is not request[3]
 
 
+@settings(max_examples=300)
+@given(requests())
+def test_whatever_may_be_stored_rebuilds_exactly(request: Request) -> None:
+    """Past plain data too (list roles, integers beyond 64 bits, lone surrogates, tuples and
+    frozensets through marshal): a key that may be stored rebuilds its request exactly."""
+    key = request_key(DIGEST, *request)
+    rebuilt = None if key is None else keyed_request(key)
+    if rebuilt is not None:
+        assert exact_request(rebuilt) == exact_request(request)
+        assert request_key(DIGEST, *rebuilt) == key
+
+
+def _nested_list(depth: int) -> Any:
+    value: Any = "x"
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+def test_requests_nested_too_deep_are_never_stored() -> None:
+    """``==`` on one shared deep container answers by identity, where the cache's copies would
+    recurse past the interpreter's limit: past 32 levels a request is evaluated every time."""
+    for depth, stored in ((20, True), (40, False)):
+        for value in (_nested_list(depth), {"t": (_nested_list(depth),)}):  # msgpack, marshal
+            principal = Principal("u-1", "acme", ("customer-admin",), {"token": value})
+            key = request_key(DIGEST, principal, "read", ROUTER, None)
+            assert key is not None
+            assert (keyed_request(key) is not None) is stored
+
+
 def test_a_fingerprint_key_rebuilds_no_request() -> None:
     """Caller fingerprints encode no request the cache could rebuild."""
     assert keyed_request((DIGEST, b"", b"fingerprint")) is None
