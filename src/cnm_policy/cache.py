@@ -226,8 +226,10 @@ class CachedEngine:
     ) -> Decision:
         """May `principal` do `action` on `resource`? Raises InvalidRequestError on bad input."""
         # The hot path, with _digest_of and the hit written out here (each call costs a
-        # twentieth of a hit); check_fingerprinted has the same lookup.
-        snapshot = self._engine.snapshot
+        # twentieth of a hit); check_fingerprinted has the same lookup. The engine's snapshot
+        # is read from its attribute: the property's call costs as much again (Engine.swap
+        # replaces that one reference, so one read sees one version).
+        snapshot = self._engine._snapshot
         memo = self._digest_memo
         if memo[0] is not snapshot:
             memo = self._digest_memo = (snapshot, snapshot.digest)
@@ -267,8 +269,8 @@ class CachedEngine:
         are evaluated as given, so they must not change during the call (the sidecar's decoded
         requests are never changed). Not for explain requests, which are never cached.
         """
-        # The sidecar's hot path: _digest_of is written out, as in check().
-        snapshot = self._engine.snapshot
+        # The sidecar's hot path: _digest_of and the snapshot read are written out, as in check().
+        snapshot = self._engine._snapshot
         memo = self._digest_memo
         if memo[0] is not snapshot:
             memo = self._digest_memo = (snapshot, snapshot.digest)
@@ -300,7 +302,7 @@ class CachedEngine:
         explain: bool = False,
     ) -> list[Decision]:
         """One decision per (action, resource), in order, all from the same policy version."""
-        snapshot = self._engine.snapshot
+        snapshot = self._engine._snapshot
         if self._store is None or explain or not items:
             return self._evaluate(snapshot, principal, items, context, self._clock(), explain)
         if not isinstance(items, list | tuple):
@@ -326,7 +328,7 @@ class CachedEngine:
             raise ValueError(f"{len(fingerprints)} fingerprints for {len(items)} items")
         if not shared:
             raise ValueError("the shared fingerprint of a batch must not be empty")
-        snapshot = self._engine.snapshot
+        snapshot = self._engine._snapshot
         if self._store is None or not items:
             return self._evaluate(snapshot, principal, items, context, self._clock(), False)
         digest = self._digest_of(snapshot)
