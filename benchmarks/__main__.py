@@ -34,7 +34,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmarks selected on the command line; print tables; 0 unless they crash."""
     args = _parser().parse_args(argv)
     sizes = tuple(args.sizes) if args.sizes else (QUICK_SIZES if args.quick else FULL_SIZES)
-    settings = Settings(requests=500, repeat=2, casbin_budget_s=2.0) if args.quick else Settings()
+    settings = (
+        Settings(requests=500, repeat=2, casbin_budget_s=2.0, fast_passes=2)
+        if args.quick
+        else Settings()
+    )
     machine = machine_description()
     print(f"# cnm-policy benchmarks\n\nMachine: {machine}\n", flush=True)
     results = run_sizes(

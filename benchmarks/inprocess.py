@@ -8,8 +8,8 @@ For each policy size the same request mix is timed through:
 - ``raw pycasbin``: casbin's own ``Enforcer.enforce`` over the same rows (the natural casbin
   way, and the baseline the engine replaces), for a bounded number of calls at large sizes.
 
-The first four are timed again once every size has been measured, and keep their better pass
-(see `run_sizes`).
+The first four are timed in several passes spread over the run, and keep their best pass (see
+`run_sizes`).
 """
 
 from __future__ import annotations
@@ -42,13 +42,17 @@ HIT_BLOCK = 20
 
 @dataclass(frozen=True, slots=True)
 class Settings:
-    """How long to measure: requests in the mix, repetitions, casbin's time budget."""
+    """How long to measure: requests in the mix, repetitions, casbin's time budget.
+
+    `fast_passes` is how many times the fast variants are timed per size (see `run_sizes`).
+    """
 
     requests: int = 2000
     repeat: int = 3
     rounds: int = 3
     casbin_budget_s: float = 8.0
     casbin_max_calls: int = 400
+    fast_passes: int = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,12 +81,15 @@ def run_sizes(
     workdir: Path | None = None,
     progress: Callable[[int, float], None] | None = None,
 ) -> list[EngineResult]:
-    """`run_size` for each size, with the fast variants timed once more after all sizes.
+    """`run_size` for each size, with the fast variants timed again after all sizes.
 
     A neighbour's burst on a shared machine can last tens of seconds, long enough to slow
-    every round of one size. The second pass comes minutes later (after the slow casbin
-    baselines and the larger sizes), and each fast variant keeps its better pass, as each pass
-    keeps its best round. `progress(rules, seconds)` is told when each size's first pass ends.
+    every round of one size. So the fast variants (a fraction of a second per pass) are timed
+    in `settings.fast_passes` passes: the first right after each size's load, the others once
+    every size is loaded, minutes later (after the slow casbin baselines and the larger sizes)
+    and taking the sizes in turn, so that one burst lands in few passes of one size. Each
+    variant keeps its best pass, as each pass keeps its best round (noise only ever adds
+    time). `progress(rules, seconds)` is told when each size's first pass ends.
     """
     with tempfile.TemporaryDirectory(prefix="cnm-bench-") as scratch:
         benches: list[_Bench] = []
@@ -97,14 +104,18 @@ def run_sizes(
             results.append(_measure(bench, load_s, settings))
             if progress is not None:
                 progress(rules, time.perf_counter() - started)
-        return [
-            replace(result, rows_by_name=_better(result.rows_by_name, _fast_rows(bench, settings)))
-            for bench, result in zip(benches, results, strict=True)
-        ]
+        for _ in range(settings.fast_passes - 1):
+            results = [
+                replace(
+                    result, rows_by_name=_better(result.rows_by_name, _fast_rows(bench, settings))
+                )
+                for bench, result in zip(benches, results, strict=True)
+            ]
+        return results
 
 
 class _Bench:
-    """One size's policy, request mix and engines, kept for the second pass."""
+    """One size's policy, request mix and engines, kept for the later passes."""
 
     def __init__(
         self, policy: GeneratedPolicy, snapshot: PolicySnapshot, settings: Settings
