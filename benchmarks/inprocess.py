@@ -44,7 +44,8 @@ HIT_BLOCK = 20
 class Settings:
     """How long to measure: requests in the mix, repetitions, casbin's time budget.
 
-    `fast_passes` is how many times the fast variants are timed per size (see `run_sizes`).
+    `fast_passes` is how many times the fast variants are timed per size, at least once (see
+    `run_sizes`).
     """
 
     requests: int = 2000

@@ -227,8 +227,8 @@ class CachedEngine:
         """May `principal` do `action` on `resource`? Raises InvalidRequestError on bad input."""
         # The hot path, with _digest_of and the hit written out here (each call costs a
         # twentieth of a hit); check_fingerprinted has the same lookup. The engine's snapshot
-        # is read from its attribute: the property's call costs as much again (Engine.swap
-        # replaces that one reference, so one read sees one version).
+        # is read from its attribute, as the property's call would cost another twentieth
+        # (Engine.swap replaces that one reference, so one read sees one version).
         snapshot = self._engine._snapshot
         memo = self._digest_memo
         if memo[0] is not snapshot:
