@@ -15,7 +15,6 @@ copy in progress is not loaded half-way. Nothing here sleeps on its own: tests d
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Callable, Hashable
@@ -26,7 +25,8 @@ from typing import Generic, Protocol, TypeVar
 
 import structlog
 
-from cnm_policy.errors import CnmPolicyError
+from cnm_policy.errors import CnmPolicyError, PolicySourceError
+from cnm_policy.policy.source import walk_bundle
 
 __all__ = [
     "BundleTestsFailedError",
@@ -112,32 +112,18 @@ def bundle_fingerprint(path: str | Path) -> Hashable:
     size happens to match; ctime cannot be set by such tools, and a file renamed into place
     has a new inode.
 
-    Symlinks are followed, so a Kubernetes ConfigMap volume (whose files point through an
-    atomically re-targeted ``..data`` link) changes fingerprint when a new revision lands.
+    The tree is the loader's own bounded walk (links followed inside the root only), so a
+    Kubernetes ConfigMap volume (files reached through an atomically re-targeted ``..data``
+    link) changes fingerprint when a new revision lands, and a link loop or a link out of the
+    bundle ends in a problem that is part of the fingerprint instead of an endless walk.
     A missing directory has an empty fingerprint (and fails to load, which is reported).
     """
-    root = os.fspath(path)
-    entries: list[tuple[str, int, int, int, int]] = []
-    for current, dirs, files in os.walk(root, followlinks=True):
-        dirs[:] = sorted(name for name in dirs if not name.startswith("."))
-        for name in sorted(files):
-            if name.startswith("."):
-                continue
-            full = os.path.join(current, name)
-            try:
-                stat = os.stat(full)
-            except OSError:  # deleted between listing and stat: the next poll sees it
-                continue
-            entries.append(
-                (
-                    os.path.relpath(full, root),
-                    stat.st_size,
-                    stat.st_ino,
-                    stat.st_mtime_ns,
-                    stat.st_ctime_ns,
-                )
-            )
-    return tuple(entries)
+    try:
+        tree = walk_bundle(path)
+    except (PolicySourceError, OSError):
+        return ()
+    files = tuple((f.name, f.size, f.inode, f.mtime_ns, f.ctime_ns) for f in tree.files)
+    return files + tuple((p.code, p.file) for p in tree.problems)
 
 
 def prove_bundle(

@@ -250,15 +250,14 @@ def test_watcher_refuses_an_interval_that_would_busy_loop(interval: float) -> No
 
 def test_fingerprint_follows_a_retargeted_symlink(tmp_path: Path) -> None:
     """A ConfigMap-style atomic symlink swap changes the fingerprint."""
-    for name, text in (("rev1", "a"), ("rev2", "bb")):
-        (tmp_path / name).mkdir()
-        (tmp_path / name / "bundle.yaml").write_text(text)
     bundle_dir = tmp_path / "bundle"
-    bundle_dir.mkdir()
-    (bundle_dir / "data").symlink_to(tmp_path / "rev1")
+    for name, text in (("..rev1", "a"), ("..rev2", "bb")):
+        (bundle_dir / name).mkdir(parents=True)
+        (bundle_dir / name / "bundle.yaml").write_text(text)
+    (bundle_dir / "data").symlink_to("..rev1")
     before = bundle_fingerprint(bundle_dir)
     (bundle_dir / "data").unlink()
-    (bundle_dir / "data").symlink_to(tmp_path / "rev2")
+    (bundle_dir / "data").symlink_to("..rev2")
     assert before != bundle_fingerprint(bundle_dir)
 
 

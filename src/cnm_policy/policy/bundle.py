@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
+from cnm_policy.errors import PolicyProblem
 from cnm_policy.policy.conditions import Condition
 
 __all__ = [
@@ -69,11 +70,13 @@ ASSIGNED_TENANTS_ATTRIBUTE = "assigned_tenants"
 class BundleSource:
     """The raw text of every file of one bundle, read once so a load never mixes versions.
 
-    `files` maps a path relative to the bundle root (always with ``/``) to its text.
+    `files` maps a path relative to the bundle root (always with ``/``) to its text;
+    `problems` are what reading refused (links out, loops, oversized files), all errors.
     """
 
     origin: str
     files: Mapping[str, str]
+    problems: tuple[PolicyProblem, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

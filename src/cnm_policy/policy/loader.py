@@ -39,7 +39,7 @@ from cnm_policy.policy.bundle import (
     RoleDef,
     Side,
 )
-from cnm_policy.policy.source import bundle_digest, read_bundle_dir
+from cnm_policy.policy.source import INCOMPLETE_CODES, bundle_digest, read_bundle_dir
 
 __all__ = ["MAX_ROLE_DEPTH", "load_bundle", "parse_bundle"]
 
@@ -101,10 +101,14 @@ def _parse_documents(source: BundleSource, report: Report) -> dict[str, Any]:
         for key, line in duplicates:
             report.error("duplicate_key", f"key `{key}` appears twice", name, line)
         docs[name] = data
+    report.problems.extend(source.problems)
+    if any(p.code in INCOMPLETE_CODES for p in source.problems):
+        return docs  # only part of the tree was read: what looks missing may not be
+    refused = {p.file for p in source.problems}
     for required in (MANIFEST_FILE, ROLES_FILE, RESOURCES_FILE):
-        if required not in source.files:
+        if required not in source.files and required not in refused:
             report.error("missing_file", f"bundle has no `{required}`", required, None)
-    if not any(name.startswith(RULES_DIR + "/") for name in source.files):
+    if not any(name.startswith(RULES_DIR + "/") for name in (*source.files, *refused)):
         report.error("missing_file", f"bundle has no rule files in `{RULES_DIR}/`", RULES_DIR, None)
     return docs
 

@@ -1,50 +1,225 @@
 """Reading a bundle's files from disk, and the content digest that identifies a version.
 
-All files are read into memory in one pass before anything is parsed: validation, compilation,
-the digest and the bundle's own tests then all see the same bytes, even if someone edits the
-directory mid-load.
+One bounded walk (:func:`walk_bundle`) lists the tree for both the loader and the reload
+watcher, so they always see the same files. Links are followed only while they resolve inside
+the bundle root; loops, links out, too deep, too many or too large are located problems. All
+files are read into memory in one pass before anything is parsed, so every later step sees the
+same bytes even if someone edits the directory mid-load.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import os
+import stat
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
-from cnm_policy.errors import PolicySourceError
+from cnm_policy.errors import PolicyProblem, PolicySourceError
 from cnm_policy.policy.bundle import BundleSource
 
-__all__ = ["MAX_BUNDLE_FILE_BYTES", "bundle_digest", "read_bundle_dir"]
+__all__ = [
+    "INCOMPLETE_CODES",
+    "MAX_BUNDLE_BYTES",
+    "MAX_BUNDLE_DEPTH",
+    "MAX_BUNDLE_ENTRIES",
+    "MAX_BUNDLE_FILE_BYTES",
+    "BundleFile",
+    "BundleTree",
+    "bundle_digest",
+    "read_bundle_dir",
+    "walk_bundle",
+]
 
 MAX_BUNDLE_FILE_BYTES = 8 * 1024 * 1024
-_PATTERNS = ("*.yaml", "*.yml")
+MAX_BUNDLE_BYTES = 64 * 1024 * 1024  # the 100,000-rule benchmark bundle is 29 MB
+MAX_BUNDLE_DEPTH = 16  # directories below the root
+MAX_BUNDLE_ENTRIES = 10_000  # directory entries listed, hidden ones included
+_SUFFIXES = (".yaml", ".yml")
+TOO_MANY_FILES = "too_many_files"
+TREE_TOO_LARGE = "bundle_too_large"
+# Codes after which the files read are only part of the bundle: "missing" means nothing then.
+INCOMPLETE_CODES = frozenset({TOO_MANY_FILES, TREE_TOO_LARGE})
+
+
+@dataclass(frozen=True, slots=True)
+class BundleFile:
+    """A regular file of the tree: its bundle-relative name, real path and stat facts."""
+
+    name: str
+    path: str
+    size: int
+    inode: int
+    mtime_ns: int
+    ctime_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class BundleTree:
+    """Every non-hidden regular file under a bundle root, and what the walk refused."""
+
+    root: str
+    files: tuple[BundleFile, ...]
+    problems: tuple[PolicyProblem, ...]
+
+
+def walk_bundle(path: str | Path) -> BundleTree:
+    """List the tree under `path`: links followed inside the root only, bounded in every way."""
+    root = os.path.realpath(path)
+    if not os.path.isdir(root):
+        raise PolicySourceError(f"policy bundle `{path}` is not a directory")
+    return _Walk(root).run()
+
+
+class _Walk:
+    """Depth-first over real directories; names stay as listed (through any links)."""
+
+    def __init__(self, root: str) -> None:
+        self.root = root
+        self.files: list[BundleFile] = []
+        self.problems: list[PolicyProblem] = []
+        self.entries = 0
+        self.seen: dict[tuple[int, int], str] = {}  # (st_dev, st_ino) of a directory -> name
+        self.full = False
+
+    def run(self) -> BundleTree:
+        info = os.stat(self.root)
+        self.seen[(info.st_dev, info.st_ino)] = "."
+        # INVARIANT: every directory on the stack has a real path inside the root.
+        stack: list[tuple[str, str, int]] = [(self.root, "", 0)]
+        while stack and not self.full:
+            real, name, depth = stack.pop()
+            subdirs = self._list(real, name, depth)
+            stack.extend(reversed(subdirs))
+        files = tuple(sorted(self.files, key=lambda f: f.name))
+        return BundleTree(self.root, files, tuple(self.problems))
+
+    def _list(self, real: str, name: str, depth: int) -> list[tuple[str, str, int]]:
+        try:
+            listed = sorted(os.listdir(real))
+        except OSError as exc:
+            self._problem("unreadable_file", f"cannot list the directory: {exc.strerror}", name)
+            return []
+        subdirs = []
+        for entry in listed:
+            self.entries += 1
+            if self.entries > MAX_BUNDLE_ENTRIES:
+                self.full = True
+                self._problem(
+                    TOO_MANY_FILES,
+                    f"the bundle has more than {MAX_BUNDLE_ENTRIES} directory entries",
+                    name or ".",
+                )
+                return []
+            if entry.startswith("."):
+                continue
+            child = f"{name}/{entry}" if name else entry
+            found = self._resolve(os.path.join(real, entry), child)
+            if found is None:
+                continue
+            target, info = found
+            if stat.S_ISREG(info.st_mode):
+                self.files.append(
+                    BundleFile(
+                        child, target, info.st_size, info.st_ino, info.st_mtime_ns, info.st_ctime_ns
+                    )
+                )
+            elif stat.S_ISDIR(info.st_mode) and self._enter(info, child, depth + 1):
+                subdirs.append((target, child, depth + 1))
+        return subdirs
+
+    def _resolve(self, listed: str, name: str) -> tuple[str, os.stat_result] | None:
+        """The real path and stat of one entry, or ``None`` after reporting why not."""
+        try:
+            is_link = os.path.islink(listed)
+            target = os.path.realpath(listed) if is_link else listed
+            if is_link and os.path.commonpath((self.root, target)) != self.root:
+                self._problem("link_outside_bundle", "links to a path outside the bundle", name)
+                return None
+            return target, os.stat(target)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                self._problem("symlink_loop", "is a symbolic link loop", name)
+            elif exc.errno == errno.ENOENT and name.endswith(_SUFFIXES):
+                self._problem("broken_link", "links to a file that does not exist", name)
+            elif exc.errno != errno.ENOENT:  # deleted while listing: the next walk sees it
+                self._problem("unreadable_file", f"cannot read: {exc.strerror}", name)
+            return None
+
+    def _enter(self, info: os.stat_result, name: str, depth: int) -> bool:
+        key = (info.st_dev, info.st_ino)
+        first = self.seen.get(key)
+        if first is not None:
+            if first == "." or name.startswith(first + "/"):
+                self._problem("symlink_loop", f"leads back to `{first}`, which contains it", name)
+            else:
+                self._problem("duplicate_directory", f"is the same directory as `{first}`", name)
+            return False
+        if depth > MAX_BUNDLE_DEPTH:
+            self._problem(
+                "bundle_too_deep", f"is nested deeper than {MAX_BUNDLE_DEPTH} directories", name
+            )
+            return False
+        self.seen[key] = name
+        return True
+
+    def _problem(self, code: str, message: str, name: str) -> None:
+        self.problems.append(PolicyProblem(code, f"`{name}` {message}", name, None))
 
 
 def read_bundle_dir(path: str | Path) -> BundleSource:
-    """Every YAML file under `path` (hidden files and directories skipped), as text."""
-    root = Path(path)
-    if not root.is_dir():
-        raise PolicySourceError(f"policy bundle `{root}` is not a directory")
+    """Every YAML file of the bundle at `path`, as text; walk and read problems ride along."""
+    tree = walk_bundle(path)
+    problems = list(tree.problems)
+    yaml_files = [file for file in tree.files if file.name.endswith(_SUFFIXES)]
     files: dict[str, str] = {}
-    for pattern in _PATTERNS:
-        for file in root.rglob(pattern):
-            relative = file.relative_to(root)
-            if any(part.startswith(".") for part in relative.parts) or not file.is_file():
-                continue
-            files[relative.as_posix()] = _read_text(file)
-    return BundleSource(origin=str(root), files=dict(sorted(files.items())))
+    if sum(file.size for file in yaml_files) > MAX_BUNDLE_BYTES:
+        problems.append(
+            PolicyProblem(
+                TREE_TOO_LARGE,
+                f"the bundle's YAML files add up to more than {MAX_BUNDLE_BYTES} bytes",
+                ".",
+                None,
+            )
+        )
+        yaml_files = []
+    for file in yaml_files:
+        text, problem = _read_text(file)
+        if problem is not None:
+            problems.append(problem)
+        elif text is not None:
+            files[file.name] = text
+    return BundleSource(origin=str(path), files=files, problems=tuple(problems))
 
 
-def _read_text(file: Path) -> str:
+def _read_text(file: BundleFile) -> tuple[str | None, PolicyProblem | None]:
+    """The file's text, or the problem that kept it out; ``(None, None)``: gone meanwhile."""
+
+    def problem(code: str, message: str) -> tuple[None, PolicyProblem]:
+        return None, PolicyProblem(code, f"`{file.name}` {message}", file.name, None)
+
+    if file.size > MAX_BUNDLE_FILE_BYTES:
+        return problem("file_too_large", f"is larger than {MAX_BUNDLE_FILE_BYTES} bytes")
     try:
-        size = file.stat().st_size
-        if size > MAX_BUNDLE_FILE_BYTES:
-            raise PolicySourceError(f"`{file}` is larger than {MAX_BUNDLE_FILE_BYTES} bytes")
-        return file.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise PolicySourceError(f"`{file}` is not UTF-8 text: {exc.reason}") from None
+        # O_NONBLOCK: a file swapped for a FIFO since the walk cannot block the load.
+        flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+        descriptor = os.open(file.path, flags)
+    except FileNotFoundError:
+        return None, None
     except OSError as exc:
-        raise PolicySourceError(f"cannot read `{file}`: {exc.strerror}") from None
+        return problem("unreadable_file", f"cannot be read: {exc.strerror}")
+    with os.fdopen(descriptor, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+            return None, None
+        data = handle.read(MAX_BUNDLE_FILE_BYTES + 1)
+    if len(data) > MAX_BUNDLE_FILE_BYTES:
+        return problem("file_too_large", f"is larger than {MAX_BUNDLE_FILE_BYTES} bytes")
+    try:
+        return data.decode("utf-8"), None
+    except UnicodeDecodeError as exc:
+        return problem("not_utf8", f"is not UTF-8 text: {exc.reason} at byte {exc.start}")
 
 
 def bundle_digest(files: Mapping[str, str]) -> str:
