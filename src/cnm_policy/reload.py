@@ -1,20 +1,19 @@
-"""Hot reload: build the next policy version to the side, prove it, then swap one reference.
+"""Hot reload: a commit point, then a version proved to the side, then one reference swapped.
 
-Operators change policy by changing files, so the sidecar watches its policy directory (and
-reloads at once on SIGHUP). A candidate version is loaded, validated and made to pass its own
-bundle tests *before* anything serves it; only then is it swapped in with one reference
-assignment, so no decision ever mixes two versions and none fails during the swap. A candidate
-that fails any step never goes live: the last good version keeps serving and the error is kept
-for ``GetPolicyInfo``.
-
-Watching is polling a cheap fingerprint (path, size and stat times of every file). A change is
-only acted on once the fingerprint has been the same for `settle_polls` consecutive polls, so a
-copy in progress is not loaded half-way. Nothing here sleeps on its own: tests drive `poll()` and
-`reload_now()` directly, and only the optional background thread waits between polls.
+Operators change policy by changing files, so the sidecar watches its bundle directory (and
+reloads at once on SIGHUP). A tree goes live only at a commit point: it matches its
+`bundle.lock.json` exactly (written by `cnm-policy build`), or, without a lock, its fingerprint
+has held still for `settle_seconds` on the injected clock (best effort). Every read is bracketed
+by two fingerprints and discarded if the tree moved, so no version mixes bytes from two moments.
+The candidate is then validated and must pass its own tests before one reference swap; a failure
+keeps the last good version serving and the error in ``GetPolicyInfo``. Nothing here sleeps:
+tests drive `poll()` and `reload_now()`; only the optional watcher thread waits. The argument
+is in docs/design/reload.md.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable, Hashable
@@ -26,18 +25,31 @@ from typing import Generic, Protocol, TypeVar
 import structlog
 
 from cnm_policy.errors import CnmPolicyError, PolicySourceError
+from cnm_policy.policy.lock import (
+    BundleLockInvalidError,
+    BundleLockMismatchError,
+    LockCheck,
+    check_lock,
+)
 from cnm_policy.policy.source import walk_bundle
 
 __all__ = [
+    "DEFAULT_SETTLE_SECONDS",
+    "BundleChangingError",
     "BundleTestsFailedError",
     "PolicyReloader",
     "ReloadOutcome",
     "ReloadStatus",
     "bundle_fingerprint",
+    "load_tree",
     "prove_bundle",
 ]
 
+DEFAULT_SETTLE_SECONDS = 5.0
 _MAX_LISTED_FAILURES = 5
+_MAX_ERROR_CHARS = 4000
+_READ_ATTEMPTS = 3  # startup: reads of a tree that keeps moving before giving up
+_RETRY_SECONDS = 0.5  # the watcher retries a requested reload whose tree moved mid-read
 
 
 class _Snapshot(Protocol):
@@ -86,21 +98,32 @@ class BundleTestsFailedError(CnmPolicyError):
         )
 
 
+class BundleChangingError(CnmPolicyError):
+    """The bundle kept changing while it was read, so no consistent version could be taken."""
+
+    code = "bundle_changing"
+
+
 class ReloadOutcome(StrEnum):
-    """What one reload attempt did."""
+    """What one reload attempt (or poll) did."""
 
     SWAPPED = "swapped"  # a new version is serving
     UNCHANGED = "unchanged"  # the candidate is the version already serving
     REJECTED = "rejected"  # the candidate failed; the previous version keeps serving
+    PENDING = "pending"  # not at a commit point yet (settling, lock mismatch, moved mid-read)
 
 
 @dataclass(frozen=True, slots=True)
 class ReloadStatus:
-    """The reload history `GetPolicyInfo` reports (epoch seconds; ``None``: never happened)."""
+    """The reload history `GetPolicyInfo` reports (epoch seconds; ``None``: never happened).
+
+    `last_error` starts with its stable code (``bundle_lock_mismatch: ...``).
+    """
 
     last_attempt_at: float | None = None
     last_success_at: float | None = None
     last_error: str | None = None
+    last_error_code: str | None = None
     successes: int = 0
     failures: int = 0
 
@@ -129,27 +152,110 @@ def bundle_fingerprint(path: str | Path) -> Hashable:
 def prove_bundle(
     path: Path, *, load: Callable[[Path], S], run_tests: Callable[[S], _SuiteResult] | None
 ) -> S:
-    """Load the bundle at `path` and run its own tests; the gate every serving version passes.
-
-    Used for the first version at startup as for every reload, so "a version whose tests fail
-    never serves" holds from the first decision on. Raises on any failure.
-    """
+    """Load the bundle at `path` and run its own tests (no commit point: see `load_tree`)."""
     candidate = load(path)
-    if run_tests is not None:
-        result = run_tests(candidate)
-        if not result.ok:
-            # Broken test files (problems) fail the gate as surely as failing cases.
-            failures = [str(item) for item in (*result.problems, *result.failures)]
-            raise BundleTestsFailedError(len(failures), result.total, failures)
+    _run_tests(candidate, run_tests)
     return candidate
+
+
+def load_tree(
+    path: str | Path,
+    *,
+    load: Callable[[Path], S],
+    run_tests: Callable[[S], _SuiteResult] | None,
+    fingerprint: Callable[[Path], Hashable] = bundle_fingerprint,
+    check: Callable[[Path], LockCheck | None] = check_lock,
+) -> tuple[S, Hashable]:
+    """The startup gate: one consistent tree, matching its lock if it has one, tests passing.
+
+    Returns the proved version and the fingerprint of the tree it was read from; raises on any
+    failure (a tree still moving after a few reads raises `BundleChangingError`).
+    """
+    for _ in range(_READ_ATTEMPTS):
+        root = _resolve(path)
+        read = _read(root, _fingerprint_or_error(fingerprint, root), load, fingerprint, check)
+        if read.moved:
+            continue
+        if read.error is not None:
+            raise read.error
+        assert read.candidate is not None
+        _run_tests(read.candidate, run_tests)
+        return read.candidate, read.before
+    raise BundleChangingError(f"the bundle changed during each of {_READ_ATTEMPTS} reads")
+
+
+def _run_tests(candidate: S, run_tests: Callable[[S], _SuiteResult] | None) -> None:
+    if run_tests is None:
+        return
+    result = run_tests(candidate)
+    if not result.ok:
+        # Broken test files (problems) fail the gate as surely as failing cases.
+        failures = [str(item) for item in (*result.problems, *result.failures)]
+        raise BundleTestsFailedError(len(failures), result.total, failures)
+
+
+def _resolve(path: str | Path) -> Path:
+    # Once per read: a swapped `current -> rev` link cannot split one read across two trees.
+    return Path(os.path.realpath(path))
+
+
+def _fingerprint_or_error(fingerprint: Callable[[Path], Hashable], root: Path) -> Hashable:
+    try:
+        return fingerprint(root)
+    except Exception as exc:  # an unreadable tree is a state too: reported once, not per poll
+        return ("unreadable", type(exc).__name__, str(exc)[:_MAX_ERROR_CHARS])
+
+
+@dataclass(frozen=True, slots=True)
+class _Read(Generic[S]):
+    """One bracketed read: the tree before it, whether it moved, and what it produced."""
+
+    before: Hashable
+    after: Hashable
+    candidate: S | None = None
+    error: Exception | None = None
+    waiting: bool = False  # no lock and not settled: nothing was read
+
+    @property
+    def moved(self) -> bool:
+        return self.before != self.after
+
+    @property
+    def not_yet(self) -> bool:
+        """The tree is not (yet) the one its lock describes: a copy may still be landing."""
+        return isinstance(self.error, BundleLockMismatchError | BundleLockInvalidError)
+
+
+def _read(
+    root: Path,
+    before: Hashable,
+    load: Callable[[Path], S],
+    fingerprint: Callable[[Path], Hashable],
+    check: Callable[[Path], LockCheck | None],
+    *,
+    unlocked_ok: bool = True,
+) -> _Read[S]:
+    """Check the lock, load, then fingerprint again; `unlocked_ok`: a tree without one may load."""
+    try:
+        lock = check(root)
+        if lock is None and not unlocked_ok:
+            return _Read(before, before, waiting=True)
+        if lock is not None and not lock.matches:
+            raise BundleLockMismatchError(lock.differences)
+        candidate = load(root)
+        if lock is not None and candidate.digest != lock.lock_digest:
+            raise BundleLockMismatchError(("a file changed while the bundle was read",))
+    except Exception as exc:
+        return _Read(before, _fingerprint_or_error(fingerprint, root), error=exc)
+    return _Read(before, _fingerprint_or_error(fingerprint, root), candidate=candidate)
 
 
 class PolicyReloader(Generic[S]):
     """Reloads `target` from `path`; every collaborator is injectable.
 
     `load(path)` returns a validated snapshot or raises; `run_tests(snapshot)` returns a suite
-    result with ``ok``. Reload attempts and polls are serialised by a lock that checks never
-    take (re-entrant: a poll that sees a settled change reloads while holding it).
+    result with ``ok``; `check(path)` compares the tree with its lock (``None``: no lock).
+    Attempts and polls are serialised by a lock that checks never take.
     """
 
     def __init__(
@@ -160,8 +266,9 @@ class PolicyReloader(Generic[S]):
         load: Callable[[Path], S],
         run_tests: Callable[[S], _SuiteResult] | None,
         fingerprint: Callable[[Path], Hashable] = bundle_fingerprint,
+        check: Callable[[Path], LockCheck | None] = check_lock,
         clock: Callable[[], float] = time.time,
-        settle_polls: int = 1,
+        settle_seconds: float = DEFAULT_SETTLE_SECONDS,
         initial_fingerprint: Hashable | None = None,
     ) -> None:
         self._target = target
@@ -169,13 +276,18 @@ class PolicyReloader(Generic[S]):
         self._load = load
         self._run_tests = run_tests
         self._fingerprint = fingerprint
+        self._check = check
         self._clock = clock
-        self._settle_polls = settle_polls
+        self._settle_seconds = settle_seconds
         self._seen = (
-            initial_fingerprint if initial_fingerprint is not None else fingerprint(self._path)
+            initial_fingerprint
+            if initial_fingerprint is not None
+            else _fingerprint_or_error(fingerprint, _resolve(self._path))
         )
-        self._pending: Hashable | None = None
-        self._pending_polls = 0
+        self._pending: Hashable | None = None  # a changed tree not decided yet, and since when
+        self._pending_since = 0.0
+        self._noted: tuple[str, Hashable] | None = None  # last pending reason logged
+        self._retry = False  # a requested reload found the tree moving: try again soon
         self._status = ReloadStatus()
         self._lock = threading.RLock()
         self._log = structlog.get_logger(__name__)
@@ -189,67 +301,101 @@ class PolicyReloader(Generic[S]):
         return self._status
 
     def reload_now(self) -> ReloadOutcome:
-        """Load, validate and test the bundle now; swap it in only if all of that succeeds."""
+        """Reload now (SIGHUP): no settle wait, but the lock and the bracketed read still hold."""
         with self._lock:
-            # Fingerprint before reading: an edit landing during the load changes it again,
-            # so the next poll reloads instead of believing the edit was already seen.
-            self._seen = self._fingerprint(self._path)
-            self._pending, self._pending_polls = None, 0
-            attempted_at = self._clock()
-            try:
-                candidate = prove_bundle(self._path, load=self._load, run_tests=self._run_tests)
-            except Exception as exc:
-                return self._reject(exc, attempted_at)
-            previous = self._target.snapshot
-            outcome = ReloadOutcome.UNCHANGED
-            if candidate.digest != previous.digest:
-                self._target.swap(candidate)  # INVARIANT: the only write; one reference
-                outcome = ReloadOutcome.SWAPPED
-            self._status = replace(
-                self._status,
-                last_attempt_at=attempted_at,
-                last_success_at=attempted_at,
-                last_error=None,
-                successes=self._status.successes + 1,
-            )
-            self._log.info(
-                "policy_reload",
-                outcome=str(outcome),
-                policy_name=candidate.name,
-                policy_version=candidate.version,
-                policy_digest=candidate.digest,
-                previous_version=previous.version,
-                previous_digest=previous.digest,
-            )
+            root = _resolve(self._path)
+            outcome = self._attempt(root, _fingerprint_or_error(self._fingerprint, root), True)
+            self._retry = outcome is ReloadOutcome.PENDING
             return outcome
 
     def poll(self) -> ReloadOutcome | None:
-        """Reload when the directory changed and has been stable for `settle_polls` polls."""
+        """Look at the tree; ``None`` when it is the last decided one, else what was done."""
         with self._lock:
-            current = self._fingerprint(self._path)
+            root = _resolve(self._path)
+            current = _fingerprint_or_error(self._fingerprint, root)
             if current == self._seen:
-                self._pending, self._pending_polls = None, 0
+                self._pending = None
                 return None
             if current != self._pending:
-                self._pending, self._pending_polls = current, 0
-            else:
-                self._pending_polls += 1
-            if self._pending_polls < self._settle_polls:
-                return None
-            return self.reload_now()
+                self._pending, self._pending_since = current, self._clock()
+            settled = self._clock() - self._pending_since >= self._settle_seconds
+            return self._attempt(root, current, settled)
+
+    def _attempt(self, root: Path, before: Hashable, settled: bool) -> ReloadOutcome:
+        attempted_at = self._clock()
+        read = _read(root, before, self._load, self._fingerprint, self._check, unlocked_ok=settled)
+        if read.moved:
+            return self._wait("changed_during_read", read.after, restart=True)
+        if read.waiting:
+            return self._wait("settling", before)
+        if read.not_yet and not settled:
+            return self._wait("lock_mismatch", before, error=read.error)
+        self._seen, self._pending = before, None  # decided: not retried until it changes
+        if read.error is not None:
+            return self._reject(read.error, attempted_at)
+        assert read.candidate is not None
+        try:
+            _run_tests(read.candidate, self._run_tests)
+        except Exception as exc:
+            return self._reject(exc, attempted_at)
+        return self._commit(read.candidate, attempted_at)
+
+    def _commit(self, candidate: S, attempted_at: float) -> ReloadOutcome:
+        previous = self._target.snapshot
+        outcome = ReloadOutcome.UNCHANGED
+        if candidate.digest != previous.digest:
+            self._target.swap(candidate)  # INVARIANT: the only write; one reference
+            outcome = ReloadOutcome.SWAPPED
+        self._status = replace(
+            self._status,
+            last_attempt_at=attempted_at,
+            last_success_at=attempted_at,
+            last_error=None,
+            last_error_code=None,
+            successes=self._status.successes + 1,
+        )
+        self._log.info(
+            "policy_reload",
+            outcome=str(outcome),
+            policy_name=candidate.name,
+            policy_version=candidate.version,
+            policy_digest=candidate.digest,
+            previous_version=previous.version,
+            previous_digest=previous.digest,
+        )
+        return outcome
+
+    def _wait(
+        self, reason: str, fingerprint: Hashable, *, restart: bool = False, error: object = None
+    ) -> ReloadOutcome:
+        """Not at a commit point yet: remember the tree, log once per tree and reason."""
+        if restart or fingerprint != self._pending:
+            self._pending, self._pending_since = fingerprint, self._clock()
+        if self._noted != (reason, fingerprint):
+            self._noted = (reason, fingerprint)
+            detail = {} if error is None else {"detail": str(error)[:_MAX_ERROR_CHARS]}
+            self._log.info(
+                "policy_reload", outcome=str(ReloadOutcome.PENDING), reason=reason, **detail
+            )
+        return ReloadOutcome.PENDING
 
     def _reject(self, error: Exception, attempted_at: float) -> ReloadOutcome:
-        message = str(error) if isinstance(error, CnmPolicyError) else f"{error!r}"
+        code = getattr(error, "code", "unexpected_error")
+        text = str(error) if isinstance(error, CnmPolicyError) else f"{error!r}"
+        if len(text) > _MAX_ERROR_CHARS:  # a bundle with thousands of problems: keep the head
+            text = text[:_MAX_ERROR_CHARS] + " ... (truncated)"
+        message = f"{code}: {text}"
         self._status = replace(
             self._status,
             last_attempt_at=attempted_at,
             last_error=message,
+            last_error_code=code,
             failures=self._status.failures + 1,
         )
         self._log.error(
             "policy_reload",
             outcome=str(ReloadOutcome.REJECTED),
-            error_code=getattr(error, "code", "unexpected_error"),
+            error_code=code,
             error=message,
             serving_version=self._target.snapshot.version,
             serving_digest=self._target.snapshot.digest,
@@ -283,14 +429,17 @@ class PolicyReloader(Generic[S]):
 
     def _watch(self, interval: float | None) -> None:
         while not self._stopping.is_set():
-            requested = self._wake.wait(interval)
+            wait = interval
+            if self._retry:
+                wait = _RETRY_SECONDS if interval is None else min(interval, _RETRY_SECONDS)
+            requested = self._wake.wait(wait)
             if self._stopping.is_set():
                 return
             try:
-                if requested:
+                if requested or self._retry:
                     self._wake.clear()
                     self.reload_now()
                 else:
                     self.poll()
-            except Exception:  # the watcher must outlive any one failure (e.g. a stat error)
+            except Exception:  # the watcher must outlive any one failure
                 self._log.exception("policy_watch_failed")

@@ -12,6 +12,8 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2
 
+from cnm_policy.policy import read_bundle_dir
+from cnm_policy.policy.lock import LOCK_FILE, lock_for, render_lock
 from cnm_policy.reload import ReloadOutcome
 from cnm_policy.v1 import policy_pb2 as pb
 from tests.e2e.harness import BUNDLES, Served, copy_bundle, health_status, principal, serve
@@ -39,20 +41,46 @@ def _info(served: Served) -> Any:
     return served.stub.GetPolicyInfo(pb.GetPolicyInfoRequest(), timeout=5)
 
 
-def test_changed_directory_is_picked_up_by_polling(bundle: Path) -> None:
-    """Editing the bundle and polling twice (settle) swaps in version 2; answers change."""
+def _lock(directory: Path) -> str:
+    """Write the directory's lock as `cnm-policy build` does; returns the locked digest."""
+    lock = lock_for(read_bundle_dir(directory).files)
+    (directory / LOCK_FILE).write_text(render_lock(lock))
+    return lock.digest
+
+
+def test_a_locked_version_is_picked_up_by_the_first_poll_that_sees_it_whole(bundle: Path) -> None:
+    """With a lock, matching it is the commit point: no settle wait, answers change at once."""
     with serve(bundle) as served:
         before = served.stub.Check(CREATE_TICKET, timeout=5)
         _to_v2(bundle)
-        assert served.runtime.reloader.poll() is None  # seen, waiting for the copy to settle
+        digest = _lock(bundle)
         assert served.runtime.reloader.poll() == ReloadOutcome.SWAPPED
         after = served.stub.Check(CREATE_TICKET, timeout=5)
         info = _info(served)
     assert (before.allowed, before.policy.version) == (False, "1.0.0")
     assert (after.allowed, list(after.rule_ids), after.cached) == (True, [V2_RULE], False)
-    assert (info.policy.version, info.policy.digest) == ("2.0.0", after.policy.digest)
+    assert (info.policy.version, info.policy.digest, after.policy.digest) == (
+        "2.0.0",
+        digest,
+        digest,
+    )
     assert info.reload.successes == 1
     assert info.reload.HasField("last_success_at")
+
+
+def test_issue_17_item_5_a_half_copied_version_never_goes_live(bundle: Path) -> None:
+    """Bump `version`, poll past the old one-poll settle, break a rule: v1 keeps serving as v1."""
+    with serve(bundle) as served:
+        digest = _info(served).policy.digest
+        shutil.copy(BUNDLES / "v2-overlay" / "bundle.yaml", bundle / "bundle.yaml")
+        polled = [served.runtime.reloader.poll(), served.runtime.reloader.poll()]
+        copy_bundle(bundle, "broken-overlay")
+        polled.append(served.runtime.reloader.poll())
+        response = served.stub.Check(CREATE_TICKET, timeout=5)
+        info = _info(served)
+    assert ReloadOutcome.SWAPPED not in polled
+    assert (response.policy.version, response.policy.digest) == ("1.0.0", digest)
+    assert (info.policy.version, info.policy.digest) == ("1.0.0", digest)
 
 
 @pytest.mark.parametrize(

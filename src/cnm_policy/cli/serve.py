@@ -33,7 +33,7 @@ from cnm_policy.audit import (
 )
 from cnm_policy.cli.check import default_policy_dir
 from cnm_policy.errors import CnmPolicyError
-from cnm_policy.reload import PolicyReloader
+from cnm_policy.reload import DEFAULT_SETTLE_SECONDS, PolicyReloader
 from cnm_policy.server.app import (
     DEFAULT_LISTEN,
     DEFAULT_WORKERS,
@@ -104,6 +104,14 @@ def register(subparsers: Any) -> None:
         metavar="SECONDS",
         help="poll the policy directory this often (at least 0.1); 0 disables (SIGHUP still "
         "reloads)",
+    )
+    add(
+        "--settle",
+        type=float,
+        default=DEFAULT_SETTLE_SECONDS,
+        metavar="SECONDS",
+        help="a changed bundle without bundle.lock.json (see `cnm-policy build`) goes live only "
+        "after this long unchanged; one with a lock, as soon as it matches",
     )
     add(
         "--no-bundle-tests",
@@ -211,6 +219,8 @@ def _runtime_options(args: argparse.Namespace, sink: DecisionSink) -> RuntimeOpt
         )
     if args.cache_size < 0:
         raise ValueError("--cache-size must be 0 (off) or a positive number of entries")
+    if not 0 <= args.settle < math.inf:
+        raise ValueError("--settle must be a number of seconds, 0 or more")
     if not 0 < args.cache_ttl < math.inf:
         raise ValueError("--cache-ttl must be a positive number of seconds")
     return RuntimeOptions(
@@ -219,6 +229,7 @@ def _runtime_options(args: argparse.Namespace, sink: DecisionSink) -> RuntimeOpt
         cache_ttl=args.cache_ttl,
         run_bundle_tests=not args.no_bundle_tests,
         watch_interval=args.watch_interval or None,
+        settle_seconds=args.settle,
         log_allow=AttributeAllowList.parse(args.log_attribute),
         decision_sink=sink,
     )

@@ -15,7 +15,7 @@ from pathlib import Path
 from cnm_policy.audit import AttributeAllowList, DecisionLog, DecisionSink
 from cnm_policy.cache import CachedEngine
 from cnm_policy.engine import Engine, PolicySnapshot, load_snapshot
-from cnm_policy.reload import PolicyReloader, bundle_fingerprint, prove_bundle
+from cnm_policy.reload import DEFAULT_SETTLE_SECONDS, PolicyReloader, load_tree
 from cnm_policy.server.app import ServerConfig, Sidecar, build_sidecar
 from cnm_policy.testing import run_suite
 
@@ -27,7 +27,8 @@ class RuntimeOptions:
     """What to serve and how: the bundle, the cache, the reload gate and the log redaction.
 
     `cache_size` ``None`` disables the decision cache; `watch_interval` ``None`` disables
-    directory polling (reloads then happen only on request, e.g. SIGHUP); `decision_sink`
+    directory polling (reloads then happen only on request, e.g. SIGHUP); a changed bundle
+    without a `bundle.lock.json` goes live once unchanged for `settle_seconds`; `decision_sink`
     ``None`` sends decision events through structlog (see `cnm_policy.audit.sinks`).
     """
 
@@ -36,6 +37,7 @@ class RuntimeOptions:
     cache_ttl: float = 60.0
     run_bundle_tests: bool = True
     watch_interval: float | None = 2.0
+    settle_seconds: float = DEFAULT_SETTLE_SECONDS
     log_allow: AttributeAllowList = field(default_factory=AttributeAllowList)
     decision_sink: DecisionSink | None = None
 
@@ -85,9 +87,8 @@ def open_runtime(options: RuntimeOptions, config: ServerConfig) -> Runtime:
     sidecar never serves (nor reports SERVING for) a version that did not pass the gate.
     """
     run_tests = run_suite if options.run_bundle_tests else None
-    # Fingerprint first: an edit landing while the first version loads is then seen as a change.
-    fingerprint = bundle_fingerprint(options.policies)
-    snapshot = prove_bundle(options.policies, load=load_snapshot, run_tests=run_tests)
+    # The same commit point as every reload: one consistent tree, matching its lock if any.
+    snapshot, fingerprint = load_tree(options.policies, load=load_snapshot, run_tests=run_tests)
     base = Engine(snapshot)
     engine: Engine | CachedEngine = base
     if options.cache_size is not None:
@@ -97,6 +98,7 @@ def open_runtime(options: RuntimeOptions, config: ServerConfig) -> Runtime:
         options.policies,
         load=load_snapshot,
         run_tests=run_tests,
+        settle_seconds=options.settle_seconds,
         initial_fingerprint=fingerprint,
     )
     sidecar = build_sidecar(
