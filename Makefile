@@ -4,20 +4,29 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 PY := $(BIN)/python
+# Two stamps: `run` needs only the package and its runtime dependencies; everything else
+# (tests, lint, types, proto) needs the dev tools too. The dev install covers the runtime one.
+RUN_STAMP := $(VENV)/.runtime-stamp
 STAMP := $(VENV)/.installed-stamp
 PROTO_FILES := $(wildcard proto/cnm_policy/v1/*.proto)
 
 .PHONY: setup run test fmt lint types check proto proto-check bench clean
 
-$(STAMP): pyproject.toml
+$(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
+
+$(RUN_STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e .
+	touch $(RUN_STAMP)
+
+$(STAMP): pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet -e '.[dev]'
-	touch $(STAMP)
+	touch $(STAMP) $(RUN_STAMP)
 
 setup: $(STAMP) ## create .venv with the project and its dev tools
 
-run: $(STAMP) ## start the sidecar on the bundled default policies (127.0.0.1:50051)
+run: $(RUN_STAMP) ## start the sidecar on the bundled default policies (127.0.0.1:50051)
 	$(BIN)/cnm-policy serve
 
 test: $(STAMP) ## the whole test suite (unit, property, bundle tests, examples, end-to-end)
