@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,7 @@ from cnm_policy.cli.check import (
     EXIT_USAGE,
     default_policy_dir,
 )
+from tests.unit.review.bundles import commit_all, init_repo
 
 BUNDLE = Path(__file__).resolve().parents[1] / "e2e" / "bundles" / "v1"
 WINDOW = {"start": "2026-01-15T11:00:00Z", "end": "2026-01-15T13:00:00Z"}
@@ -153,3 +156,91 @@ def test_bad_at_value_is_an_argparse_error(tmp_path: Path) -> None:
     with pytest.raises(SystemExit) as raised:
         _check(tmp_path, _request(), "--at", "2026-01-15T12:00:00")
     assert raised.value.code == EXIT_USAGE
+
+
+def test_deeply_nested_request_exits_2_with_a_message(tmp_path: Path) -> None:
+    """A request nested 100,000 deep is an invalid request (exit 2), not a RecursionError."""
+    code, out, err = _check(tmp_path, '{"principal": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    assert (code, out, err) == (
+        EXIT_USAGE,
+        "",
+        "cnm-policy check: invalid request: request: nests too deeply\n",
+    )
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        (
+            {"principal": {"id": "u", "tenant": "acme", "roles": "customer-admin"}},
+            "principal.roles: must be a list of strings",
+        ),
+        ({"action": 7}, "action: must be a string, got `7`"),
+        (
+            {"resource": {"kind": "device", "tenant": "acme", "attributes": [1]}},
+            "resource.attributes: must be a JSON object",
+        ),
+        ({"context": {"level": 10**400}}, "context.level: is too large for a number"),
+        ({"explain": "yes"}, 'explain: must be true or false, got `"yes"`'),
+    ],
+)
+def test_wrong_types_are_named_the_same_way_by_check_and_explain(
+    tmp_path: Path, changes: dict[str, Any], message: str
+) -> None:
+    """`check` and `explain` share one JSON parser: the same field-named error from both."""
+    _, _, check_err = _check(tmp_path, _request(**changes))
+    stderr = io.StringIO()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("sys.stderr", stderr)
+        patch.setattr("sys.stdout", io.StringIO())
+        main(["explain", "--policies", str(BUNDLE), str(tmp_path / "request.json")])
+    assert (check_err, stderr.getvalue()) == (
+        f"cnm-policy check: invalid request: {message}\n",
+        f"cnm-policy explain: invalid request: {message}\n",
+    )
+
+
+def test_numbers_are_read_as_the_sidecar_reads_them(tmp_path: Path) -> None:
+    """`3.0` is the integer 3 for a policy, as over gRPC (where every number is a double)."""
+    request = _request(
+        action="reboot",
+        context={"maintenance_window": {"start": 1_768_474_800.0, "end": 1_768_482_000}},
+    )
+    code, out, _ = _check(tmp_path, request, "--at", "1768478400")
+    assert (code, json.loads(out)["valid_until"]) == (EXIT_ALLOWED, "2026-01-15T13:00:00Z")
+
+
+def test_policies_accepts_a_git_revision(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--policies git:REV:path` decides with the bundle as committed, like the review tools."""
+    repo = init_repo(tmp_path / "repo")
+    shutil.copytree(BUNDLE, repo / "policies" / "fixture")
+    commit_all(repo, "v1")
+    shutil.rmtree(repo / "policies")
+    monkeypatch.chdir(repo)
+    code, out, err = _check(tmp_path, _request(), "--policies", "git:HEAD:policies/fixture")
+    assert (code, json.loads(out)["rule_ids"], err) == (EXIT_ALLOWED, ["customer-read"], "")
+
+
+def test_server_flags_need_server_and_exclude_a_local_bundle(tmp_path: Path) -> None:
+    """TLS flags without --server, or --server with --policies/--at, are usage errors."""
+    assert _check(tmp_path, _request(), "--tls-ca", "ca.pem")[::2] == (
+        EXIT_USAGE,
+        "cnm-policy check: --tls-* and --server-name need --server\n",
+    )
+    assert _check(tmp_path, _request(), "--server", "127.0.0.1:1")[::2] == (
+        EXIT_USAGE,
+        "cnm-policy check: --server asks the sidecar, which has its own policy and clock: "
+        "drop --policies\n",
+    )
+
+
+def test_a_broken_pipe_ends_quietly(tmp_path: Path) -> None:
+    """`cnm-policy check ... | head` whose reader is gone: exit 141, no traceback on stderr."""
+    path = tmp_path / "request.json"
+    path.write_text(json.dumps(_request()))
+    command = [sys.executable, "-m", "cnm_policy", "check", "--policies", str(BUNDLE), str(path)]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as process:
+        assert process.stdout is not None
+        process.stdout.close()  # the reader goes away before anything is written
+        _, err = process.communicate(timeout=60)
+    assert (process.returncode, err) == (128 + 13, b"")

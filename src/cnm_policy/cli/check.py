@@ -1,15 +1,16 @@
 """`cnm-policy check`: one decision from the command line, for scripts and for people.
 
-The request is the JSON form of the sidecar's ``CheckRequest`` and the answer is the JSON form
-of its ``CheckResponse``, so a request that works here works over gRPC (``grpcurl -d``) and the
-other way round: both go through the same conversion and the same validation.
+The request is the JSON form of the sidecar's ``CheckRequest`` (read by the one parser in
+`cnm_policy.review.requests`) and the answer is the JSON form of its ``CheckResponse``. It is
+decided here against a bundle, or with ``--server ADDR`` by a running sidecar over gRPC.
 
 Exit codes (stable, for scripts)::
 
     0  allowed
     3  denied (a normal answer, not a failure)
-    2  usage error or invalid request (bad JSON, unknown field, malformed value)
+    2  usage error or invalid request (bad JSON, unknown field, malformed value, over a limit)
     4  the policy bundle cannot be loaded (unreadable or invalid)
+    5  the sidecar cannot be reached or did not answer (unavailable, timeout, internal error)
 
 Anything else (1) is a bug. Scripts must treat every non-zero code as "not allowed".
 """
@@ -18,27 +19,38 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Any, TextIO
 
+import grpc
 from google.protobuf import json_format
 
-import cnm_policy
-from cnm_policy.cli._args import instant
-from cnm_policy.engine import Engine
+from cnm_policy.cli._args import (
+    BUNDLED_POLICIES,
+    add_bundle_option,
+    bundle_spec,
+    default_policy_dir,
+    instant,
+)
+from cnm_policy.engine import Engine, compile_bundle
 from cnm_policy.errors import BundleInvalidError, InvalidRequestError, PolicySourceError
+from cnm_policy.policy import parse_bundle
+from cnm_policy.review.gitsource import read_source
+from cnm_policy.review.requests import JsonRequest, parse_json_request
 from cnm_policy.server import convert
-from cnm_policy.server.limits import DEFAULT_LIMITS
 from cnm_policy.v1 import policy_pb2 as pb
+from cnm_policy.v1 import policy_pb2_grpc as pb_grpc
 
 __all__ = [
+    "BUNDLED_POLICIES",
     "EXIT_ALLOWED",
     "EXIT_DENIED",
     "EXIT_POLICY_ERROR",
+    "EXIT_UNAVAILABLE",
     "EXIT_USAGE",
     "default_policy_dir",
-    "parse_request",
     "register",
     "run",
 ]
@@ -47,53 +59,65 @@ EXIT_ALLOWED = 0
 EXIT_USAGE = 2
 EXIT_DENIED = 3
 EXIT_POLICY_ERROR = 4
-BUNDLED_POLICIES = Path("policies") / "cnm"
-
-
-def default_policy_dir() -> Path:
-    """The bundled `policies/cnm`: under the working directory, else beside the source tree.
-
-    The second candidate makes the default work from any directory in a source checkout or an
-    editable install (``src/cnm_policy`` -> repository root).
-    """
-    candidates = (
-        Path.cwd() / BUNDLED_POLICIES,
-        Path(cnm_policy.__file__).resolve().parents[2] / BUNDLED_POLICIES,
-    )
-    return next((path for path in candidates if path.is_dir()), candidates[0])
+EXIT_UNAVAILABLE = 5
+# Statuses that mean "this request is wrong", not "the sidecar failed" (see docs/sidecar.md).
+_REQUEST_STATUSES = (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.RESOURCE_EXHAUSTED)
+_MAX_DETAIL_CHARS = 300
 
 
 def register(subparsers: Any) -> None:
     """Add the `check` sub-command."""
     parser = subparsers.add_parser(
         "check",
-        help="decide one request against a bundle (JSON in, JSON out)",
+        help="decide one request, locally or by a running sidecar (JSON in, JSON out)",
         description=(
-            "Decide one access request against a policy bundle. REQUEST is a JSON file (or - for "
-            'standard input) like {"principal": {"id": ..., "tenant": ..., "roles": [...]}, '
-            '"action": ..., "resource": {"kind": ..., "id": ..., "tenant": ...}, "context": {}}. '
-            "Exit status: 0 allowed, 3 denied, 2 invalid input, 4 bundle cannot be loaded."
+            "Decide one access request against a policy bundle, or ask a running sidecar "
+            "(--server). REQUEST is a JSON file (or - for standard input) like "
+            '{"principal": {"id": ..., "tenant": ..., "roles": [...]}, "action": ..., '
+            '"resource": {"kind": ..., "id": ..., "tenant": ...}, "context": {}}. '
+            "Exit status: 0 allowed, 3 denied, 2 invalid input, 4 bundle cannot be loaded, "
+            "5 sidecar unreachable or failed."
         ),
     )
-    parser.add_argument(
-        "request", nargs="?", default="-", metavar="REQUEST", help="JSON request file, or -"
-    )
-    parser.add_argument(
-        "--policies",
-        type=Path,
-        default=None,
-        metavar="DIR",
-        help="policy bundle directory (default: the bundled policies/cnm)",
-    )
-    parser.add_argument(
-        "--explain", action="store_true", help="include how every rule fared (`trace`)"
-    )
-    parser.add_argument(
+    add = parser.add_argument
+    add("request", nargs="?", default="-", metavar="REQUEST", help="JSON request file, or -")
+    add_bundle_option(parser)
+    add("--explain", action="store_true", help="include how every rule fared (`trace`)")
+    add(
         "--at",
         type=instant,
         default=None,
         metavar="TIME",
-        help="evaluate as of TIME (ISO 8601 with offset, or epoch seconds) instead of now",
+        help="evaluate as of TIME (ISO 8601 with offset, or epoch seconds) instead of now "
+        "(not with --server: the sidecar decides with its own clock)",
+    )
+    server = parser.add_argument_group("asking a running sidecar")
+    server.add_argument(
+        "--server",
+        metavar="ADDR",
+        help="ask the sidecar at HOST:PORT or unix:PATH instead of loading a bundle",
+    )
+    server.add_argument(
+        "--tls-ca",
+        type=Path,
+        metavar="PEM",
+        help="verify the sidecar's TLS certificate with this CA",
+    )
+    server.add_argument(
+        "--tls-cert", type=Path, metavar="PEM", help="client certificate chain, for mTLS"
+    )
+    server.add_argument("--tls-key", type=Path, metavar="PEM", help="client private key, for mTLS")
+    server.add_argument(
+        "--server-name",
+        metavar="NAME",
+        help="expect this name in the sidecar's certificate instead of the host in ADDR",
+    )
+    server.add_argument(
+        "--timeout",
+        type=float,
+        default=5.0,
+        metavar="SECONDS",
+        help="give up on the sidecar after this long (default: 5)",
     )
     parser.set_defaults(func=run)
 
@@ -107,50 +131,123 @@ def run(
 ) -> int:
     """Run `check` with parsed `args`; returns the exit code."""
     stdin, stdout, stderr = stdin or sys.stdin, stdout or sys.stdout, stderr or sys.stderr
+    problem = _flag_problem(args)
+    if problem:
+        print(f"cnm-policy check: {problem}", file=stderr)
+        return EXIT_USAGE
     try:
         text = stdin.read() if args.request == "-" else Path(args.request).read_text("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         print(f"cnm-policy check: cannot read `{args.request}`: {exc}", file=stderr)
         return EXIT_USAGE
     try:
-        request = parse_request(text)
+        query = parse_json_request(text)
     except InvalidRequestError as exc:
         print(f"cnm-policy check: invalid request: {exc}", file=stderr)
         return EXIT_USAGE
-    path = args.policies if args.policies is not None else default_policy_dir()
+    if args.server is not None:
+        return _ask_sidecar(args, query, stdout, stderr)
+    return _decide_here(args, query, stdout, stderr)
+
+
+def _flag_problem(args: argparse.Namespace) -> str:
+    """What is wrong with the combination of flags, or ``""``."""
+    if args.server is None:
+        tls = (args.tls_ca, args.tls_cert, args.tls_key, args.server_name)
+        return "--tls-* and --server-name need --server" if any(tls) else ""
+    if args.policies is not None or args.at is not None:
+        return "--server asks the sidecar, which has its own policy and clock: drop " + (
+            "--policies" if args.policies is not None else "--at"
+        )
+    if (args.tls_cert is None) != (args.tls_key is None):
+        return "--tls-cert and --tls-key go together"
+    if args.server_name is not None and args.tls_ca is None and args.tls_cert is None:
+        return "--server-name needs TLS (--tls-ca, or --tls-cert with --tls-key)"
+    if not 0 < args.timeout < math.inf:
+        return "--timeout must be a positive number of seconds"
+    return ""
+
+
+def _decide_here(
+    args: argparse.Namespace, query: JsonRequest, stdout: TextIO, stderr: TextIO
+) -> int:
     at: float | None = args.at
     try:
-        engine = Engine.from_path(path) if at is None else Engine.from_path(path, clock=lambda: at)
+        engine = _engine(bundle_spec(args.policies), at)
     except (BundleInvalidError, PolicySourceError) as exc:
         print(f"cnm-policy check: {exc}", file=stderr)
         return EXIT_POLICY_ERROR
     try:
-        query = convert.access_request_from_proto(request, DEFAULT_LIMITS)
-        decision = engine.check_request(query, explain=request.explain or args.explain)
+        decision = engine.check_request(query.request, explain=query.explain or args.explain)
     except InvalidRequestError as exc:
         print(f"cnm-policy check: invalid request: {exc}", file=stderr)
         return EXIT_USAGE
-    output = json_format.MessageToDict(
-        convert.decision_to_proto(decision),
-        preserving_proto_field_name=True,
-        always_print_fields_with_no_presence=True,
-    )
-    output.pop("decision_id", None)  # only the sidecar logs decisions
-    json.dump(output, stdout, indent=2)
-    stdout.write("\n")
+    response = convert.decision_to_proto(decision)
+    response.ClearField("decision_id")  # only the sidecar logs decisions
+    _print_response(response, stdout)
     return EXIT_ALLOWED if decision.allowed else EXIT_DENIED
 
 
-def parse_request(text: str) -> pb.CheckRequest:
-    """Parse the JSON form of a `CheckRequest`; raises InvalidRequestError naming the problem."""
+def _engine(spec: str, at: float | None) -> Engine:
+    """An engine on the bundle `spec` (a directory or ``git:REV:path``), clock pinned to `at`."""
+    bundle, problems = parse_bundle(read_source(spec))
+    if bundle is None:
+        raise BundleInvalidError(tuple(p for p in problems if p.severity == "error"))
+    if at is None:
+        return Engine(compile_bundle(bundle))
+    return Engine(compile_bundle(bundle, loaded_at=at), clock=lambda: at)
+
+
+def _ask_sidecar(
+    args: argparse.Namespace, query: JsonRequest, stdout: TextIO, stderr: TextIO
+) -> int:
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InvalidRequestError("request", f"not valid JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise InvalidRequestError("request", "must be a JSON object")
+        message = convert.access_request_to_proto(
+            query.request, explain=query.explain or args.explain
+        )
+        channel = _channel(args)
+    except InvalidRequestError as exc:
+        print(f"cnm-policy check: invalid request: {exc}", file=stderr)
+        return EXIT_USAGE
+    except OSError as exc:
+        print(f"cnm-policy check: cannot read `{exc.filename}`: {exc.strerror}", file=stderr)
+        return EXIT_USAGE
     try:
-        return json_format.ParseDict(data, pb.CheckRequest())
-    except json_format.ParseError as exc:
-        first_line = str(exc).splitlines()[0]
-        raise InvalidRequestError("request", first_line) from None
+        with channel:
+            stub = pb_grpc.PolicyServiceStub(channel)  # type: ignore[no-untyped-call]
+            response: pb.CheckResponse = stub.Check(message, timeout=args.timeout)
+    except grpc.RpcError as exc:
+        code: grpc.StatusCode = exc.code()
+        detail = str(exc.details() or "")[:_MAX_DETAIL_CHARS]
+        if code in _REQUEST_STATUSES:
+            print(f"cnm-policy check: invalid request: {detail}", file=stderr)
+            return EXIT_USAGE
+        status = code.name.lower() if code is not None else "unknown"
+        where = f"sidecar `{args.server}`"
+        print(f"cnm-policy check: {where} did not answer: {status}: {detail}", file=stderr)
+        return EXIT_UNAVAILABLE
+    _print_response(response, stdout)
+    return EXIT_ALLOWED if response.allowed else EXIT_DENIED
+
+
+def _channel(args: argparse.Namespace) -> grpc.Channel:
+    """A channel to `--server`: TLS when a CA or a client certificate is given."""
+    if args.tls_ca is None and args.tls_cert is None:
+        return grpc.insecure_channel(args.server)
+    credentials = grpc.ssl_channel_credentials(
+        root_certificates=args.tls_ca.read_bytes() if args.tls_ca else None,
+        private_key=args.tls_key.read_bytes() if args.tls_key else None,
+        certificate_chain=args.tls_cert.read_bytes() if args.tls_cert else None,
+    )
+    options = [("grpc.ssl_target_name_override", args.server_name)] if args.server_name else []
+    return grpc.secure_channel(args.server, credentials, options=options)
+
+
+def _print_response(response: pb.CheckResponse, stdout: TextIO) -> None:
+    output = json_format.MessageToDict(
+        response, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
+    )
+    if not output.get("decision_id"):
+        output.pop("decision_id", None)
+    json.dump(output, stdout, indent=2)
+    stdout.write("\n")

@@ -12,12 +12,13 @@ print the rendered report, return an exit code CI can gate on::
 from __future__ import annotations
 
 import argparse
+import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from cnm_policy.cli._args import instant
+from cnm_policy.cli._args import add_bundle_option, bundle_spec, instant
 from cnm_policy.engine import compile_bundle
 from cnm_policy.errors import InvalidRequestError, PolicySourceError
 from cnm_policy.policy import Bundle, BundleSource, parse_bundle
@@ -40,6 +41,8 @@ from cnm_policy.review import (
     run_bundle_tests,
     validate_source,
 )
+from cnm_policy.review.gitsource import GIT_PREFIX, parse_git_spec
+from cnm_policy.review.render_findings import relocate_lint, relocate_validation
 from cnm_policy.review.report import problem_lines
 from cnm_policy.review.validate import sorted_problems
 
@@ -79,8 +82,9 @@ def _add_validate(subparsers: Any) -> None:
         "Validate a policy bundle and its tests/*_test.yaml, listing every problem with "
         "file:line and a stable code.",
     )
-    parser.add_argument("bundle", metavar="BUNDLE", help=_BUNDLE_HELP)
+    add_bundle_option(parser, positional=True)
     parser.add_argument("--strict", action="store_true", help="fail on warnings too")
+    _add_paths(parser)
     parser.set_defaults(func=run_validate)
 
 
@@ -92,7 +96,7 @@ def _add_test(subparsers: Any) -> None:
         "Run the bundle's own test cases; show each failure with expected vs actual and the "
         "deciding rules, and the rules no case covers.",
     )
-    parser.add_argument("bundle", metavar="BUNDLE", help=_BUNDLE_HELP)
+    add_bundle_option(parser, positional=True)
     parser.add_argument("--junit", type=Path, metavar="FILE", help="also write JUnit XML here")
     parser.add_argument("--verbose", "-v", action="store_true", help="list passing cases too")
     parser.add_argument(
@@ -109,7 +113,8 @@ def _add_lint(subparsers: Any) -> None:
         "report risky but valid patterns in a bundle",
         f"Report risky but valid policy patterns, each with a code and severity ({codes}).",
     )
-    parser.add_argument("bundle", metavar="BUNDLE", help=_BUNDLE_HELP)
+    add_bundle_option(parser, positional=True)
+    _add_paths(parser)
     parser.add_argument(
         "--fail-on",
         choices=[*(s.value for s in Severity), "never"],
@@ -165,7 +170,7 @@ def _add_explain(subparsers: Any) -> None:
         "Decide one request and show every rule that targets its kind or action: whether its "
         "role, kind, action, scope and condition matched, and the final effect.",
     )
-    parser.add_argument("--policies", required=True, metavar="BUNDLE", help=_BUNDLE_HELP)
+    add_bundle_option(parser)
     parser.add_argument(
         "request", nargs="?", default="-", metavar="REQUEST", help="JSON request file, or -"
     )
@@ -179,19 +184,30 @@ def _add_explain(subparsers: Any) -> None:
     parser.set_defaults(func=run_explain)
 
 
+def _add_paths(parser: Any) -> None:
+    parser.add_argument(
+        "--paths",
+        choices=("bundle", "repo"),
+        default="bundle",
+        help="finding paths relative to the bundle (default) or to the root of the git "
+        "repository holding it, as CI annotations need (outside git: the bundle path as given)",
+    )
+
+
 def run_validate(args: argparse.Namespace) -> int:
     """`validate`: exit 1 on any error (any warning too with --strict)."""
-    source = _source(args.bundle, "validate")
+    spec = bundle_spec(args.bundle)
+    source = _source(spec, "validate")
     if source is None:
         return EXIT_USAGE
-    report = validate_source(source)
+    report = relocate_validation(validate_source(source), _path_prefix(spec, args.paths))
     sys.stdout.write(render_validation(report, args.format))
     return EXIT_OK if report.ok(strict=args.strict) else EXIT_FINDINGS
 
 
 def run_test(args: argparse.Namespace) -> int:
     """`test`: exit 1 on failures, test-file problems, no cases, or (opt-in) uncovered rules."""
-    source = _source(args.bundle, "test")
+    source = _source(bundle_spec(args.bundle), "test")
     if source is None:
         return EXIT_USAGE
     report = run_bundle_tests(source)
@@ -207,12 +223,14 @@ def run_test(args: argparse.Namespace) -> int:
 
 def run_lint(args: argparse.Namespace) -> int:
     """`lint`: exit 1 for an invalid bundle or findings at or above --fail-on."""
-    source = _source(args.bundle, "lint")
+    spec = bundle_spec(args.bundle)
+    source = _source(spec, "lint")
     if source is None:
         return EXIT_USAGE
     report = lint_source(
         source, destructive_actions=args.destructive_actions, disabled=args.disable
     )
+    report = relocate_lint(report, _path_prefix(spec, args.paths))
     sys.stdout.write(render_lint(report, args.format))
     if report.bundle is None:
         return EXIT_FINDINGS
@@ -245,7 +263,7 @@ def run_explain(args: argparse.Namespace) -> int:
         request = parse_access_request(text)
     except InvalidRequestError as exc:
         return _fail("explain", f"invalid request: {exc}")
-    source = _source(args.policies, "explain")
+    source = _source(bundle_spec(args.policies), "explain")
     if source is None:
         return EXIT_USAGE
     bundle = _bundle(source, "explain")
@@ -267,6 +285,27 @@ def _source(spec: str, command: str, *, repo: Path = Path(".")) -> BundleSource 
     except PolicySourceError as exc:
         _fail(command, str(exc))
         return None
+
+
+def _path_prefix(spec: str, paths: str) -> str:
+    """What to put before a bundle-relative path so it reads from the repository root."""
+    if paths == "bundle":
+        return ""
+    if spec.startswith(GIT_PREFIX):
+        path = parse_git_spec(spec)[1]  # already relative to the repository root
+        return f"{path}/" if path else ""
+    try:
+        done = subprocess.run(
+            ["git", "-C", spec, "rev-parse", "--show-prefix"],
+            capture_output=True,
+            check=False,
+            timeout=30,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        done = None
+    if done is not None and done.returncode == 0:
+        return done.stdout.decode("utf-8", errors="replace").strip()
+    return f"{spec.rstrip('/')}/"  # not in a git work tree: the path as given
 
 
 def _bundle(source: BundleSource, command: str) -> Bundle | None:

@@ -2,11 +2,16 @@
 
 Both print one line per finding in the ``file:line: severity [code] message`` shape compilers
 use, so editors and CI annotations can jump to the line; Markdown puts the same in a table.
+Paths are bundle-relative; ``relocate_*`` prefix them (``--paths repo``) to read from elsewhere.
 """
 
 from __future__ import annotations
 
-from cnm_policy.review.lint import LintReport, Severity
+from dataclasses import replace
+from typing import TypeVar
+
+from cnm_policy.errors import PolicyProblem
+from cnm_policy.review.lint import Finding, LintReport, Severity
 from cnm_policy.review.report import (
     Format,
     counted,
@@ -20,9 +25,31 @@ from cnm_policy.review.report import (
 )
 from cnm_policy.review.validate import ValidationReport
 
-__all__ = ["render_lint", "render_validation"]
+__all__ = ["relocate_lint", "relocate_validation", "render_lint", "render_validation"]
 
+_Located = TypeVar("_Located", PolicyProblem, Finding)
 _PLURALS = {Severity.ERROR: "errors", Severity.WARNING: "warnings", Severity.INFO: "info"}
+
+
+def relocate_validation(report: ValidationReport, prefix: str) -> ValidationReport:
+    """The same report with `prefix` before every problem's file (``policies/cnm/``)."""
+    return replace(report, problems=_relocated(report.problems, prefix)) if prefix else report
+
+
+def relocate_lint(report: LintReport, prefix: str) -> LintReport:
+    """The same report with `prefix` before every finding's and problem's file."""
+    if not prefix:
+        return report
+    findings = tuple(_prefixed(f, prefix) for f in report.findings)
+    return replace(report, problems=_relocated(report.problems, prefix), findings=findings)
+
+
+def _relocated(problems: tuple[PolicyProblem, ...], prefix: str) -> tuple[PolicyProblem, ...]:
+    return tuple(_prefixed(p, prefix) for p in problems)
+
+
+def _prefixed(item: _Located, prefix: str) -> _Located:
+    return replace(item, file=f"{prefix}{item.file}")
 
 
 def render_validation(report: ValidationReport, fmt: Format) -> str:

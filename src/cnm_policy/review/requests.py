@@ -1,52 +1,99 @@
-"""The JSON request `explain` reads, parsed into model values with errors that name the field.
+"""The JSON request form (`check`, `explain`): one parser, model values, errors naming the field.
 
-The shape is the JSON form of the sidecar's ``CheckRequest`` (an ``explain`` flag is accepted
-and ignored), so a request file written for `cnm-policy check` works here unchanged. Only the
-shape is checked here; values (tenant paths, lengths) are validated by the engine, which
-raises :class:`InvalidRequestError` naming the field too.
+The shape is the JSON form of the sidecar's ``CheckRequest``, so a request file works for
+`cnm-policy check`, `explain` and ``grpcurl -d`` alike. Values are read as the sidecar reads
+them: numbers as doubles, integral ones within a double's exact range as ``int``; NaN and
+infinities refused; attributes nested no deeper than the sidecar's default limit. The text's
+size is bounded before parsing and its nesting during it, so hostile input costs little.
+Values themselves (tenant paths, lengths) are validated by the engine, which names the field.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from cnm_policy.errors import InvalidRequestError
 from cnm_policy.model import AccessRequest, Principal, Resource
 
-__all__ = ["parse_access_request"]
+__all__ = [
+    "MAX_REQUEST_BYTES",
+    "MAX_VALUE_DEPTH",
+    "JsonRequest",
+    "parse_access_request",
+    "parse_json_request",
+]
+
+# The sidecar's defaults (`server.limits.DEFAULT_LIMITS`; a test keeps them equal).
+MAX_REQUEST_BYTES = 4 * 1024 * 1024
+MAX_VALUE_DEPTH = 8
+_MAX_EXACT_INT = 2**53
 
 _TOP = {"principal": True, "action": True, "resource": True, "context": False, "explain": False}
 _PRINCIPAL = {"id": True, "tenant": True, "roles": False, "attributes": False}
 _RESOURCE = {"kind": True, "id": False, "tenant": True, "attributes": False}
 
 
+@dataclass(frozen=True, slots=True)
+class JsonRequest:
+    """A parsed request and its ``explain`` flag."""
+
+    request: AccessRequest
+    explain: bool = False
+
+
 def parse_access_request(text: str) -> AccessRequest:
     """Parse one JSON request; raises InvalidRequestError naming the offending field."""
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InvalidRequestError("request", f"not valid JSON: {exc}") from None
+    return parse_json_request(text).request
+
+
+def parse_json_request(text: str) -> JsonRequest:
+    """Parse one JSON request with its ``explain`` flag; errors name the offending field."""
+    data = _load(text)
     top = _object(data, "request", _TOP)
     principal = _object(top["principal"], "principal", _PRINCIPAL)
     resource = _object(top["resource"], "resource", _RESOURCE)
-    return AccessRequest(
+    explain = top.get("explain", False)
+    if not isinstance(explain, bool):
+        raise InvalidRequestError("explain", f"must be true or false, got {_shown(explain)}")
+    request = AccessRequest(
         principal=Principal(
             id=_string(principal["id"], "principal.id"),
             tenant=_string(principal["tenant"], "principal.tenant"),
             roles=_roles(principal.get("roles", [])),
-            attributes=_mapping(principal.get("attributes", {}), "principal.attributes"),
+            attributes=_struct(principal.get("attributes"), "principal.attributes"),
         ),
         action=_string(top["action"], "action"),
         resource=Resource(
             kind=_string(resource["kind"], "resource.kind"),
             id=_string(resource.get("id", ""), "resource.id"),
             tenant=_string(resource["tenant"], "resource.tenant"),
-            attributes=_mapping(resource.get("attributes", {}), "resource.attributes"),
+            attributes=_struct(resource.get("attributes"), "resource.attributes"),
         ),
-        context=_mapping(top.get("context", {}), "context"),
+        context=_struct(top.get("context"), "context"),
     )
+    return JsonRequest(request, explain)
+
+
+def _load(text: str) -> Any:
+    """JSON text to Python: the size is bounded first, the nesting by the parser itself."""
+    if len(text) > MAX_REQUEST_BYTES or len(text.encode("utf-8")) > MAX_REQUEST_BYTES:
+        raise InvalidRequestError("request", f"is larger than {MAX_REQUEST_BYTES} bytes")
+    try:
+        return json.loads(text, parse_constant=_no_constant)
+    except RecursionError:  # the C parser stops at the interpreter's recursion limit
+        raise InvalidRequestError("request", "nests too deeply") from None
+    except json.JSONDecodeError as exc:
+        raise InvalidRequestError("request", f"not valid JSON: {exc}") from None
+    except ValueError:  # an integer too long to convert (`sys.int_info.default_max_str_digits`)
+        raise InvalidRequestError("request", "has a number with too many digits") from None
+
+
+def _no_constant(name: str) -> Any:
+    raise InvalidRequestError("request", f"`{name}` is not a JSON number")
 
 
 def _object(value: Any, field: str, fields: Mapping[str, bool]) -> Mapping[str, Any]:
@@ -64,24 +111,64 @@ def _object(value: Any, field: str, fields: Mapping[str, bool]) -> Mapping[str, 
 
 
 def _join(parent: str, key: str) -> str:
-    return key if parent == "request" else f"{parent}.{key}"
+    return _short(key) if parent == "request" else f"{parent}.{_short(key)}"
+
+
+def _short(key: str) -> str:
+    """A user-supplied key, cut to a length that is safe to put in a message."""
+    return key if len(key) <= 64 else f"{key[:61]}..."
+
+
+def _shown(value: Any) -> str:
+    """A user-supplied value for a message: JSON in backticks, cut to a bounded length."""
+    if isinstance(value, dict | list):
+        return "an object" if isinstance(value, dict) else "a list"
+    text = json.dumps(value)
+    return f"`{text}`" if len(text) <= 40 else f"`{text[:37]}...`"
 
 
 def _string(value: Any, field: str) -> str:
     if not isinstance(value, str):
-        raise InvalidRequestError(field, f"must be a string, got `{json.dumps(value)}`")
-    return value
-
-
-def _mapping(value: Any, field: str) -> Mapping[str, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise InvalidRequestError(field, "must be a JSON object")
+        raise InvalidRequestError(field, f"must be a string, got {_shown(value)}")
     return value
 
 
 def _roles(value: Any) -> tuple[str, ...]:
     if not isinstance(value, list):
-        raise InvalidRequestError("principal.roles", "must be a list of role names")
+        raise InvalidRequestError("principal.roles", "must be a list of strings")
     return tuple(_string(role, f"principal.roles[{i}]") for i, role in enumerate(value))
+
+
+def _struct(value: Any, field: str) -> dict[str, Any]:
+    """Attributes or context: a JSON object (null or absent: empty), read as the sidecar does."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InvalidRequestError(field, "must be a JSON object")
+    return {key: _value(item, f"{field}.{_short(key)}", 1) for key, item in value.items()}
+
+
+def _value(value: Any, field: str, depth: int) -> Any:
+    """One attribute value; numbers as a double carries them, nesting bounded."""
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, int | float):
+        return _number(value, field)
+    if depth >= MAX_VALUE_DEPTH:
+        raise InvalidRequestError(field, f"values nest deeper than {MAX_VALUE_DEPTH} levels")
+    if isinstance(value, dict):
+        return {k: _value(v, f"{field}.{_short(k)}", depth + 1) for k, v in value.items()}
+    return [_value(item, f"{field}[{i}]", depth + 1) for i, item in enumerate(value)]
+
+
+def _number(value: float, field: str) -> float | int:
+    """What the number becomes over gRPC: a double, handed to policies as an int if integral."""
+    try:
+        number = float(value)
+    except OverflowError:  # an int beyond any double
+        raise InvalidRequestError(field, "is too large for a number") from None
+    if not math.isfinite(number):
+        raise InvalidRequestError(field, "must be a finite number")
+    if number.is_integer() and abs(number) <= _MAX_EXACT_INT:
+        return int(number)
+    return number
