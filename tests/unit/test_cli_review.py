@@ -7,6 +7,7 @@ import json
 import re
 import shlex
 import shutil
+import subprocess
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
@@ -293,3 +294,79 @@ def test_the_ci_example_runs_every_review_command_with_valid_arguments() -> None
         parser.parse_args(argv)
     workflow = yaml.safe_load((REPO_ROOT / "examples" / "policy-ci.yml").read_text())
     assert "pull_request" in workflow[True]  # YAML 1.1 reads the `on:` key as True
+
+
+def _workflow_step(name: str) -> str:
+    """The `run` script of the policy-ci.yml step called `name`."""
+    workflow = yaml.safe_load((REPO_ROOT / "examples" / "policy-ci.yml").read_text())
+    steps = workflow["jobs"]["review"]["steps"]
+    return str(next(step["run"] for step in steps if step.get("name") == name))
+
+
+def test_the_ci_example_installs_cnm_policy_from_a_pinned_commit() -> None:
+    """No install by name from the package index: the git source at a full commit SHA only."""
+    install = _workflow_step("Install cnm-policy from its pinned source")
+    assert install.strip() == (
+        'python -m pip install "cnm-policy @ git+${CNM_POLICY_REPO}@${CNM_POLICY_COMMIT}"'
+    )
+    guard = _workflow_step("Check the cnm-policy pin")
+    outcomes = {
+        pin: subprocess.run(
+            ["bash", "-c", guard], env={"CNM_POLICY_COMMIT": pin}, capture_output=True, check=False
+        ).returncode
+        for pin in ("0123456789abcdef0123456789abcdef01234567", "main", "v0.1.0", "0123abc", "")
+    }
+    assert outcomes == {
+        "0123456789abcdef0123456789abcdef01234567": 0,
+        "main": 1,
+        "v0.1.0": 1,
+        "0123abc": 1,
+        "": 1,
+    }
+
+
+@pytest.mark.parametrize("command", ["validate", "test", "lint"])
+def test_bundle_commands_default_to_the_default_bundle(command: str) -> None:
+    """Without BUNDLE, validate, test and lint read the default bundle, as check and serve do."""
+    code, out, err = run(command, "--format", "json")
+    assert (json.loads(out)["origin"], err) == (str(DEFAULT_BUNDLE), "")
+    assert code in (EXIT_OK, EXIT_FINDINGS)
+
+
+def test_explain_defaults_to_the_default_bundle() -> None:
+    """`explain` without --policies decides with the default bundle."""
+    request = {**REQUEST, "resource": {**REQUEST["resource"], "attributes": {}}}
+    code, out, _ = run("explain", "-", "--format", "json", stdin=json.dumps(request))
+    assert (code, json.loads(out)["policy"]["name"]) == (EXIT_OK, "cnm")
+
+
+def _broken_in_repo(tmp_path: Path) -> Path:
+    repo = init_repo(tmp_path / "repo")
+    shutil.copytree(fixture("broken"), repo / "policies" / "mini")
+    commit_all(repo, "broken bundle")
+    return repo
+
+
+def test_paths_repo_locates_findings_from_the_repository_root(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--paths repo` prefixes the bundle's place in its git repository, for CI annotations."""
+    repo = _broken_in_repo(tmp_path)
+    expected = "policies/mini/bundle.yaml:2: error [invalid_value]"
+    for spec in (str(repo / "policies" / "mini"), "git:HEAD:policies/mini"):
+        monkeypatch.chdir(repo / "policies")  # anywhere inside the work tree
+        _, out, _ = run("validate", spec, "--paths", "repo")
+        assert out.splitlines()[0].startswith(expected), spec
+    _, out, _ = run("validate", str(repo / "policies" / "mini"))
+    assert out.splitlines()[0].startswith("bundle.yaml:2: error [invalid_value]")
+
+
+def test_paths_repo_outside_git_uses_the_path_as_given(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Outside a git work tree, `--paths repo` prefixes the bundle path as it was given."""
+    shutil.copytree(fixture("risky"), tmp_path / "bundles" / "risky")
+    monkeypatch.chdir(tmp_path)
+    _, out, _ = run("lint", "bundles/risky", "--paths", "repo", "--format", "json")
+    files = {finding["file"] for finding in json.loads(out)["findings"]}
+    assert files and all(file.startswith("bundles/risky/rules/") for file in files)
