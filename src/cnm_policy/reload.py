@@ -25,12 +25,7 @@ from typing import Generic, Protocol, TypeVar
 import structlog
 
 from cnm_policy.errors import CnmPolicyError, PolicySourceError
-from cnm_policy.policy.lock import (
-    BundleLockInvalidError,
-    BundleLockMismatchError,
-    LockCheck,
-    check_lock,
-)
+from cnm_policy.policy.lock import BundleLockMismatchError, LockCheck, check_lock
 from cnm_policy.policy.source import walk_bundle
 
 __all__ = [
@@ -215,15 +210,11 @@ class _Read(Generic[S]):
     candidate: S | None = None
     error: Exception | None = None
     waiting: bool = False  # no lock and not settled: nothing was read
+    not_yet: bool = False  # the error came before a complete (locked) tree was loaded
 
     @property
     def moved(self) -> bool:
         return self.before != self.after
-
-    @property
-    def not_yet(self) -> bool:
-        """The tree is not (yet) the one its lock describes: a copy may still be landing."""
-        return isinstance(self.error, BundleLockMismatchError | BundleLockInvalidError)
 
 
 def _read(
@@ -235,18 +226,26 @@ def _read(
     *,
     unlocked_ok: bool = True,
 ) -> _Read[S]:
-    """Check the lock, load, then fingerprint again; `unlocked_ok`: a tree without one may load."""
+    """Check the lock, load, then fingerprint again; `unlocked_ok`: a tree without one may load.
+
+    Only a failure to load a tree that matched its lock is final before the settle period;
+    any other failure may be a copy still landing (`not_yet`).
+    """
+    complete = False
     try:
         lock = check(root)
         if lock is None and not unlocked_ok:
             return _Read(before, before, waiting=True)
         if lock is not None and not lock.matches:
             raise BundleLockMismatchError(lock.differences)
+        complete = lock is not None
         candidate = load(root)
         if lock is not None and candidate.digest != lock.lock_digest:
+            complete = False
             raise BundleLockMismatchError(("a file changed while the bundle was read",))
     except Exception as exc:
-        return _Read(before, _fingerprint_or_error(fingerprint, root), error=exc)
+        after = _fingerprint_or_error(fingerprint, root)
+        return _Read(before, after, error=exc, not_yet=not complete)
     return _Read(before, _fingerprint_or_error(fingerprint, root), candidate=candidate)
 
 

@@ -266,6 +266,47 @@ def test_a_lock_mismatch_waits_then_is_rejected_loudly_once_it_persists() -> Non
     assert reloader.status.last_error is None
 
 
+def test_a_complete_locked_tree_that_is_invalid_is_rejected_at_once() -> None:
+    """Matching its lock, the tree is final: its validation error needs no settle period."""
+    bundle, target = Bundle(), Target()
+    reloader = _reloader(bundle, target, settle=60.0)
+    bundle.fingerprint, bundle.lock = 1, LockCheck("sha256:2", ())
+    bundle.next = BundleInvalidError((PolicyProblem("unknown_role", "bad", "rules/a.yaml", 3),))
+    with capture_logs():
+        assert reloader.poll() == ReloadOutcome.REJECTED
+    assert (target.swaps, reloader.status.last_error_code) == (0, "bundle_invalid")
+
+
+def test_a_tree_that_cannot_be_read_yet_is_pending_until_it_settles() -> None:
+    """A failed read of an unlocked or incomplete tree may be a copy landing: not yet an error."""
+    bundle, target, clock = Bundle(), Target(), Clock()
+
+    def unreadable(path: Path) -> LockCheck | None:
+        raise OSError("the directory vanished")
+
+    reloader = PolicyReloader(
+        target,
+        "bundle",
+        load=bundle.load,
+        run_tests=None,
+        fingerprint=bundle.fingerprint_of,
+        check=unreadable,
+        clock=clock,
+        settle_seconds=5.0,
+    )
+    bundle.fingerprint = 2
+    with capture_logs():
+        first = reloader.poll()
+        clock.now += 5.0
+        second = reloader.poll()
+    assert (first, second, reloader.status.last_error_code) == (
+        PENDING,
+        ReloadOutcome.REJECTED,
+        "unexpected_error",
+    )
+    assert (target.swaps, bundle.loads, reloader.status.failures) == (0, 0, 1)
+
+
 def test_a_loaded_digest_other_than_the_locked_one_never_goes_live() -> None:
     """The bytes loaded must be the locked ones: a different digest is a mismatch, not a swap."""
     bundle, target = Bundle(), Target()
