@@ -67,7 +67,8 @@ def register(subparsers: Any) -> None:
         type=Path,
         default=None,
         metavar="DIR",
-        help="policy bundle directory (default: the bundled policies/cnm)",
+        help="policy bundle directory (default: ./policies/cnm when it exists, else the default "
+        "bundle shipped with cnm-policy)",
     )
     add(
         "--listen",
