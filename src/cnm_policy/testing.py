@@ -31,7 +31,7 @@ from cnm_policy.engine import PolicySnapshot, decide_batch
 from cnm_policy.errors import CnmPolicyError, PolicyProblem
 from cnm_policy.model import Decision, Principal, Resource
 from cnm_policy.policy import BundleSource
-from cnm_policy.policy._fields import Report, check_fields, entries, mapping
+from cnm_policy.policy._fields import Report, check_fields, entries, excerpt, mapping
 from cnm_policy.policy._yaml import LineDict, YamlError, load_yaml
 from cnm_policy.policy.bundle import TESTS_DIR
 
@@ -184,10 +184,10 @@ def load_cases(source: BundleSource) -> tuple[tuple[TestCase, ...], tuple[Policy
         try:
             data, duplicates = load_yaml(source.files[name])
         except YamlError as exc:
-            report.error("yaml_invalid", str(exc), name, exc.line)
+            report.error(exc.code, str(exc), name, exc.line)
             continue
         for key, line in duplicates:
-            report.error("duplicate_key", f"key `{key}` appears twice", name, line)
+            report.error("duplicate_key", f"key `{excerpt(key)}` appears twice", name, line)
         cases.extend(_TestFile(name, report).cases(data))
     return tuple(cases), tuple(report.problems)
 
@@ -225,7 +225,9 @@ class _TestFile:
         return {
             name: fixture
             for name, fixture in node.items()
-            if mapping(fixture, f"fixture `{name}`", self.file, node.line_of(name), self.report)
+            if mapping(
+                fixture, f"fixture `{excerpt(name)}`", self.file, node.line_of(name), self.report
+            )
         }
 
     def _now(self, value: Any, line: int, default: float) -> float:
@@ -235,7 +237,10 @@ class _TestFile:
             return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
         except ValueError:
             self.report.error(
-                "invalid_value", f"`now` `{value}` is not an RFC 3339 time", self.file, line
+                "invalid_value",
+                f"`now` `{excerpt(value)}` is not an RFC 3339 time",
+                self.file,
+                line,
             )
             return default
 
@@ -319,7 +324,10 @@ class _TestFile:
         if base_name is not None:
             if base_name not in fixtures:
                 self.report.error(
-                    "unknown_fixture", f"no {key} fixture named `{base_name}`", self.file, line
+                    "unknown_fixture",
+                    f"no {key} fixture named `{excerpt(base_name)}`",
+                    self.file,
+                    line,
                 )
                 return None
             base = fixtures[base_name]

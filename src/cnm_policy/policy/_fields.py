@@ -7,6 +7,7 @@ a located problem to the report, so validation can go on and list every mistake 
 from __future__ import annotations
 
 import re
+import reprlib
 from collections.abc import Iterable
 from typing import Any, TypeVar
 
@@ -16,6 +17,33 @@ from cnm_policy.policy.bundle import Effect, Scope, Side
 
 IDENT = re.compile(r"[a-z0-9][a-z0-9_.:-]{0,127}")
 WILDCARD = "*"
+EXCERPT_CHARS = 60
+
+
+class _Excerpt(reprlib.Repr):
+    """reprlib's bounded repr, taught that our line-annotated YAML values are dicts and lists."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.maxlevel = 3
+        self.maxdict = self.maxlist = 4
+        self.maxstring = self.maxother = EXCERPT_CHARS
+
+    def repr_LineDict(self, value: dict[str, object], level: int) -> str:  # noqa: N802
+        return self.repr_dict(value, level)
+
+    def repr_LineList(self, value: list[object], level: int) -> str:  # noqa: N802
+        return self.repr_list(value, level)
+
+
+_EXCERPT = _Excerpt()
+
+
+def excerpt(value: object) -> str:
+    """`value` for a message, at most about EXCERPT_CHARS long whatever its size."""
+    if isinstance(value, str):
+        return value if len(value) <= EXCERPT_CHARS else value[: EXCERPT_CHARS - 3] + "..."
+    return _EXCERPT.repr(value)
 
 
 class Report:
@@ -58,7 +86,7 @@ def check_fields(
             allowed = ", ".join(sorted(known))
             report.error(
                 "unknown_field",
-                f"{what} has unknown field `{name}` (allowed: {allowed})",
+                f"{what} has unknown field `{excerpt(name)}` (allowed: {allowed})",
                 file,
                 node.line_of(name),
             )
@@ -71,7 +99,7 @@ def text(node: LineDict, key: str, file: str, report: Report, default: str | Non
         return value
     report.error(
         "invalid_type",
-        f"`{key}` must be a string, got `{value}` (quote it in YAML)",
+        f"`{key}` must be a string, got `{excerpt(value)}` (quote it in YAML)",
         file,
         node.line_of(key),
     )
@@ -83,7 +111,7 @@ def identifier(node: LineDict, key: str, what: str, file: str, report: Report) -
     if value and not IDENT.fullmatch(value):
         report.error(
             "invalid_value",
-            f"{what} `{value}` must be lowercase letters, digits, `_`, `.`, `:` or `-`",
+            f"{what} `{excerpt(value)}` must be lowercase letters, digits, `_`, `.`, `:` or `-`",
             file,
             node.line_of(key),
         )
@@ -151,5 +179,6 @@ def enum(enum: type[E], node: LineDict, key: str, file: str, report: Report, cod
         except ValueError:
             pass
     allowed = ", ".join(member.value for member in enum)
-    report.error(code, f"unknown {key} `{value}` (one of: {allowed})", file, node.line_of(key))
+    message = f"unknown {key} `{excerpt(value)}` (one of: {allowed})"
+    report.error(code, message, file, node.line_of(key))
     return None

@@ -16,6 +16,7 @@ from cnm_policy.policy._fields import (
     check_fields,
     entries,
     enum,
+    excerpt,
     identifier,
     names,
     text,
@@ -141,7 +142,7 @@ def _expand_roles(
         for role in written:
             definition = roles.get(role)
             if definition is None:
-                report.error("unknown_role", f"unknown role `{role}`", file, line)
+                report.error("unknown_role", f"unknown role `{excerpt(role)}`", file, line)
             elif side is not None and definition.side is not side:
                 report.error(
                     "side_mismatch",
@@ -177,7 +178,7 @@ def _expand_grants(
             else:
                 report.error(
                     "unknown_kind",
-                    f"unknown resource kind `{name}`",
+                    f"unknown resource kind `{excerpt(name)}`",
                     file,
                     node.line_of("resources"),
                 )
@@ -188,14 +189,17 @@ def _expand_grants(
         for action in written_actions:
             if action not in defined:
                 report.error(
-                    "unknown_action", f"unknown action `{action}`", file, node.line_of("actions")
+                    "unknown_action",
+                    f"unknown action `{excerpt(action)}`",
+                    file,
+                    node.line_of("actions"),
                 )
                 return None
             if not any(action in kind.actions for kind in chosen):
                 names = ", ".join(f"`{k.name}`" for k in chosen)
                 report.error(
                     "action_not_applicable",
-                    f"action `{action}` is not defined for {names}",
+                    f"action `{excerpt(action)}` is not defined for {names}",
                     file,
                     node.line_of("actions"),
                 )
@@ -219,7 +223,10 @@ def _tenants(node: LineDict, file: str, report: Report) -> tuple[str, ...] | Non
         problem = tenant_problem(tenant)
         if problem is not None:
             report.error(
-                "invalid_tenant", f"tenant `{tenant}` {problem}", file, node.line_of("tenants")
+                "invalid_tenant",
+                f"tenant `{excerpt(tenant)}` {problem}",
+                file,
+                node.line_of("tenants"),
             )
             return None
     return tenants
@@ -239,7 +246,8 @@ def _condition(node: LineDict, file: str, report: Report) -> Condition | None:
     try:
         return _compile_shared(text) if isinstance(text, str) else compile_condition(text)
     except ConditionSyntaxError as exc:
-        report.error("condition_syntax", f"condition `{text}` {exc}", file, node.line_of("when"))
+        message = f"condition `{excerpt(text)}` {exc}"
+        report.error(exc.code, message, file, node.line_of("when"))
         return None
 
 

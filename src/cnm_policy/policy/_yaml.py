@@ -1,8 +1,13 @@
-"""YAML reading that remembers line numbers, so every bundle problem can point at file:line.
+"""YAML reading that remembers line numbers and bounds what a document may cost.
 
 PyYAML's safe loader is used (no object construction from tags). Mappings come back as
 :class:`LineDict`, sequences as :class:`LineList`, both carrying the line each key or item
 starts on. Duplicate keys, which PyYAML silently overwrites, are reported instead.
+
+Every bundle and test file goes through :func:`load_yaml`. The composed node graph is linear in
+the text (an alias is a second reference to one node), so it is measured before anything is
+constructed: aliases may add at most MAX_ALIAS_EXPANSION units to the document (an alias bomb
+fails here in milliseconds), expanded nesting is at most MAX_YAML_DEPTH, keys are plain values.
 """
 
 from __future__ import annotations
@@ -11,15 +16,26 @@ from typing import Any
 
 import yaml
 
-__all__ = ["LineDict", "LineList", "YamlError", "load_yaml"]
+__all__ = [
+    "MAX_ALIAS_EXPANSION",
+    "MAX_YAML_DEPTH",
+    "LineDict",
+    "LineList",
+    "YamlError",
+    "load_yaml",
+]
+
+MAX_ALIAS_EXPANSION = 200_000  # units aliases may add: one per node and per scalar character
+MAX_YAML_DEPTH = 64  # nested collections, aliases expanded; bundle files need fewer than 10
 
 
 class YamlError(ValueError):
-    """The text is not valid YAML; `line` is 1-based when known."""
+    """The text is not valid (or not acceptable) YAML; `line` is 1-based when known."""
 
-    def __init__(self, message: str, line: int | None) -> None:
+    def __init__(self, message: str, line: int | None, code: str = "yaml_invalid") -> None:
         super().__init__(message)
         self.line = line
+        self.code = code
 
 
 class LineDict(dict[str, Any]):
@@ -47,14 +63,21 @@ class _LineLoader(_BaseLoader):  # type: ignore[valid-type,misc]
     duplicate_keys: list[tuple[str, int]]
 
 
+def _line(node: yaml.Node) -> int:
+    return int(node.start_mark.line) + 1
+
+
 def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> LineDict:
     loader.flatten_mapping(node)
     result = LineDict()
-    result.line = node.start_mark.line + 1
+    result.line = _line(node)
     result.key_lines = {}
     for key_node, value_node in node.value:
+        if not isinstance(key_node, yaml.ScalarNode):
+            # A list or mapping as a key would be turned into text for every message about it.
+            raise YamlError("a mapping key must be a plain value", _line(key_node), "invalid_key")
         key = loader.construct_object(key_node, deep=True)
-        key_line = key_node.start_mark.line + 1
+        key_line = _line(key_node)
         if not isinstance(key, str):
             key = str(key)
         if key in result:
@@ -66,13 +89,36 @@ def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> LineDict:
 
 def _construct_sequence(loader: _LineLoader, node: yaml.SequenceNode) -> LineList:
     result = LineList(loader.construct_object(child, deep=True) for child in node.value)
-    result.line = node.start_mark.line + 1
-    result.item_lines = [child.start_mark.line + 1 for child in node.value]
+    result.line = _line(node)
+    result.item_lines = [_line(child) for child in node.value]
     return result
+
+
+def _scalar_constructor(name: str) -> Any:
+    base = getattr(yaml.constructor.SafeConstructor, name)
+
+    def construct(loader: _LineLoader, node: yaml.ScalarNode) -> Any:
+        try:
+            return base(loader, node)
+        except (ValueError, OverflowError):  # `2026-02-30`, or an int past the digit limit
+            value = _clip(node.value, 40)
+            message = f"invalid YAML: `{value}` is not a valid {name[15:]}"
+            raise YamlError(message, _line(node)) from None
+
+    return construct
 
 
 _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
+for _kind in ("int", "float", "timestamp"):
+    _LineLoader.add_constructor(
+        f"tag:yaml.org,2002:{_kind}", _scalar_constructor(f"construct_yaml_{_kind}")
+    )
+
+
+def _clip(text: str, limit: int = 160) -> str:
+    """At most `limit` characters of `text`: messages never carry an unbounded value."""
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def load_yaml(text: str) -> tuple[Any, list[tuple[str, int]]]:
@@ -80,13 +126,122 @@ def load_yaml(text: str) -> tuple[Any, list[tuple[str, int]]]:
     loader = _LineLoader(text)
     loader.duplicate_keys = []
     try:
-        data = loader.get_single_data()
+        node = loader.get_single_node()
+        if node is None:
+            return None, []
+        if "&" in text:  # anchors are possible, so aliases are too
+            _check_shape(node)
+        else:
+            _check_depth(node)
+        data = loader.construct_document(node)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None
-        raise YamlError(f"invalid YAML: {exc.problem or exc.context}", line) from None
+        problem = _clip(str(exc.problem or exc.context))  # may quote an anchor name
+        code = "nesting_too_deep" if "maximum nesting depth" in problem else "yaml_invalid"
+        raise YamlError(f"invalid YAML: {problem}", line, code) from None
     except yaml.YAMLError as exc:
-        raise YamlError(f"invalid YAML: {exc}", None) from None
+        raise YamlError(f"invalid YAML: {_clip(str(exc))}", None) from None
+    except RecursionError:  # the pure-Python composer, before the shape check could run
+        raise YamlError("invalid YAML: nested too deep", None, "nesting_too_deep") from None
     finally:
         loader.dispose()
     return data, loader.duplicate_keys
+
+
+def _check_shape(root: yaml.Node) -> None:
+    """Measure the expanded document without expanding it; raise YamlError past a bound.
+
+    Each node is measured once (memoised by identity), so a bomb costs time linear in its
+    text. A node reached a second time is an alias: what it expands to counts against
+    MAX_ALIAS_EXPANSION, and its nesting against MAX_YAML_DEPTH where it is placed.
+    """
+    shape = _Shape()
+    if isinstance(root, yaml.ScalarNode):
+        return
+    # (collection, collections above it, line of the place it is used at, children measured?)
+    stack: list[tuple[yaml.Node, int, int, bool]] = [(root, 0, _line(root), False)]
+    while stack:
+        node, above, site, measured = stack.pop()
+        key = id(node)
+        if measured:
+            shape.measured(node)
+            continue
+        if shape.seen(key, above, site):
+            continue
+        if above + 1 > MAX_YAML_DEPTH:
+            raise _too_deep(_line(node))
+        shape.open_nodes.add(key)
+        stack.append((node, above, site, True))
+        mapping = isinstance(node, yaml.MappingNode)
+        pairs = node.value if mapping else [(None, child) for child in node.value]
+        for key_node, value_node in reversed(pairs):
+            # An alias is reported at its key, or at the list it is an item of.
+            place = _line(key_node) if key_node is not None else site
+            for child in (value_node, key_node) if key_node is not None else (value_node,):
+                if not isinstance(child, yaml.ScalarNode):
+                    stack.append((child, above + 1, place, False))
+                elif not shape.seen(id(child), above + 1, place):
+                    shape.cost[id(child)] = 1 + len(child.value)
+                    shape.height[id(child)] = 0
+
+
+def _check_depth(root: yaml.Node) -> None:
+    """The nesting bound alone, for a document that cannot have aliases (no `&` in it)."""
+    if isinstance(root, yaml.ScalarNode):
+        return
+    stack: list[tuple[yaml.Node, int]] = [(root, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_YAML_DEPTH:
+            raise _too_deep(_line(node))
+        if isinstance(node, yaml.MappingNode):
+            children = [part for pair in node.value for part in pair]
+        else:
+            children = node.value
+        stack.extend((c, depth + 1) for c in children if not isinstance(c, yaml.ScalarNode))
+
+
+class _Shape:
+    """What is known so far: expanded cost and height per node, and the aliases' total."""
+
+    def __init__(self) -> None:
+        self.cost: dict[int, int] = {}  # id(node) -> expanded units
+        self.height: dict[int, int] = {}  # id(node) -> nested collections, itself included
+        self.open_nodes: set[int] = set()
+        self.added = 0
+
+    def seen(self, key: int, above: int, site: int) -> bool:
+        """True for a second reference (an alias), after charging what it expands to."""
+        if key in self.open_nodes:
+            message = "an alias refers to a collection that contains it"
+            raise YamlError(message, site, "recursive_alias")
+        cost = self.cost.get(key)
+        if cost is None:
+            return False
+        self.added += cost
+        if self.added > MAX_ALIAS_EXPANSION:
+            raise YamlError(
+                f"aliases expand the document by more than {MAX_ALIAS_EXPANSION} nodes "
+                "and characters",
+                site,
+                "alias_expansion_too_large",
+            )
+        if above + self.height[key] > MAX_YAML_DEPTH:
+            raise _too_deep(site)
+        return True
+
+    def measured(self, node: yaml.Node) -> None:
+        if isinstance(node, yaml.MappingNode):
+            children = [part for pair in node.value for part in pair]
+        else:
+            children = node.value
+        key = id(node)
+        self.open_nodes.discard(key)
+        self.cost[key] = 1 + sum(self.cost[id(child)] for child in children)
+        self.height[key] = 1 + max((self.height[id(child)] for child in children), default=0)
+
+
+def _too_deep(line: int) -> YamlError:
+    message = f"collections are nested more than {MAX_YAML_DEPTH} deep"
+    return YamlError(message, line, "nesting_too_deep")

@@ -19,6 +19,7 @@ Semantics chosen to fail closed and avoid truthiness surprises:
 from __future__ import annotations
 
 import ast
+import difflib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -36,6 +37,8 @@ from cnm_policy.policy._condition_runtime import (
 )
 
 __all__ = [
+    "MAX_CONDITION_DEPTH",
+    "MAX_CONDITION_LENGTH",
     "Condition",
     "ConditionError",
     "ConditionSyntaxError",
@@ -44,8 +47,19 @@ __all__ = [
 ]
 
 
+MAX_CONDITION_LENGTH = 4096  # characters; the default bundle's longest is under 200
+MAX_CONDITION_DEPTH = 32  # nested expressions; the compiler recurses once per level
+
+
 class ConditionSyntaxError(ValueError):
-    """The condition text is not in the language; raised while loading a bundle."""
+    """The condition text is not in the language; raised while loading a bundle.
+
+    `code` is the problem code a bundle reports it under.
+    """
+
+    def __init__(self, message: str, code: str = "condition_syntax") -> None:
+        super().__init__(message)
+        self.code = code
 
 
 _Fn = Callable[[EvalEnv], Any]
@@ -76,13 +90,40 @@ def compile_condition(source: str) -> Condition:
     """Parse and compile `source`; raises ConditionSyntaxError with a readable message."""
     if not isinstance(source, str) or not source.strip():
         raise ConditionSyntaxError("condition must be a non-empty string")
+    if len(source) > MAX_CONDITION_LENGTH:
+        message = f"is longer than {MAX_CONDITION_LENGTH} characters"
+        raise ConditionSyntaxError(message, "condition_too_long")
     try:
         tree = ast.parse(source.strip(), mode="eval")
     except SyntaxError as exc:
+        if "too many nested" in str(exc.msg):
+            raise _too_deep() from None
         raise ConditionSyntaxError(f"does not parse: {exc.msg} at column {exc.offset}") from exc
+    except (RecursionError, MemoryError):
+        raise _too_deep() from None
+    _check_depth(tree.body)
     compiler = _Compiler()
     fn = compiler.compile(tree.body)
     return Condition(source=source.strip(), evaluate_fn=fn, uses_clock=compiler.uses_clock)
+
+
+def _too_deep() -> ConditionSyntaxError:
+    message = f"is nested more than {MAX_CONDITION_DEPTH} levels deep"
+    return ConditionSyntaxError(message, "condition_too_deep")
+
+
+def _check_depth(root: ast.expr) -> None:
+    """Refuse expressions nested past MAX_CONDITION_DEPTH before anything recurses over them."""
+    stack = [(root, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_CONDITION_DEPTH:
+            raise _too_deep()
+        stack.extend(
+            (child, depth + 1)
+            for child in ast.iter_child_nodes(node)
+            if isinstance(child, ast.expr)
+        )
 
 
 _ROOT_FIELDS: Mapping[str, frozenset[str]] = {
@@ -172,8 +213,7 @@ class _Compiler:
         if root in _ROOT_FIELDS:
             field = keys[0]
             if field not in _ROOT_FIELDS[root]:
-                hint = f" (did you mean `{root}.attributes.{field}`?)"
-                raise ConditionSyntaxError(f"`{root}` has no field `{field}`{hint}")
+                raise ConditionSyntaxError(_unknown_field(root, field))
             if field != "attributes" and len(keys) > 1:
                 raise ConditionSyntaxError(f"`{root}.{field}` has no sub-fields")
         elif root != "context":
@@ -245,3 +285,12 @@ class _Compiler:
         impl = FUNCTIONS[name]
         argument = self.compile(node.args[0])
         return lambda env: impl(env, argument(env))
+
+
+def _unknown_field(root: str, field: str | int) -> str:
+    """A typo of a real field suggests it; anything else is probably an attribute."""
+    if isinstance(field, int):
+        return f"`{root}` cannot be indexed by a number"
+    close = difflib.get_close_matches(field, sorted(_ROOT_FIELDS[root]), n=1)
+    suggestion = f"`{close[0]}`" if close else f"`{root}.attributes.{field}`"
+    return f"unknown field `{field}` of `{root}`; did you mean {suggestion}?"

@@ -19,6 +19,7 @@ from cnm_policy.policy._fields import (
     check_fields,
     entries,
     enum,
+    excerpt,
     identifier,
     mapping,
     names,
@@ -86,7 +87,7 @@ def _parse_documents(source: BundleSource, report: Report) -> dict[str, Any]:
         ):
             report.warning(
                 "unexpected_file",
-                f"`{name}` is not part of the bundle layout and is ignored "
+                f"`{excerpt(name)}` is not part of the bundle layout and is ignored "
                 f"(expected {MANIFEST_FILE}, {ROLES_FILE}, {RESOURCES_FILE}, "
                 f"{RULES_DIR}/*.yaml, {TESTS_DIR}/*_test.yaml)",
                 name,
@@ -96,10 +97,10 @@ def _parse_documents(source: BundleSource, report: Report) -> dict[str, Any]:
         try:
             data, duplicates = load_yaml(content)
         except YamlError as exc:
-            report.error("yaml_invalid", str(exc), name, exc.line)
+            report.error(exc.code, str(exc), name, exc.line)
             continue
         for key, line in duplicates:
-            report.error("duplicate_key", f"key `{key}` appears twice", name, line)
+            report.error("duplicate_key", f"key `{excerpt(key)}` appears twice", name, line)
         docs[name] = data
     report.problems.extend(source.problems)
     if any(p.code in INCOMPLETE_CODES for p in source.problems):
@@ -127,7 +128,7 @@ def _manifest(doc: Any, report: Report) -> Manifest | None:
     if version and not re.fullmatch(r"[0-9A-Za-z][0-9A-Za-z.+_-]{0,63}", version):
         report.error(
             "invalid_value",
-            f"version `{version}` is not a version string",
+            f"version `{excerpt(version)}` is not a version string",
             file,
             node.line_of("version"),
         )
@@ -170,7 +171,7 @@ def _check_inheritance(roles: Mapping[str, RoleDef], report: Report) -> None:
             if target is None:
                 report.error(
                     "unknown_role",
-                    f"role `{role.id}` inherits unknown role `{parent}`",
+                    f"role `{role.id}` inherits unknown role `{excerpt(parent)}`",
                     role.file,
                     role.line,
                 )
@@ -228,7 +229,7 @@ def _kinds(doc: Any, report: Report) -> dict[str, KindDef]:
             if not IDENT.fullmatch(action):
                 report.error(
                     "invalid_value",
-                    f"action `{action}` is not a valid name",
+                    f"action `{excerpt(action)}` is not a valid name",
                     file,
                     entry.line_of("actions"),
                 )

@@ -15,6 +15,7 @@ from typing import Any
 
 from cnm_policy.errors import PolicyProblem
 from cnm_policy.policy import Bundle, BundleSource, parse_bundle
+from cnm_policy.policy._fields import excerpt
 from cnm_policy.testing import TestCase, load_cases
 
 __all__ = ["ValidationReport", "problem_dict", "sorted_problems", "validate_source"]
@@ -105,22 +106,24 @@ def _case_problems(bundle: Bundle, case: TestCase) -> list[PolicyProblem]:
 
     def add(code: str, message: str, severity: str = "warning") -> None:
         found.append(
-            PolicyProblem(code, f"case `{case.name}`: {message}", case.file, case.line, severity)
+            PolicyProblem(
+                code, f"case `{excerpt(case.name)}`: {message}", case.file, case.line, severity
+            )
         )
 
     for role in case.principal.roles:
         if role not in bundle.roles:
-            add("test_unknown_role", f"principal has unknown role `{role}`{hint}")
+            add("test_unknown_role", f"principal has unknown role `{excerpt(role)}`{hint}")
     kind = bundle.kinds.get(case.resource.kind)
     if kind is None:
-        add("test_unknown_kind", f"unknown resource kind `{case.resource.kind}`{hint}")
+        add("test_unknown_kind", f"unknown resource kind `{excerpt(case.resource.kind)}`{hint}")
     elif case.action not in kind.actions:
         add(
             "test_unknown_action",
-            f"action `{case.action}` is not defined for `{kind.name}`{hint}",
+            f"action `{excerpt(case.action)}` is not defined for `{kind.name}`{hint}",
         )
     rule_ids = {rule.id for rule in bundle.rules}
     for rule_id in case.expect_rules or ():
         if rule_id not in rule_ids:
-            add("test_unknown_rule", f"expects unknown rule `{rule_id}`", "error")
+            add("test_unknown_rule", f"expects unknown rule `{excerpt(rule_id)}`", "error")
     return found

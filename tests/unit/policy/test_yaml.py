@@ -1,0 +1,124 @@
+"""The bounded YAML reader: aliases, nesting and keys cannot cost more than the text allows."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from cnm_policy.policy._yaml import (
+    MAX_ALIAS_EXPANSION,
+    MAX_YAML_DEPTH,
+    LineDict,
+    YamlError,
+    load_yaml,
+)
+
+
+def alias_bomb(levels: int, key: str = "value", width: int = 9) -> str:
+    """A billion-laughs document: each anchor lists `width` aliases of the previous one."""
+    lines = ["a0: &a0 [lol]"]
+    for level in range(1, levels + 1):
+        aliases = ", ".join([f"*a{level - 1}"] * width)
+        lines.append(f"a{level}: &a{level} [{aliases}]")
+    lines.append(f"{key}: *a{levels}")
+    return "\n".join(lines) + "\n"
+
+
+def error_of(text: str) -> YamlError:
+    with pytest.raises(YamlError) as caught:
+        load_yaml(text)
+    return caught.value
+
+
+def test_an_alias_bomb_is_refused_quickly_with_a_line() -> None:
+    """Nine levels of nine aliases (387 million nodes) fail in well under a second."""
+    started = time.monotonic()
+    error = error_of(alias_bomb(9))
+    assert (error.code, error.line) == ("alias_expansion_too_large", 6)
+    assert time.monotonic() - started < 1.0
+    assert len(str(error)) < 200
+
+
+def test_an_alias_bomb_used_as_a_key_is_refused() -> None:
+    """A mapping key made of aliases is refused before anything is constructed."""
+    text = alias_bomb(9).replace("value: *a9", "? *a9\n: x")
+    assert error_of(text).code == "alias_expansion_too_large"
+
+
+def test_a_collection_as_a_mapping_key_is_refused() -> None:
+    """Keys must be plain values: a list key would be formatted into messages as text."""
+    error = error_of("top:\n  ? [a, b]\n  : x\n")
+    assert (error.code, error.line) == ("invalid_key", 2)
+
+
+def test_a_recursive_alias_is_refused() -> None:
+    """An anchor that contains its own alias is a cycle, not an infinite structure."""
+    error = error_of("a: &a [x, *a]\n")
+    assert (error.code, error.line) == ("recursive_alias", 1)
+
+
+def test_modest_alias_reuse_still_loads() -> None:
+    """Sharing a small fixture through anchors is ordinary YAML and keeps working."""
+    data, _ = load_yaml("base: &base {mfa: true}\none: *base\ntwo: {<<: *base, x: 1}\n")
+    assert data == {"base": {"mfa": True}, "one": {"mfa": True}, "two": {"mfa": True, "x": 1}}
+
+
+def test_alias_expansion_just_under_the_budget_loads() -> None:
+    """The budget counts what aliases add: a document right under it is accepted."""
+    width = MAX_ALIAS_EXPANSION // 3  # an alias of `[x]` adds 3: the list, the scalar, `x`
+
+    def text(aliases: int) -> str:
+        return "a: &a [x]\nb: [" + ", ".join(["*a"] * aliases) + "]\n"
+
+    data, _ = load_yaml(text(width))
+    assert width == len(data["b"])
+    assert error_of(text(width + 1)).code == "alias_expansion_too_large"
+
+
+def test_nesting_deeper_than_the_limit_is_refused_at_its_line() -> None:
+    """Block mappings nested past MAX_YAML_DEPTH name the line where the limit is crossed."""
+    text = "".join("  " * i + f"k{i}:\n" for i in range(300)) + "  " * 300 + "x\n"
+    error = error_of(text)
+    assert (error.code, error.line) == ("nesting_too_deep", MAX_YAML_DEPTH + 1)
+
+
+def test_flow_nesting_deeper_than_libyaml_allows_is_nesting_too_deep() -> None:
+    """Ten thousand `[` are refused with the same code, never a RecursionError."""
+    error = error_of("a: " + "[" * 10_000 + "]" * 10_000 + "\n")
+    assert error.code == "nesting_too_deep"
+
+
+def test_nesting_through_aliases_counts() -> None:
+    """An alias of a deep anchor placed deep again is as deep as the two together."""
+    half = MAX_YAML_DEPTH // 2 + 1
+    deep = "[" * half + "x" + "]" * half
+    text = f"a: &a {deep}\nb: " + "[" * half + "*a" + "]" * half + "\n"
+    assert error_of(text).code == "nesting_too_deep"
+
+
+def test_a_number_too_long_to_convert_is_a_yaml_error() -> None:
+    """An integer of 5,000 digits is an error with a line, not a ValueError traceback."""
+    error = error_of("n: " + "9" * 5000 + "\n")
+    assert (error.code, error.line) == ("yaml_invalid", 1)
+
+
+def test_lines_are_still_recorded() -> None:
+    """Mappings keep the line of each key after the shape check."""
+    data, duplicates = load_yaml("a: 1\nb:\n  c: 2\na: 3\n")
+    assert isinstance(data, LineDict)
+    assert (data.line, data.line_of("b")) == (1, 2)
+    assert duplicates == [("a", 4)]
+
+
+@pytest.mark.parametrize("text", ["just text\n", "&a just text\n", ""])
+def test_a_scalar_or_empty_document_loads(text: str) -> None:
+    """Documents without collections pass both shape checks unchanged."""
+    expected = "just text" if text else None
+    assert (expected, []) == load_yaml(text)
+
+
+def test_an_impossible_date_is_a_yaml_error() -> None:
+    """`2026-02-30` matches YAML's timestamp pattern; it is a located error, not a crash."""
+    error = error_of("a: 1\nnow: 2026-02-30\n")
+    assert (error.code, error.line) == ("yaml_invalid", 2)
