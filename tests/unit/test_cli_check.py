@@ -20,6 +20,9 @@ from cnm_policy.cli.check import (
     EXIT_USAGE,
     default_policy_dir,
 )
+from cnm_policy.review.requests import MAX_REQUEST_BYTES, MAX_VALUE_DEPTH, parse_json_request
+from cnm_policy.server.limits import DEFAULT_LIMITS
+from cnm_policy.server.structs import dict_to_struct, struct_to_dict
 from tests.unit.review.bundles import commit_all, init_repo
 
 BUNDLE = Path(__file__).resolve().parents[1] / "e2e" / "bundles" / "v1"
@@ -244,3 +247,15 @@ def test_a_broken_pipe_ends_quietly(tmp_path: Path) -> None:
         process.stdout.close()  # the reader goes away before anything is written
         _, err = process.communicate(timeout=60)
     assert (process.returncode, err) == (128 + 13, b"")
+
+
+def test_the_json_parser_reads_values_as_the_sidecar_does() -> None:
+    """Parsed attributes equal what the same values become after a trip through the wire."""
+    values = {"n": 3.0, "big": 2**60, "f": 0.5, "neg": -7, "list": [1.0, {"x": 2}], "none": None}
+    parsed = parse_json_request(json.dumps(_request(context=values))).request.context
+    assert parsed == struct_to_dict(dict_to_struct(values, "context"), "context")
+    assert (type(parsed["n"]), type(parsed["big"])) == (int, float)
+    assert (
+        DEFAULT_LIMITS.max_message_bytes,
+        DEFAULT_LIMITS.max_attribute_depth,
+    ) == (MAX_REQUEST_BYTES, MAX_VALUE_DEPTH)
