@@ -34,13 +34,22 @@ def _string_tenant_problem(tenant: str) -> str | None:
     segments = tenant.split("/")
     if len(segments) > MAX_TENANT_DEPTH:
         return f"is deeper than {MAX_TENANT_DEPTH} levels"
-    for segment in segments:
+    for index, segment in enumerate(segments):
+        if not segment:
+            return f"has an empty segment ({_empty_segment_cause(index, len(segments))})"
         if not _SEGMENT.fullmatch(segment):
+            shown = segment if len(segment) <= 63 else segment[:60] + "..."
             return (
-                f"has an invalid segment `{segment}` (segments are 1-63 characters of "
+                f"has an invalid segment `{shown}` (segments are 1-63 characters of "
                 "letters, digits, `_`, `.` or `-`, starting with a letter or digit)"
             )
     return None
+
+
+def _empty_segment_cause(index: int, count: int) -> str:
+    if index == 0:
+        return "a leading `/`"
+    return "a trailing `/`" if index == count - 1 else "`//`"
 
 
 def is_within(tenant: str, root: str) -> bool:

@@ -36,3 +36,28 @@ def test_invalid_tenants(tenant: object) -> None:
 def test_valid_tenants(tenant: str) -> None:
     """Ordinary organisation paths are accepted."""
     assert tenant_problem(tenant) is None
+
+
+@pytest.mark.parametrize(
+    ("tenant", "expected"),
+    [
+        ("acme/", "has an empty segment (a trailing `/`)"),
+        ("/acme", "has an empty segment (a leading `/`)"),
+        ("acme//emea", "has an empty segment (`//`)"),
+    ],
+)
+def test_an_empty_segment_is_named_as_such(tenant: str, expected: str) -> None:
+    """`acme/` says what is wrong instead of quoting an empty segment as ``."""
+    assert tenant_problem(tenant) == expected
+
+
+def test_a_long_invalid_segment_is_not_echoed_whole() -> None:
+    """The offending segment is quoted at most 63 characters long."""
+    problem = tenant_problem("acme/" + "!" * 200)
+    assert problem is not None
+    assert len(problem) < 200
+
+
+def test_tenants_are_case_sensitive() -> None:
+    """`Acme` and `acme` are two organisations, as the README says."""
+    assert (is_within("Acme/emea", "acme"), is_within("acme/emea", "Acme")) == (False, False)
