@@ -254,14 +254,19 @@ class _TestFile:
             self.report,
         ):
             return None
-        name = str(node["name"])
+        name = node["name"]
+        action = node["action"]
+        if not self._is_text(node, "name", "a case `name`") or not self._is_text(
+            node, "action", f"case `{excerpt(name)}`: `action`"
+        ):
+            return None
         principal = self._resolve(node, "principal", self.principals)
         resource = self._resolve(node, "resource", self.resources)
         expect = node.get("expect")
         if expect not in ("allow", "deny"):
             self.report.error(
                 "invalid_value",
-                f"case `{name}`: `expect` must be allow or deny",
+                f"case `{excerpt(name)}`: `expect` must be allow or deny",
                 self.file,
                 node.line_of("expect"),
             )
@@ -272,7 +277,7 @@ class _TestFile:
         ):
             self.report.error(
                 "invalid_type",
-                f"case `{name}`: `rules` must be a list of ids",
+                f"case `{excerpt(name)}`: `rules` must be a list of ids",
                 self.file,
                 node.line_of("rules"),
             )
@@ -282,7 +287,7 @@ class _TestFile:
             if not isinstance(context, Mapping):
                 self.report.error(
                     "invalid_type",
-                    f"case `{name}`: `context` must be a mapping",
+                    f"case `{excerpt(name)}`: `context` must be a mapping",
                     self.file,
                     node.line_of("context"),
                 )
@@ -292,16 +297,16 @@ class _TestFile:
             file=self.file,
             line=line,
             principal=Principal(
-                id=str(principal.get("id", "")),
-                tenant=str(principal.get("tenant", "")),
+                id=principal.get("id", ""),
+                tenant=principal.get("tenant", ""),
                 roles=tuple(principal.get("roles", ())),
                 attributes=dict(principal.get("attributes", {})),
             ),
-            action=str(node["action"]),
+            action=action,
             resource=Resource(
-                kind=str(resource.get("kind", "")),
-                id=str(resource.get("id", "")),
-                tenant=str(resource.get("tenant", "")),
+                kind=resource.get("kind", ""),
+                id=resource.get("id", ""),
+                tenant=resource.get("tenant", ""),
                 attributes=dict(resource.get("attributes", {})),
             ),
             context=_plain(context),
@@ -321,6 +326,11 @@ class _TestFile:
             else (value.get("use") if isinstance(value, Mapping) else None)
         )
         base: Mapping[str, Any] = {}
+        if base_name is not None and not isinstance(base_name, str):
+            self.report.error(
+                "invalid_type", f"`{key}.use` must be a fixture name", self.file, line
+            )
+            return None
         if base_name is not None:
             if base_name not in fixtures:
                 self.report.error(
@@ -333,7 +343,7 @@ class _TestFile:
             base = fixtures[base_name]
         if isinstance(value, str):
             plain_base: Mapping[str, Any] = _plain(base)
-            return plain_base
+            return plain_base if self._typed(key, plain_base, line) else None
         if not isinstance(value, Mapping):
             self.report.error(
                 "invalid_type", f"`{key}` must be a fixture name or a mapping", self.file, line
@@ -343,11 +353,43 @@ class _TestFile:
         for field_name, field_value in value.items():
             if field_name == "use":
                 continue
-            if field_name == "attributes" and isinstance(field_value, Mapping):
-                merged["attributes"] = {**merged.get("attributes", {}), **_plain(field_value)}
+            inherited = merged.get("attributes", {})
+            if (
+                field_name == "attributes"
+                and isinstance(field_value, Mapping)
+                and isinstance(inherited, Mapping)
+            ):
+                merged["attributes"] = {**inherited, **_plain(field_value)}
             else:
                 merged[field_name] = _plain(field_value)
-        return merged
+        return merged if self._typed(key, merged, line) else None
+
+    def _is_text(self, node: LineDict, key: str, what: str) -> bool:
+        if isinstance(node[key], str):
+            return True
+        self.report.error("invalid_type", f"{what} must be a string", self.file, node.line_of(key))
+        return False
+
+    def _typed(self, key: str, part: Mapping[str, Any], line: int) -> bool:
+        """Report fields a request could not carry; True when the part is well typed."""
+        wrong = [
+            f"`{key}.{name}` must be a string"
+            for name in _TEXT_FIELDS[key]
+            if not isinstance(part.get(name, ""), str)
+        ]
+        roles = part.get("roles", [])
+        if key == "principal" and not (
+            isinstance(roles, list) and all(isinstance(role, str) for role in roles)
+        ):
+            wrong.append("`principal.roles` must be a list of role ids")
+        if not isinstance(part.get("attributes", {}), Mapping):
+            wrong.append(f"`{key}.attributes` must be a mapping")
+        for message in wrong:
+            self.report.error("invalid_type", message, self.file, line)
+        return not wrong
+
+
+_TEXT_FIELDS = {"principal": ("id", "tenant"), "resource": ("kind", "id", "tenant")}
 
 
 def _plain(value: Any) -> Any:

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import time
+
+import pytest
+
 from cnm_policy import load_snapshot
+from cnm_policy.policy import read_bundle_dir
 from cnm_policy.testing import load_cases, run_suite
 from tests.conftest import BundleFactory
 
@@ -100,3 +105,69 @@ def test_no_tests_is_a_problem(make_bundle: BundleFactory) -> None:
     result = run_suite(load_snapshot(path))
     assert [p.code for p in result.problems] == ["no_tests"]
     assert result.ok is False
+
+
+CASE = """\
+{fixtures}cases:
+  - name: {name}
+    principal: {principal}
+    action: {action}
+    resource: {resource}
+    expect: deny
+"""
+VIEWER = "{id: u, tenant: acme, roles: [customer-viewer]}"
+DEVICE = "{kind: device, id: d, tenant: acme}"
+
+
+def case_problems(make_bundle: BundleFactory, **parts: str) -> list[tuple[str, int | None]]:
+    """(code, line) of every problem a one-case test file has."""
+    fields = {"fixtures": "", "name": "n", "principal": VIEWER, "action": "read"}
+    fields["resource"] = DEVICE
+    path = make_bundle({"tests/zz_test.yaml": CASE.format(**{**fields, **parts})})
+    _, problems = load_cases(read_bundle_dir(path))
+    return [(p.code, p.line) for p in problems if p.file == "tests/zz_test.yaml"]
+
+
+@pytest.mark.parametrize(
+    ("parts", "expected"),
+    [
+        ({"principal": "{id: u, tenant: acme, roles: [], attributes: [1, 2]}"}, 3),
+        ({"principal": "{id: u, tenant: acme, roles: [], attributes: xy}"}, 3),
+        ({"principal": "{id: u, tenant: acme, roles: 5}"}, 3),
+        ({"principal": "{id: u, tenant: acme, roles: customer-viewer}"}, 3),
+        ({"principal": "{id: u, tenant: {a: 1}, roles: []}"}, 3),
+        ({"principal": "{use: [1], id: u}"}, 3),
+        ({"resource": "{kind: device, id: [d], tenant: acme}"}, 5),
+        ({"resource": "{use: r, attributes: [1]}", "fixtures": f"resources:\n  r: {DEVICE}\n"}, 7),
+        ({"name": "[a, b]"}, 2),
+        ({"action": "[read]"}, 4),
+    ],
+)
+def test_mistyped_case_fields_are_located_problems(
+    make_bundle: BundleFactory, parts: dict[str, str], expected: int
+) -> None:
+    """Wrong types in a case or fixture are `invalid_type` at their line, never a crash."""
+    assert case_problems(make_bundle, **parts) == [("invalid_type", expected)]
+
+
+def test_an_alias_bomb_in_fixture_attributes_is_refused(make_bundle: BundleFactory) -> None:
+    """The bomb that used to pass the gate at 1.2 GB is a located error, quickly."""
+    levels = [f"&b0 [{', '.join(['lol'] * 9)}]"]
+    levels += [f"&b{i} [{', '.join([f'*b{i - 1}'] * 9)}]" for i in range(1, 9)]
+    principal = "{id: u, tenant: acme, roles: [], attributes: {big: [" + ", ".join(levels) + "]}}"
+    started = time.monotonic()
+    assert case_problems(make_bundle, principal=principal) == [("alias_expansion_too_large", 3)]
+    assert time.monotonic() - started < 2.0
+
+
+def test_a_long_case_name_is_cut_in_messages(make_bundle: BundleFactory) -> None:
+    """A case name is echoed at most EXCERPT_CHARS long in a problem message."""
+    path = make_bundle(
+        {
+            "tests/zz_test.yaml": CASE.format(
+                fixtures="", name="x" * 5000, principal=VIEWER, action="read", resource=DEVICE
+            ).replace("expect: deny", "expect: maybe")
+        }
+    )
+    _, problems = load_cases(read_bundle_dir(path))
+    assert [len(p.message) < 200 for p in problems] == [True]
