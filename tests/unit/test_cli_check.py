@@ -154,10 +154,11 @@ def test_default_bundle_is_found_from_any_directory(
     assert default_policy_dir() == tmp_path / "policies" / "cnm"
 
 
-def test_bad_at_value_is_an_argparse_error(tmp_path: Path) -> None:
-    """--at without a UTC offset is ambiguous and refused by the parser (exit 2)."""
+@pytest.mark.parametrize("value", ["2026-01-15T12:00:00", "nan", "inf"])
+def test_bad_at_value_is_an_argparse_error(tmp_path: Path, value: str) -> None:
+    """--at without a UTC offset is ambiguous, NaN or infinity no time: refused (exit 2)."""
     with pytest.raises(SystemExit) as raised:
-        _check(tmp_path, _request(), "--at", "2026-01-15T12:00:00")
+        _check(tmp_path, _request(), "--at", value)
     assert raised.value.code == EXIT_USAGE
 
 

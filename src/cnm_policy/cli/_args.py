@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -54,9 +55,13 @@ def add_bundle_option(parser: argparse.ArgumentParser, *, positional: bool = Fal
 def instant(text: str) -> float:
     """Epoch seconds, or ISO 8601 with an explicit offset (a naive time is ambiguous)."""
     try:
-        return float(text)
+        seconds = float(text)
     except ValueError:
         pass
+    else:
+        if not math.isfinite(seconds):
+            raise argparse.ArgumentTypeError(f"`{text}` is not a moment in time")
+        return seconds
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
