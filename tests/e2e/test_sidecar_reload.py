@@ -13,8 +13,10 @@ import pytest
 from grpc_health.v1 import health_pb2
 
 from cnm_policy.policy import read_bundle_dir
-from cnm_policy.policy.lock import LOCK_FILE, lock_for, render_lock
+from cnm_policy.policy.lock import LOCK_FILE, BundleLockMismatchError, lock_for, render_lock
 from cnm_policy.reload import ReloadOutcome
+from cnm_policy.server.app import ServerConfig
+from cnm_policy.server.runtime import RuntimeOptions, open_runtime
 from cnm_policy.v1 import policy_pb2 as pb
 from tests.e2e.harness import BUNDLES, Served, copy_bundle, health_status, principal, serve
 
@@ -170,3 +172,17 @@ def test_reload_under_sustained_load_fails_no_call(bundle: Path) -> None:
     assert load.failures == []
     assert load.versions["1.0.0"] > 0
     assert load.versions["2.0.0"] > 0
+
+
+def test_the_sidecar_refuses_to_start_on_a_tree_that_does_not_match_its_lock(
+    bundle: Path,
+) -> None:
+    """The first version passes the same commit point: a stale lock never starts serving."""
+    _lock(bundle)
+    _to_v2(bundle)
+    with pytest.raises(BundleLockMismatchError) as raised:
+        open_runtime(RuntimeOptions(policies=bundle), ServerConfig(listen="127.0.0.1:0"))
+    assert str(raised.value) == (
+        "bundle does not match `bundle.lock.json`: changed `bundle.yaml`; "
+        "extra `rules/tickets.yaml`; extra `tests/tickets_test.yaml`"
+    )
