@@ -1,14 +1,15 @@
 """Run-time semantics of the condition language: field reads, comparisons, functions.
 
 Kept apart from the compiler so the rules of evaluation (null for missing attributes, strict
-booleans, typed ordering, clock functions that record expiry) can be read in one place.
+booleans, typed comparisons where a type mismatch is an error, clock functions that record
+expiry) can be read in one place.
 """
 
 from __future__ import annotations
 
 import ast
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -101,11 +102,47 @@ def _norm(value: Any) -> Any:
     return None if value is MISSING else value
 
 
-def _equal(left: Any, right: Any) -> bool:
+def _type_of(value: Any) -> str:
+    """The condition language's type of a non-null value; int and float are one `number`."""
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list | tuple):
+        return "list"
+    if isinstance(value, Mapping):
+        return "object"
+    return "unsupported"
+
+
+def _equal(left: Any, right: Any, where: str = "==") -> bool:
+    """Typed equality: null equals only null; any other type mismatch is an error."""
     left, right = _norm(left), _norm(right)
-    if isinstance(left, bool) != isinstance(right, bool):
-        return False
+    if left is None or right is None:
+        return left is right
+    kind = _type_of(left)
+    # INVARIANT: a value of another type never compares unequal silently (fail closed).
+    if kind != _type_of(right) or kind == "unsupported":
+        raise ConditionError(f"`{where}` compares {describe(left)} with {describe(right)}")
+    if kind == "list":
+        return len(left) == len(right) and _all_equal(zip(left, right, strict=True), where)
+    if kind == "object":
+        if set(left) != set(right):
+            return False
+        return _all_equal(((left[key], right[key]) for key in left), where)
     return bool(left == right)
+
+
+def _all_equal(pairs: Iterable[tuple[Any, Any]], where: str) -> bool:
+    # Every pair is compared, so a type mismatch errors wherever it sits.
+    results = [_equal(a, b, where) for a, b in pairs]
+    return all(results)
+
+
+def _not_equal(left: Any, right: Any) -> bool:
+    return not _equal(left, right, "!=")
 
 
 def _ordered(left: Any, right: Any, where: str) -> tuple[Any, Any]:
@@ -120,13 +157,24 @@ def _ordered(left: Any, right: Any, where: str) -> tuple[Any, Any]:
     raise ConditionError(f"`{where}` compares {describe(left)} with {describe(right)}")
 
 
-def _contains(item: Any, container: Any) -> bool:
+def _contains(item: Any, container: Any, where: str = "in") -> bool:
+    """`item in container`: list elements compare typed (all of them); object keys are strings."""
     item, container = _norm(item), _norm(container)
     if isinstance(container, list | tuple):
-        return any(_equal(item, candidate) for candidate in container)
+        return any([_equal(item, candidate, where) for candidate in container])
     if isinstance(container, Mapping):
-        return isinstance(item, str) and item in container
-    raise ConditionError(f"`in` needs a list or an object on the right, got {describe(container)}")
+        if item is None:
+            return False
+        if not isinstance(item, str):
+            raise ConditionError(f"`{where}` looks up {describe(item)} among an object's keys")
+        return item in container
+    raise ConditionError(
+        f"`{where}` needs a list or an object on the right, got {describe(container)}"
+    )
+
+
+def _not_contains(item: Any, container: Any) -> bool:
+    return not _contains(item, container, "not in")
 
 
 def _less(a: Any, b: Any) -> bool:
@@ -151,13 +199,13 @@ def _greater_equal(a: Any, b: Any) -> bool:
 
 COMPARATORS: Mapping[type[ast.cmpop], Callable[[Any, Any], bool]] = {
     ast.Eq: _equal,
-    ast.NotEq: lambda a, b: not _equal(a, b),
+    ast.NotEq: _not_equal,
     ast.Lt: _less,
     ast.LtE: _less_equal,
     ast.Gt: _greater,
     ast.GtE: _greater_equal,
     ast.In: _contains,
-    ast.NotIn: lambda a, b: not _contains(a, b),
+    ast.NotIn: _not_contains,
 }
 
 

@@ -54,7 +54,6 @@ def evaluate(source: str, environment: EvalEnv | None = None) -> bool:
         ("len(principal.attributes.teams) == 2", True),
         ("principal.attributes.teams[0] == 'noc'", True),
         ("principal.attributes.level == 3.0", True),
-        ("principal.attributes.mfa == 1", False),
     ],
 )
 def test_expressions(source: str, expected: bool) -> None:
@@ -97,7 +96,7 @@ def test_request_values_are_never_code() -> None:
     """A request value that looks like an expression is compared as a plain string."""
     hostile = env({"role": "true or 1 == 1", "mfa": "__import__('os').system('x')"})
     assert evaluate("principal.attributes.role == 'admin'", hostile) is False
-    assert evaluate("principal.attributes.mfa == true", hostile) is False
+    assert evaluate("principal.attributes.mfa == 'x'", hostile) is False
 
 
 @pytest.mark.parametrize(
@@ -176,3 +175,87 @@ def test_uses_clock_flag() -> None:
     """Conditions that read the clock say so (the cache relies on it)."""
     assert compile_condition(WINDOW).uses_clock is True
     assert compile_condition("principal.attributes.mfa == true").uses_clock is False
+
+
+# --- typed comparisons (issue #17 item 9): mismatched types are errors, never false ----------
+
+TYPED = {
+    "flag": True,
+    "count": 3,
+    "ratio": 3.0,
+    "name": "ada",
+    "teams": ["noc", "core"],
+    "nested": {"a": 1},
+    "empty": None,
+}
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "principal.attributes.name == true",  # string vs boolean
+        "principal.attributes.count == true",  # number vs boolean: a boolean is no number
+        "principal.attributes.flag == 1",
+        "principal.attributes.flag != 1",
+        "principal.attributes.name != 3",
+        "principal.attributes.count == '3'",
+        "principal.attributes.teams == 'noc'",
+        "principal.attributes.nested == []",
+        "principal.attributes.teams == [1, 2]",  # element types differ
+        "[true] == [1]",
+        "[[1]] == [['1']]",
+        "principal.attributes.count in ['3', '4']",
+        "principal.attributes.flag in [1, 2]",
+        "principal.attributes.flag not in ['true']",
+        "'noc' in ['noc', 1]",  # every element is checked, wherever the match is
+        "3 in principal.attributes.nested",  # object keys are strings
+    ],
+)
+def test_mismatched_types_are_errors(source: str) -> None:
+    """Comparing values of different types raises ConditionError instead of answering."""
+    with pytest.raises(ConditionError):
+        evaluate(source, env(TYPED))
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ("principal.attributes.count == 3.0", True),  # int and float are both numbers
+        ("principal.attributes.ratio != 3", False),
+        ("principal.attributes.missing == null", True),  # a missing attribute reads as null
+        ("principal.attributes.empty == null", True),
+        ("principal.attributes.missing != null", False),
+        ("principal.attributes.missing == true", False),  # null vs a value: unequal, no error
+        ("principal.attributes.missing != true", True),
+        ("principal.attributes.flag != null", True),
+        ("principal.attributes.missing in ['a', 'b']", False),
+        ("principal.attributes.missing in ['a', null]", True),
+        ("'a' in ['a', null]", True),
+        ("principal.attributes.teams == ['noc', 'core']", True),
+        ("principal.attributes.teams == ['noc']", False),  # lengths differ: unequal
+        ("[[1]] == [[1.0]]", True),
+        ("'a' in principal.attributes.nested", True),
+        ("principal.attributes.missing in principal.attributes.nested", False),
+    ],
+)
+def test_typed_comparisons(source: str, expected: bool) -> None:
+    """Same-type comparisons answer; null compares unequal to any value, without error."""
+    assert evaluate(source, env(TYPED)) is expected
+
+
+def test_object_equality_is_typed() -> None:
+    """Objects are equal when their keys match and each value compares equal, strictly."""
+    same = env({"a": {"x": 1, "y": [True]}, "b": {"x": 1.0, "y": [True]}})
+    assert evaluate("principal.attributes.a == principal.attributes.b", same) is True
+    differ = env({"a": {"x": 1}, "b": {"x": "1"}})
+    with pytest.raises(ConditionError):
+        evaluate("principal.attributes.a == principal.attributes.b", differ)
+    other_keys = env({"a": {}, "b": {"z": 1}})
+    assert evaluate("principal.attributes.a == principal.attributes.b", other_keys) is False
+
+
+def test_mismatch_error_names_types_not_values() -> None:
+    """The message names the operator and the two types; the request value is never echoed."""
+    with pytest.raises(ConditionError) as caught:
+        evaluate("principal.attributes.name == true", env({"name": "x" * 10_000}))
+    assert str(caught.value) == "`==` compares a string with a boolean"
