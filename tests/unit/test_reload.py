@@ -644,6 +644,31 @@ def test_a_load_reads_one_tree_even_when_the_root_link_is_swapped_mid_read(
     )
 
 
+def test_a_load_straddling_a_configmap_swap_is_discarded(tmp_path: Path) -> None:
+    """`..data` re-pointed mid-read (as the kubelet does): the read is dropped, then v2 loads."""
+    _copy(None, tmp_path / "..v1")
+    _copy("v2-overlay", tmp_path / "..v2")
+    (tmp_path / "..data").symlink_to("..v1")
+    for name in ("bundle.yaml", "roles.yaml", "resources.yaml", "rules", "tests"):
+        (tmp_path / name).symlink_to(f"..data/{name}")
+    engine = Engine(load_snapshot(tmp_path))
+    swaps: list[int] = []
+
+    def load_during_a_swap(path: Path) -> PolicySnapshot:
+        snapshot = load_snapshot(path)
+        if not swaps:
+            swaps.append(1)
+            (tmp_path / "..data_tmp").symlink_to("..v2")
+            (tmp_path / "..data_tmp").replace(tmp_path / "..data")
+        return snapshot
+
+    reloader = PolicyReloader(engine, tmp_path, load=load_during_a_swap, run_tests=run_suite)
+    with capture_logs():
+        outcomes = [reloader.reload_now(), reloader.reload_now()]
+    assert outcomes == [PENDING, ReloadOutcome.SWAPPED]
+    assert engine.snapshot.version == "2.0.0"
+
+
 def test_prove_bundle_raises_for_failing_tests() -> None:
     """The startup gate is the reload gate: failing bundle tests raise."""
     with pytest.raises(BundleTestsFailedError, match="expected allow"):
