@@ -1,14 +1,9 @@
 """Hot reload: a commit point, then a version proved to the side, then one reference swapped.
 
-Operators change policy by changing files, so the sidecar watches its bundle directory (and
-reloads at once on SIGHUP). A tree goes live only at a commit point: it matches its
-`bundle.lock.json` exactly (written by `cnm-policy build`), or, without a lock, its fingerprint
-has held still for `settle_seconds` on the injected clock (best effort). Every read is bracketed
-by two fingerprints and discarded if the tree moved, so no version mixes bytes from two moments.
-The candidate is then validated and must pass its own tests before one reference swap; a failure
-keeps the last good version serving and the error in ``GetPolicyInfo``. Nothing here sleeps:
-tests drive `poll()` and `reload_now()`; only the optional watcher thread waits. The argument
-is in docs/design/reload.md.
+A changed tree goes live only once it matches its `bundle.lock.json`, or, without one, has held
+still for `settle_seconds` (best effort); every read is bracketed by two fingerprints and
+dropped if the tree moved. Nothing here sleeps: tests drive `poll()` and `reload_now()`.
+Why this is correct: docs/design/reload.md.
 """
 
 from __future__ import annotations
