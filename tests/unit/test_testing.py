@@ -7,7 +7,8 @@ import time
 import pytest
 
 from cnm_policy import load_snapshot
-from cnm_policy.policy import read_bundle_dir
+from cnm_policy.errors import PolicyProblem
+from cnm_policy.policy import BundleSource, read_bundle_dir
 from cnm_policy.testing import load_cases, run_suite
 from tests.conftest import BundleFactory
 
@@ -171,3 +172,9 @@ def test_a_long_case_name_is_cut_in_messages(make_bundle: BundleFactory) -> None
     )
     _, problems = load_cases(read_bundle_dir(path))
     assert [len(p.message) < 200 for p in problems] == [True]
+
+
+def test_a_partly_read_tree_does_not_claim_it_has_no_tests() -> None:
+    """After `too_many_files` only part of the tree was read: `no_tests` would mislead."""
+    truncated = BundleSource("x", {}, (PolicyProblem("too_many_files", "m", "junk"),))
+    assert load_cases(truncated) == ((), ())

@@ -109,7 +109,7 @@ class _Walk:
                 self.full = True
                 self._problem(
                     TOO_MANY_FILES,
-                    f"the bundle has more than {MAX_BUNDLE_ENTRIES} directory entries",
+                    f"takes the bundle past {MAX_BUNDLE_ENTRIES} directory entries",
                     name or ".",
                 )
                 return []
@@ -152,7 +152,9 @@ class _Walk:
         key = (info.st_dev, info.st_ino)
         first = self.seen.get(key)
         if first is not None:
-            if first == "." or name.startswith(first + "/"):
+            if first == ".":
+                self._problem("symlink_loop", "leads back to the bundle root", name)
+            elif name.startswith(first + "/"):
                 self._problem("symlink_loop", f"leads back to `{first}`, which contains it", name)
             else:
                 self._problem("duplicate_directory", f"is the same directory as `{first}`", name)

@@ -1,0 +1,1 @@
+"""Hostile policy bundles: a corpus of cases, each the default bundle with one attack applied."""

@@ -1,0 +1,69 @@
+"""Each hostile bundle through `cnm-policy validate` in a real process: located, fast, small.
+
+The child runs under an address-space limit of 1 GiB (the alias bombs of issue #17 needed more
+and died with MemoryError); its peak RSS comes from `os.wait4`, its time from a monotonic clock.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.hostile.corpus import CASES, HostileCase, copy_good_bundle
+
+EXIT_FINDINGS = 1
+ADDRESS_SPACE_LIMIT = 1024**3
+MAX_SECONDS = 5.0
+MAX_PEAK_RSS_KB = 300 * 1024
+
+
+def _limit_address_space() -> None:
+    resource.setrlimit(resource.RLIMIT_AS, (ADDRESS_SPACE_LIMIT, ADDRESS_SPACE_LIMIT))
+
+
+def validate(bundle: Path, out: Path) -> tuple[int, str, float, int]:
+    """Exit status, stdout+stderr, wall seconds and peak RSS (kB) of one validate run."""
+    started = time.monotonic()
+    with out.open("wb") as sink:
+        child = subprocess.Popen(
+            [sys.executable, "-m", "cnm_policy", "validate", str(bundle)],
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            preexec_fn=_limit_address_space,  # noqa: PLW1509 (no threads are started before)
+        )
+        _, status, usage = os.wait4(child.pid, 0)
+    seconds = time.monotonic() - started
+    child.returncode = os.waitstatus_to_exitcode(status)  # already reaped by wait4
+    return child.returncode, out.read_text(encoding="utf-8"), seconds, usage.ru_maxrss
+
+
+@pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
+def test_validate_refuses_a_hostile_bundle_with_a_located_code(
+    case: HostileCase, tmp_path: Path
+) -> None:
+    """Exit 1, `file:line: error [code]` in the report, under 5 s and 300 MB peak RSS."""
+    bundle = copy_good_bundle(tmp_path / "bundle")
+    case.build(bundle)
+    code, output, seconds, peak_kb = validate(bundle, tmp_path / "out.txt")
+    print(f"{case.name}: exit {code}, {seconds:.2f} s, peak RSS {peak_kb // 1024} MB")
+    assert (code, f"{case.where}: error [{case.expected_code}]" in output) == (
+        EXIT_FINDINGS,
+        True,
+    ), output[-2000:]
+    assert seconds < MAX_SECONDS
+    assert peak_kb < MAX_PEAK_RSS_KB
+    assert max(len(line) for line in output.splitlines()) < 1000  # no value echoed whole
+
+
+def test_the_good_bundle_validates_under_the_same_limits(tmp_path: Path) -> None:
+    """The unmodified copy is valid in the same harness, so the limits themselves are sane."""
+    bundle = copy_good_bundle(tmp_path / "bundle")
+    code, output, seconds, peak_kb = validate(bundle, tmp_path / "out.txt")
+    assert (code, "valid (0 errors" in output) == (0, True), output[-2000:]
+    assert (seconds < MAX_SECONDS, peak_kb < MAX_PEAK_RSS_KB) == (True, True)
