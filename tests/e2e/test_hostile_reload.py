@@ -23,10 +23,14 @@ from typing import Any
 
 import grpc
 import pytest
+from structlog.testing import capture_logs
 
+from cnm_policy.engine import Engine, load_snapshot
+from cnm_policy.reload import PolicyReloader, ReloadOutcome, load_tree
+from cnm_policy.testing import run_suite
 from cnm_policy.v1 import policy_pb2 as pb
 from tests.e2e.harness import device, health_status, policy_stub, principal
-from tests.hostile.corpus import CASES, GOOD_BUNDLE
+from tests.hostile.corpus import CASES, GOOD_BUNDLE, copy_good_bundle
 
 pytestmark = pytest.mark.e2e
 
@@ -148,3 +152,35 @@ def test_a_good_version_still_goes_live_after_the_whole_corpus(live: Live) -> No
     answer = live.stub.Check(READ, timeout=5)
     assert (live.process.poll(), answer.policy.version) == (None, "99.0.0")
     assert live.info().reload.last_error == ""
+
+
+POLLED = ("symlink-loop", "link-out-dir", "alias-bomb-version-8")
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c.name in POLLED], ids=POLLED)
+def test_the_directory_watcher_rejects_a_hostile_tree_once_and_keeps_polling(
+    tmp_path: Path, case: Any
+) -> None:
+    """Polling (not SIGHUP) sees the hostile tree, rejects it once, then loads a fixed one."""
+    bundle = copy_good_bundle(tmp_path / "bundle")
+    snapshot, fingerprint = load_tree(bundle, load=load_snapshot, run_tests=run_suite)
+    engine = Engine(snapshot)
+    reloader = PolicyReloader(
+        engine,
+        bundle,
+        load=load_snapshot,
+        run_tests=run_suite,
+        settle_seconds=0.0,
+        initial_fingerprint=fingerprint,
+    )
+    case.build(bundle)
+    with capture_logs():
+        outcomes = [reloader.poll(), reloader.poll()]
+        shutil.rmtree(bundle)
+        copy_good_bundle(bundle)
+        manifest = bundle / "bundle.yaml"
+        manifest.write_text(manifest.read_text().replace('version: "', 'version: "99.', 1))
+        outcomes.append(reloader.poll())
+    assert outcomes == [ReloadOutcome.REJECTED, None, ReloadOutcome.SWAPPED]
+    assert reloader.status.last_error_code is None
+    assert engine.snapshot.version.startswith("99.")
