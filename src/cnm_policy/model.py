@@ -88,10 +88,12 @@ class RuleTrace:
 class Decision:
     """The answer, with the reasons that make it auditable.
 
-    `rule_ids` are the rules that decided it (the matching deny rules for a deny, the matching
-    allow rules for an allow, empty for the default deny). `errors` lists condition failures
-    that forced a deny. `valid_until` is the epoch second at which a time-dependent decision may
-    change (``None``: it does not depend on the clock). `reason` is safe to show the caller.
+    `rule_ids` are the rules that decided it: the matching allow rules for an allow; the deny
+    rules (and failed conditions) that overrode an applicable allow; empty for the default deny,
+    where no allow applied. `matched_denies` lists every deny rule whose condition held, deciding
+    or not. `errors` lists condition failures. `valid_until` is the epoch second at which a
+    time-dependent decision may change (``None``: it does not depend on the clock). `reason` is
+    safe to show the caller.
     """
 
     allowed: bool
@@ -104,3 +106,4 @@ class Decision:
     valid_until: float | None = None
     cached: bool = False
     trace: tuple[RuleTrace, ...] = ()
+    matched_denies: tuple[str, ...] = ()

@@ -6,7 +6,9 @@ applies the casbin matcher's remaining predicates - scope, then condition - to t
 casbin's effector combines the result: allowed only if some allow matched and no deny did.
 
 Fail closed: a condition that cannot be evaluated on an otherwise applicable rule forces a
-deny, whatever the rule's effect, and the error is carried in the decision.
+deny, whatever the rule's effect, and the error is carried in the decision. Reasons name only
+the rules that decided: with no applicable allow the default deny decides (the deny rules that
+matched are still listed in ``matched_denies``).
 """
 
 from __future__ import annotations
@@ -105,6 +107,7 @@ def decide(
     allows: list[str] = []
     denies: list[str] = []
     failed: list[str] = []
+    allow_failed = False
     errors: list[str] = []
     for rule in candidates.values():
         if not in_scope(rule.scope, rule.tenants, principal, resource.tenant):
@@ -117,23 +120,26 @@ def decide(
                     continue
             except ConditionError as exc:
                 failed.append(rule.id)
+                allow_failed = allow_failed or rule.effect is Effect.ALLOW
                 errors.append(f"rule `{rule.id}`: {exc}")
                 continue
         (denies if rule.effect is Effect.DENY else allows).append(rule.id)
     valid_until = env.valid_until if env is not None else None
     allowed = casbin_backend.final_allowed(bool(allows), bool(denies or failed))
+    matched_denies = tuple(sorted(denies))
     if allowed:
         ids = tuple(sorted(allows))
         reason = f"allowed by {_rule_list(ids)}"
+    elif not allows and not allow_failed:
+        # No allow could apply: the default deny decided, whatever deny rules matched too.
+        ids = ()
+        reason = f"no rule allows `{action}` on `{resource.kind}` here"
     elif failed:
         ids = tuple(sorted(failed + denies))
         reason = f"denied: a condition could not be evaluated ({_rule_list(tuple(sorted(failed)))})"
-    elif denies:
-        ids = tuple(sorted(denies))
-        reason = f"denied by {_rule_list(ids)}"
     else:
-        ids = ()
-        reason = f"no rule allows `{action}` on `{resource.kind}` here"
+        ids = matched_denies
+        reason = f"denied by {_rule_list(ids)}"
     return Decision(
         allowed=allowed,
         rule_ids=ids,
@@ -143,6 +149,7 @@ def decide(
         policy_digest=snapshot.digest,
         errors=tuple(errors),
         valid_until=valid_until,
+        matched_denies=matched_denies,
     )
 
 

@@ -65,7 +65,7 @@ class PolicySnapshot:
     index: Mapping[tuple[str, str], Mapping[str, Bucket]]
     row_count: int
     _resolved: dict[tuple[str, ...], ResolvedRoles] = field(default_factory=dict, repr=False)
-    _reference: list[Any] = field(default_factory=list, repr=False)
+    _reference: dict[bool, Any] = field(default_factory=dict, repr=False)
     _reference_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
@@ -121,14 +121,14 @@ class PolicySnapshot:
         """The ``g`` rows: (role, inherited role)."""
         return [(r.id, parent) for r in self.bundle.roles.values() for parent in r.inherits]
 
-    def reference(self) -> casbin_backend.CasbinReference:
-        """casbin's own enforcer over this snapshot's rows, built once on first use."""
+    def reference(self, *, allows_only: bool = False) -> casbin_backend.CasbinReference:
+        """casbin's own enforcer over this snapshot's rows (or its allow rows), built once."""
         with self._reference_lock:
-            if not self._reference:
+            if allows_only not in self._reference:
                 from cnm_policy.engine.reference import build_reference  # noqa: PLC0415
 
-                self._reference.append(build_reference(self))
-            reference: casbin_backend.CasbinReference = self._reference[0]
+                self._reference[allows_only] = build_reference(self, allows_only=allows_only)
+            reference: casbin_backend.CasbinReference = self._reference[allows_only]
             return reference
 
 

@@ -21,10 +21,24 @@ __all__ = ["Explanation", "RuleExplanation", "explain_request"]
 
 @dataclass(frozen=True, slots=True)
 class RuleExplanation:
-    """How one rule fared, next to the rule as written."""
+    """How one rule fared, next to the rule as written, and what it did to the decision."""
 
     trace: RuleTrace
     rule: RuleDef
+    decision: Decision
+
+    @property
+    def outcome(self) -> str:
+        """``decided``, ``overridden`` (an allow a deny beat), ``matched`` (a deny with no
+        allow to override), ``error`` (a failed condition), or ``not applied``."""
+        trace, decision = self.trace, self.decision
+        if trace.error is not None:
+            return "error"
+        if not trace.applied:
+            return "not applied"
+        if trace.effect == "allow":
+            return "decided" if decision.allowed else "overridden"
+        return "decided" if trace.rule_id in decision.rule_ids else "matched"
 
     @property
     def condition_state(self) -> str:
@@ -55,6 +69,7 @@ class RuleExplanation:
             "condition_result": self.condition_state,
             "error": trace.error,
             "applied": trace.applied,
+            "outcome": self.outcome,
         }
 
 
@@ -76,6 +91,7 @@ class Explanation:
             "allowed": decision.allowed,
             "reason": decision.reason,
             "rule_ids": list(decision.rule_ids),
+            "matched_denies": list(decision.matched_denies),
             "errors": list(decision.errors),
             "policy": {
                 "name": decision.policy_name,
@@ -108,6 +124,8 @@ def explain_request(snapshot: PolicySnapshot, request: AccessRequest, *, now: fl
         decision=decision,
         effective_roles=prepared.roles,
         unknown_roles=prepared.unknown_roles,
-        rules=tuple(RuleExplanation(trace, rules[trace.rule_id]) for trace in decision.trace),
+        rules=tuple(
+            RuleExplanation(trace, rules[trace.rule_id], decision) for trace in decision.trace
+        ),
         at=now,
     )

@@ -132,8 +132,23 @@ def _row(item: RuleExplanation) -> list[str]:
         _mark(trace.action_matched),
         f"{_mark(trace.scope_matched)} ({scope})",
         condition,
-        "APPLIED" if trace.applied else ("ERROR: forces deny" if trace.error else "-"),
+        _OUTCOMES[item.outcome] if item.outcome != "error" else _error_outcome(item),
     ]
+
+
+_OUTCOMES = {
+    "decided": "APPLIED",
+    "overridden": "overridden",
+    "matched": "matched, no allow to override",
+    "not applied": "-",
+}
+
+
+def _error_outcome(item: RuleExplanation) -> str:
+    # An error decides only when an allow was in play; otherwise the default deny did.
+    if item.trace.rule_id in item.decision.rule_ids:
+        return "ERROR: forces deny"
+    return "error, no allow to override"
 
 
 def _text_table(headers: tuple[str, ...], rows: list[list[str]]) -> list[str]:

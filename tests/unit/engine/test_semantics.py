@@ -52,3 +52,73 @@ def test_absent_or_false_guardrail_attributes_still_allow(
 ) -> None:
     """Typed semantics keep the intended answers: absent (null) or false is not shared."""
     assert engine.check(VIEWER, "read", device(**attributes)).allowed is allowed
+
+
+# --- deny reasons name only rules that decided (issue #17 item 10) ---------------------------
+
+OUTSIDE = {"maintenance_window": {"start": "2026-01-16T01:00:00Z", "end": "2026-01-16T03:00:00Z"}}
+
+
+def test_no_allow_is_the_default_deny_even_when_a_deny_matches(engine: Engine) -> None:
+    """A viewer rebooting: no rule grants it, so the guardrail that matched is not blamed."""
+    decision = engine.check(VIEWER, "reboot", device(), context=OUTSIDE)
+    assert (decision.allowed, decision.rule_ids, decision.reason, decision.matched_denies) == (
+        False,
+        (),
+        "no rule allows `reboot` on `device` here",
+        ("deny-reboot-outside-window",),
+    )
+
+
+def test_a_deny_that_overrides_an_allow_decides(engine: Engine) -> None:
+    """An admin rebooting outside the window: the guardrail overrode the admin's grant."""
+    decision = engine.check(ADMIN, "reboot", device(), context=OUTSIDE)
+    assert (decision.allowed, decision.rule_ids, decision.reason, decision.matched_denies) == (
+        False,
+        ("deny-reboot-outside-window",),
+        "denied by rule `deny-reboot-outside-window`",
+        ("deny-reboot-outside-window",),
+    )
+
+
+def test_every_matching_deny_is_listed_on_a_default_deny(engine: Engine) -> None:
+    """A viewer configuring a frozen shared device: two guardrails matched, neither decided."""
+    decision = engine.check(VIEWER, "configure", device(shared=True, change_freeze=True))
+    assert (decision.rule_ids, decision.matched_denies) == (
+        (),
+        ("deny-change-during-freeze", "deny-customer-shared-infrastructure"),
+    )
+
+
+def test_a_deny_error_without_an_allow_is_reported_but_not_blamed(engine: Engine) -> None:
+    """A malformed window on a viewer's reboot: default deny, the error still reported."""
+    window = {"maintenance_window": {"start": "tomorrow", "end": "later"}}
+    decision = engine.check(VIEWER, "reboot", device(), context=window)
+    assert (decision.allowed, decision.rule_ids, decision.reason) == (
+        False,
+        (),
+        "no rule allows `reboot` on `device` here",
+    )
+    assert decision.errors == (
+        "rule `deny-reboot-outside-window`: window start `tomorrow` is not an RFC 3339 timestamp",
+    )
+
+
+def test_a_deny_error_against_an_applicable_allow_decides(engine: Engine) -> None:
+    """The same malformed window on an admin's reboot: the error forced the deny."""
+    window = {"maintenance_window": {"start": "tomorrow", "end": "later"}}
+    decision = engine.check(ADMIN, "reboot", device(), context=window)
+    assert (decision.allowed, decision.rule_ids, decision.matched_denies) == (
+        False,
+        ("deny-reboot-outside-window",),
+        (),
+    )
+    assert decision.reason == (
+        "denied: a condition could not be evaluated (rule `deny-reboot-outside-window`)"
+    )
+
+
+def test_an_allow_decision_has_no_matched_denies(engine: Engine) -> None:
+    """An allowed read names its allow rule and no deny."""
+    decision = engine.check(VIEWER, "read", device())
+    assert (decision.rule_ids, decision.matched_denies) == (("customer-read-network",), ())

@@ -104,6 +104,7 @@ def test_json_form_has_the_request_and_each_rule() -> None:
         "condition_result": "true",
         "error": None,
         "applied": True,
+        "outcome": "decided",
     }
 
 
@@ -118,12 +119,50 @@ def test_a_condition_error_is_shown_forcing_the_deny() -> None:
         {"maintenance_window": window},
     )
     explanation = explain_request(snapshot, request, now=FIXED_NOW)
-    reboot = next(r for r in explanation.rules if r.rule.id == "customer-admin-reboot-devices")
-    assert (reboot.condition_state, reboot.trace.applied, explanation.decision.allowed) == (
-        "error",
-        False,
-        False,
+    window_rule = next(r for r in explanation.rules if r.rule.id == "deny-reboot-outside-window")
+    assert (window_rule.condition_state, window_rule.trace.applied) == ("error", False)
+    assert (explanation.decision.allowed, window_rule.outcome) == (False, "error")
+    text = render_explain(explanation, Format.TEXT)
+    rows = {line.split()[0]: line for line in text.splitlines()[6:]}
+    assert rows["deny-reboot-outside-window"].endswith("ERROR: forces deny")
+    assert rows["customer-admin-reboot-devices"].endswith("overridden")
+
+
+def test_an_overridden_allow_is_not_shown_as_applied() -> None:
+    """Configuring a frozen device: the admin's allow is `overridden`, the deny decided."""
+    snapshot = compile_bundle(load(fixture("good")))
+    explanation = explain_request(
+        snapshot, AccessRequest(ADMIN, "configure", FROZEN), now=FIXED_NOW
+    )
+    outcomes = {item.rule.id: item.outcome for item in explanation.rules}
+    assert outcomes == {
+        "cust-read": "not applied",
+        "cust-admin-configure": "overridden",
+        "noc-read": "not applied",
+        "noc-change": "not applied",
+        "deny-freeze": "decided",
+    }
+    text = render_explain(explanation, Format.TEXT)
+    rows = {line.split()[0]: line for line in text.splitlines()[5:] if line}
+    assert rows["cust-admin-configure"].endswith("overridden")
+    assert rows["deny-freeze"].endswith("APPLIED")
+
+
+def test_a_deny_with_no_allow_to_override_is_shown_matched() -> None:
+    """A viewer configuring a frozen device: default deny; the deny only matched."""
+    viewer = Principal("u-5", "acme/emea", ("customer-viewer",))
+    snapshot = compile_bundle(load(fixture("good")))
+    explanation = explain_request(
+        snapshot, AccessRequest(viewer, "configure", FROZEN), now=FIXED_NOW
+    )
+    data = explanation.to_dict()
+    deny = next(rule for rule in data["rules"] if rule["rule"] == "deny-freeze")
+    assert (data["rule_ids"], data["matched_denies"], deny["outcome"]) == (
+        [],
+        ["deny-freeze"],
+        "matched",
     )
     text = render_explain(explanation, Format.TEXT)
-    row = next(line for line in text.splitlines() if line.startswith(reboot.rule.id))
-    assert row.endswith("ERROR: forces deny")
+    assert text.splitlines()[0] == "decision: DENY - no rule allows `configure` on `device` here"
+    row = next(line for line in text.splitlines() if line.startswith("deny-freeze"))
+    assert row.endswith("matched, no allow to override")
