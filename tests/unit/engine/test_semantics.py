@@ -122,3 +122,29 @@ def test_an_allow_decision_has_no_matched_denies(engine: Engine) -> None:
     """An allowed read names its allow rule and no deny."""
     decision = engine.check(VIEWER, "read", device())
     assert (decision.rule_ids, decision.matched_denies) == (("customer-read-network",), ())
+
+
+@pytest.mark.parametrize(
+    ("principal", "action", "resource", "reason"),
+    [
+        (
+            Principal(id="u", tenant="acme/emea", roles=("customer-superuser",)),
+            "read",
+            device(),
+            "no rule allows `read` on `device` here",
+        ),
+        (
+            ADMIN,
+            "read",
+            Resource("satellite", "s-1", "acme/emea"),
+            "unknown resource kind `satellite`",
+        ),
+        (ADMIN, "delete", device(), "action `delete` is not defined for `device`"),
+    ],
+)
+def test_unknown_names_are_denied(
+    engine: Engine, principal: Principal, action: str, resource: Resource, reason: str
+) -> None:
+    """Unknown roles grant nothing; unknown kinds and actions are denied, with a reason."""
+    decision = engine.check(principal, action, resource)
+    assert (decision.allowed, decision.rule_ids, decision.reason) == (False, (), reason)
