@@ -45,6 +45,7 @@ def _restore_structlog() -> Iterator[None]:
         (["--cache-size", "-1"], "--cache-size must be 0 (off)"),
         (["--cache-ttl", "0"], "--cache-ttl must be a positive number"),
         (["--grace", "-1"], "--grace must be a number of seconds"),
+        (["--settle", "-1"], "--settle must be a number of seconds"),
     ],
 )
 def test_configuration_errors_exit_2_before_serving(
