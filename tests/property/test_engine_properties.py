@@ -8,21 +8,24 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cnm_policy import Decision, Engine, Principal, Resource
+from cnm_policy import Decision, Engine, Principal, Resource, load_snapshot
 from cnm_policy.engine import PolicySnapshot, decide_batch
 from cnm_policy.engine.reference import reference_outcome
 from cnm_policy.engine.requests import prepare_principal, validate_target
 from cnm_policy.policy import Side
+from tests.conftest import DEFAULT_BUNDLE
 from tests.strategies import (
     NOW,
     TENANT_PAIRS,
     Check,
+    GeneratedRule,
     actions,
     checks,
     contexts,
     customer_principals,
     principals,
     resources,
+    snapshot_of,
     snapshots,
 )
 
@@ -183,3 +186,99 @@ def test_mixed_side_principals_are_refused(check: Check) -> None:
     sides = {check.snapshot.side_of(role) for role in prepared.roles}
     if {Side.CUSTOMER, Side.INTERNAL} <= sides:
         assert check.decide().allowed is False
+
+
+# --- a deny guardrail never yields to a value's type (issue #17 item 9) ----------------------
+
+DEFAULT_SNAPSHOT = load_snapshot(DEFAULT_BUNDLE)
+ABSENT = object()  # the attribute is left out of the request
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-3, 3)
+    | st.floats(allow_nan=False, allow_infinity=False, width=32)
+    | st.sampled_from(("true", "yes", "1", "on", "", "false")),
+    lambda inner: (
+        st.lists(inner, max_size=2) | st.dictionaries(st.sampled_from("ab"), inner, max_size=2)
+    ),
+    max_leaves=4,
+)
+maybe_values = st.one_of(st.just(ABSENT), json_values)
+
+
+def present(**values: object) -> dict[str, object]:
+    """The attributes that are not ABSENT."""
+    return {key: value for key, value in values.items() if value is not ABSENT}
+
+
+@given(mfa=maybe_values, freeze=maybe_values, shared=maybe_values)
+def test_default_guardrails_never_yield_to_a_type(
+    mfa: object, freeze: object, shared: object
+) -> None:
+    """A customer admin configures a device only with MFA exactly `true` and freeze and shared
+    exactly `false`, null or absent: no other value of any type lets a change through."""
+    admin = Principal("u-1", "acme/emea", ("customer-admin",), present(mfa=mfa))
+    target = Resource(
+        "device", "d-1", "acme/emea/paris", present(change_freeze=freeze, shared=shared)
+    )
+    decision = Engine(DEFAULT_SNAPSHOT, clock=lambda: NOW).check(admin, "configure", target)
+    safe = (False, None, ABSENT)  # by identity: 0 and 0.0 equal False in Python, not here
+    expected = mfa is True and any(freeze is s for s in safe) and any(shared is s for s in safe)
+    assert decision.allowed is expected
+
+
+GUARD_CONDITIONS = {
+    # condition on resource.attributes.x -> the type its literal has
+    "resource.attributes.x == true": "boolean",
+    "resource.attributes.x != false": "boolean",
+    "resource.attributes.x == 'on'": "string",
+    "resource.attributes.x != 'off'": "string",
+    "resource.attributes.x == 3": "number",
+    "resource.attributes.x >= 2": "number",
+    "resource.attributes.x < 2.5": "number",
+    "resource.attributes.x in ['a', 'b']": "string",
+    "resource.attributes.x not in [1, 2]": "number",
+    "not (resource.attributes.x == false)": "boolean",
+}
+
+
+def type_name(value: object) -> str:
+    """The condition language's type name of a non-null JSON value."""
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    return {str: "string", list: "list", dict: "object"}[type(value)]
+
+
+def guarded_snapshot(condition: str) -> PolicySnapshot:
+    """A policy granting c-view `read` on devices, with a deny guardrail on `condition`."""
+    if condition not in _GUARDED:
+        allow = GeneratedRule(
+            "allow-read", "allow", ("c-view",), ("device",), ("read",), "subtree", (), None
+        )
+        deny = GeneratedRule(
+            "guard", "deny", ("c-view",), ("device",), ("read",), "any", (), condition
+        )
+        _GUARDED[condition] = snapshot_of([allow, deny])
+    return _GUARDED[condition]
+
+
+_GUARDED: dict[str, PolicySnapshot] = {}
+
+
+@given(st.sampled_from(sorted(GUARD_CONDITIONS)), json_values.filter(lambda v: v is not None))
+def test_a_guardrail_never_turns_into_an_allow_because_of_a_type(
+    condition: str, value: object
+) -> None:
+    """A value whose type differs from the guardrail's literal denies, with the error reported;
+    a value of the literal's type is answered by the condition itself."""
+    snapshot = guarded_snapshot(condition)
+    viewer = Principal("u-1", "acme", ("c-view",))
+    decision = Engine(snapshot, clock=lambda: NOW).check(
+        viewer, "read", Resource("device", "d-1", "acme", {"x": value})
+    )
+    if type_name(value) != GUARD_CONDITIONS[condition]:
+        assert (decision.allowed, decision.rule_ids, len(decision.errors)) == (False, ("guard",), 1)
+    else:
+        assert decision.errors == ()
