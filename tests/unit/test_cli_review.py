@@ -80,10 +80,15 @@ def test_validate_exit_codes() -> None:
     )
 
 
-def test_validate_strict_fails_on_warnings() -> None:
-    """The default bundle only warns; `--strict` turns warnings into a failure."""
-    assert run("validate", str(DEFAULT_BUNDLE))[0] == EXIT_OK
-    assert run("validate", str(DEFAULT_BUNDLE), "--strict")[0] == EXIT_FINDINGS
+def test_validate_strict_fails_on_warnings(tmp_path: Path) -> None:
+    """A bundle that only warns passes; `--strict` turns its warnings into a failure."""
+    case = (
+        "cases:\n  - name: a ghost role\n    principal: {id: u-9, tenant: acme, roles: [ghost]}\n"
+        "    action: read\n    resource: {kind: device, id: d, tenant: acme}\n    expect: deny\n"
+    )
+    warns = str(edited(tmp_path / "b", files={"tests/ghost_test.yaml": case}))
+    assert run("validate", warns)[0] == EXIT_OK
+    assert run("validate", warns, "--strict")[0] == EXIT_FINDINGS
 
 
 def test_validate_json_is_machine_readable() -> None:

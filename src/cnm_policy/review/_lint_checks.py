@@ -12,6 +12,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from cnm_policy.policy import Bundle, Effect, RuleDef, Scope, Side
+from cnm_policy.review._absence import absence_of
 from cnm_policy.review.reach import Reach, role_closures, rule_reach
 
 Raw = tuple[str, RuleDef, str, tuple[str, ...]]
@@ -161,6 +162,25 @@ def shadowed_allows(view: BundleView) -> Iterator[Raw]:
                 rule,
                 message,
                 (rule.id, *dict.fromkeys(shadowed.values())),
+            )
+
+
+def denies_skipped_when_absent(view: BundleView) -> Iterator[Raw]:
+    """Deny rules a request skips by leaving a field out (the only type that never errors)."""
+    for rule in view.bundle.rules:
+        if rule.effect is not Effect.DENY or rule.condition is None:
+            continue
+        skips = absence_of(rule.condition.source).skips
+        if skips:
+            named = ", ".join(f"`{path}`" for path in skips[:_LISTED])
+            more = f" and {len(skips) - _LISTED} more" if len(skips) > _LISTED else ""
+            yield (
+                "deny_skipped_when_absent",
+                rule,
+                f"deny rule `{rule.id}` does not apply when the request leaves out {named}{more} "
+                "(or sends null); if that is meant, say so with `has(...)` in the condition, "
+                "else deny on absence (e.g. `!= false`)",
+                (rule.id,),
             )
 
 

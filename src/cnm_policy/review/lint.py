@@ -90,6 +90,13 @@ LINT_CODES: Mapping[str, LintCode] = {
             "some grants of an allow rule are always overridden by a deny rule",
         ),
         LintCode(
+            "deny_skipped_when_absent",
+            Severity.WARNING,
+            "a deny rule's condition is false when the request leaves a field out (or sends "
+            "null), so a caller skips the guardrail by omission; `has(field)` in the condition "
+            "states that absence is meant to allow",
+        ),
+        LintCode(
             "duplicate_rule",
             Severity.WARNING,
             "a rule has the same effect, roles, grants, scope, tenants and condition as another",
@@ -194,6 +201,7 @@ def lint_bundle(
         *checks.internal_any_unconditioned(view),
         *checks.unguarded_destructive(view, frozenset(destructive_actions)),
         *checks.shadowed_allows(view),
+        *checks.denies_skipped_when_absent(view),
         *checks.duplicates_and_redundancy(view),
     ]
     if covered is not None:

@@ -11,7 +11,7 @@ from cnm_policy.review.reach import Reach
 from tests.unit.review.bundles import edited, fixture, load
 
 MFA = "principal.attributes.mfa == true"
-FREEZE = "resource.attributes.change_freeze == true"
+FREEZE = "has(resource.attributes.change_freeze) and resource.attributes.change_freeze == true"
 BUMP = {"bundle.yaml": ('version: "1.0.0"', 'version: "1.1.0"')}
 CONFIGURE_MFA = (
     "    scope: subtree\n    when: principal.attributes.mfa == true\n",

@@ -100,7 +100,9 @@ def test_json_form_has_the_request_and_each_rule() -> None:
         "scope_matched": True,
         "scope": "any",
         "tenants": [],
-        "condition": "resource.attributes.change_freeze == true",
+        "condition": (
+            "has(resource.attributes.change_freeze) and resource.attributes.change_freeze == true"
+        ),
         "condition_result": "true",
         "error": None,
         "applied": True,

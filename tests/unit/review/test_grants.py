@@ -26,7 +26,8 @@ def test_a_wildcard_deny_applies_to_every_role() -> None:
     )
     assert denied == ["customer-admin", "customer-viewer", "noc-engineer"]
     key = GrantKey("noc-engineer", Side.INTERNAL, "device", "reboot", Effect.DENY)
-    reach = Reach(Scope.ANY, condition="resource.attributes.change_freeze == true")
+    frozen = "has(resource.attributes.change_freeze) and resource.attributes.change_freeze == true"
+    reach = Reach(Scope.ANY, condition=frozen)
     assert {reach: (GrantSource("deny-freeze"),)} == grants[key]
 
 

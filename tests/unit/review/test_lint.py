@@ -69,6 +69,7 @@ def test_every_risky_pattern_is_found() -> None:
         ("internal_any_unconditioned", "noc-read-all-again"),
         ("duplicate_rule", "noc-read-all-again"),
         ("shadowed_allow_grants", "support-tickets"),
+        ("deny_skipped_when_absent", "deny-freeze"),
         *untested,
     } == found(findings)
     assert set(LINT_CODES) == {f.code for f in findings}
@@ -185,7 +186,7 @@ def test_an_invalid_bundle_is_not_linted() -> None:
 
 
 @pytest.mark.parametrize(
-    ("severity", "count"), [(Severity.ERROR, 5), (Severity.WARNING, 19), (Severity.INFO, 20)]
+    ("severity", "count"), [(Severity.ERROR, 5), (Severity.WARNING, 20), (Severity.INFO, 21)]
 )
 def test_at_or_above_filters_by_severity(severity: Severity, count: int) -> None:
     """`--fail-on` gates on findings at least as severe as asked."""
@@ -207,3 +208,79 @@ def test_every_lint_code_is_documented() -> None:
         if f"| `{code}` | {spec.severity.value} |" not in docs
     ]
     assert missing == []
+
+
+# --- deny rules a request skips by leaving a field out (issue #17 item 9) --------------------
+
+GUARD = """\
+rules:
+  - id: guard
+    description: added by the test
+    effect: deny
+    roles: "*"
+    resources: [device]
+    actions: [configure]
+    scope: any
+    when: "{when}"
+"""
+
+
+@pytest.mark.parametrize(
+    ("when", "skipped"),
+    [
+        ("resource.attributes.flag == true", ["resource.attributes.flag"]),
+        ("context.mode in ['maintenance', 'lab']", ["context.mode"]),
+        ("not (principal.attributes.mfa != true)", ["principal.attributes.mfa"]),
+        ("within_window(context.freeze_window)", ["context.freeze_window"]),
+        (
+            "resource.attributes.a == 1 and resource.attributes.b == 'x'",
+            ["resource.attributes.a", "resource.attributes.b"],
+        ),
+        ("true == resource.attributes.flag", ["resource.attributes.flag"]),
+        # either side alone keeps the deny: only a field both sides need is a skip
+        ("resource.attributes.a == 1 or resource.attributes.b == 2", []),
+        # these deny on absence, or error (which denies), or say absence is meant
+        ("principal.attributes.mfa != true", []),
+        ("not within_window(context.maintenance_window)", []),
+        ("resource.attributes.level > 3", []),
+        ("'x' in resource.attributes.tags", []),
+        ("context.mode in ['lab', null]", []),
+        ("has(resource.attributes.flag) and resource.attributes.flag == true", []),
+        ("resource.attributes.flag != null and resource.attributes.flag == true", []),
+        ("resource.kind == 'device'", []),
+    ],
+)
+def test_deny_skipped_when_absent(tmp_path: Path, when: str, skipped: list[str]) -> None:
+    """A deny whose condition is false when a request field is absent (or null) is flagged."""
+    bundle = edited(tmp_path / "b", files={"rules/extra.yaml": GUARD.format(when=when)})
+    findings = [
+        f
+        for f in lint_bundle(load(bundle))
+        if (f.code, f.rules) == ("deny_skipped_when_absent", ("guard",))
+    ]
+    expected = (
+        [
+            "deny rule `guard` does not apply when the request leaves out "
+            + ", ".join(f"`{path}`" for path in skipped)
+            + " (or sends null); if that is meant, say so with `has(...)` in the condition, "
+            "else deny on absence (e.g. `!= false`)"
+        ]
+        if skipped
+        else []
+    )
+    assert [f.message for f in findings] == expected
+    assert all(
+        (f.file, f.line, f.severity) == ("rules/extra.yaml", 2, Severity.WARNING) for f in findings
+    )
+
+
+def test_allow_rules_are_not_checked_for_absence(tmp_path: Path) -> None:
+    """An allow that needs a field fails closed when it is absent: nothing to warn about."""
+    allow = (
+        GUARD.format(when="resource.attributes.flag == true")
+        .replace("effect: deny", "effect: allow")
+        .replace('roles: "*"', "roles: [customer-admin]")
+        .replace("scope: any", "scope: subtree")
+    )
+    bundle = edited(tmp_path / "b", files={"rules/extra.yaml": allow})
+    assert [f.rules for f in lint_bundle(load(bundle)) if "guard" in f.rules] == []
