@@ -12,6 +12,7 @@ is handed to ``eval``. Anything outside the subset is rejected at load time with
 Semantics chosen to fail closed and avoid truthiness surprises:
 - a missing attribute reads as ``null``; reading a field of a non-object is an error;
 - ``and``/``or``/``not`` and the final result need real booleans (``1`` is not ``true``);
+- ``==``/``!=``/``in`` between two different non-null types are errors; null equals only null;
 - ordering (``<`` ...) needs two numbers or two strings; ``in`` needs a list or an object;
 - time functions read the injected clock and record when their answer may change.
 """
