@@ -248,7 +248,9 @@ def type_name(value: object) -> str:
         return "boolean"
     if isinstance(value, int | float):
         return "number"
-    return {str: "string", list: "list", dict: "object"}[type(value)]
+    if isinstance(value, str):
+        return "string"
+    return "list" if isinstance(value, list) else "object"
 
 
 def guarded_snapshot(condition: str) -> PolicySnapshot:
