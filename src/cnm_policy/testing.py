@@ -32,7 +32,7 @@ from cnm_policy.errors import CnmPolicyError, PolicyProblem
 from cnm_policy.model import Decision, Principal, Resource
 from cnm_policy.policy import BundleSource
 from cnm_policy.policy._fields import Report, check_fields, entries, excerpt, mapping
-from cnm_policy.policy._yaml import LineDict, YamlError, load_yaml
+from cnm_policy.policy._yaml import LineDict, NodeBudget, YamlError, load_yaml
 from cnm_policy.policy.bundle import TESTS_DIR
 from cnm_policy.policy.source import INCOMPLETE_CODES
 
@@ -181,9 +181,10 @@ def load_cases(source: BundleSource) -> tuple[tuple[TestCase, ...], tuple[Policy
         report.error(
             "no_tests", f"bundle has no `{TESTS_DIR}/*{TEST_FILE_SUFFIX}` files", TESTS_DIR, None
         )
+    budget = NodeBudget()
     for name in names:
         try:
-            data, duplicates = load_yaml(source.files[name])
+            data, duplicates = load_yaml(source.files[name], budget)
         except YamlError as exc:
             report.error(exc.code, str(exc), name, exc.line)
             continue

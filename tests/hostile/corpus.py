@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from cnm_policy.policy._yaml import MAX_YAML_DEPTH
+from cnm_policy.policy._yaml import MAX_FILE_WEIGHT, MAX_YAML_DEPTH
 from cnm_policy.policy.source import MAX_BUNDLE_BYTES, MAX_BUNDLE_ENTRIES, MAX_BUNDLE_FILE_BYTES
 
 __all__ = ["CASES", "GOOD_BUNDLE", "HostileCase", "copy_good_bundle"]
@@ -270,4 +270,17 @@ CASES: list[HostileCase] = [
     ),
     HostileCase("huge-number", "yaml_invalid", "bundle.yaml:2", _manifest("9" * 100_000)),
     HostileCase("too-many-files", "too_many_files", "junk", _many_files(MAX_BUNDLE_ENTRIES + 1)),
+    # Dense: a file too heavy to parse, a file of endless mistakes.
+    HostileCase(
+        "dense-file",
+        "yaml_too_large",
+        f"rules/hostile.yaml:{(MAX_FILE_WEIGHT - 13) // 8 + 2}",  # `rules:` weighs 13, `{}` 8
+        _write("rules/hostile.yaml", "rules:\n" + "- {}\n" * (MAX_FILE_WEIGHT // 8)),
+    ),
+    HostileCase(
+        "endless-mistakes",
+        "too_many_problems",
+        "rules/hostile.yaml",
+        _write("rules/hostile.yaml", "rules:\n" + "- {}\n" * 50_000),
+    ),
 ]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import reprlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any, TypeVar
 
 from cnm_policy.errors import PolicyProblem
@@ -18,6 +18,7 @@ from cnm_policy.policy.bundle import Effect, Scope, Side
 IDENT = re.compile(r"[a-z0-9][a-z0-9_.:-]{0,127}")
 WILDCARD = "*"
 EXCERPT_CHARS = 60
+MAX_PROBLEMS_PER_FILE = 100
 
 
 class _Excerpt(reprlib.Repr):
@@ -47,16 +48,35 @@ def excerpt(value: object) -> str:
 
 
 class Report:
-    """Collects problems; helpers return ``None`` for a value they had to reject."""
+    """Collects problems; helpers return ``None`` for a value they had to reject.
+
+    At most MAX_PROBLEMS_PER_FILE are kept per file, then one `too_many_problems`; readers
+    stop walking a file once it is `saturated`. `count` counts every problem, kept or not.
+    """
 
     def __init__(self) -> None:
         self.problems: list[PolicyProblem] = []
+        self.count = 0
+        self._per_file: dict[str, int] = {}
 
     def error(self, code: str, message: str, file: str, line: int | None) -> None:
-        self.problems.append(PolicyProblem(code, message, file, line))
+        self._add(PolicyProblem(code, message, file, line))
 
     def warning(self, code: str, message: str, file: str, line: int | None) -> None:
-        self.problems.append(PolicyProblem(code, message, file, line, "warning"))
+        self._add(PolicyProblem(code, message, file, line, "warning"))
+
+    def saturated(self, file: str) -> bool:
+        """True once `file` has more problems than are listed: reading it further is waste."""
+        return self._per_file.get(file, 0) > MAX_PROBLEMS_PER_FILE
+
+    def _add(self, problem: PolicyProblem) -> None:
+        self.count += 1
+        seen = self._per_file[problem.file] = self._per_file.get(problem.file, 0) + 1
+        if seen <= MAX_PROBLEMS_PER_FILE:
+            self.problems.append(problem)
+        elif seen == MAX_PROBLEMS_PER_FILE + 1:
+            message = f"more than {MAX_PROBLEMS_PER_FILE} problems; the file was not read further"
+            self.problems.append(PolicyProblem("too_many_problems", message, problem.file, None))
 
 
 def mapping(value: Any, what: str, file: str, line: int, report: Report) -> LineDict | None:
@@ -82,6 +102,8 @@ def check_fields(
             ok = False
     known = set(required) | set(optional)
     for name in node:
+        if report.saturated(file):
+            return False
         if name not in known:
             allowed = ", ".join(sorted(known))
             report.error(
@@ -144,27 +166,28 @@ def names(
 
 def entries(
     doc: Any, key: str, file: str, report: Report, siblings: tuple[str, ...] = ()
-) -> list[tuple[LineDict, int]]:
+) -> Iterator[tuple[LineDict, int]]:
     """The list under `key` at the top of a document, as (entry, line) pairs.
 
-    `siblings` are the other top-level fields the document may carry.
+    `siblings` are the other top-level fields the document may carry. Stops early once the
+    file has more problems than are listed.
     """
     top = mapping(doc, f"`{file}`", file, 1, report)
     if top is None:
-        return []
+        return
     check_fields(top, f"`{file}`", (key,), siblings, file, report)
     items = top.get(key)
     if items is None:
-        return []
+        return
     if not isinstance(items, LineList):
         report.error("invalid_type", f"`{key}` must be a list", file, top.line_of(key))
-        return []
-    result = []
+        return
     for item, line in zip(items, items.item_lines, strict=True):
+        if report.saturated(file):
+            return
         entry = mapping(item, f"each entry of `{key}`", file, line, report)
         if entry is not None:
-            result.append((entry, line))
-    return result
+            yield entry, line
 
 
 E = TypeVar("E", Side, Scope, Effect)

@@ -71,7 +71,7 @@ def _rule(
     if "roles" not in node and "side" not in node:
         report.error("missing_field", "a rule needs `roles`, `side`, or both", file, line)
         return None
-    before = len(report.problems)
+    before = report.count
     rule_id = identifier(node, "id", "rule id", file, report)
     description = text(node, "description", file, report)
     if not description.strip():
@@ -97,7 +97,7 @@ def _rule(
         or written_kinds is None
         or written_actions is None
         or tenants is None
-        or len(report.problems) > before
+        or report.count > before
     ):
         return None
     role_ids = _expand_roles(written_roles, side, roles, node, file, report)

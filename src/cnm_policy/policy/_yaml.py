@@ -18,15 +18,33 @@ import yaml
 
 __all__ = [
     "MAX_ALIAS_EXPANSION",
+    "MAX_BUNDLE_WEIGHT",
+    "MAX_FILE_WEIGHT",
     "MAX_YAML_DEPTH",
     "LineDict",
     "LineList",
+    "NodeBudget",
     "YamlError",
     "load_yaml",
 ]
 
 MAX_ALIAS_EXPANSION = 200_000  # units aliases may add: one per node and per scalar character
 MAX_YAML_DEPTH = 64  # nested collections, aliases expanded; bundle files need fewer than 10
+# The weight of a document is the memory its values take once built, in units of a scalar: a
+# mapping or a list carries line numbers too (8 and 4). 5,000 generated rules weigh 211,000
+# and the 100,000-rule benchmark bundle 4.2 million.
+MAX_FILE_WEIGHT = 500_000
+MAX_BUNDLE_WEIGHT = 5_000_000
+_WEIGHTS: dict[type, int] = {
+    yaml.ScalarNode: 1,
+    yaml.SequenceNode: 4,
+    yaml.MappingNode: 8,
+    yaml.ScalarEvent: 1,
+    yaml.AliasEvent: 1,
+    yaml.SequenceStartEvent: 4,
+    yaml.MappingStartEvent: 8,
+}
+_MAX_WEIGHT_PER_CHARACTER = 4  # `[]` is the heaviest value per character written
 
 
 class YamlError(ValueError):
@@ -121,18 +139,38 @@ def _clip(text: str, limit: int = 160) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def load_yaml(text: str) -> tuple[Any, list[tuple[str, int]]]:
-    """Parse one YAML document; returns the data and the duplicate keys found (key, line)."""
+class NodeBudget:
+    """The weight the documents of one bundle may still add (MAX_BUNDLE_WEIGHT in all)."""
+
+    def __init__(self, total: int = MAX_BUNDLE_WEIGHT) -> None:
+        self.total = self.left = total
+
+    def charge(self, weight: int) -> None:
+        self.left -= weight
+        if self.left < 0:
+            message = f"the bundle's files together weigh more than {self.total} once parsed"
+            raise YamlError(message, None, "bundle_too_large")
+
+
+def load_yaml(text: str, budget: NodeBudget | None = None) -> tuple[Any, list[tuple[str, int]]]:
+    """Parse one YAML document; returns the data and the duplicate keys found (key, line).
+
+    `budget`, shared by the files of one bundle, bounds the values they hold together.
+    """
     loader = _LineLoader(text)
     loader.duplicate_keys = []
     try:
+        if budget is not None:
+            budget.charge(0)  # spent already: no need to read this file at all
+        if len(text) * _MAX_WEIGHT_PER_CHARACTER > MAX_FILE_WEIGHT:  # else it cannot weigh more
+            _weigh_events(text)
         node = loader.get_single_node()
         if node is None:
             return None, []
-        if "&" in text:  # anchors are possible, so aliases are too
-            _check_shape(node)
-        else:
-            _check_depth(node)
+        # With no `&` there are no anchors, so no aliases: only nesting needs a look.
+        weight = _check_shape(node) if "&" in text else _check_depth(node)
+        if budget is not None:
+            budget.charge(weight)
         data = loader.construct_document(node)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
@@ -149,7 +187,7 @@ def load_yaml(text: str) -> tuple[Any, list[tuple[str, int]]]:
     return data, loader.duplicate_keys
 
 
-def _check_shape(root: yaml.Node) -> None:
+def _check_shape(root: yaml.Node) -> int:  # returns the weight as written
     """Measure the expanded document without expanding it; raise YamlError past a bound.
 
     Each node is measured once (memoised by identity), so a bomb costs time linear in its
@@ -158,7 +196,7 @@ def _check_shape(root: yaml.Node) -> None:
     """
     shape = _Shape()
     if isinstance(root, yaml.ScalarNode):
-        return
+        return 1
     # (collection, collections above it, line of the place it is used at, children measured?)
     stack: list[tuple[yaml.Node, int, int, bool]] = [(root, 0, _line(root), False)]
     while stack:
@@ -172,6 +210,7 @@ def _check_shape(root: yaml.Node) -> None:
         if above + 1 > MAX_YAML_DEPTH:
             raise _too_deep(_line(node))
         shape.open_nodes.add(key)
+        shape.weight += _WEIGHTS[type(node)]
         stack.append((node, above, site, True))
         mapping = isinstance(node, yaml.MappingNode)
         pairs = node.value if mapping else [(None, child) for child in node.value]
@@ -184,12 +223,30 @@ def _check_shape(root: yaml.Node) -> None:
                 elif not shape.seen(id(child), above + 1, place):
                     shape.cost[id(child)] = 1 + len(child.value)
                     shape.height[id(child)] = 0
+                    shape.weight += 1
+    return shape.weight
 
 
-def _check_depth(root: yaml.Node) -> None:
-    """The nesting bound alone, for a document that cannot have aliases (no `&` in it)."""
+def _weigh_events(text: str) -> None:
+    """Refuse a text heavier than MAX_FILE_WEIGHT from its events, before composing it."""
+    parser = _BaseLoader(text)
+    try:
+        weight = 0
+        while (event := parser.get_event()) is not None:  # type: ignore[no-untyped-call]
+            weight += _WEIGHTS.get(type(event), 0)
+            if weight > MAX_FILE_WEIGHT:
+                message = f"weighs more than {MAX_FILE_WEIGHT} once parsed (split the file)"
+                line = event.start_mark.line + 1 if event.start_mark else None
+                raise YamlError(message, line, "yaml_too_large")
+    finally:
+        parser.dispose()
+
+
+def _check_depth(root: yaml.Node) -> int:
+    """The nesting bound alone, for a document that cannot have aliases; returns its weight."""
     if isinstance(root, yaml.ScalarNode):
-        return
+        return 1
+    weight = _WEIGHTS[type(root)]
     stack: list[tuple[yaml.Node, int]] = [(root, 1)]
     while stack:
         node, depth = stack.pop()
@@ -199,7 +256,11 @@ def _check_depth(root: yaml.Node) -> None:
             children = [part for pair in node.value for part in pair]
         else:
             children = node.value
-        stack.extend((c, depth + 1) for c in children if not isinstance(c, yaml.ScalarNode))
+        for child in children:
+            weight += _WEIGHTS[type(child)]
+            if not isinstance(child, yaml.ScalarNode):
+                stack.append((child, depth + 1))
+    return weight
 
 
 class _Shape:
@@ -210,6 +271,7 @@ class _Shape:
         self.height: dict[int, int] = {}  # id(node) -> nested collections, itself included
         self.open_nodes: set[int] = set()
         self.added = 0
+        self.weight = 0  # of the nodes as written (each counted once)
 
     def seen(self, key: int, above: int, site: int) -> bool:
         """True for a second reference (an alias), after charging what it expands to."""

@@ -26,7 +26,7 @@ from cnm_policy.policy._fields import (
     text,
 )
 from cnm_policy.policy._rules import parse_rules
-from cnm_policy.policy._yaml import YamlError, load_yaml
+from cnm_policy.policy._yaml import NodeBudget, YamlError, load_yaml
 from cnm_policy.policy.bundle import (
     MANIFEST_FILE,
     RESOURCES_FILE,
@@ -79,6 +79,7 @@ def parse_bundle(source: BundleSource) -> tuple[Bundle | None, tuple[PolicyProbl
 
 def _parse_documents(source: BundleSource, report: Report) -> dict[str, Any]:
     docs: dict[str, Any] = {}
+    budget = NodeBudget()
     for name, content in source.files.items():
         if name.startswith(TESTS_DIR + "/"):
             continue  # test files belong to cnm_policy.testing
@@ -95,7 +96,7 @@ def _parse_documents(source: BundleSource, report: Report) -> dict[str, Any]:
             )
             continue
         try:
-            data, duplicates = load_yaml(content)
+            data, duplicates = load_yaml(content, budget)
         except YamlError as exc:
             report.error(exc.code, str(exc), name, exc.line)
             continue

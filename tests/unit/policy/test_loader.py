@@ -240,3 +240,13 @@ def test_digest_changes_with_content(make_bundle: BundleFactory, default_bundle:
     changed = load_bundle(make_bundle({"rules/x.yaml": rule_file()})).digest
     assert original.startswith("sha256:")
     assert original != changed
+
+
+def test_problems_per_file_are_capped(make_bundle: BundleFactory) -> None:
+    """A file of endless mistakes lists MAX_PROBLEMS_PER_FILE, then says it stopped there."""
+    from cnm_policy.policy._fields import MAX_PROBLEMS_PER_FILE  # noqa: PLC0415
+
+    path = make_bundle({"rules/x.yaml": "rules:\n" + "- {}\n" * 10_000})
+    problems = problems_of(path)
+    assert len(problems) == MAX_PROBLEMS_PER_FILE + 1
+    assert (problems[-1].code, problems[-1].file) == ("too_many_problems", "rules/x.yaml")

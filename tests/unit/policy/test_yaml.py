@@ -8,8 +8,10 @@ import pytest
 
 from cnm_policy.policy._yaml import (
     MAX_ALIAS_EXPANSION,
+    MAX_FILE_WEIGHT,
     MAX_YAML_DEPTH,
     LineDict,
+    NodeBudget,
     YamlError,
     load_yaml,
 )
@@ -122,3 +124,29 @@ def test_an_impossible_date_is_a_yaml_error() -> None:
     """`2026-02-30` matches YAML's timestamp pattern; it is a located error, not a crash."""
     error = error_of("a: 1\nnow: 2026-02-30\n")
     assert (error.code, error.line) == ("yaml_invalid", 2)
+
+
+def test_a_file_too_heavy_is_refused_before_it_is_composed() -> None:
+    """Dense YAML (`- {}` per line, 8 each) past MAX_FILE_WEIGHT fails at the line crossing it."""
+    text = "- {}\n" * (MAX_FILE_WEIGHT // 8 + 1)
+    started = time.monotonic()
+    error = error_of(text)
+    assert (error.code, error.line) == ("yaml_too_large", MAX_FILE_WEIGHT // 8)
+    assert time.monotonic() - started < 3.0
+
+
+@pytest.mark.parametrize("text", ["a: [1, {b: 2}]\n", "a: [&x 1, {b: 2}]\n"])
+def test_both_shape_checks_weigh_the_same(text: str) -> None:
+    """With or without anchors (two code paths), a mapping weighs 8, a list 4, a scalar 1."""
+    budget = NodeBudget(total=1000)
+    load_yaml(text, budget)
+    assert 1000 - budget.left == 8 + 1 + 4 + 1 + 8 + 1 + 1
+
+
+def test_a_bundle_budget_is_shared_by_its_files() -> None:
+    """Files that fit alone still may not hold more than the budget together."""
+    budget = NodeBudget(total=20)
+    assert load_yaml("a: [1, 2]\n", budget)[0] == {"a": [1, 2]}  # 8 + 1 + 4 + 2
+    with pytest.raises(YamlError) as caught:
+        load_yaml("b: [1, 2, 3]\n", budget)  # 16 more
+    assert (caught.value.code, caught.value.line) == ("bundle_too_large", None)
