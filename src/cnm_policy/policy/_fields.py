@@ -60,16 +60,17 @@ class Report:
         self._per_file: dict[str, int] = {}
 
     def error(self, code: str, message: str, file: str, line: int | None) -> None:
-        self._add(PolicyProblem(code, message, file, line))
+        self.add(PolicyProblem(code, message, file, line))
 
     def warning(self, code: str, message: str, file: str, line: int | None) -> None:
-        self._add(PolicyProblem(code, message, file, line, "warning"))
+        self.add(PolicyProblem(code, message, file, line, "warning"))
 
     def saturated(self, file: str) -> bool:
         """True once `file` has more problems than are listed: reading it further is waste."""
         return self._per_file.get(file, 0) > MAX_PROBLEMS_PER_FILE
 
-    def _add(self, problem: PolicyProblem) -> None:
+    def add(self, problem: PolicyProblem) -> None:
+        """Keep `problem` unless its file already has more than are listed."""
         self.count += 1
         seen = self._per_file[problem.file] = self._per_file.get(problem.file, 0) + 1
         if seen <= MAX_PROBLEMS_PER_FILE:

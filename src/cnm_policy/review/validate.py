@@ -15,7 +15,7 @@ from typing import Any
 
 from cnm_policy.errors import PolicyProblem
 from cnm_policy.policy import Bundle, BundleSource, parse_bundle
-from cnm_policy.policy._fields import excerpt
+from cnm_policy.policy._fields import Report, excerpt
 from cnm_policy.testing import TestCase, load_cases
 
 __all__ = ["ValidationReport", "problem_dict", "sorted_problems", "validate_source"]
@@ -84,7 +84,11 @@ def validate_source(source: BundleSource) -> ValidationReport:
     cases, case_problems = load_cases(source)
     found = [*problems, *case_problems]
     if bundle is not None:
-        found.extend(p for case in cases for p in _case_problems(bundle, case))
+        capped = Report()  # the bundle and its test files are capped already: the cases too
+        for case in cases:
+            for problem in _case_problems(bundle, case):
+                capped.add(problem)
+        found.extend(capped.problems)
     return ValidationReport(
         origin=source.origin,
         bundle=bundle,

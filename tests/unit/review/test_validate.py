@@ -126,3 +126,25 @@ def test_json_form_counts_and_lists_problems() -> None:
         "file": "bundle.yaml",
         "line": 2,
     }
+
+
+def test_case_warnings_are_capped_per_file(tmp_path: Path) -> None:
+    """Thousands of cases with an unknown role list 100 warnings, then say they stopped."""
+    one = CASE.format(
+        name="x", role="nobody", action="read", kind="device", expect="deny", rules=""
+    )
+    bundle = edited(tmp_path / "b", files={"tests/extra_test.yaml": HEADER + one * 500})
+    report = validate_source(read_bundle_dir(bundle))
+    extra = [p.code for p in report.problems if p.file == "tests/extra_test.yaml"]
+    assert (len(extra), extra.count("too_many_problems"), report.case_count) == (101, 1, 507)
+
+
+def test_reading_problems_are_reported_by_validate(tmp_path: Path) -> None:
+    """A link out of the bundle is a located error in the validation report."""
+    bundle = edited(tmp_path / "b")
+    (tmp_path / "outside.yaml").write_text("rules: []\n", encoding="utf-8")
+    (bundle / "rules" / "extra.yaml").symlink_to(tmp_path / "outside.yaml")
+    report = validate_source(read_bundle_dir(bundle))
+    assert locations(report.problems) == [
+        ("error", "link_outside_bundle", "rules/extra.yaml", None)
+    ]
