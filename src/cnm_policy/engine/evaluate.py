@@ -124,22 +124,9 @@ def decide(
                 errors.append(f"rule `{rule.id}`: {exc}")
                 continue
         (denies if rule.effect is Effect.DENY else allows).append(rule.id)
-    valid_until = env.valid_until if env is not None else None
     allowed = casbin_backend.final_allowed(bool(allows), bool(denies or failed))
-    matched_denies = tuple(sorted(denies))
-    if allowed:
-        ids = tuple(sorted(allows))
-        reason = f"allowed by {_rule_list(ids)}"
-    elif not allows and not allow_failed:
-        # No allow could apply: the default deny decided, whatever deny rules matched too.
-        ids = ()
-        reason = f"no rule allows `{action}` on `{resource.kind}` here"
-    elif failed:
-        ids = tuple(sorted(failed + denies))
-        reason = f"denied: a condition could not be evaluated ({_rule_list(tuple(sorted(failed)))})"
-    else:
-        ids = matched_denies
-        reason = f"denied by {_rule_list(ids)}"
+    in_play = bool(allows) or allow_failed
+    ids, reason = _attribution(allowed, in_play, allows, denies, failed, action, resource.kind)
     return Decision(
         allowed=allowed,
         rule_ids=ids,
@@ -148,9 +135,32 @@ def decide(
         policy_version=snapshot.version,
         policy_digest=snapshot.digest,
         errors=tuple(errors),
-        valid_until=valid_until,
-        matched_denies=matched_denies,
+        valid_until=env.valid_until if env is not None else None,
+        matched_denies=tuple(sorted(denies)),
     )
+
+
+def _attribution(
+    allowed: bool,
+    in_play: bool,
+    allows: list[str],
+    denies: list[str],
+    failed: list[str],
+    action: str,
+    kind: str,
+) -> tuple[tuple[str, ...], str]:
+    """The rules that decided, and the reason (see docs/design/decision-semantics.md)."""
+    if allowed:
+        ids = tuple(sorted(allows))
+        return ids, f"allowed by {_rule_list(ids)}"
+    if not in_play:
+        # No allow could apply: the default deny decided, whatever deny rules matched too.
+        return (), f"no rule allows `{action}` on `{kind}` here"
+    if failed:
+        reason = f"denied: a condition could not be evaluated ({_rule_list(tuple(sorted(failed)))})"
+        return tuple(sorted(failed + denies)), reason
+    ids = tuple(sorted(denies))
+    return ids, f"denied by {_rule_list(ids)}"
 
 
 def _rule_list(ids: tuple[str, ...]) -> str:

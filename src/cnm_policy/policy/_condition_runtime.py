@@ -117,8 +117,13 @@ def _type_of(value: Any) -> str:
     return "unsupported"
 
 
+_SCALARS = frozenset({bool, int, float, str})
+
+
 def _equal(left: Any, right: Any, where: str = "==") -> bool:
     """Typed equality: null equals only null; any other type mismatch is an error."""
+    if type(left) is type(right) and type(left) in _SCALARS:
+        return bool(left == right)  # the common case: two plain values of one type
     left, right = _norm(left), _norm(right)
     if left is None or right is None:
         return left is right
