@@ -51,7 +51,9 @@ def load_bundle(path: str | Path) -> Bundle:
     """Read and validate the bundle at `path`; raises BundleInvalidError listing every error."""
     bundle, problems = parse_bundle(read_bundle_dir(path))
     if bundle is None:
-        raise BundleInvalidError(tuple(p for p in problems if p.severity == "error"))
+        errors = (p for p in problems if p.severity == "error")
+        # Reading order, so a file's `too_many_problems` (no line) leads its listed problems.
+        raise BundleInvalidError(tuple(sorted(errors, key=lambda p: (p.file, p.line or 0))))
     return bundle
 
 
