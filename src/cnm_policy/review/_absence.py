@@ -1,9 +1,10 @@
-"""Which request fields, left out (or null), make a condition false without an error.
+"""Which request fields, left out (or null), decide a condition without an error.
 
 Comparing mismatched types is an error, and an error forces a deny, so the one value a caller
-can send to skip a deny rule quietly is *nothing*: a missing attribute reads as null, and null
-only equals null. Lint asks this module which fields do that for a deny rule's condition, and
-which fields the condition already tests for absence itself (``has(x)``, ``x == null``).
+can send to skip a deny rule (or meet an allow's negated test) quietly is *nothing*: a missing
+attribute reads as null, and null only equals null. Lint asks this module which fields make a
+condition false (or true) that way, and which fields the condition tests for absence itself
+(``has(x)``, ``x == null``, ``x != null``), which states that absence was considered.
 """
 
 from __future__ import annotations
@@ -19,9 +20,11 @@ _OPTIONAL_ROOTS = ("principal.attributes", "resource.attributes", "context")
 
 @dataclass(frozen=True, slots=True)
 class Absence:
-    """`skips`: fields whose absence makes the condition false; `tested`: absence handled."""
+    """Fields whose absence makes the condition false (`skips`) or true (`grants`), minus the
+    fields it tests for absence itself (`tested`)."""
 
     skips: tuple[str, ...]
+    grants: tuple[str, ...] = ()
     tested: frozenset[str] = field(default_factory=frozenset)
 
 
@@ -33,10 +36,12 @@ def absence_of(source: str) -> Absence:
         return Absence(())
     tested: set[str] = set()
     try:
-        false_when, _ = _walk(tree.body, tested)
+        false_when, true_when = _walk(tree.body, tested)
     except RecursionError:
         return Absence(())
-    return Absence(tuple(sorted(false_when - tested)), frozenset(tested))
+    return Absence(
+        tuple(sorted(false_when - tested)), tuple(sorted(true_when - tested)), frozenset(tested)
+    )
 
 
 def _optional_path(node: ast.expr) -> str | None:

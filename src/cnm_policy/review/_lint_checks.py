@@ -165,23 +165,35 @@ def shadowed_allows(view: BundleView) -> Iterator[Raw]:
             )
 
 
-def denies_skipped_when_absent(view: BundleView) -> Iterator[Raw]:
-    """Deny rules a request skips by leaving a field out (the only type that never errors)."""
+def absence_decides(view: BundleView) -> Iterator[Raw]:
+    """Deny rules a request skips, and allow rules it meets, by leaving a field out."""
     for rule in view.bundle.rules:
-        if rule.effect is not Effect.DENY or rule.condition is None:
+        if rule.condition is None:
             continue
-        skips = absence_of(rule.condition.source).skips
-        if skips:
-            named = ", ".join(f"`{path}`" for path in skips[:_LISTED])
-            more = f" and {len(skips) - _LISTED} more" if len(skips) > _LISTED else ""
+        absence = absence_of(rule.condition.source)
+        if rule.effect is Effect.DENY and absence.skips:
             yield (
                 "deny_skipped_when_absent",
                 rule,
-                f"deny rule `{rule.id}` does not apply when the request leaves out {named}{more} "
-                "(or sends null); if that is meant, say so with `has(...)` in the condition, "
-                "else deny on absence (e.g. `!= false`)",
+                f"deny rule `{rule.id}` does not apply when the request leaves out "
+                f"{_paths(absence.skips)} (or sends null); if that is meant, say so with "
+                "`has(...)` in the condition, else deny on absence (e.g. `!= false`)",
                 (rule.id,),
             )
+        elif rule.effect is Effect.ALLOW and absence.grants:
+            yield (
+                "allow_granted_when_absent",
+                rule,
+                f"allow rule `{rule.id}` applies when the request leaves out "
+                f"{_paths(absence.grants)} (or sends null); if that is meant, say so with "
+                "`has(...)` in the condition, else require the value (e.g. `== false`)",
+                (rule.id,),
+            )
+
+
+def _paths(paths: Sequence[str]) -> str:
+    named = ", ".join(f"`{path}`" for path in paths[:_LISTED])
+    return named + (f" and {len(paths) - _LISTED} more" if len(paths) > _LISTED else "")
 
 
 def duplicates_and_redundancy(view: BundleView) -> Iterator[Raw]:

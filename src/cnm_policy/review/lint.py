@@ -97,6 +97,13 @@ LINT_CODES: Mapping[str, LintCode] = {
             "states that absence is meant to allow",
         ),
         LintCode(
+            "allow_granted_when_absent",
+            Severity.WARNING,
+            "an allow rule's condition is true when the request leaves a field out (or sends "
+            "null), e.g. `x != true`, so a caller gains access by omission; `has(field)` in the "
+            "condition states that absence is meant to allow",
+        ),
+        LintCode(
             "duplicate_rule",
             Severity.WARNING,
             "a rule has the same effect, roles, grants, scope, tenants and condition as another",
@@ -201,7 +208,7 @@ def lint_bundle(
         *checks.internal_any_unconditioned(view),
         *checks.unguarded_destructive(view, frozenset(destructive_actions)),
         *checks.shadowed_allows(view),
-        *checks.denies_skipped_when_absent(view),
+        *checks.absence_decides(view),
         *checks.duplicates_and_redundancy(view),
     ]
     if covered is not None:

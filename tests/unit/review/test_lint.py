@@ -57,6 +57,7 @@ def test_every_risky_pattern_is_found() -> None:
             "deny-viewer-close",
             "deny-support-close",
             "deny-freeze",
+            "admin-open-tickets",
         )
     }
     assert {
@@ -70,6 +71,7 @@ def test_every_risky_pattern_is_found() -> None:
         ("duplicate_rule", "noc-read-all-again"),
         ("shadowed_allow_grants", "support-tickets"),
         ("deny_skipped_when_absent", "deny-freeze"),
+        ("allow_granted_when_absent", "admin-open-tickets"),
         *untested,
     } == found(findings)
     assert set(LINT_CODES) == {f.code for f in findings}
@@ -186,7 +188,7 @@ def test_an_invalid_bundle_is_not_linted() -> None:
 
 
 @pytest.mark.parametrize(
-    ("severity", "count"), [(Severity.ERROR, 5), (Severity.WARNING, 20), (Severity.INFO, 21)]
+    ("severity", "count"), [(Severity.ERROR, 5), (Severity.WARNING, 22), (Severity.INFO, 23)]
 )
 def test_at_or_above_filters_by_severity(severity: Severity, count: int) -> None:
     """`--fail-on` gates on findings at least as severe as asked."""
@@ -274,13 +276,39 @@ def test_deny_skipped_when_absent(tmp_path: Path, when: str, skipped: list[str])
     )
 
 
-def test_allow_rules_are_not_checked_for_absence(tmp_path: Path) -> None:
-    """An allow that needs a field fails closed when it is absent: nothing to warn about."""
+@pytest.mark.parametrize(
+    ("when", "granted"),
+    [
+        ("resource.attributes.classified != true", ["resource.attributes.classified"]),
+        ("context.mode not in ['lab']", ["context.mode"]),
+        ("not (principal.attributes.suspended == true)", ["principal.attributes.suspended"]),
+        # an allow that needs the field fails closed when it is absent: nothing to say
+        ("resource.attributes.flag == true", []),
+        ("principal.attributes.mfa == true and context.x != 1", []),
+        ("not has(resource.attributes.classified) or resource.attributes.classified != true", []),
+    ],
+)
+def test_allow_granted_when_absent(tmp_path: Path, when: str, granted: list[str]) -> None:
+    """An allow whose condition is true when a request field is absent (or null) is flagged."""
     allow = (
-        GUARD.format(when="resource.attributes.flag == true")
+        GUARD.format(when=when)
         .replace("effect: deny", "effect: allow")
         .replace('roles: "*"', "roles: [customer-admin]")
         .replace("scope: any", "scope: subtree")
     )
     bundle = edited(tmp_path / "b", files={"rules/extra.yaml": allow})
-    assert [f.rules for f in lint_bundle(load(bundle)) if "guard" in f.rules] == []
+    findings = [f for f in lint_bundle(load(bundle)) if "absent" in f.code and "guard" in f.rules]
+    expected = (
+        [
+            (
+                "allow_granted_when_absent",
+                "allow rule `guard` applies when the request leaves out "
+                + ", ".join(f"`{path}`" for path in granted)
+                + " (or sends null); if that is meant, say so with `has(...)` in the "
+                "condition, else require the value (e.g. `== false`)",
+            )
+        ]
+        if granted
+        else []
+    )
+    assert [(f.code, f.message) for f in findings] == expected

@@ -60,7 +60,7 @@ def test_json_output_is_the_report_dict() -> None:
 def test_lint_text_ends_with_counts_per_severity() -> None:
     """The summary counts errors, warnings and info findings."""
     text = render_lint(lint_source(source("risky")), Format.TEXT)
-    assert text.splitlines()[-1].endswith("21 findings (5 errors, 15 warnings, 1 info)")
+    assert text.splitlines()[-1].endswith("23 findings (5 errors, 17 warnings, 1 info)")
 
 
 def test_test_text_shows_failures_and_uncovered_rules() -> None:
