@@ -13,7 +13,7 @@ from pathlib import Path, PurePosixPath
 
 from cnm_policy.errors import PolicySourceError
 from cnm_policy.policy import BundleSource, read_bundle_dir
-from cnm_policy.policy.source import MAX_BUNDLE_FILE_BYTES
+from cnm_policy.policy.source import MAX_BUNDLE_BYTES, MAX_BUNDLE_ENTRIES, MAX_BUNDLE_FILE_BYTES
 
 __all__ = ["GIT_PREFIX", "parse_git_spec", "read_git_bundle", "read_source"]
 
@@ -50,7 +50,11 @@ def read_git_bundle(revision: str, path: str, *, repo: str | Path = ".") -> Bund
     listing = _git(top, "ls-tree", "-r", "-z", "--name-only", commit, "--", path or ".")
     prefix = f"{path}/" if path else ""
     files: dict[str, str] = {}
-    for name in filter(None, listing.split("\0")):
+    names = listing.split("\0")
+    if len(names) > MAX_BUNDLE_ENTRIES:  # the same bounds as a directory read
+        raise PolicySourceError(f"more than {MAX_BUNDLE_ENTRIES} files at `{path or '.'}`")
+    total = 0
+    for name in filter(None, names):
         if not name.startswith(prefix):
             continue
         relative = name.removeprefix(prefix)
@@ -58,6 +62,11 @@ def read_git_bundle(revision: str, path: str, *, repo: str | Path = ".") -> Bund
         if not name.endswith(_SUFFIXES) or any(part.startswith(".") for part in parts):
             continue
         files[relative] = _blob_text(top, commit, name)
+        total += len(files[relative])
+        if total > MAX_BUNDLE_BYTES:
+            raise PolicySourceError(
+                f"the bundle files add up to more than {MAX_BUNDLE_BYTES} bytes"
+            )
     if not files:
         raise PolicySourceError(f"no bundle files at `{path or '.'}` in git revision `{revision}`")
     return BundleSource(origin=f"{GIT_PREFIX}{revision}:{path}", files=dict(sorted(files.items())))

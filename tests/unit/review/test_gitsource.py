@@ -9,6 +9,7 @@ import pytest
 
 from cnm_policy.errors import PolicySourceError
 from cnm_policy.policy import read_bundle_dir
+from cnm_policy.review import gitsource
 from cnm_policy.review.gitsource import parse_git_spec, read_git_bundle, read_source
 from tests.unit.review.bundles import commit_all, fixture, init_repo
 
@@ -83,3 +84,19 @@ def test_malformed_specs_are_rejected(spec: str) -> None:
 def test_spec_parts() -> None:
     """The revision may contain `/` and `~`; the path loses surrounding slashes."""
     assert parse_git_spec("git:origin/main~2:/policies/cnm/") == ("origin/main~2", "policies/cnm")
+
+
+@pytest.mark.parametrize(
+    ("limit", "value", "message"),
+    [
+        ("MAX_BUNDLE_BYTES", 100, "add up to more than 100 bytes"),
+        ("MAX_BUNDLE_ENTRIES", 2, "more than 2 files at `policies/mini`"),
+    ],
+)
+def test_a_revision_is_read_within_the_directory_bounds(
+    repo: Path, monkeypatch: pytest.MonkeyPatch, limit: str, value: int, message: str
+) -> None:
+    """A revision too large in total or in files is refused like a directory would be."""
+    monkeypatch.setattr(gitsource, limit, value)
+    with pytest.raises(PolicySourceError, match=message):
+        read_git_bundle("HEAD", "policies/mini", repo=repo)
