@@ -70,7 +70,10 @@ def walk_bundle(path: str | Path) -> BundleTree:
     root = os.path.realpath(path)
     if not os.path.isdir(root):
         raise PolicySourceError(f"policy bundle `{path}` is not a directory")
-    return _Walk(root).run()
+    try:
+        return _Walk(root).run()
+    except OSError as exc:  # the root itself vanished or became unreadable mid-walk
+        raise PolicySourceError(f"cannot read policy bundle `{path}`: {exc.strerror}") from None
 
 
 class _Walk:
@@ -100,7 +103,7 @@ class _Walk:
         try:
             listed = sorted(os.listdir(real))
         except OSError as exc:
-            self._problem("unreadable_file", f"cannot list the directory: {exc.strerror}", name)
+            self._problem("unreadable_file", f"cannot be listed: {exc.strerror}", name or ".")
             return []
         subdirs = []
         for entry in listed:
