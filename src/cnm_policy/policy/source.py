@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import itertools
 import os
 import stat
 from collections.abc import Mapping
@@ -100,22 +101,21 @@ class _Walk:
         return BundleTree(self.root, files, tuple(self.problems))
 
     def _list(self, real: str, name: str, depth: int) -> list[tuple[str, str, int]]:
+        room = MAX_BUNDLE_ENTRIES - self.entries
         try:
-            listed = sorted(os.listdir(real))
+            with os.scandir(real) as scan:  # never more than `room` + 1 names in memory
+                listed = sorted(entry.name for entry in itertools.islice(scan, room + 1))
         except OSError as exc:
             self._problem("unreadable_file", f"cannot be listed: {exc.strerror}", name or ".")
             return []
+        self.entries += len(listed)
+        if len(listed) > room:
+            self.full = True
+            message = f"takes the bundle past {MAX_BUNDLE_ENTRIES} directory entries"
+            self._problem(TOO_MANY_FILES, message, name or ".")
+            return []
         subdirs = []
         for entry in listed:
-            self.entries += 1
-            if self.entries > MAX_BUNDLE_ENTRIES:
-                self.full = True
-                self._problem(
-                    TOO_MANY_FILES,
-                    f"takes the bundle past {MAX_BUNDLE_ENTRIES} directory entries",
-                    name or ".",
-                )
-                return []
             if entry.startswith("."):
                 continue
             child = f"{name}/{entry}" if name else entry
