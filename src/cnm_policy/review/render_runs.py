@@ -102,7 +102,7 @@ def render_explain(explanation: Explanation, fmt: Format) -> str:
     if explanation.unknown_roles:
         header.append("unknown roles (grant nothing): " + ", ".join(explanation.unknown_roles))
     header.extend(f"error: {error}" for error in decision.errors)
-    headers = ("rule", "effect", "role", "kind", "action", "scope", "condition", "applied")
+    headers = ("rule", "effect", "role", "kind", "action", "scope", "condition", "outcome")
     rows = [_row(r) for r in explanation.rules]
     if fmt is Format.MARKDOWN:
         body = md_table(headers, [[md_cell(cell) for cell in row] for row in rows])
