@@ -44,7 +44,7 @@ _WEIGHTS: dict[type, int] = {
     yaml.SequenceStartEvent: 4,
     yaml.MappingStartEvent: 8,
 }
-_MAX_WEIGHT_PER_CHARACTER = 4  # `[]` is the heaviest value per character written
+_MAX_WEIGHT_PER_CHARACTER = 4  # `{}` weighs 8 in two characters: nothing is heavier per character
 
 
 class YamlError(ValueError):
@@ -169,6 +169,8 @@ def load_yaml(text: str, budget: NodeBudget | None = None) -> tuple[Any, list[tu
             return None, []
         # With no `&` there are no anchors, so no aliases: only nesting needs a look.
         weight = _check_shape(node) if "&" in text else _check_depth(node)
+        if weight > MAX_FILE_WEIGHT:  # only if the estimate per character above was wrong
+            raise _too_heavy(None)
         if budget is not None:
             budget.charge(weight)
         data = loader.construct_document(node)
@@ -235,11 +237,14 @@ def _weigh_events(text: str) -> None:
         while (event := parser.get_event()) is not None:  # type: ignore[no-untyped-call]
             weight += _WEIGHTS.get(type(event), 0)
             if weight > MAX_FILE_WEIGHT:
-                message = f"weighs more than {MAX_FILE_WEIGHT} once parsed (split the file)"
-                line = event.start_mark.line + 1 if event.start_mark else None
-                raise YamlError(message, line, "yaml_too_large")
+                raise _too_heavy(event.start_mark.line + 1 if event.start_mark else None)
     finally:
         parser.dispose()
+
+
+def _too_heavy(line: int | None) -> YamlError:
+    message = f"weighs more than {MAX_FILE_WEIGHT} once parsed (split the file)"
+    return YamlError(message, line, "yaml_too_large")
 
 
 def _check_depth(root: yaml.Node) -> int:

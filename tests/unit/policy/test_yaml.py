@@ -150,3 +150,12 @@ def test_a_bundle_budget_is_shared_by_its_files() -> None:
     with pytest.raises(YamlError) as caught:
         load_yaml("b: [1, 2, 3]\n", budget)  # 16 more
     assert (caught.value.code, caught.value.line) == ("bundle_too_large", None)
+
+
+def test_the_weight_is_checked_after_composing_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Should the per-character estimate that skips the event pass be wrong, the file is refused."""
+    from cnm_policy.policy import _yaml  # noqa: PLC0415
+
+    monkeypatch.setattr(_yaml, "MAX_FILE_WEIGHT", 20)
+    monkeypatch.setattr(_yaml, "_MAX_WEIGHT_PER_CHARACTER", 0)  # skip the event pass
+    assert error_of("a: [{}, {}]\n").code == "yaml_too_large"
