@@ -102,7 +102,7 @@ class CaseResult:
 
     def __str__(self) -> str:
         where = f"{self.case.file}:{self.case.line}"
-        return f"{where}: {self.case.name}: {self.explain_failure() or 'passed'}"
+        return f"{where}: {excerpt(self.case.name)}: {self.explain_failure() or 'passed'}"
 
 
 @dataclass(frozen=True, slots=True)

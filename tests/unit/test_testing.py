@@ -178,3 +178,13 @@ def test_a_partly_read_tree_does_not_claim_it_has_no_tests() -> None:
     """After `too_many_files` only part of the tree was read: `no_tests` would mislead."""
     truncated = BundleSource("x", {}, (PolicyProblem("too_many_files", "m", "junk"),))
     assert load_cases(truncated) == ((), ())
+
+
+def test_a_failing_case_with_a_huge_name_prints_short(make_bundle: BundleFactory) -> None:
+    """The gate's error lists failing cases: a 100,000-character name is cut to an excerpt."""
+    text = CASE.format(
+        fixtures="", name="n" * 100_000, principal=VIEWER, action="configure", resource=DEVICE
+    )
+    path = make_bundle({"tests/zz_test.yaml": text.replace("expect: deny", "expect: allow")})
+    failures = run_suite(load_snapshot(path)).failures
+    assert [len(str(failure)) < 300 for failure in failures] == [True]
