@@ -271,9 +271,9 @@ def test_oversized_message_is_refused_by_grpc(small_limits: Served) -> None:
     assert _rpc_error(raised.value).code() == grpc.StatusCode.RESOURCE_EXHAUSTED
 
 
-@pytest.mark.parametrize("method", ["Check", "CheckBatch"])
+@pytest.mark.parametrize("method", ["Check", "CheckBatch", "GetPolicyInfo"])
 def test_bytes_that_are_not_a_request_are_invalid_argument(sidecar: Served, method: str) -> None:
-    """The sidecar parses requests itself: undecodable bytes are the caller's error."""
+    """Every RPC parses its request itself: undecodable bytes are the caller's error."""
     call = sidecar.channel.unary_unary(f"/cnm_policy.v1.PolicyService/{method}", None, None)
     with pytest.raises(grpc.RpcError) as raised:
         call(b"\xff\xff\xff", timeout=5)

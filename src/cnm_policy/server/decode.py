@@ -37,7 +37,13 @@ from cnm_policy.server import convert
 from cnm_policy.server.limits import Limits, check_batch_item, check_batch_request, check_request
 from cnm_policy.v1 import policy_pb2 as pb
 
-__all__ = ["DEFAULT_MEMO_ENTRIES", "MAX_MEMO_KEY_BYTES", "DecodedCheck", "RequestDecoder"]
+__all__ = [
+    "DEFAULT_MEMO_ENTRIES",
+    "MAX_MEMO_KEY_BYTES",
+    "DecodedCheck",
+    "RequestDecoder",
+    "parse_request",
+]
 
 DEFAULT_MEMO_ENTRIES: Final = 20_000
 # Larger requests are decoded every time: they are rare, and the memo's memory stays below
@@ -85,7 +91,7 @@ class RequestDecoder:
 
     def batch(self, data: bytes) -> convert.BatchQuery:
         """The principal, items and context a `CheckBatch` call carries (errors name the item)."""
-        request = _parse(pb.CheckBatchRequest, data)
+        request = parse_request(pb.CheckBatchRequest, data)
         limits = self._limits
         check_batch_request(request, limits)
         principal, context = convert.batch_shared_from_proto(request, limits)
@@ -116,7 +122,7 @@ class RequestDecoder:
         )
 
     def _decode_check(self, data: bytes) -> DecodedCheck:
-        request = _parse(pb.CheckRequest, data)
+        request = parse_request(pb.CheckRequest, data)
         check_request(request, self._limits)
         return DecodedCheck(
             query=convert.access_request_from_proto(request, self._limits),
@@ -136,7 +142,7 @@ def _shared_fingerprint(request: pb.CheckBatchRequest) -> bytes:
     return b"%d:%b%b" % (len(principal), principal, context)
 
 
-def _parse(message_type: type[_M], data: bytes) -> _M:
+def parse_request(message_type: type[_M], data: bytes) -> _M:
     """Parse `data`; undecodable bytes are the caller's error, not ours."""
     try:
         return message_type.FromString(data)

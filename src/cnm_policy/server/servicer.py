@@ -25,7 +25,7 @@ from cnm_policy.audit import DecisionLog
 from cnm_policy.errors import InvalidRequestError
 from cnm_policy.reload import ReloadStatus
 from cnm_policy.server import convert
-from cnm_policy.server.decode import RequestDecoder
+from cnm_policy.server.decode import RequestDecoder, parse_request
 from cnm_policy.server.encode import ResponseEncoder
 from cnm_policy.server.errors import DeadlineExceededError, abort_with
 from cnm_policy.server.limits import Limits
@@ -125,6 +125,14 @@ class PolicyServicer:
         response = self.check_batch_bytes(request.SerializeToString(), context)
         return pb.CheckBatchResponse.FromString(response)
 
+    def policy_info_bytes(self, request: bytes, context: grpc.ServicerContext) -> bytes:
+        """`GetPolicyInfo` on serialized messages: undecodable bytes are INVALID_ARGUMENT."""
+        try:
+            parse_request(pb.GetPolicyInfoRequest, request)
+        except Exception as exc:
+            abort_with(context, exc)
+        return self.GetPolicyInfo(pb.GetPolicyInfoRequest(), context).SerializeToString()
+
     def GetPolicyInfo(  # noqa: N802
         self, request: pb.GetPolicyInfoRequest, context: grpc.ServicerContext
     ) -> pb.GetPolicyInfoResponse:
@@ -197,8 +205,8 @@ class PolicyServicer:
 def rpc_handlers(servicer: PolicyServicer) -> dict[str, grpc.RpcMethodHandler[Any, Any]]:
     """The PolicyService method handlers, by method name.
 
-    `Check` and `CheckBatch` take and return bytes (no (de)serializer: the servicer's decoder
-    and encoder do it); `GetPolicyInfo` is an ordinary typed handler.
+    Every method takes and returns bytes (no (de)serializer): the servicer parses requests
+    itself, so undecodable bytes are INVALID_ARGUMENT rather than grpc's own INTERNAL.
 
     Each behaviour is a `functools.partial` of the servicer's method (its class's, so that a
     subclass's override serves) rather than the bound method: on every call grpc asks the
@@ -215,9 +223,7 @@ def rpc_handlers(servicer: PolicyServicer) -> dict[str, grpc.RpcMethodHandler[An
             functools.partial(methods.check_batch_bytes, servicer)
         ),
         "GetPolicyInfo": grpc.unary_unary_rpc_method_handler(
-            functools.partial(methods.GetPolicyInfo, servicer),
-            request_deserializer=pb.GetPolicyInfoRequest.FromString,
-            response_serializer=pb.GetPolicyInfoResponse.SerializeToString,
+            functools.partial(methods.policy_info_bytes, servicer)
         ),
     }
 

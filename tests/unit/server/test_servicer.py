@@ -281,7 +281,7 @@ def test_handlers_answer_grpcs_per_call_attribute_lookup_without_an_exception() 
     expected = {
         "Check": Overriding.check_bytes,
         "CheckBatch": PolicyServicer.check_batch_bytes,
-        "GetPolicyInfo": PolicyServicer.GetPolicyInfo,
+        "GetPolicyInfo": PolicyServicer.policy_info_bytes,
     }
     for name, method in expected.items():
         behaviour = handlers[name].unary_unary
