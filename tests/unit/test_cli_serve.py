@@ -38,7 +38,9 @@ def _restore_structlog() -> Iterator[None]:
         (["--tls-cert", "cert.pem"], "--tls-cert and --tls-key go together"),
         (["--tls-client-ca", "ca.pem"], "--tls-client-ca needs --tls-cert"),
         (["--tls-cert", "missing.pem", "--tls-key", "missing.key"], "cannot read"),
-        (["--max-batch-items", "0"], "max_batch_items must be at least 1"),
+        (["--max-batch-items", "0"], "--max-batch-items: must be at least 1"),
+        (["--max-message-bytes", "10"], "--max-message-bytes: must be at least 1024"),
+        (["--workers", "0"], "--workers: must be at least 1"),
         (["--log-attribute", "site"], "`site` is not"),
         (["--watch-interval", "-1"], "--watch-interval must be 0 (off) or at least"),
         (["--watch-interval", "0.001"], "--watch-interval must be 0 (off) or at least"),
@@ -99,6 +101,16 @@ def test_console_logging_is_human_readable(monkeypatch: pytest.MonkeyPatch) -> N
     assert "shown" in line
     assert "answer" in line
     assert not line.lstrip().startswith("{")
+
+
+def test_console_logging_to_a_file_has_no_colours(tmp_path: Path) -> None:
+    """`--log-format console --log-file F` writes plain text: colours only on a terminal."""
+    stream = configure_logging(tmp_path / "out.log", "console", "info")
+    structlog.get_logger("test").info("shown", answer=42)
+    stream.flush()
+    text = (tmp_path / "out.log").read_text()
+    assert "shown" in text
+    assert "\x1b[" not in text
 
 
 def _installed(signum: int) -> Callable[[int, FrameType | None], Any]:

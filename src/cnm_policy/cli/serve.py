@@ -41,7 +41,7 @@ from cnm_policy.server.app import (
     TlsConfig,
     is_local_address,
 )
-from cnm_policy.server.limits import DEFAULT_LIMITS, Limits
+from cnm_policy.server.limits import DEFAULT_LIMITS, LIMIT_MINIMUMS, Limits
 from cnm_policy.server.runtime import Runtime, RuntimeOptions, open_runtime
 
 __all__ = ["EXIT_CONFIG", "EXIT_OK", "EXIT_POLICY", "register", "run"]
@@ -243,6 +243,9 @@ def _server_config(args: argparse.Namespace) -> ServerConfig:
         raise ValueError("--tls-client-ca needs --tls-cert and --tls-key")
     if not 0 <= args.grace < math.inf:
         raise ValueError("--grace must be a number of seconds, 0 or more")
+    for name, minimum in {**LIMIT_MINIMUMS, "workers": 1}.items():
+        if getattr(args, name) < minimum:
+            raise ValueError(f"--{name.replace('_', '-')}: must be at least {minimum}")
     tls = None
     if args.tls_cert is not None:
         tls = TlsConfig.from_files(args.tls_cert, args.tls_key, args.tls_client_ca)
@@ -316,7 +319,8 @@ def configure_logging(log_file: Path | None, log_format: str, level: str) -> Tex
     # (a stream set up here, translating no newlines on POSIX) straight to its descriptor.
     writer = line_writer(stream, direct=os.linesep == "\n")
     renderer: Any = (
-        structlog.dev.ConsoleRenderer()
+        # Colours are terminal control codes: in a file they are noise.
+        structlog.dev.ConsoleRenderer(colors=stream.isatty())
         if _is_console(stream, log_format)
         else structlog.processors.JSONRenderer(serializer=_json_line)
     )

@@ -8,7 +8,9 @@ the one walk that visits every value), and each violation names the field that b
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Final
 
 from google.protobuf.struct_pb2 import Struct
 
@@ -17,6 +19,7 @@ from cnm_policy.v1 import policy_pb2 as pb
 
 __all__ = [
     "DEFAULT_LIMITS",
+    "LIMIT_MINIMUMS",
     "LimitExceededError",
     "Limits",
     "check_batch_item",
@@ -50,11 +53,18 @@ class Limits:
     max_message_bytes: int = 4 * 1024 * 1024
 
     def __post_init__(self) -> None:
-        for name in ("max_batch_items", "max_attribute_depth", "max_attribute_bytes"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1")
-        if self.max_message_bytes < 1024:
-            raise ValueError("max_message_bytes must be at least 1024")
+        for name, minimum in LIMIT_MINIMUMS.items():
+            if getattr(self, name) < minimum:
+                raise ValueError(f"{name} must be at least {minimum}")
+
+
+# The smallest value of each limit that can work (the CLI names its flags with them).
+LIMIT_MINIMUMS: Final[Mapping[str, int]] = {
+    "max_batch_items": 1,
+    "max_attribute_depth": 1,
+    "max_attribute_bytes": 1,
+    "max_message_bytes": 1024,
+}
 
 
 DEFAULT_LIMITS = Limits()
