@@ -7,7 +7,6 @@ and died with MemoryError); its peak RSS comes from `os.wait4`, its time from a 
 from __future__ import annotations
 
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -23,8 +22,13 @@ MAX_SECONDS = 5.0
 MAX_PEAK_RSS_KB = 300 * 1024
 
 
-def _limit_address_space() -> None:
-    resource.setrlimit(resource.RLIMIT_AS, (ADDRESS_SPACE_LIMIT, ADDRESS_SPACE_LIMIT))
+# The child limits its own address space, then runs `python -m cnm_policy` (no preexec_fn,
+# which is unsafe in a parent that may have threads).
+_LAUNCH = (
+    "import resource, runpy; "
+    f"resource.setrlimit(resource.RLIMIT_AS, ({ADDRESS_SPACE_LIMIT}, {ADDRESS_SPACE_LIMIT})); "
+    "runpy.run_module('cnm_policy', run_name='__main__', alter_sys=True)"
+)
 
 
 def validate(bundle: Path, out: Path) -> tuple[int, str, float, int]:
@@ -32,10 +36,9 @@ def validate(bundle: Path, out: Path) -> tuple[int, str, float, int]:
     started = time.monotonic()
     with out.open("wb") as sink:
         child = subprocess.Popen(
-            [sys.executable, "-m", "cnm_policy", "validate", str(bundle)],
+            [sys.executable, "-c", _LAUNCH, "validate", str(bundle)],
             stdout=sink,
             stderr=subprocess.STDOUT,
-            preexec_fn=_limit_address_space,  # noqa: PLW1509 (no threads are started before)
         )
         _, status, usage = os.wait4(child.pid, 0)
     seconds = time.monotonic() - started
