@@ -120,3 +120,22 @@ def test_unreadable_tls_file_is_a_configuration_error(tmp_path: Path) -> None:
     """A missing PEM file is reported naming the flag and the path."""
     with pytest.raises(ServerConfigError, match="--tls-cert: cannot read"):
         TlsConfig.from_files(tmp_path / "missing.pem", tmp_path / "missing.key")
+
+
+def test_a_key_that_does_not_match_the_certificate_is_named(pki: Pki) -> None:
+    """A certificate with another certificate's key is refused as a mismatch, not a bind error."""
+    with pytest.raises(ServerConfigError) as raised:
+        TlsConfig.from_files(pki.server_cert, pki.client_key)
+    assert str(raised.value) == (
+        f"--tls-key: the key in `{pki.client_key}` does not match the certificate in "
+        f"`{pki.server_cert}`"
+    )
+
+
+def test_a_file_that_is_not_pem_is_named(pki: Pki, tmp_path: Path) -> None:
+    """A certificate file holding no certificate is refused naming the flag, before binding."""
+    garbage = tmp_path / "garbage.pem"
+    garbage.write_text("not a certificate\n")
+    with pytest.raises(ServerConfigError) as raised:
+        TlsConfig.from_files(garbage, pki.server_key)
+    assert str(raised.value) == f"--tls-cert: `{garbage}` holds no PEM certificate"
