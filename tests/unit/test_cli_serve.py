@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import signal
+import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import FrameType
@@ -61,6 +62,23 @@ def test_configuration_errors_exit_2_before_serving(
     code = main(["serve", "--policies", str(BUNDLE), "--log-file", str(log_file), *arguments])
     assert code == EXIT_CONFIG
     assert message in capsys.readouterr().err
+
+
+def test_a_port_in_use_is_one_clean_line_and_exit_2(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """A taken port is reported in one line of ours, without gRPC's own log lines."""
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        address = f"127.0.0.1:{holder.getsockname()[1]}"
+        log_file = str(tmp_path / "sidecar.log")
+        arguments = ["--policies", str(BUNDLE), "--log-file", log_file, "--listen", address]
+        code = main(["serve", *arguments])
+    assert code == EXIT_CONFIG
+    assert capfd.readouterr().err == (
+        f"cnm-policy serve: cannot listen on `{address}`: `{address}` is already in use\n"
+    )
 
 
 def test_broken_bundle_exits_4_and_logs_why(

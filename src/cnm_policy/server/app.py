@@ -8,6 +8,7 @@ starts), server reflection for stock tools, and a graceful stop that drains in-f
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import re
 import socket
@@ -224,25 +225,77 @@ class Sidecar:
         return self._server.wait_for_termination(timeout)
 
     def _bind(self, address: str) -> str:
-        _refuse_live_unix_socket(address)
+        """Bind `address`: a unix socket, or every address its host resolves to, or fail."""
+        if address.startswith(("unix:", "unix-abstract:")):
+            _refuse_live_unix_socket(address)
+            self._add_port(address, address)
+            return address
+        host, _, port_text = address.rpartition(":")
+        port = int(port_text)
+        # grpc binds what it can of a name's addresses and only warns about the rest (another
+        # process may hold them): each address is bound here, and all of them must be.
+        for ip in _resolve(address, host.removeprefix("[").removesuffix("]"), port):
+            target = f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+            if port:
+                _refuse_address_in_use(address, ip, port, target)
+            port = self._add_port(address, target)
+        return f"{host}:{port}"
+
+    def _add_port(self, address: str, target: str) -> int:
         tls = self._config.tls
         try:
             if tls is None:
-                port = self._server.add_insecure_port(address)
+                port = self._server.add_insecure_port(target)
             else:
-                port = self._server.add_secure_port(address, tls.credentials())
+                port = self._server.add_secure_port(target, tls.credentials())
         except RuntimeError as exc:
-            raise ServerConfigError(f"cannot listen on `{address}`: {exc}") from exc
-        if address.startswith(("unix:", "unix-abstract:")):
-            return address
-        if port == 0:
-            raise ServerConfigError(f"cannot listen on `{address}`")
-        host = address.rpartition(":")[0]
-        return f"{host}:{port}"
+            raise ServerConfigError(
+                f"cannot listen on `{address}`: `{target}` cannot be bound"
+            ) from exc
+        if port == 0 and not target.startswith(("unix:", "unix-abstract:")):
+            raise ServerConfigError(f"cannot listen on `{address}`: `{target}` cannot be bound")
+        return port
 
     def _set_health(self, status: health_pb2.HealthCheckResponse.ServingStatus.ValueType) -> None:
         for service in ("", SERVICE_NAME):
             self.health.set(service, status)
+
+
+def _resolve(address: str, host: str, port: int) -> list[str]:
+    """The distinct IP addresses `host` stands for, in resolver order (an IP: itself)."""
+    try:
+        return [str(ipaddress.ip_address(host))]
+    except ValueError:
+        pass
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise ServerConfigError(f"cannot listen on `{address}`: the host does not resolve") from exc
+    addresses = [str(info[4][0]) for info in infos if info[0] in (socket.AF_INET, socket.AF_INET6)]
+    if not addresses:
+        raise ServerConfigError(f"cannot listen on `{address}`: the host has no IP address")
+    return list(dict.fromkeys(addresses))
+
+
+def _refuse_address_in_use(address: str, ip: str, port: int, target: str) -> None:
+    """Fail cleanly (instead of with grpc's own log line) when `ip:port` cannot be bound.
+
+    The probe binds as grpc does, with SO_REUSEADDR and without SO_REUSEPORT.
+    """
+    family = socket.AF_INET6 if ":" in ip else socket.AF_INET
+    try:
+        probe = socket.socket(family, socket.SOCK_STREAM)
+    except OSError:
+        return  # no such address family here: grpc's own error says so
+    with probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((ip, port))
+        except OSError as exc:
+            reason = "is already in use" if exc.errno == errno.EADDRINUSE else "cannot be bound"
+            if exc.errno == errno.EADDRNOTAVAIL:
+                reason = "is not an address of this host"
+            raise ServerConfigError(f"cannot listen on `{address}`: `{target}` {reason}") from exc
 
 
 def _refuse_live_unix_socket(address: str) -> None:

@@ -63,10 +63,43 @@ def test_binding_an_address_in_use_is_a_configuration_error() -> None:
     address = first.start()
     try:
         second = build_sidecar(engine, config=ServerConfig(listen=address))
-        with pytest.raises(ServerConfigError, match="cannot listen on"):
+        with pytest.raises(ServerConfigError) as raised:
             second.start()
+        assert str(raised.value) == f"cannot listen on `{address}`: `{address}` is already in use"
     finally:
         first.stop(grace=0)
+
+
+def test_localhost_never_shares_a_port_held_on_one_of_its_addresses() -> None:
+    """With 127.0.0.1:P taken, `localhost:P` fails whole instead of serving on what is left."""
+    engine = Engine.from_path(BUNDLE)
+    first = build_sidecar(engine, config=ServerConfig(listen="127.0.0.1:0"))
+    port = first.start().rpartition(":")[2]
+    try:
+        second = build_sidecar(engine, config=ServerConfig(listen=f"localhost:{port}"))
+        with pytest.raises(ServerConfigError) as raised:
+            second.start()
+        assert str(raised.value) == (
+            f"cannot listen on `localhost:{port}`: `127.0.0.1:{port}` is already in use"
+        )
+    finally:
+        first.stop(grace=0)
+
+
+def test_localhost_binds_every_address_it_resolves_to() -> None:
+    """`localhost:0` is one port on each of localhost's addresses, each reachable."""
+    resolved = {info[4][0] for info in socket.getaddrinfo("localhost", 0, type=socket.SOCK_STREAM)}
+    sidecar = build_sidecar(Engine.from_path(BUNDLE), config=ServerConfig(listen="localhost:0"))
+    address = sidecar.start()
+    try:
+        port = int(address.rpartition(":")[2])
+        for host in resolved:
+            family = socket.AF_INET6 if ":" in host else socket.AF_INET
+            with socket.socket(family, socket.SOCK_STREAM) as probe:
+                probe.connect((host, port))
+    finally:
+        sidecar.stop(grace=0)
+    assert address == f"localhost:{port}"
 
 
 @pytest.fixture
