@@ -88,13 +88,13 @@ def test_localhost_never_shares_a_port_held_on_one_of_its_addresses() -> None:
 
 def test_localhost_binds_every_address_it_resolves_to() -> None:
     """`localhost:0` is one port on each of localhost's addresses, each reachable."""
-    resolved = {info[4][0] for info in socket.getaddrinfo("localhost", 0, type=socket.SOCK_STREAM)}
+    infos = socket.getaddrinfo("localhost", 0, type=socket.SOCK_STREAM)
+    resolved = {(info[0], str(info[4][0])) for info in infos}
     sidecar = build_sidecar(Engine.from_path(BUNDLE), config=ServerConfig(listen="localhost:0"))
     address = sidecar.start()
     try:
         port = int(address.rpartition(":")[2])
-        for host in resolved:
-            family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        for family, host in resolved:
             with socket.socket(family, socket.SOCK_STREAM) as probe:
                 probe.connect((host, port))
     finally:
