@@ -6,6 +6,8 @@ Policy-as-code access control for customer network management. Load a bundle, th
     decision = engine.check(principal, "read", resource, context={"channel": "portal"})
 """
 
+# First, before the slow imports: a `cnm-policy serve` process remembers stop signals from here.
+from cnm_policy import _early_signals  # noqa: F401
 from cnm_policy.cache import CachedEngine, CacheStats
 from cnm_policy.engine import Engine, PolicySnapshot, load_snapshot
 from cnm_policy.errors import (

@@ -199,3 +199,43 @@ def test_serve_refuses_to_start_on_a_broken_bundle(tmp_path: Path, socket_path: 
     assert "ghost-role" in err
     assert not socket_path.exists()
     assert "sidecar_start_failed" in out
+
+
+@pytest.mark.parametrize(
+    ("module", "signum"),
+    [
+        ("cnm_policy._early_signals", signal.SIGTERM),
+        ("grpc", signal.SIGINT),
+        ("cnm_policy.server.runtime", signal.SIGTERM),
+    ],
+)
+def test_a_stop_signal_while_importing_exits_0_without_serving(
+    bundle: Path, tmp_path: Path, socket_path: Path, module: str, signum: signal.Signals
+) -> None:
+    """A stop signal at any moment of start-up is a clean exit 0, never a kill or an abort."""
+    command = [
+        sys.executable, "-X", "importtime", "-m", "cnm_policy", "serve", "--log-format", "json",
+        "--policies", str(bundle), "--listen", f"unix:{socket_path}", "--watch-interval", "0",
+    ]  # fmt: skip
+    process = subprocess.Popen(
+        command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    watchdog = threading.Timer(30, process.kill)  # bounded even if the module never shows
+    watchdog.start()
+    try:
+        assert process.stderr is not None
+        # -X importtime reports each module once it is imported: signal right after `module`.
+        for line in process.stderr:
+            if line.rpartition("|")[2].strip() == module:
+                process.send_signal(signum)
+                break
+        out, _ = process.communicate(timeout=30)
+    finally:
+        watchdog.cancel()
+        if process.poll() is None:
+            process.kill()
+            process.communicate(timeout=30)
+    names = [json.loads(line)["event"] for line in out.splitlines()]
+    assert (process.returncode, names[-1:]) == (0, ["sidecar_stopped"])
+    assert "sidecar_started" not in names
+    assert not socket_path.exists()

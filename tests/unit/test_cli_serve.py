@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import structlog
 
+from cnm_policy._early_signals import is_serve_process
 from cnm_policy.cli import main
 from cnm_policy.cli.serve import EXIT_CONFIG, EXIT_OK, EXIT_POLICY, configure_logging
 from cnm_policy.server.app import ServerConfig
@@ -216,3 +217,21 @@ def test_remote_listening_without_tls_is_warned_about(
         ("insecure_listen", "warning"),
         ("sidecar_stopped", "info"),
     ]
+
+
+@pytest.mark.parametrize(
+    ("argv", "orig_argv", "expected"),
+    [
+        (["/venv/bin/cnm-policy", "serve"], ["python", "/venv/bin/cnm-policy", "serve"], True),
+        (["/venv/bin/cnm-policy", "check", "-"], ["python", "cnm-policy", "check", "-"], False),
+        (["-m"], ["python", "-X", "importtime", "-m", "cnm_policy", "serve", "--grace", "1"], True),
+        (["-m"], ["python", "-m", "cnm_policy", "validate"], False),
+        (["app.py", "serve"], ["python", "app.py", "serve"], False),
+        ([], [], False),
+    ],
+)
+def test_only_a_serve_process_handles_signals_before_its_imports(
+    argv: list[str], orig_argv: list[str], expected: bool
+) -> None:
+    """Early signal handlers are for `cnm-policy serve` only; a library user keeps its own."""
+    assert is_serve_process(argv, orig_argv) is expected

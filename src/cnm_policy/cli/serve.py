@@ -23,6 +23,7 @@ from typing import Any, TextIO
 
 import structlog
 
+from cnm_policy._early_signals import take_remembered
 from cnm_policy.audit import (
     AttributeAllowList,
     DecisionSink,
@@ -283,6 +284,8 @@ class _Signals:
     def __enter__(self) -> _Signals:
         for signum in self._HANDLED:
             self._previous[signum] = signal.signal(signum, self._handle)
+        for early in take_remembered():  # received while the process was still importing
+            self._handle(early, None)
         return self
 
     def __exit__(self, *exc_info: object) -> None:
