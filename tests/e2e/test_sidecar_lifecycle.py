@@ -239,3 +239,47 @@ def test_a_stop_signal_while_importing_exits_0_without_serving(
     assert (process.returncode, names[-1:]) == (0, ["sidecar_stopped"])
     assert "sidecar_started" not in names
     assert not socket_path.exists()
+
+
+def test_sigterm_answers_and_logs_every_call_already_received(
+    bundle: Path, tmp_path: Path, socket_path: Path
+) -> None:
+    """Calls sent before SIGTERM end OK and logged, or UNAVAILABLE (never run): none CANCELLED."""
+    address, log_file = f"unix:{socket_path}", tmp_path / "sidecar.log"
+    # Many workers contend for the GIL with grpc's own thread, so calls queue up inside it.
+    args = ("--policies", str(bundle), "--listen", address, "--workers", "8", "--no-cache")
+    args += ("--log-file", str(log_file))
+    items = [
+        pb.CheckBatchItem(action="read", resource=device(device_id=f"d{i}")) for i in range(300)
+    ]
+    batch = pb.CheckBatchRequest(principal=principal(), items=items)
+    with _serve_process(*args, cwd=tmp_path) as process, grpc.insecure_channel(address) as channel:
+        _eventually(lambda: _serving(channel), what="SERVING")
+        stub = policy_stub(channel)
+        calls = [
+            stub.CheckBatch.future(batch, metadata=(("x-request-id", f"call-{n}"),), timeout=60)
+            for n in range(100)
+        ]
+        # Once one batch is logged, the sidecar is busy and the other calls are queued in it.
+        _eventually(lambda: log_file.exists() and '"decision"' in log_file.read_text(), what="log")
+        process.send_signal(signal.SIGTERM)
+        outcomes = {f"call-{n}": _outcome(call) for n, call in enumerate(calls)}
+        _, err = process.communicate(timeout=60)
+        with pytest.raises(grpc.RpcError) as raised:
+            stub.CheckBatch(batch, timeout=10)
+    assert process.returncode == 0, err
+    assert set(outcomes.values()) <= {"OK", "UNAVAILABLE"}, outcomes
+    events = [json.loads(line) for line in log_file.read_text().splitlines()]
+    logged = [event["request_id"] for event in events if event["event"] == "decision"]
+    answered = {request_id for request_id, code in outcomes.items() if code == "OK"}
+    assert sorted(logged) == sorted(request_id for request_id in answered for _ in items)
+    assert raised.value.code() == grpc.StatusCode.UNAVAILABLE
+
+
+def _outcome(call: Any) -> str:
+    """The status name a finished call ended with."""
+    try:
+        call.result()
+    except grpc.RpcError as error:
+        return str(error.code().name)
+    return "OK"

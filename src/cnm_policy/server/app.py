@@ -13,11 +13,13 @@ import ipaddress
 import re
 import socket
 import ssl
+import threading
+import time
 from collections.abc import Callable
 from concurrent import futures
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -26,6 +28,7 @@ from grpc_reflection.v1alpha import reflection
 from cnm_policy.audit import DecisionLog
 from cnm_policy.errors import CnmPolicyError
 from cnm_policy.reload import ReloadStatus
+from cnm_policy.server import _channelz
 from cnm_policy.server.limits import DEFAULT_LIMITS, Limits
 from cnm_policy.server.ports import CacheStatsView, DecisionEngine
 from cnm_policy.server.servicer import SERVICE_NAME, PolicyServicer, rpc_handlers
@@ -177,6 +180,7 @@ class Sidecar:
         # grpc only submits calls to the pool and counts them done (see `workers`); the stubs
         # type the pool as the standard executor, which costs far more per call.
         self._workers = WorkerPool(config.max_workers, name="cnm-policy-rpc")
+        earlier_servers = _channelz.server_ids()
         self._server = grpc.server(
             cast(futures.ThreadPoolExecutor, self._workers),
             options=[
@@ -198,6 +202,12 @@ class Sidecar:
         reflection.enable_server_reflection(
             (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), self._server
         )
+        # Last: the calls no handler takes (unknown methods) are counted as handed over too.
+        self._unknown_methods = _UnknownMethods()
+        self._server.add_generic_rpc_handlers((self._unknown_methods,))
+        new_servers = _channelz.server_ids() - earlier_servers
+        # Ours, unless another server was created at the same moment (then the drain is off).
+        self._channelz_id = new_servers.pop() if len(new_servers) == 1 else None
         self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
         self.address: str | None = None
 
@@ -211,14 +221,38 @@ class Sidecar:
         return self.address
 
     def stop(self, grace: float | None = None) -> None:
-        """NOT_SERVING, refuse new calls, let in-flight ones finish within `grace` seconds."""
+        """NOT_SERVING, refuse new calls, let in-flight ones finish within `grace` seconds.
+
+        Every call the transport received before the stop is answered (within `grace`): grpc's
+        own stop would drop those it has not yet handed to a worker, with CANCELLED.
+        """
         self.health.enter_graceful_shutdown()
         grace = self._config.grace_seconds if grace is None else grace
-        self._server.stop(grace).wait(grace + 5.0)
+        deadline = time.monotonic() + grace
+        self._await_handover(deadline)
+        remaining = max(0.0, deadline - time.monotonic())
+        self._server.stop(remaining).wait(remaining + 5.0)
         # grpc reports a stop once it has cancelled what was still running, even while a
         # handler still runs (a log write stuck on a full pipe): the workers get one more
         # grace period, then are left behind (daemon threads never hold up the exit).
         self._workers.shutdown(timeout=grace)
+
+    def _await_handover(self, deadline: float) -> None:
+        """Wait (until `deadline`) for grpc to hand every call it has received to a worker.
+
+        Calls still arriving meanwhile are served too; one arriving in the instant between the
+        last count and grpc's stop can still be dropped (grpc offers no way to refuse new calls
+        without dropping the queued ones). Without channelz counts this returns at once.
+        """
+        if self._channelz_id is None:
+            return
+        pause = threading.Event()
+        while time.monotonic() < deadline:
+            received = _channelz.calls_started(self._channelz_id)
+            handed_over = self._workers.submitted + self._unknown_methods.count
+            if received is None or received <= handed_over:
+                return
+            pause.wait(0.002)
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the server has stopped (True) or `timeout` passed (False)."""
@@ -259,6 +293,19 @@ class Sidecar:
     def _set_health(self, status: health_pb2.HealthCheckResponse.ServingStatus.ValueType) -> None:
         for service in ("", SERVICE_NAME):
             self.health.set(service, status)
+
+
+class _UnknownMethods(grpc.GenericRpcHandler):  # type: ignore[type-arg]
+    """Serves no method: counts the calls that grpc answers UNIMPLEMENTED itself."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def service(
+        self, handler_call_details: grpc.HandlerCallDetails
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
+        self.count += 1
+        return None
 
 
 def _resolve(address: str, host: str, port: int) -> list[str]:

@@ -114,6 +114,8 @@ class WorkerPool:
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()  # starting and stopping; never taken per job
         self._closed = False
+        # Jobs accepted so far (grpc submits from its one polling thread; the drain reads it).
+        self.submitted = 0
 
     def submit(self, function: Callable[..., Any], *args: Any) -> Job:
         """Queue ``function(*args)``; raises RuntimeError once the pool is shut down."""
@@ -123,6 +125,7 @@ class WorkerPool:
             self._start()
         job = Job(function, args)
         self._queue.put(job)
+        self.submitted += 1
         return job
 
     def shutdown(self, timeout: float | None = None) -> bool:
