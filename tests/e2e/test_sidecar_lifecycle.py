@@ -247,8 +247,8 @@ def test_sigterm_answers_and_logs_every_call_already_received(
     """Calls sent before SIGTERM end OK and logged, or UNAVAILABLE (never run): none CANCELLED."""
     address, log_file = f"unix:{socket_path}", tmp_path / "sidecar.log"
     # Many workers contend for the GIL with grpc's own thread, so calls queue up inside it.
-    args = ("--policies", str(bundle), "--listen", address, "--workers", "8", "--no-cache")
-    args += ("--log-file", str(log_file))
+    args = ["--policies", str(bundle), "--listen", address, "--workers", "8", "--no-cache"]
+    args += ["--log-file", str(log_file)]
     items = [
         pb.CheckBatchItem(action="read", resource=device(device_id=f"d{i}")) for i in range(300)
     ]
