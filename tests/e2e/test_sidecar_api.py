@@ -203,6 +203,30 @@ def test_malformed_check_is_invalid_argument_naming_the_field(
     assert trailing[ERROR_FIELD_METADATA] == message.split(":", maxsplit=1)[0]
 
 
+def test_rejected_calls_leave_one_rejected_decision_event_each(small_limits: Served) -> None:
+    """INVALID_ARGUMENT and RESOURCE_EXHAUSTED calls are logged as rejected, with code and field."""
+    malformed = pb.CheckRequest(principal=principal(), action="read", resource=device(tenant=""))
+    too_many = pb.CheckBatchRequest(
+        principal=principal(), items=[pb.CheckBatchItem(action="read", resource=device())] * 4
+    )
+    with capture_logs() as logs:
+        for call, request in (
+            (small_limits.stub.Check, malformed),
+            (small_limits.stub.CheckBatch, too_many),
+        ):
+            with pytest.raises(grpc.RpcError):
+                call(request, metadata=(("x-request-id", "bad-1"),), timeout=5)
+    rejected = [
+        (e["outcome"], e["error_code"], e["error_field"], e["request_id"])
+        for e in logs
+        if e["event"] == "decision"
+    ]
+    assert rejected == [
+        ("rejected", "invalid_request", "resource.tenant", "bad-1"),
+        ("rejected", "limit_exceeded", "items", "bad-1"),
+    ]
+
+
 def test_malformed_batch_item_is_named_by_index(sidecar: Served) -> None:
     """In a batch, the bad item is named as items[i]."""
     items = [

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+from structlog.testing import capture_logs
 
 from cnm_policy.server.app import ServerConfigError, TlsConfig
 from cnm_policy.v1 import policy_pb2 as pb
@@ -67,7 +68,11 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
         "server",
         "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
     )
-    _issue(directory, "client", "extendedKeyUsage=clientAuth\n")
+    _issue(
+        directory,
+        "client",
+        "subjectAltName=URI:spiffe://cnm/portal\nextendedKeyUsage=clientAuth\n",
+    )
     return Pki(
         ca=directory / "ca.pem",
         server_cert=directory / "server.pem",
@@ -139,3 +144,16 @@ def test_a_file_that_is_not_pem_is_named(pki: Pki, tmp_path: Path) -> None:
     with pytest.raises(ServerConfigError) as raised:
         TlsConfig.from_files(garbage, pki.server_key)
     assert str(raised.value) == f"--tls-cert: `{garbage}` holds no PEM certificate"
+
+
+def test_mtls_decisions_name_the_callers_certificate(pki: Pki, bundle: Path) -> None:
+    """With mTLS, each decision event carries the client certificate's subject and SANs."""
+    tls = TlsConfig.from_files(pki.server_cert, pki.server_key, pki.ca)
+    with serve(bundle, tls=tls) as served:
+        credentials = _credentials(pki, client_cert=True)
+        with grpc.secure_channel(served.address, credentials) as channel, capture_logs() as logs:
+            policy_stub(channel).Check(READ, timeout=10)
+    identities = [
+        (event["peer_subject"], event["peer_san"]) for event in logs if event["event"] == "decision"
+    ]
+    assert identities == [("CN=client", ["spiffe://cnm/portal"])]

@@ -384,3 +384,42 @@ def test_fingerprints_never_change_what_is_logged(
                 )
     assert remembering.stream.getvalue() == forgetting.stream.getvalue()
     assert remembering.prepared <= forgetting.prepared
+
+
+def test_a_rejected_call_is_one_json_line_with_its_error() -> None:
+    """A call refused before deciding still leaves one `decision` line: outcome, code, field."""
+    stream = io.StringIO()
+    log = DecisionLog(
+        clock=lambda: 1_767_225_600.25, new_id=lambda: "ev-1", sink=JsonLinesSink(stream)
+    )
+    log.record_rejected(
+        error_code="invalid_request",
+        error_field="resource.tenant",
+        request_id="req-9",
+        latency_seconds=0.0005,
+        peer={"peer_subject": "CN=portal"},
+    )
+    assert [json.loads(line) for line in stream.getvalue().splitlines()] == [
+        {
+            "timestamp": "2026-01-01T00:00:00.250Z",
+            "level": "info",
+            "event": "decision",
+            "request_id": "req-9",
+            "latency_ms": 0.5,
+            "outcome": "rejected",
+            "error_code": "invalid_request",
+            "error_field": "resource.tenant",
+            "peer_subject": "CN=portal",
+            "decision_id": "ev-1",
+        }
+    ]
+
+
+def test_the_caller_identity_is_logged_but_never_remembered_with_the_request() -> None:
+    """Two callers sending the same request bytes are each logged as themselves."""
+    log = DecisionLog()
+    subjects = []
+    for subject in ("CN=portal", "CN=billing"):
+        logs = _record(log, fingerprint=b"same-request", peer={"peer_subject": subject})
+        subjects.append(logs[0]["peer_subject"])
+    assert subjects == ["CN=portal", "CN=billing"]

@@ -42,6 +42,7 @@ __all__ = [
 DEFAULT_REMEMBERED: Final = 10_000
 _SECTIONS = ("principal", "resource", "context")
 _MAX_REQUEST_ID_CHARS = 128
+_MAX_FIELD_CHARS = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,8 +201,12 @@ class DecisionLog:
         request_id: str | None,
         latency_seconds: float,
         fingerprint: bytes | None = None,
+        peer: Mapping[str, Any] | None = None,
     ) -> None:
-        """Log the one decision of a Check call (`fingerprint`: see the class docstring)."""
+        """Log the one decision of a Check call (`fingerprint`: see the class docstring).
+
+        `peer` holds the caller's transport identity (``peer_subject``, ``peer_san``) when known.
+        """
         # Runs on every sidecar Check: `_same`, `_clipped` and `_milliseconds` are written out.
         remembered = self._checks.get(fingerprint) if type(fingerprint) is bytes else None
         if remembered is None or not (remembered[0] is decision or remembered[0] == decision):
@@ -220,7 +225,10 @@ class DecisionLog:
             timestamp=format_timestamp(self._clock()),
             request_id=request_id[:_MAX_REQUEST_ID_CHARS] if request_id else None,
             latency_ms=latency_ms,
-            shared=remembered[1],
+            # Who called is not part of the request: never taken from what was remembered.
+            shared=remembered[1]
+            if peer is None
+            else self._prepare_shared(principal, context, peer),
             decisions=((decision_id, remembered[2]),),
             batch=False,
         )
@@ -237,6 +245,7 @@ class DecisionLog:
         latency_seconds: float,
         shared_fingerprint: bytes | None = None,
         item_fingerprints: Sequence[bytes] | None = None,
+        peer: Mapping[str, Any] | None = None,
     ) -> None:
         """Log every decision of a CheckBatch call, one event each (`latency_ms` is the batch's).
 
@@ -252,9 +261,38 @@ class DecisionLog:
             timestamp=format_timestamp(self._clock()),
             request_id=_clipped(request_id),
             latency_ms=_milliseconds(latency_seconds),
-            shared=self._batch_shared_part(shared_fingerprint, principal, context),
+            shared=self._batch_shared_part(shared_fingerprint, principal, context)
+            if peer is None
+            else self._prepare_shared(principal, context, peer),
             decisions=list(zip(decision_ids, outcomes, strict=True)),
             batch=True,
+        )
+
+    def record_rejected(
+        self,
+        *,
+        error_code: str,
+        error_field: str | None,
+        request_id: str | None,
+        latency_seconds: float,
+        peer: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Log a call refused before any decision (malformed, over a limit): ``outcome: rejected``.
+
+        A ``decision``-family event, so the log accounts for every call; its `decision_id`
+        names the event only (no decision was made, and none is returned).
+        """
+        fields: dict[str, Any] = {"outcome": "rejected", "error_code": error_code}
+        if error_field:
+            fields["error_field"] = error_field[:_MAX_FIELD_CHARS]
+        fields.update(peer or {})
+        self._sink.emit(
+            timestamp=format_timestamp(self._clock()),
+            request_id=_clipped(request_id),
+            latency_ms=_milliseconds(latency_seconds),
+            shared=self._sink.prepare(fields),
+            decisions=((self._new_id(), self._sink.prepare({})),),
+            batch=False,
         )
 
     def _batch_shared_part(
@@ -298,13 +336,20 @@ class DecisionLog:
             self._batch_items.put_many(fresh)
         return outcomes
 
-    def _prepare_shared(self, principal: Principal, context: Mapping[str, Any]) -> Any:
+    def _prepare_shared(
+        self,
+        principal: Principal,
+        context: Mapping[str, Any],
+        peer: Mapping[str, Any] | None = None,
+    ) -> Any:
         """Who asked, and in which context (allow-listed values only), as the sink wants it."""
         fields: dict[str, Any] = {
             "principal_id": principal.id,
             "principal_tenant": principal.tenant,
             "principal_roles": list(principal.roles),
         }
+        if peer:
+            fields.update(peer)
         allow = self._allow
         if allow.principal:
             _add_allowed(fields, "principal_attributes", principal.attributes, allow.principal)

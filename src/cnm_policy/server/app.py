@@ -381,5 +381,6 @@ def build_sidecar(
         decision_log=decision_log or DecisionLog(),
         reload_status=reload_status,
         cache_stats=cache_stats,
+        identify_peers=config.tls is not None and config.tls.client_ca is not None,
     )
     return Sidecar(servicer, config)

@@ -14,15 +14,16 @@ through the very same byte-level path.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, cast
 
 import grpc
 
 from cnm_policy.audit import DecisionLog
-from cnm_policy.errors import InvalidRequestError
+from cnm_policy.errors import CnmPolicyError, InvalidRequestError
 from cnm_policy.reload import ReloadStatus
 from cnm_policy.server import convert
 from cnm_policy.server.decode import RequestDecoder, parse_request
@@ -32,9 +33,17 @@ from cnm_policy.server.limits import Limits
 from cnm_policy.server.ports import CacheStatsView, DecisionEngine, FingerprintedEngine
 from cnm_policy.v1 import policy_pb2 as pb
 
-__all__ = ["REQUEST_ID_METADATA", "SERVICE_NAME", "PolicyServicer", "rpc_handlers"]
+__all__ = [
+    "REQUEST_ID_METADATA",
+    "SERVICE_NAME",
+    "PolicyServicer",
+    "peer_identity",
+    "rpc_handlers",
+]
 
 REQUEST_ID_METADATA = "x-request-id"
+_MAX_PEER_CHARS = 256
+_MAX_PEER_NAMES = 16
 SERVICE_NAME: str = pb.DESCRIPTOR.services_by_name["PolicyService"].full_name
 
 
@@ -50,6 +59,7 @@ class PolicyServicer:
         reload_status: Callable[[], ReloadStatus] | None = None,
         cache_stats: Callable[[], CacheStatsView] | None = None,
         timer: Callable[[], float] = time.perf_counter,
+        identify_peers: bool = False,
     ) -> None:
         self._engine = engine
         # A caching engine is keyed by the request bytes it would otherwise re-encode.
@@ -59,6 +69,8 @@ class PolicyServicer:
         self._reload_status = reload_status
         self._cache_stats = cache_stats
         self._timer = timer
+        # With mTLS, decision events name the caller's certificate (`peer_identity`).
+        self._identify_peers = identify_peers
         self._decoder = RequestDecoder(limits)
         self._encoder = ResponseEncoder()
 
@@ -66,8 +78,8 @@ class PolicyServicer:
         """One decision: a serialized `CheckRequest` in, a serialized `CheckResponse` out."""
         # The body is here rather than in a helper: this runs on every call, and a Python call
         # costs as much as the cache lookup's bookkeeping.
+        started = self._timer()
         try:
-            started = self._timer()
             decoded = self._decoder.check(request)
             query = decoded.query
             _check_deadline(context)
@@ -100,17 +112,40 @@ class PolicyServicer:
                 request_id=_request_id(context),
                 latency_seconds=self._timer() - started,
                 fingerprint=decoded.fingerprint,
+                peer=peer_identity(context) if self._identify_peers else None,
             )
             return self._encoder.check(decision, decision_id)
         except Exception as exc:
+            self._log_rejected(exc, context, started)
             abort_with(context, exc)
 
     def check_batch_bytes(self, request: bytes, context: grpc.ServicerContext) -> bytes:
         """Many decisions for one principal, in request order (serialized messages)."""
+        started = self._timer()
         try:
-            return self._check_batch(request, context)
+            return self._check_batch(request, context, started)
         except Exception as exc:
+            self._log_rejected(exc, context, started)
             abort_with(context, exc)
+
+    def _log_rejected(
+        self, error: Exception, context: grpc.ServicerContext, started: float
+    ) -> None:
+        """One ``outcome: rejected`` event for a call refused before its decision.
+
+        Unexpected errors are logged as ``internal_error`` (with an incident id) instead. A log
+        that fails here must not change the status the caller gets.
+        """
+        if not isinstance(error, CnmPolicyError):
+            return
+        with contextlib.suppress(Exception):
+            self._log.record_rejected(
+                error_code=error.code,
+                error_field=error.field if isinstance(error, InvalidRequestError) else None,
+                request_id=_request_id(context),
+                latency_seconds=self._timer() - started,
+                peer=peer_identity(context) if self._identify_peers else None,
+            )
 
     def Check(  # noqa: N802
         self, request: pb.CheckRequest, context: grpc.ServicerContext
@@ -147,8 +182,7 @@ class PolicyServicer:
         except Exception as exc:
             abort_with(context, exc)
 
-    def _check_batch(self, request: bytes, context: grpc.ServicerContext) -> bytes:
-        started = self._timer()
+    def _check_batch(self, request: bytes, context: grpc.ServicerContext, started: float) -> bytes:
         query = self._decoder.batch(request)
         # A batch is bounded by `max_batch_items`, so one engine call is bounded too: the
         # deadline is checked before the work, like a single check.
@@ -183,6 +217,7 @@ class PolicyServicer:
             latency_seconds=self._timer() - started,
             shared_fingerprint=query.shared_fingerprint or None,
             item_fingerprints=query.item_fingerprints if query.shared_fingerprint else None,
+            peer=peer_identity(context) if self._identify_peers else None,
         )
         return self._encoder.batch(decisions, decision_ids)
 
@@ -226,6 +261,27 @@ def rpc_handlers(servicer: PolicyServicer) -> dict[str, grpc.RpcMethodHandler[An
             functools.partial(methods.policy_info_bytes, servicer)
         ),
     }
+
+
+def peer_identity(context: grpc.ServicerContext) -> dict[str, Any] | None:
+    """The caller's client certificate as logged: subject and SANs (None without one).
+
+    Clipped: a certificate is the caller's input, and a log line must stay bounded.
+    """
+    # Each property is a list of values (grpc-stubs says one bytes value).
+    auth: Mapping[str, Sequence[bytes]] = cast(Any, context.auth_context())
+    subject = auth.get("x509_subject")
+    if not subject:
+        return None
+    identity: dict[str, Any] = {"peer_subject": _clipped_text(subject[0])}
+    names = auth.get("x509_subject_alternative_name") or []
+    if names:
+        identity["peer_san"] = [_clipped_text(name) for name in names[:_MAX_PEER_NAMES]]
+    return identity
+
+
+def _clipped_text(value: bytes) -> str:
+    return value[: _MAX_PEER_CHARS * 4].decode("utf-8", "replace")[:_MAX_PEER_CHARS]
 
 
 def _check_deadline(context: grpc.ServicerContext) -> None:
