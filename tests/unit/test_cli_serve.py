@@ -20,6 +20,7 @@ from cnm_policy.cli.serve import EXIT_CONFIG, EXIT_OK, EXIT_POLICY, configure_lo
 from cnm_policy.server.app import ServerConfig
 from cnm_policy.server.runtime import Runtime, RuntimeOptions
 from cnm_policy.server.runtime import open_runtime as real_open_runtime
+from tests.e2e.harness import copy_bundle
 
 BUNDLE = Path(__file__).resolve().parents[1] / "e2e" / "bundles" / "v1"
 _SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
@@ -235,3 +236,23 @@ def test_only_a_serve_process_handles_signals_before_its_imports(
 ) -> None:
     """Early signal handlers are for `cnm-policy serve` only; a library user keeps its own."""
     assert is_serve_process(argv, orig_argv) is expected
+
+
+def test_no_bundle_tests_serves_but_warns_about_failing_tests(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--no-bundle-tests` still runs the tests: a failing one is a warning, not a refusal."""
+    bundle = copy_bundle(tmp_path / "bundle", "failing-tests-overlay")
+
+    def stop_at_once(runtime: Runtime) -> None:
+        _installed(signal.SIGTERM)(signal.SIGTERM, None)
+
+    arguments = ("--policies", str(bundle), "--no-bundle-tests", "--listen", "127.0.0.1:0")
+    code, events = _serve_events(tmp_path, monkeypatch, stop_at_once, *arguments)
+    warnings = [
+        (event["event"], event["policy_version"], event["failed_cases"], event["gate"])
+        for event in events
+        if event["level"] == "warning"
+    ]
+    assert code == EXIT_OK
+    assert warnings == [("bundle_tests_failed", "1.0.0", 1, "off (--no-bundle-tests)")]

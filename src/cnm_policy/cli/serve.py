@@ -118,7 +118,8 @@ def register(subparsers: Any) -> None:
     add(
         "--no-bundle-tests",
         action="store_true",
-        help="serve versions without running their own tests first (not recommended)",
+        help="serve versions even when their own tests fail (the tests still run, and each "
+        "failure is a bundle_tests_failed warning; not recommended)",
     )
     add("--max-batch-items", type=int, default=DEFAULT_LIMITS.max_batch_items, metavar="N")
     add("--max-attribute-depth", type=int, default=DEFAULT_LIMITS.max_attribute_depth, metavar="N")

@@ -12,6 +12,8 @@ import gc
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import structlog
+
 from cnm_policy.audit import AttributeAllowList, DecisionLog, DecisionSink
 from cnm_policy.cache import CachedEngine
 from cnm_policy.engine import Engine, PolicySnapshot, load_snapshot
@@ -26,10 +28,12 @@ __all__ = ["Runtime", "RuntimeOptions", "open_runtime"]
 class RuntimeOptions:
     """What to serve and how: the bundle, the cache, the reload gate and the log redaction.
 
-    `cache_size` ``None`` disables the decision cache; `watch_interval` ``None`` disables
-    directory polling (reloads then happen only on request, e.g. SIGHUP); a changed bundle
-    without a `bundle.lock.json` goes live once unchanged for `settle_seconds`; `decision_sink`
-    ``None`` sends decision events through structlog (see `cnm_policy.audit.sinks`).
+    `run_bundle_tests` ``False`` still runs them but serves a version whose tests fail (with a
+    ``bundle_tests_failed`` warning); `cache_size` ``None`` disables the decision cache;
+    `watch_interval` ``None`` disables directory polling (reloads then happen only on request,
+    e.g. SIGHUP); a changed bundle without a `bundle.lock.json` goes live once unchanged for
+    `settle_seconds`; `decision_sink` ``None`` sends decision events through structlog (see
+    `cnm_policy.audit.sinks`).
     """
 
     policies: Path
@@ -80,13 +84,44 @@ class Runtime:
         self.reloader.stop()
 
 
+@dataclass(frozen=True, slots=True)
+class _NotGated:
+    """What the reload gate sees under `--no-bundle-tests`: a suite that passed."""
+
+    ok: bool = True
+    total: int = 0
+    failures: tuple[object, ...] = ()
+    problems: tuple[object, ...] = ()
+
+
+def _advisory_suite(snapshot: PolicySnapshot) -> _NotGated:
+    """Run the bundle's own tests without gating on them, and warn loudly when they fail.
+
+    Switching the gate off must not hide what it would have caught: the version still serves,
+    and every version loaded says which of its tests fail.
+    """
+    result = run_suite(snapshot)
+    if not result.ok:
+        structlog.get_logger("cnm_policy.serve").warning(
+            "bundle_tests_failed",
+            policy_name=snapshot.name,
+            policy_version=snapshot.version,
+            policy_digest=snapshot.digest,
+            cases=result.total,
+            failed_cases=len(result.failures),
+            test_file_problems=len(result.problems),
+            gate="off (--no-bundle-tests)",
+        )
+    return _NotGated()
+
+
 def open_runtime(options: RuntimeOptions, config: ServerConfig) -> Runtime:
     """Load and prove the first version, then wire everything around it.
 
     Raises a `CnmPolicyError` when the bundle cannot be loaded or fails its own tests: the
     sidecar never serves (nor reports SERVING for) a version that did not pass the gate.
     """
-    run_tests = run_suite if options.run_bundle_tests else None
+    run_tests = run_suite if options.run_bundle_tests else _advisory_suite
     # The same commit point as every reload: one consistent tree, matching its lock if any.
     snapshot, fingerprint = load_tree(options.policies, load=load_snapshot, run_tests=run_tests)
     base = Engine(snapshot)
