@@ -286,13 +286,21 @@ def test_attribute_limits_name_the_field(
 
 
 def test_oversized_message_is_refused_by_grpc(small_limits: Served) -> None:
-    """A message over max_message_bytes never reaches the servicer: RESOURCE_EXHAUSTED."""
+    """Over max_message_bytes, grpc refuses the call before the servicer sees it: no trailer.
+
+    docs/sidecar.md says so: the transport reads only the length prefix, which is what keeps
+    the memory an oversized message can cost bounded, and no handler runs to add metadata.
+    """
     request = pb.CheckRequest(
         principal=principal(), action="read", resource=device(device_id="d" * 4096)
     )
     with pytest.raises(grpc.RpcError) as raised:
         small_limits.stub.Check(request, timeout=5)
-    assert _rpc_error(raised.value).code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    error = _rpc_error(raised.value)
+    assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert error.details() == "SERVER: Received message larger than max (4174 vs. 2048)"
+    trailing = {item.key for item in error.trailing_metadata() or ()}
+    assert ERROR_CODE_METADATA not in trailing
 
 
 @pytest.mark.parametrize("method", ["Check", "CheckBatch", "GetPolicyInfo"])
