@@ -267,12 +267,24 @@ class Sidecar:
         host, _, port_text = address.rpartition(":")
         port = int(port_text)
         # grpc binds what it can of a name's addresses and only warns about the rest (another
-        # process may hold them): each address is bound here, and all of them must be.
-        for ip in _resolve(address, host.removeprefix("[").removesuffix("]"), port):
+        # process may hold them): each address is bound here, and all of them must be, except
+        # those this host does not have (a name's IPv6 address with IPv6 off): nobody can
+        # reach or hold the port there.
+        bound, bare = 0, host.removeprefix("[").removesuffix("]")
+        for ip in _resolve(address, bare, port):
             target = f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
-            if port:
-                _refuse_address_in_use(address, ip, port, target)
+            if not _can_bind(address, ip, port, target):
+                if _is_ip(bare):
+                    raise ServerConfigError(
+                        f"cannot listen on `{address}`: `{ip}` is not an address of this host"
+                    )
+                continue
             port = self._add_port(address, target)
+            bound += 1
+        if not bound:
+            raise ServerConfigError(
+                f"cannot listen on `{address}`: the host has none of its addresses"
+            )
         return f"{host}:{port}"
 
     def _add_port(self, address: str, target: str) -> int:
@@ -308,12 +320,18 @@ class _UnknownMethods(grpc.GenericRpcHandler):  # type: ignore[type-arg]
         return None
 
 
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
 def _resolve(address: str, host: str, port: int) -> list[str]:
     """The distinct IP addresses `host` stands for, in resolver order (an IP: itself)."""
-    try:
+    if _is_ip(host):
         return [str(ipaddress.ip_address(host))]
-    except ValueError:
-        pass
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as exc:
@@ -324,25 +342,27 @@ def _resolve(address: str, host: str, port: int) -> list[str]:
     return list(dict.fromkeys(addresses))
 
 
-def _refuse_address_in_use(address: str, ip: str, port: int, target: str) -> None:
-    """Fail cleanly (instead of with grpc's own log line) when `ip:port` cannot be bound.
+def _can_bind(address: str, ip: str, port: int, target: str) -> bool:
+    """Whether this host has `ip`; raise a clean error when `ip:port` is taken or unusable.
 
-    The probe binds as grpc does, with SO_REUSEADDR and without SO_REUSEPORT.
+    Checked before grpc binds, so that a port in use is one line of ours rather than grpc's
+    own log lines. The probe binds as grpc does, with SO_REUSEADDR and without SO_REUSEPORT.
     """
     family = socket.AF_INET6 if ":" in ip else socket.AF_INET
     try:
         probe = socket.socket(family, socket.SOCK_STREAM)
     except OSError:
-        return  # no such address family here: grpc's own error says so
+        return False  # no such address family here
     with probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((ip, port))
         except OSError as exc:
+            if exc.errno in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT):
+                return False
             reason = "is already in use" if exc.errno == errno.EADDRINUSE else "cannot be bound"
-            if exc.errno == errno.EADDRNOTAVAIL:
-                reason = "is not an address of this host"
             raise ServerConfigError(f"cannot listen on `{address}`: `{target}` {reason}") from exc
+    return True
 
 
 def _refuse_live_unix_socket(address: str) -> None:

@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -100,6 +101,39 @@ def test_localhost_binds_every_address_it_resolves_to() -> None:
     finally:
         sidecar.stop(grace=0)
     assert address == f"localhost:{port}"
+
+
+def test_an_ip_this_host_does_not_have_is_named() -> None:
+    """Listening on an address of another host is a clean configuration error."""
+    config = ServerConfig(listen="192.0.2.1:0", allow_remote=True)
+    sidecar = build_sidecar(Engine.from_path(BUNDLE), config=config)
+    with pytest.raises(ServerConfigError) as raised:
+        sidecar.start()
+    assert str(raised.value) == (
+        "cannot listen on `192.0.2.1:0`: `192.0.2.1` is not an address of this host"
+    )
+
+
+def test_a_names_address_this_host_lacks_is_skipped(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A name resolving also to an address this host lacks (IPv6 off) serves on the others."""
+    real = socket.getaddrinfo
+
+    def resolve(host: str, port: int, *args: Any, **kwargs: Any) -> Any:
+        if host != "dual.test":
+            return real(host, port, *args, **kwargs)
+        absent = (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("192.0.2.1", port))
+        return [absent, *real("127.0.0.1", port, *args, **kwargs)]
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolve)
+    config = ServerConfig(listen="dual.test:0", allow_remote=True)
+    sidecar = build_sidecar(Engine.from_path(BUNDLE), config=config)
+    address = sidecar.start()
+    try:
+        with socket.create_connection(("127.0.0.1", int(address.rpartition(":")[2])), timeout=5):
+            pass
+    finally:
+        sidecar.stop(grace=0)
+    assert address.startswith("dual.test:")
 
 
 @pytest.fixture
