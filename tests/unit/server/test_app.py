@@ -15,6 +15,7 @@ import grpc
 import pytest
 
 from cnm_policy.engine import Engine
+from cnm_policy.server import _channelz
 from cnm_policy.server.app import ServerConfig, ServerConfigError, build_sidecar, is_local_address
 from cnm_policy.server.servicer import SERVICE_NAME
 from cnm_policy.v1 import policy_pb2 as pb
@@ -212,3 +213,32 @@ def test_stop_does_not_hang_on_a_stuck_call() -> None:
         assert not stuck.done()
     finally:
         gate.set()
+
+
+def test_a_call_to_an_unknown_method_does_not_hold_up_stop() -> None:
+    """Calls grpc answers itself (UNIMPLEMENTED) count as handed over: stop never waits on them."""
+    config = ServerConfig(listen="127.0.0.1:0", grace_seconds=30)
+    sidecar = build_sidecar(Engine.from_path(BUNDLE), config=config)
+    with grpc.insecure_channel(sidecar.start()) as channel:
+        unknown = channel.unary_unary("/cnm_policy.v1.PolicyService/Nothing", None, None)
+        with pytest.raises(grpc.RpcError) as raised:
+            unknown(b"", timeout=5)
+    started = time.monotonic()
+    sidecar.stop()
+    assert raised.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    assert time.monotonic() - started < 10  # not the 30 s grace
+
+
+def test_channelz_counts_the_calls_a_server_received() -> None:
+    """The drain's source of truth: channelz knows each live server and counts its calls."""
+    before = _channelz.server_ids()
+    sidecar = build_sidecar(Engine.from_path(BUNDLE), config=ServerConfig(listen="127.0.0.1:0"))
+    (server_id,) = _channelz.server_ids() - before
+    with grpc.insecure_channel(sidecar.start()) as channel:
+        info = channel.unary_unary(f"/{SERVICE_NAME}/GetPolicyInfo", None, None)
+        for _ in range(3):
+            info(b"", timeout=5)
+    try:
+        assert (_channelz.calls_started(server_id), _channelz.calls_started(-1)) == (3, None)
+    finally:
+        sidecar.stop(grace=0)
