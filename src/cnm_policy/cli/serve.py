@@ -39,6 +39,7 @@ from cnm_policy.server.app import (
     DEFAULT_LISTEN,
     DEFAULT_WORKERS,
     ServerConfig,
+    ServerConfigError,
     TlsConfig,
     is_local_address,
 )
@@ -233,12 +234,23 @@ def _runtime_options(args: argparse.Namespace, sink: DecisionSink) -> RuntimeOpt
         run_bundle_tests=not args.no_bundle_tests,
         watch_interval=args.watch_interval or None,
         settle_seconds=args.settle,
-        log_allow=AttributeAllowList.parse(args.log_attribute),
+        log_allow=_allow_list(args.log_attribute),
         decision_sink=sink,
     )
 
 
+def _allow_list(names: list[str]) -> AttributeAllowList:
+    try:
+        return AttributeAllowList.parse(names)
+    except ValueError as exc:
+        raise ValueError(f"--log-attribute: {exc}") from exc
+
+
 def _server_config(args: argparse.Namespace) -> ServerConfig:
+    try:
+        is_local_address(args.listen)  # a malformed address, named with its flag
+    except ServerConfigError as exc:
+        raise ValueError(f"--listen: {exc}") from exc
     if (args.tls_cert is None) != (args.tls_key is None):
         raise ValueError("--tls-cert and --tls-key go together")
     if args.tls_client_ca is not None and args.tls_cert is None:
