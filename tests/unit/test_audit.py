@@ -30,6 +30,7 @@ DECISION = Decision(
     policy_digest="sha256:abc",
     errors=("window start `secret-value` is not an RFC 3339 timestamp",),
     cached=True,
+    matched_denies=("deny-freeze", "deny-shared"),
 )
 
 
@@ -69,6 +70,7 @@ def test_decision_event_has_the_canonical_fields() -> None:
             "resource_tenant": "acme/emea",
             "allowed": False,
             "rule_ids": ["deny-freeze"],
+            "matched_denies": ["deny-freeze", "deny-shared"],
             "policy_name": "cnm",
             "policy_version": "1.2.0",
             "policy_digest": "sha256:abc",

@@ -366,6 +366,7 @@ class DecisionLog:
             "resource_tenant": resource.tenant,
             "allowed": decision.allowed,
             "rule_ids": list(decision.rule_ids),
+            "matched_denies": list(decision.matched_denies),
             "policy_name": decision.policy_name,
             "policy_version": decision.policy_version,
             "policy_digest": decision.policy_digest,

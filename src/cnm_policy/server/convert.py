@@ -223,6 +223,8 @@ def _fill_response(
     response.decision_id = decision_id
     if decision.errors:
         response.errors.extend(decision.errors)
+    if decision.matched_denies:
+        response.matched_denies.extend(decision.matched_denies)
     if decision.trace:
         response.trace.extend(_trace_to_proto(trace) for trace in decision.trace)
     if decision.valid_until is not None:
@@ -244,6 +246,7 @@ def decision_from_proto(response: pb.CheckResponse) -> Decision:
         ),
         cached=response.cached,
         trace=tuple(_trace_from_proto(trace) for trace in response.trace),
+        matched_denies=tuple(response.matched_denies),
     )
 
 

@@ -81,7 +81,7 @@ class RuleTrace(_message.Message):
     def __init__(self, rule_id: _Optional[str] = ..., effect: _Optional[str] = ..., role_matched: _Optional[bool] = ..., kind_matched: _Optional[bool] = ..., action_matched: _Optional[bool] = ..., scope_matched: _Optional[bool] = ..., condition: _Optional[bool] = ..., error: _Optional[str] = ..., applied: _Optional[bool] = ...) -> None: ...
 
 class CheckResponse(_message.Message):
-    __slots__ = ("allowed", "rule_ids", "reason", "policy", "cached", "trace", "errors", "valid_until", "decision_id")
+    __slots__ = ("allowed", "rule_ids", "reason", "policy", "cached", "trace", "errors", "valid_until", "decision_id", "matched_denies")
     ALLOWED_FIELD_NUMBER: _ClassVar[int]
     RULE_IDS_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
@@ -91,6 +91,7 @@ class CheckResponse(_message.Message):
     ERRORS_FIELD_NUMBER: _ClassVar[int]
     VALID_UNTIL_FIELD_NUMBER: _ClassVar[int]
     DECISION_ID_FIELD_NUMBER: _ClassVar[int]
+    MATCHED_DENIES_FIELD_NUMBER: _ClassVar[int]
     allowed: bool
     rule_ids: _containers.RepeatedScalarFieldContainer[str]
     reason: str
@@ -100,7 +101,8 @@ class CheckResponse(_message.Message):
     errors: _containers.RepeatedScalarFieldContainer[str]
     valid_until: _timestamp_pb2.Timestamp
     decision_id: str
-    def __init__(self, allowed: _Optional[bool] = ..., rule_ids: _Optional[_Iterable[str]] = ..., reason: _Optional[str] = ..., policy: _Optional[_Union[PolicyRef, _Mapping]] = ..., cached: _Optional[bool] = ..., trace: _Optional[_Iterable[_Union[RuleTrace, _Mapping]]] = ..., errors: _Optional[_Iterable[str]] = ..., valid_until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., decision_id: _Optional[str] = ...) -> None: ...
+    matched_denies: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, allowed: _Optional[bool] = ..., rule_ids: _Optional[_Iterable[str]] = ..., reason: _Optional[str] = ..., policy: _Optional[_Union[PolicyRef, _Mapping]] = ..., cached: _Optional[bool] = ..., trace: _Optional[_Iterable[_Union[RuleTrace, _Mapping]]] = ..., errors: _Optional[_Iterable[str]] = ..., valid_until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., decision_id: _Optional[str] = ..., matched_denies: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class CheckBatchItem(_message.Message):
     __slots__ = ("action", "resource")

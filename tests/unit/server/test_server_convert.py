@@ -150,6 +150,7 @@ def test_decision_round_trip_with_trace_and_expiry() -> None:
         errors=("condition of rule `x` failed",),
         valid_until=1_767_268_800.5,
         cached=True,
+        matched_denies=("broken", "freeze"),
         trace=(
             RuleTrace("customer-read", "allow", True, True, True, True, None),
             RuleTrace("window", "allow", True, True, True, True, False),
