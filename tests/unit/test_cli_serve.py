@@ -16,6 +16,7 @@ import structlog
 
 from cnm_policy._early_signals import is_serve_process
 from cnm_policy.cli import main
+from cnm_policy.cli._args import shipped_policy_dir
 from cnm_policy.cli.serve import EXIT_CONFIG, EXIT_OK, EXIT_POLICY, configure_logging
 from cnm_policy.server.app import ServerConfig
 from cnm_policy.server.runtime import Runtime, RuntimeOptions
@@ -256,3 +257,26 @@ def test_no_bundle_tests_serves_but_warns_about_failing_tests(
     ]
     assert code == EXIT_OK
     assert warnings == [("bundle_tests_failed", "1.0.0", 1, "off (--no-bundle-tests)")]
+
+
+def test_serving_the_shipped_bundle_without_policies_is_warned_about(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without --policies, serve says loudly that it serves the default bundle, and which one."""
+
+    def open_runtime(options: RuntimeOptions, config: ServerConfig) -> Runtime:
+        runtime = real_open_runtime(options, config)
+        _installed(signal.SIGTERM)(signal.SIGTERM, None)
+        return runtime
+
+    monkeypatch.setattr("cnm_policy.cli.serve.open_runtime", open_runtime)
+    monkeypatch.chdir(tmp_path)  # no ./policies/cnm here: the shipped bundle is the default
+    log_file = tmp_path / "sidecar.log"
+    code = main(["serve", "--watch-interval", "0", "--log-file", str(log_file)])
+    events = [json.loads(line) for line in log_file.read_text().splitlines()]
+    assert code == EXIT_OK
+    assert [(event["event"], event["level"]) for event in events] == [
+        ("default_bundle_in_use", "warning"),
+        ("sidecar_stopped", "info"),
+    ]
+    assert events[0]["source"] == str(shipped_policy_dir())

@@ -171,6 +171,12 @@ def run(args: argparse.Namespace) -> int:
     log = structlog.get_logger("cnm_policy.serve")
     if config.allow_remote and config.tls is None and not is_local_address(config.listen):
         log.warning("insecure_listen", address=config.listen, hint="use --tls-cert/--tls-key")
+    if args.policies is None:  # a missing mount or wrong folder must not pass silently
+        log.warning(
+            "default_bundle_in_use",
+            source=str(options.policies),
+            hint="pass --policies DIR to serve your own bundle",
+        )
     # Handlers go in before the (possibly slow) first load: a SIGHUP or SIGTERM arriving then
     # must not kill the process with the default action.
     with _Signals() as signals:
