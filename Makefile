@@ -27,7 +27,7 @@ $(STAMP): pyproject.toml | $(PY)
 setup: $(STAMP) ## create .venv with the project and its dev tools
 
 run: $(RUN_STAMP) ## start the sidecar on the bundled default policies (127.0.0.1:50051)
-	$(BIN)/cnm-policy serve
+	$(BIN)/cnm-policy serve --policies policies/cnm
 
 test: $(STAMP) ## the whole test suite (unit, property, bundle tests, examples, end-to-end)
 	$(PY) -m pytest
