@@ -111,7 +111,6 @@ class PolicyServicer:
                 decision_id=decision_id,
                 request_id=_request_id(context),
                 latency_seconds=self._timer() - started,
-                fingerprint=decoded.fingerprint,
                 peer=peer_identity(context) if self._identify_peers else None,
             )
             return self._encoder.check(decision, decision_id)
@@ -215,8 +214,6 @@ class PolicyServicer:
             decision_ids=decision_ids,
             request_id=_request_id(context),
             latency_seconds=self._timer() - started,
-            shared_fingerprint=query.shared_fingerprint or None,
-            item_fingerprints=query.item_fingerprints if query.shared_fingerprint else None,
             peer=peer_identity(context) if self._identify_peers else None,
         )
         return self._encoder.batch(decisions, decision_ids)
