@@ -280,3 +280,21 @@ def test_serving_the_shipped_bundle_without_policies_is_warned_about(
         ("sidecar_stopped", "info"),
     ]
     assert events[0]["source"] == str(shipped_policy_dir())
+
+
+def test_serve_help_states_every_default_and_the_exit_statuses(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`serve --help` names the defaults of the tuning flags and what each exit status means."""
+    with pytest.raises(SystemExit):
+        main(["serve", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for expected in (
+        "no cache; default: 10000)",
+        "TTL (default: 60.0)",
+        "CheckBatch (default: 1000)",
+        "request message (default: 4194304)",
+        "in-flight calls (default: 10.0)",
+        "2 for a configuration error, 4 when the policy bundle cannot be loaded",
+    ):
+        assert expected in text

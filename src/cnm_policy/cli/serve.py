@@ -61,7 +61,9 @@ def register(subparsers: Any) -> None:
         "serve",
         help="run the gRPC policy sidecar",
         description="Serve cnm_policy.v1.PolicyService, grpc.health.v1 and reflection. "
-        "SIGHUP reloads the policy now; SIGTERM/SIGINT drain and exit 0.",
+        "SIGHUP reloads the policy now; SIGTERM/SIGINT drain and exit 0. Exit status: 0 after "
+        "a graceful stop, 2 for a configuration error, 4 when the policy bundle cannot be loaded "
+        "or fails its own tests.",
     )
     add = parser.add_argument
     add(
@@ -96,9 +98,15 @@ def register(subparsers: Any) -> None:
         type=int,
         default=10_000,
         metavar="N",
-        help="decision cache entries (0: no cache)",
+        help="decision cache entries (0: no cache; default: %(default)s)",
     )
-    add("--cache-ttl", type=float, default=60.0, metavar="SECONDS", help="decision cache TTL")
+    add(
+        "--cache-ttl",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="decision cache TTL (default: %(default)s)",
+    )
     add("--no-cache", action="store_true", help="evaluate every request")
     add(
         "--watch-interval",
@@ -106,7 +114,7 @@ def register(subparsers: Any) -> None:
         default=2.0,
         metavar="SECONDS",
         help="poll the policy directory this often (at least 0.1); 0 disables (SIGHUP still "
-        "reloads)",
+        "reloads; default: %(default)s)",
     )
     add(
         "--settle",
@@ -114,7 +122,7 @@ def register(subparsers: Any) -> None:
         default=DEFAULT_SETTLE_SECONDS,
         metavar="SECONDS",
         help="a changed bundle without bundle.lock.json (see `cnm-policy build`) goes live only "
-        "after this long unchanged; one with a lock, as soon as it matches",
+        "after this long unchanged; one with a lock, as soon as it matches (default: %(default)s)",
     )
     add(
         "--no-bundle-tests",
@@ -122,10 +130,28 @@ def register(subparsers: Any) -> None:
         help="serve versions even when their own tests fail (the tests still run, and each "
         "failure is a bundle_tests_failed warning; not recommended)",
     )
-    add("--max-batch-items", type=int, default=DEFAULT_LIMITS.max_batch_items, metavar="N")
-    add("--max-attribute-depth", type=int, default=DEFAULT_LIMITS.max_attribute_depth, metavar="N")
-    add("--max-attribute-bytes", type=int, default=DEFAULT_LIMITS.max_attribute_bytes, metavar="N")
-    add("--max-message-bytes", type=int, default=DEFAULT_LIMITS.max_message_bytes, metavar="N")
+    limits = (
+        ("--max-batch-items", DEFAULT_LIMITS.max_batch_items, "items in one CheckBatch"),
+        (
+            "--max-attribute-depth",
+            DEFAULT_LIMITS.max_attribute_depth,
+            "nesting levels of an attribute or context value",
+        ),
+        (
+            "--max-attribute-bytes",
+            DEFAULT_LIMITS.max_attribute_bytes,
+            "bytes of one encoded attributes or context map",
+        ),
+        ("--max-message-bytes", DEFAULT_LIMITS.max_message_bytes, "bytes of one request message"),
+    )
+    for flag, default, what in limits:
+        add(
+            flag,
+            type=int,
+            default=default,
+            metavar="N",
+            help=f"at most this many {what} (default: %(default)s)",
+        )
     add(
         "--workers",
         type=int,
@@ -139,7 +165,7 @@ def register(subparsers: Any) -> None:
         type=float,
         default=10.0,
         metavar="SECONDS",
-        help="how long shutdown waits for in-flight calls",
+        help="how long shutdown waits for in-flight calls (default: %(default)s)",
     )
     add("--log-file", type=Path, metavar="PATH", help="append logs here instead of stdout")
     add(
@@ -148,7 +174,12 @@ def register(subparsers: Any) -> None:
         default="auto",
         help="auto: console on a terminal, JSON lines otherwise",
     )
-    add("--log-level", choices=("debug", "info", "warning", "error"), default="info")
+    add(
+        "--log-level",
+        choices=("debug", "info", "warning", "error"),
+        default="info",
+        help="default: %(default)s",
+    )
     add(
         "--log-attribute",
         action="append",
