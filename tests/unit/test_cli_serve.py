@@ -15,9 +15,10 @@ import pytest
 import structlog
 
 from cnm_policy._early_signals import is_serve_process
+from cnm_policy.audit import configure_logging
 from cnm_policy.cli import main
 from cnm_policy.cli._args import shipped_policy_dir
-from cnm_policy.cli.serve import EXIT_CONFIG, EXIT_OK, EXIT_POLICY, configure_logging
+from cnm_policy.cli.serve import EXIT_CONFIG, EXIT_OK, EXIT_POLICY
 from cnm_policy.server.app import ServerConfig
 from cnm_policy.server.runtime import Runtime, RuntimeOptions
 from cnm_policy.server.runtime import open_runtime as real_open_runtime
@@ -99,12 +100,12 @@ def test_broken_bundle_exits_4_and_logs_why(
 
 
 def test_json_logging_writes_one_object_per_line(tmp_path: Path) -> None:
-    """Non-interactive output is JSON lines with level and timestamp, below-level filtered."""
-    stream = configure_logging(tmp_path / "out.log", "auto", "info")
+    """Non-interactive output is JSON lines with level and timestamp, below-level filtered;
+    each line is in the file (not a buffer) when the call returns."""
+    configure_logging(tmp_path / "out.log", "auto", "info")
     logger = structlog.get_logger("test")
     logger.debug("hidden")
     logger.info("shown", answer=42)
-    stream.flush()
     (line,) = (tmp_path / "out.log").read_text().splitlines()
     event = json.loads(line)
     assert (event["event"], event["level"], event["answer"]) == ("shown", "info", 42)
@@ -126,9 +127,8 @@ def test_console_logging_is_human_readable(monkeypatch: pytest.MonkeyPatch) -> N
 
 def test_console_logging_to_a_file_has_no_colours(tmp_path: Path) -> None:
     """`--log-format console --log-file F` writes plain text: colours only on a terminal."""
-    stream = configure_logging(tmp_path / "out.log", "console", "info")
+    configure_logging(tmp_path / "out.log", "console", "info")
     structlog.get_logger("test").info("shown", answer=42)
-    stream.flush()
     text = (tmp_path / "out.log").read_text()
     assert "shown" in text
     assert "\x1b[" not in text

@@ -9,29 +9,18 @@ server, and owns the signals. Exit codes: 0 after a graceful stop, 2 for a confi
 from __future__ import annotations
 
 import argparse
-import json
-import logging
 import math
-import os
 import signal
 import sys
 import threading
-import time
 from pathlib import Path
 from types import FrameType
-from typing import Any, TextIO
+from typing import Any
 
 import structlog
 
 from cnm_policy._early_signals import take_remembered
-from cnm_policy.audit import (
-    AttributeAllowList,
-    DecisionSink,
-    JsonLinesSink,
-    StructlogSink,
-    format_timestamp,
-    line_writer,
-)
+from cnm_policy.audit import AttributeAllowList, configure_logging
 from cnm_policy.cli.check import default_policy_dir
 from cnm_policy.errors import CnmPolicyError
 from cnm_policy.reload import DEFAULT_SETTLE_SECONDS, PolicyReloader
@@ -51,7 +40,6 @@ __all__ = ["EXIT_CONFIG", "EXIT_OK", "EXIT_POLICY", "register", "run"]
 EXIT_OK = 0
 EXIT_CONFIG = 2
 EXIT_POLICY = 4
-_LEADING_KEYS = ("timestamp", "level", "event")
 _MIN_WATCH_INTERVAL = 0.1
 
 
@@ -193,9 +181,9 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     """Serve until a stop signal; returns the exit code."""
     try:
-        stream = configure_logging(args.log_file, args.log_format, args.log_level)
+        configure_logging(args.log_file, args.log_format, args.log_level)
         config = _server_config(args)
-        options = _runtime_options(args, decision_sink(stream, args.log_format, args.log_level))
+        options = _runtime_options(args)
     except (CnmPolicyError, ValueError, OSError) as exc:
         print(f"cnm-policy serve: {exc}", file=sys.stderr)
         return EXIT_CONFIG
@@ -217,9 +205,7 @@ def run(args: argparse.Namespace) -> int:
             log.error("sidecar_start_failed", error_code=exc.code, error=str(exc))
             print(f"cnm-policy serve: {exc}", file=sys.stderr)
             return EXIT_POLICY
-        code = _serve(runtime, config, signals, log)
-    stream.flush()
-    return code
+        return _serve(runtime, config, signals, log)
 
 
 def _serve(runtime: Runtime, config: ServerConfig, signals: _Signals, log: Any) -> int:
@@ -251,7 +237,7 @@ def _serve(runtime: Runtime, config: ServerConfig, signals: _Signals, log: Any) 
     return EXIT_OK
 
 
-def _runtime_options(args: argparse.Namespace, sink: DecisionSink) -> RuntimeOptions:
+def _runtime_options(args: argparse.Namespace) -> RuntimeOptions:
     """What to serve; raises ValueError naming a flag whose value cannot work."""
     if args.watch_interval != 0 and not args.watch_interval >= _MIN_WATCH_INTERVAL:
         # A tiny or negative interval would poll the directory in a busy loop.
@@ -272,7 +258,6 @@ def _runtime_options(args: argparse.Namespace, sink: DecisionSink) -> RuntimeOpt
         watch_interval=args.watch_interval or None,
         settle_seconds=args.settle,
         log_allow=_allow_list(args.log_attribute),
-        decision_sink=sink,
     )
 
 
@@ -356,82 +341,3 @@ class _Signals:
         else:
             self._reloader.request_reload()
 
-
-def configure_logging(log_file: Path | None, log_format: str, level: str) -> TextIO:
-    """Route every structlog event to `log_file` or stdout; returns the stream written to.
-
-    Every decision passes through this chain, so it is kept short: no contextvars merging
-    (nothing binds any), and one JSON encoder built here instead of one per event. Each line
-    is handed to the operating system as it is written, through the stream's one `LineWriter`
-    (shared with the decision sink): a decision log must not sit in a buffer when the process
-    dies.
-    Note that ``--log-level warning`` (or higher) also drops the ``decision`` events.
-    """
-    stream: TextIO = log_file.open("a", encoding="utf-8") if log_file else sys.stdout
-    # The stream's one LineWriter, shared with the decision sink: one lock, no buffering, and
-    # (a stream set up here, translating no newlines on POSIX) straight to its descriptor.
-    writer = line_writer(stream, direct=os.linesep == "\n")
-    renderer: Any = (
-        # Colours are terminal control codes: in a file they are noise.
-        structlog.dev.ConsoleRenderer(colors=stream.isatty())
-        if _is_console(stream, log_format)
-        else structlog.processors.JSONRenderer(serializer=_json_line)
-    )
-    structlog.configure(
-        processors=[
-            structlog.processors.add_log_level,
-            _timestamp_if_missing,
-            structlog.processors.format_exc_info,
-            _lead_with_when_and_what,
-            renderer,
-        ],
-        wrapper_class=structlog.make_filtering_bound_logger(_level_number(level)),
-        logger_factory=lambda *_: writer,
-        cache_logger_on_first_use=True,
-    )
-    return stream
-
-
-def decision_sink(stream: TextIO, log_format: str, level: str) -> DecisionSink:
-    """Where decision events go, given the logging set up by `configure_logging`.
-
-    JSON logs at info level get the `JsonLinesSink`: the same JSON lines on the same stream,
-    written once per call instead of once per decision (see `cnm_policy.audit.sinks`). A
-    console, or a level that drops decision events, keeps them in structlog's pipeline.
-    """
-    if _is_console(stream, log_format) or _level_number(level) > logging.INFO:
-        return StructlogSink()
-    return JsonLinesSink(stream)
-
-
-def _is_console(stream: TextIO, log_format: str) -> bool:
-    return log_format == "console" or (log_format == "auto" and stream.isatty())
-
-
-def _level_number(level: str) -> int:
-    return logging.getLevelNamesMapping()[level.upper()]
-
-
-_JSON_ENCODER = json.JSONEncoder(default=repr)
-
-
-def _json_line(event_dict: structlog.typing.EventDict, **_: Any) -> str:
-    """JSONRenderer's serializer: the shared encoder (the renderer's own options are unused)."""
-    return _JSON_ENCODER.encode(event_dict)
-
-
-def _lead_with_when_and_what(
-    logger: Any, method_name: str, event_dict: structlog.typing.EventDict
-) -> structlog.typing.EventDict:
-    """Start each JSON line with timestamp, level and event, so a person can scan the log."""
-    head = {key: event_dict.pop(key) for key in _LEADING_KEYS if key in event_dict}
-    return {**head, **event_dict}
-
-
-def _timestamp_if_missing(
-    logger: Any, method_name: str, event_dict: structlog.typing.EventDict
-) -> structlog.typing.EventDict:
-    """Every event gets a timestamp; decision events bring their own (from their clock)."""
-    if "timestamp" not in event_dict:
-        event_dict["timestamp"] = format_timestamp(time.time())
-    return event_dict

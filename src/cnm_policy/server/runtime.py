@@ -14,7 +14,7 @@ from pathlib import Path
 
 import structlog
 
-from cnm_policy.audit import AttributeAllowList, DecisionLog, DecisionSink
+from cnm_policy.audit import AttributeAllowList, DecisionLog
 from cnm_policy.cache import CachedEngine
 from cnm_policy.engine import Engine, PolicySnapshot, load_snapshot
 from cnm_policy.reload import DEFAULT_SETTLE_SECONDS, PolicyReloader, load_tree
@@ -32,8 +32,7 @@ class RuntimeOptions:
     ``bundle_tests_failed`` warning); `cache_size` ``None`` disables the decision cache;
     `watch_interval` ``None`` disables directory polling (reloads then happen only on request,
     e.g. SIGHUP); a changed bundle without a `bundle.lock.json` goes live once unchanged for
-    `settle_seconds`; `decision_sink` ``None`` sends decision events through structlog (see
-    `cnm_policy.audit.sinks`).
+    `settle_seconds`.
     """
 
     policies: Path
@@ -43,7 +42,6 @@ class RuntimeOptions:
     watch_interval: float | None = 2.0
     settle_seconds: float = DEFAULT_SETTLE_SECONDS
     log_allow: AttributeAllowList = field(default_factory=AttributeAllowList)
-    decision_sink: DecisionSink | None = None
 
     def __post_init__(self) -> None:
         # Checked here, before anything starts: `Runtime.start` must not fail half-way with
@@ -139,7 +137,7 @@ def open_runtime(options: RuntimeOptions, config: ServerConfig) -> Runtime:
     sidecar = build_sidecar(
         engine,
         config=config,
-        decision_log=DecisionLog(allow=options.log_allow, sink=options.decision_sink),
+        decision_log=DecisionLog(allow=options.log_allow),
         reload_status=lambda: reloader.status,
         cache_stats=engine.stats if isinstance(engine, CachedEngine) else None,
     )

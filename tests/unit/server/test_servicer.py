@@ -12,7 +12,7 @@ import grpc
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from structlog.testing import capture_logs
+from structlog.testing import ReturnLogger, capture_logs
 
 from cnm_policy.audit import DecisionLog
 from cnm_policy.cache import CachedEngine
@@ -110,7 +110,7 @@ def servicer(engine: FakeEngine) -> PolicyServicer:
     return PolicyServicer(
         engine,
         limits=Limits(max_batch_items=3),
-        decision_log=DecisionLog(new_id=lambda: next(ids), clock=lambda: 0.0),
+        decision_log=DecisionLog(new_id=lambda: next(ids)),
     )
 
 
@@ -371,12 +371,12 @@ def test_a_caching_sidecar_answers_exactly_like_an_uncached_one(
     cached = PolicyServicer(
         CachedEngine(Engine(default_snapshot, clock=clock)),
         limits=Limits(),
-        decision_log=DecisionLog(sink=_NullSink()),
+        decision_log=DecisionLog(logger=ReturnLogger()),
     )
     plain = PolicyServicer(
         Engine(default_snapshot, clock=clock),
         limits=Limits(),
-        decision_log=DecisionLog(sink=_NullSink()),
+        decision_log=DecisionLog(logger=ReturnLogger()),
     )
     context: Any = FakeContext()
     for principal, action, resources, entries, as_batch in calls:
@@ -408,14 +408,6 @@ def test_a_caching_sidecar_answers_exactly_like_an_uncached_one(
                 for servicer in (cached, plain)
             ]
         assert [_meaning(r) for r in answers[0]] == [_meaning(r) for r in answers[1]]
-
-
-class _NullSink:
-    def prepare(self, fields: Any) -> None:
-        pass
-
-    def emit(self, **event_parts: Any) -> None:
-        pass
 
 
 def _meaning(response: pb.CheckResponse) -> tuple[Any, ...]:

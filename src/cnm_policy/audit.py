@@ -1,0 +1,293 @@
+"""The decision log: one canonical ``decision`` event per access decision, through structlog.
+
+Who was allowed what, by which rule, under which policy version is an audit fact, so every call
+leaves events with the same keys every time. Attribute values are left out unless allow-listed:
+they can carry customer data. `configure_logging` is the one pipeline for decision and
+operational events; the server entry point calls it, the library only calls `get_logger`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import sys
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Final
+
+import orjson
+import structlog
+from structlog.typing import EventDict, Processor, WrappedLogger
+
+from cnm_policy.model import Decision, Principal, Resource
+
+__all__ = ["DECISION_EVENT", "AttributeAllowList", "DecisionLog", "configure_logging"]
+
+DECISION_EVENT: Final = "decision"
+_SECTIONS: Final = ("principal", "resource", "context")
+_MAX_REQUEST_ID_CHARS: Final = 128
+_MAX_FIELD_CHARS: Final = 256
+
+
+@dataclass(frozen=True, slots=True)
+class AttributeAllowList:
+    """Top-level attribute keys whose *values* may be logged, per section.
+
+    Written as ``principal.<key>``, ``resource.<key>`` or ``context.<key>`` (the CLI's
+    ``--log-attribute``). Everything not listed is omitted from decision events.
+    """
+
+    principal: frozenset[str] = frozenset()
+    resource: frozenset[str] = frozenset()
+    context: frozenset[str] = frozenset()
+
+    @classmethod
+    def parse(cls, names: Iterable[str]) -> AttributeAllowList:
+        """Build from ``section.key`` names; raises ValueError naming a malformed entry."""
+        chosen: dict[str, set[str]] = {section: set() for section in _SECTIONS}
+        for name in names:
+            section, _, key = name.partition(".")
+            if section not in chosen or not key:
+                raise ValueError(
+                    f"`{name}` is not `principal.<key>`, `resource.<key>` or `context.<key>`"
+                )
+            chosen[section].add(key)
+        return cls(**{section: frozenset(keys) for section, keys in chosen.items()})
+
+
+def _random_id() -> str:
+    """128 random bits as 32 hex digits: unique like a uuid4 without a system call per id."""
+    return random.getrandbits(128).to_bytes(16, "big").hex()
+
+
+class DecisionLog:
+    """Logs each decision as one ``decision`` event; ids and logger are injectable for tests.
+
+    `peer` (``peer_subject``, ``peer_san``) names the caller's certificate under mTLS.
+    """
+
+    def __init__(
+        self,
+        *,
+        allow: AttributeAllowList | None = None,
+        new_id: Callable[[], str] = _random_id,
+        logger: Any = None,
+    ) -> None:
+        self._allow = allow or AttributeAllowList()
+        self._new_id = new_id
+        self._logger = logger if logger is not None else structlog.get_logger("cnm_policy.audit")
+
+    def new_decision_id(self) -> str:
+        """A fresh id, returned to the caller in the response and logged with the event."""
+        return self._new_id()
+
+    def new_decision_ids(self, count: int) -> list[str]:
+        """Ids for the items of one batch: one fresh id, suffixed ``-<index>`` per item."""
+        base = self._new_id()
+        return [f"{base}-{index}" for index in range(count)]
+
+    def record(
+        self,
+        *,
+        principal: Principal,
+        action: str,
+        resource: Resource,
+        context: Mapping[str, Any],
+        decision: Decision,
+        decision_id: str,
+        request_id: str | None,
+        latency_seconds: float,
+        peer: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Log the one decision of a Check call."""
+        self._logger.info(
+            DECISION_EVENT,
+            **_envelope(request_id, latency_seconds),
+            **self._who(principal, context, peer),
+            decision_id=decision_id,
+            **self._what(action, resource, decision),
+        )
+
+    def record_batch(
+        self,
+        *,
+        principal: Principal,
+        items: Sequence[tuple[str, Resource]],
+        context: Mapping[str, Any],
+        decisions: Sequence[Decision],
+        decision_ids: Sequence[str],
+        request_id: str | None,
+        latency_seconds: float,
+        peer: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Log every decision of a CheckBatch call, one event each (`latency_ms` is the batch's)."""
+        if not len(items) == len(decisions) == len(decision_ids):
+            raise ValueError(
+                f"{len(items)} items, {len(decisions)} decisions, {len(decision_ids)} ids"
+            )
+        envelope = _envelope(request_id, latency_seconds)
+        envelope["batch_size"] = len(items)
+        for index, ((action, resource), decision) in enumerate(zip(items, decisions, strict=True)):
+            # Fresh values per event: a processor may edit an event in place.
+            self._logger.info(
+                DECISION_EVENT,
+                **envelope,
+                **self._who(principal, context, peer),
+                batch_index=index,
+                decision_id=decision_ids[index],
+                **self._what(action, resource, decision),
+            )
+
+    def record_rejected(
+        self,
+        *,
+        error_code: str,
+        error_field: str | None,
+        request_id: str | None,
+        latency_seconds: float,
+        peer: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Log a call refused before any decision: ``outcome: rejected`` and why.
+
+        Its `decision_id` names the event only: no decision was made, and none is returned.
+        """
+        fields: dict[str, Any] = {"outcome": "rejected", "error_code": error_code}
+        if error_field:
+            fields["error_field"] = error_field[:_MAX_FIELD_CHARS]
+        self._logger.info(
+            DECISION_EVENT,
+            **_envelope(request_id, latency_seconds),
+            **fields,
+            **(peer or {}),
+            decision_id=self._new_id(),
+        )
+
+    def _who(
+        self, principal: Principal, context: Mapping[str, Any], peer: Mapping[str, Any] | None
+    ) -> dict[str, Any]:
+        """Who asked, and in which context (allow-listed values only)."""
+        fields: dict[str, Any] = {
+            "principal_id": principal.id,
+            "principal_tenant": principal.tenant,
+            "principal_roles": list(principal.roles),
+        }
+        if peer:
+            fields.update(peer)
+        _add_allowed(fields, "principal_attributes", principal.attributes, self._allow.principal)
+        _add_allowed(fields, "context", context, self._allow.context)
+        return fields
+
+    def _what(self, action: str, resource: Resource, decision: Decision) -> dict[str, Any]:
+        """What one decision is about and what it was."""
+        fields: dict[str, Any] = {
+            "action": action,
+            "resource_kind": resource.kind,
+            "resource_id": resource.id,
+            "resource_tenant": resource.tenant,
+            "allowed": decision.allowed,
+            "rule_ids": list(decision.rule_ids),
+            "matched_denies": list(decision.matched_denies),
+            "policy_name": decision.policy_name,
+            "policy_version": decision.policy_version,
+            "policy_digest": decision.policy_digest,
+            "cached": decision.cached,
+        }
+        if decision.errors:
+            fields["error_count"] = len(decision.errors)  # the texts can quote attribute values
+        _add_allowed(fields, "resource_attributes", resource.attributes, self._allow.resource)
+        return fields
+
+
+def _envelope(request_id: str | None, latency_seconds: float) -> dict[str, Any]:
+    """The call's own fields: its request id (clipped) and latency in ms, to the microsecond."""
+    try:
+        latency_ms = round(latency_seconds * 1_000_000) / 1000
+    except (ValueError, OverflowError):  # a timer gone wrong costs the value, never the call
+        latency_ms = float(latency_seconds)
+    return {
+        "request_id": request_id[:_MAX_REQUEST_ID_CHARS] if request_id else None,
+        "latency_ms": latency_ms,
+    }
+
+
+def _add_allowed(
+    event: dict[str, Any], name: str, values: Mapping[str, Any], allowed: frozenset[str]
+) -> None:
+    """Add the allow-listed keys present in `values` under `name`; nothing when none is."""
+    chosen = {key: values[key] for key in allowed if key in values}
+    if chosen:
+        event[name] = chosen
+
+
+def configure_logging(log_file: Path | None, log_format: str, level: str) -> None:
+    """Send every structlog event at `level` or above to `log_file` (appended) or stdout.
+
+    JSON lines through structlog's fast path (orjson, `BytesLogger`: one lock per file, each
+    line written whole and flushed); `console` (or `auto` on a terminal) renders for people,
+    with colours only on a terminal. ``warning`` and above also drop ``decision`` events.
+    """
+    renderer: Processor
+    factory: Callable[..., WrappedLogger]
+    if log_format == "console" or (log_format == "auto" and not log_file and sys.stdout.isatty()):
+        text = log_file.open("a", encoding="utf-8") if log_file else sys.stdout
+        renderer = structlog.dev.ConsoleRenderer(colors=text.isatty())
+        factory = structlog.WriteLoggerFactory(text)
+    else:
+        sys.stdout.flush()  # text printed before comes first
+        renderer = structlog.processors.JSONRenderer(serializer=_dumps)
+        factory = structlog.BytesLoggerFactory(
+            log_file.open("ab") if log_file else sys.stdout.buffer
+        )
+    structlog.configure(
+        processors=[
+            structlog.processors.add_log_level,
+            structlog.processors.format_exc_info,
+            _lead_with_when_and_what,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(level.upper()),
+        logger_factory=factory,
+        cache_logger_on_first_use=True,
+    )
+
+
+def _lead_with_when_and_what(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
+    """Start each event with its time (ISO UTC, milliseconds), level and name, for people."""
+    now = datetime.now(UTC).isoformat(timespec="milliseconds")
+    return {
+        "timestamp": now[:-6] + "Z",
+        "level": event_dict.pop("level"),
+        "event": event_dict.pop("event"),
+        **event_dict,
+    }
+
+
+def _dumps(event: EventDict, **_: Any) -> bytes:
+    """orjson; what it cannot encode (an integer past 64 bits) goes through the standard
+    encoder, so an odd allow-listed value never costs a decision its line."""
+    try:
+        return orjson.dumps(event, default=repr, option=orjson.OPT_NON_STR_KEYS)
+    except orjson.JSONEncodeError:
+        try:
+            return _FALLBACK.encode(_plain(event)).encode()
+        except (ValueError, RecursionError):  # a cycle
+            return orjson.dumps({str(key): repr(value) for key, value in event.items()})
+
+
+_FALLBACK: Final = json.JSONEncoder(
+    default=repr, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+)
+
+
+def _plain(value: Any) -> Any:
+    """`value` as the standard encoder takes it: NaN and infinities as null, keys as text."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Mapping):
+        return {str(key): _plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value]
+    return value
