@@ -12,7 +12,9 @@ from cnm_policy import Decision, Engine, Principal, Resource, load_snapshot
 from cnm_policy.engine import PolicySnapshot, decide_batch
 from cnm_policy.engine.reference import reference_outcome
 from cnm_policy.engine.requests import prepare_principal, validate_target
-from cnm_policy.policy import Side
+from cnm_policy.policy import ConditionError, Side
+from cnm_policy.policy._condition_runtime import type_of
+from cnm_policy.policy.conditions import EvalEnv, compile_condition
 from tests.conftest import DEFAULT_BUNDLE
 from tests.strategies import (
     NOW,
@@ -128,8 +130,8 @@ def test_applicable_deny_always_wins(check: Check) -> None:
 @settings(max_examples=300)
 @given(st.one_of(checks(), aimed_checks()))
 def test_rule_ids_name_only_the_rules_that_decided(check: Check) -> None:
-    """The hot path's rule ids and matched denies equal the trace's: deny rules decide only
-    when they override an allow in play, else the default deny decides with no rule ids."""
+    """The hot path's rule ids and matched denies equal those the trace derives."""
+    # Deny rules decide only when they override an allow in play, else the default deny does.
     decision = check.decide(explain=True)
     assert trace_oracle(decision) == (
         decision.allowed,
@@ -141,8 +143,7 @@ def test_rule_ids_name_only_the_rules_that_decided(check: Check) -> None:
 @settings(max_examples=300)
 @given(st.one_of(checks(), aimed_checks()))
 def test_indexed_evaluator_agrees_with_casbin(check: Check) -> None:
-    """The partitioned hot path gives casbin Enforcer's verdict, and names a deciding rule
-    exactly when casbin sees an allow in play (otherwise the default deny decided)."""
+    """The hot path gives casbin's verdict and names a rule iff casbin sees an allow in play."""
     snapshot = check.snapshot
     prepared = prepare_principal(snapshot, check.principal)
     context = validate_target(check.action, check.resource, check.context)
@@ -215,8 +216,7 @@ def present(**values: object) -> dict[str, object]:
 def test_default_guardrails_never_yield_to_a_type(
     mfa: object, freeze: object, shared: object
 ) -> None:
-    """A customer admin configures a device only with MFA exactly `true` and freeze and shared
-    exactly `false`, null or absent: no other value of any type lets a change through."""
+    """Configure needs MFA exactly `true`, freeze and shared `false`/null/absent: no other value."""
     admin = Principal("u-1", "acme/emea", ("customer-admin",), present(mfa=mfa))
     target = Resource(
         "device", "d-1", "acme/emea/paris", present(change_freeze=freeze, shared=shared)
@@ -242,17 +242,6 @@ GUARD_CONDITIONS = {
 }
 
 
-def type_name(value: object) -> str:
-    """The condition language's type name of a non-null JSON value."""
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    return "list" if isinstance(value, list) else "object"
-
-
 def guarded_snapshot(condition: str) -> PolicySnapshot:
     """A policy granting c-view `read` on devices, with a deny guardrail on `condition`."""
     if condition not in _GUARDED:
@@ -273,14 +262,45 @@ _GUARDED: dict[str, PolicySnapshot] = {}
 def test_a_guardrail_never_turns_into_an_allow_because_of_a_type(
     condition: str, value: object
 ) -> None:
-    """A value whose type differs from the guardrail's literal denies, with the error reported;
-    a value of the literal's type is answered by the condition itself."""
+    """A value of another type than the guardrail's literal denies, with the error reported."""
+    # A value of the literal's type is answered by the condition itself, without an error.
     snapshot = guarded_snapshot(condition)
     viewer = Principal("u-1", "acme", ("c-view",))
     decision = Engine(snapshot, clock=lambda: NOW).check(
         viewer, "read", Resource("device", "d-1", "acme", {"x": value})
     )
-    if type_name(value) != GUARD_CONDITIONS[condition]:
+    if type_of(value) != GUARD_CONDITIONS[condition]:
         assert (decision.allowed, decision.rule_ids, len(decision.errors)) == (False, ("guard",), 1)
     else:
         assert decision.errors == ()
+
+
+def type_mismatch(a: object, b: object) -> bool:
+    """Whether two JSON values disagree in type at some position both fill (null fits any)."""
+    if a is None or b is None:
+        return False
+    if type_of(a) != type_of(b):
+        return True
+    if isinstance(a, list) and isinstance(b, list):
+        return any(type_mismatch(x, y) for x, y in zip(a, b, strict=False))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return any(type_mismatch(a[key], b[key]) for key in a.keys() & b.keys())
+    return False
+
+
+EQUALITY = compile_condition("context.a == context.b")
+
+
+@given(json_values, json_values)
+def test_equality_raises_exactly_on_a_type_mismatch_anywhere(a: object, b: object) -> None:
+    """`==` raises iff the values disagree in type where both have one, else answers `a == b`."""
+    outcomes = []
+    for left, right in ((a, b), (b, a)):
+        try:
+            outcomes.append(
+                EQUALITY.evaluate(EvalEnv({}, "read", {}, {"a": left, "b": right}, NOW))
+            )
+        except ConditionError:
+            outcomes.append(None)
+    expected = None if type_mismatch(a, b) else a == b
+    assert outcomes == [expected, expected]

@@ -23,6 +23,7 @@ __all__ = [
     "as_bool",
     "describe",
     "read_step",
+    "type_of",
 ]
 
 
@@ -76,34 +77,21 @@ def read_step(value: Any, key: str | int) -> Any:
     raise ConditionError(f"cannot read `{key}` of {describe(value)}")
 
 
-def describe(value: Any) -> str:
+_ARTICLES = {
+    "null": "null",
+    "boolean": "a boolean",
+    "number": "a number",
+    "string": "a string",
+    "list": "a list",
+    "object": "an object",
+    "unsupported": "an unsupported value",
+}
+
+
+def type_of(value: Any) -> str:
+    """The condition language's type name; int and float are one `number`, a bool is none."""
     if value is MISSING or value is None:
         return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list | tuple):
-        return "a list"
-    if isinstance(value, Mapping):
-        return "an object"
-    return "an unsupported value"
-
-
-def as_bool(value: Any, where: str) -> bool:
-    if not isinstance(value, bool):
-        raise ConditionError(f"`{where}` needs booleans, got {describe(value)}")
-    return value
-
-
-def _norm(value: Any) -> Any:
-    return None if value is MISSING else value
-
-
-def _type_of(value: Any) -> str:
-    """The condition language's type of a non-null value; int and float are one `number`."""
     if isinstance(value, bool):
         return "boolean"
     if isinstance(value, int | float):
@@ -117,6 +105,20 @@ def _type_of(value: Any) -> str:
     return "unsupported"
 
 
+def describe(value: Any) -> str:
+    return _ARTICLES[type_of(value)]
+
+
+def as_bool(value: Any, where: str) -> bool:
+    if not isinstance(value, bool):
+        raise ConditionError(f"`{where}` needs booleans, got {describe(value)}")
+    return value
+
+
+def _norm(value: Any) -> Any:
+    return None if value is MISSING else value
+
+
 _SCALARS = frozenset({bool, int, float, str})
 
 
@@ -127,16 +129,18 @@ def _equal(left: Any, right: Any, where: str = "==") -> bool:
     left, right = _norm(left), _norm(right)
     if left is None or right is None:
         return left is right
-    kind = _type_of(left)
-    # INVARIANT: a value of another type never compares unequal silently (fail closed).
-    if kind != _type_of(right) or kind == "unsupported":
+    kind = type_of(left)
+    # INVARIANT: two non-null values of different types never compare silently, at any depth:
+    # every position both sides fill is compared (raising on a mismatch) before lengths or key
+    # sets answer, so a list or object of another shape is unequal only when no pair disagrees.
+    if kind != type_of(right) or kind == "unsupported":
         raise ConditionError(f"`{where}` compares {describe(left)} with {describe(right)}")
     if kind == "list":
-        return len(left) == len(right) and _all_equal(zip(left, right, strict=True), where)
+        pairs = _all_equal(zip(left, right, strict=False), where)
+        return pairs and len(left) == len(right)
     if kind == "object":
-        if set(left) != set(right):
-            return False
-        return _all_equal(((left[key], right[key]) for key in left), where)
+        pairs = _all_equal(((left[key], right[key]) for key in left if key in right), where)
+        return pairs and left.keys() == right.keys()
     return bool(left == right)
 
 

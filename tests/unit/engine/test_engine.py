@@ -177,11 +177,8 @@ def test_snapshot_metadata(engine: Engine, default_bundle: Path) -> None:
 
 
 def test_a_used_snapshot_is_freed_without_the_cycle_collector(default_bundle: Path) -> None:
-    """Snapshots hold no reference cycles, so the sidecar may gc.freeze() a loaded one.
-
-    A frozen object is never examined by the collector again: were a snapshot part of a cycle,
-    dropping it after a reload would leak it.
-    """
+    """Snapshots hold no reference cycles, so the sidecar may gc.freeze() a loaded one."""
+    # The collector never examines a frozen object again: a snapshot in a cycle would leak.
     gc.collect()
     gc.disable()
     try:

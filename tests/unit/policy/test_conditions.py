@@ -202,6 +202,9 @@ TYPED = {
         "principal.attributes.teams == 'noc'",
         "principal.attributes.nested == []",
         "principal.attributes.teams == [1, 2]",  # element types differ
+        "[1, 2, 3] == [1, 'a']",  # a mismatch raises whatever the lengths
+        "[1, 'a'] != [1, 2, 3]",
+        "principal.attributes.teams == ['noc', 1, 2]",
         "[true] == [1]",
         "[[1]] == [['1']]",
         "principal.attributes.count in ['3', '4']",
@@ -252,6 +255,34 @@ def test_object_equality_is_typed() -> None:
         evaluate("principal.attributes.a == principal.attributes.b", differ)
     other_keys = env({"a": {}, "b": {"z": 1}})
     assert evaluate("principal.attributes.a == principal.attributes.b", other_keys) is False
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ({"x": 1}, {"x": "1", "y": 2}),  # key sets differ; the shared key still compares
+        ({"x": [1, 2, 3]}, {"x": [True]}),
+        ([{"x": 1}, {}], [{"x": False}]),
+    ],
+)
+def test_a_nested_type_mismatch_raises_whatever_the_shapes(a: object, b: object) -> None:
+    """A mismatch at any position both sides fill raises, before lengths or key sets answer."""
+    for source in (
+        "principal.attributes.a == principal.attributes.b",
+        "principal.attributes.b != principal.attributes.a",
+    ):
+        with pytest.raises(ConditionError):
+            evaluate(source, env({"a": a, "b": b}))
+
+
+def test_collections_of_other_shapes_without_a_mismatch_are_unequal() -> None:
+    """No position both sides fill disagrees in type: lengths and key sets answer, no error."""
+    pairs = [([1, 2, 3], [1, 2]), ({"x": 1}, {"y": "1"}), ({"x": None}, {}), ([], ["a"])]
+    actual = [
+        evaluate("principal.attributes.a == principal.attributes.b", env({"a": a, "b": b}))
+        for a, b in pairs
+    ]
+    assert actual == [False, False, False, False]
 
 
 def test_mismatch_error_names_types_not_values() -> None:
