@@ -39,6 +39,28 @@ def build_reference(snapshot: PolicySnapshot, *, allows_only: bool = False) -> C
     return CasbinReference(rows, snapshot.casbin_links(), scope_matches, holds)
 
 
+def _enforce(
+    snapshot: PolicySnapshot,
+    principal: PreparedPrincipal,
+    action: str,
+    resource: Resource,
+    context: Mapping[str, Any],
+    now: float,
+    *,
+    allows_only: bool = False,
+) -> bool | None:
+    """casbin's answer over every row (or the allow rows only); None if a condition failed."""
+    if principal.mixed_sides:
+        return False
+    env = make_env(principal, action, resource, context, now)
+    try:
+        return snapshot.reference(allows_only=allows_only).enforce(
+            tuple(principal.principal.roles), resource.kind, action, principal, resource, env
+        )
+    except ConditionError:
+        return None
+
+
 def reference_allowed(
     snapshot: PolicySnapshot,
     principal: PreparedPrincipal,
@@ -48,15 +70,7 @@ def reference_allowed(
     now: float,
 ) -> bool:
     """casbin's verdict for one validated request; condition errors deny (fail closed)."""
-    if principal.mixed_sides:
-        return False
-    env = make_env(principal, action, resource, context, now)
-    try:
-        return snapshot.reference().enforce(
-            tuple(principal.principal.roles), resource.kind, action, principal, resource, env
-        )
-    except ConditionError:
-        return False
+    return _enforce(snapshot, principal, action, resource, context, now) is True
 
 
 def reference_outcome(
@@ -68,19 +82,8 @@ def reference_outcome(
     now: float,
 ) -> Outcome:
     """casbin's verdict, and whether any allow was in play (else the default deny decided)."""
-    if principal.mixed_sides:
+    request = (snapshot, principal, action, resource, context, now)
+    # None counts as in play: an allow whose condition failed was there, and its error decides.
+    if _enforce(*request, allows_only=True) is False:
         return "default deny"
-    env = make_env(principal, action, resource, context, now)
-    try:
-        in_play = snapshot.reference(allows_only=True).enforce(
-            tuple(principal.principal.roles), resource.kind, action, principal, resource, env
-        )
-    except ConditionError:
-        in_play = True  # an allow whose condition failed was in play: its error decides
-    if not in_play:
-        return "default deny"
-    return (
-        "allow"
-        if reference_allowed(snapshot, principal, action, resource, context, now)
-        else "deny"
-    )
+    return "allow" if _enforce(*request) is True else "deny"
