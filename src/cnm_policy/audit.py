@@ -272,7 +272,8 @@ def _dumps(event: EventDict, **_: Any) -> bytes:
         return orjson.dumps(event, default=repr, option=orjson.OPT_NON_STR_KEYS)
     except orjson.JSONEncodeError:
         try:
-            return _FALLBACK.encode(_plain(event)).encode()
+            # A lone surrogate becomes its JSON escape (backslash-u) rather than an error.
+            return _FALLBACK.encode(_plain(event)).encode("utf-8", "backslashreplace")
         except (ValueError, RecursionError):  # a cycle
             return orjson.dumps({str(key): repr(value) for key, value in event.items()})
 

@@ -1,25 +1,31 @@
-"""Decision events: one canonical `decision` event per decision, attribute values redacted."""
+"""The decision log: one canonical `decision` event per decision, redacted, through one pipeline."""
 
 from __future__ import annotations
 
-import io
+import datetime
 import json
 import math
-from collections.abc import Mapping, MutableMapping
+import re
+import tempfile
+import threading
+import time
+from collections.abc import Iterator, MutableMapping
 from dataclasses import replace
-from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given
+import structlog
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from structlog.testing import capture_logs
 
-from cnm_policy.audit import AttributeAllowList, DecisionLog, JsonLinesSink, format_timestamp
+from cnm_policy.audit import AttributeAllowList, DecisionLog, configure_logging
 from cnm_policy.model import Decision, Principal, Resource
 
 PRINCIPAL = Principal("u-1", "acme", ("customer-admin",), {"mfa": True, "email": "ann@example.com"})
 RESOURCE = Resource("device", "dev-1", "acme/emea", {"site": "paris", "serial": "SN-99"})
+OTHER = Resource("ticket", "t-9", "acme", {"site": "lyon"})
 CONTEXT = {"channel": "portal", "ticket": "CHG-1"}
 DECISION = Decision(
     allowed=False,
@@ -32,9 +38,17 @@ DECISION = Decision(
     cached=True,
     matched_denies=("deny-freeze", "deny-shared"),
 )
+TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 
 
-def _record(log: DecisionLog, **changes: Any) -> list[MutableMapping[str, Any]]:
+@pytest.fixture(autouse=True)
+def _restore_structlog() -> Iterator[None]:
+    """`configure_logging` configures structlog process-wide; put the defaults back."""
+    yield
+    structlog.reset_defaults()
+
+
+def _record(log: DecisionLog, **changes: Any) -> None:
     arguments: dict[str, Any] = {
         "principal": PRINCIPAL,
         "action": "reboot",
@@ -46,19 +60,42 @@ def _record(log: DecisionLog, **changes: Any) -> list[MutableMapping[str, Any]]:
         "latency_seconds": 0.0012345,
     }
     arguments.update(changes)
+    log.record(**arguments)
+
+
+def _captured(log: DecisionLog, **changes: Any) -> list[MutableMapping[str, Any]]:
     with capture_logs() as logs:
-        log.record(**arguments)
+        _record(log, **changes)
     return logs
+
+
+def _batch(log: DecisionLog, items: list[tuple[str, Resource]], **changes: Any) -> list[str]:
+    ids = log.new_decision_ids(len(items))
+    arguments: dict[str, Any] = {
+        "principal": PRINCIPAL,
+        "items": items,
+        "context": CONTEXT,
+        "decisions": [DECISION] * len(items),
+        "decision_ids": ids,
+        "request_id": "req-2",
+        "latency_seconds": 0.5,
+    }
+    arguments.update(changes)
+    log.record_batch(**arguments)
+    return ids
+
+
+def _lines(path: Path) -> list[dict[str, Any]]:
+    # Split on newlines only: JSON leaves U+0085 and U+2028 raw, and splitlines() breaks there.
+    return [json.loads(line) for line in path.read_bytes().split(b"\n") if line]
 
 
 def test_decision_event_has_the_canonical_fields() -> None:
     """The event carries who, what, on what, the answer, why, which policy, and how fast."""
-    logs = _record(DecisionLog(clock=lambda: 1_767_225_600.25))
-    assert logs == [
+    assert _captured(DecisionLog()) == [
         {
             "event": "decision",
             "log_level": "info",
-            "timestamp": "2026-01-01T00:00:00.250Z",
             "decision_id": "dec-1",
             "request_id": "req-1",
             "principal_id": "u-1",
@@ -83,8 +120,7 @@ def test_decision_event_has_the_canonical_fields() -> None:
 
 def test_attribute_values_are_not_logged_by_default() -> None:
     """No attribute or context value (nor condition error text) reaches the log unless listed."""
-    logs = _record(DecisionLog())
-    rendered = repr(logs)
+    rendered = repr(_captured(DecisionLog()))
     for secret in ("ann@example.com", "SN-99", "paris", "CHG-1", "portal", "secret-value"):
         assert secret not in rendered
 
@@ -92,28 +128,25 @@ def test_attribute_values_are_not_logged_by_default() -> None:
 def test_allow_listed_attributes_are_logged() -> None:
     """Only the allow-listed keys appear, grouped by where they came from."""
     allow = AttributeAllowList.parse(["resource.site", "context.channel", "principal.absent"])
-    (event,) = _record(DecisionLog(allow=allow))
+    (event,) = _captured(DecisionLog(allow=allow))
     assert event["resource_attributes"] == {"site": "paris"}
     assert event["context"] == {"channel": "portal"}
     assert "principal_attributes" not in event
 
 
+@pytest.mark.parametrize("name", ["site", "resource.", "request.site"])
+def test_malformed_allow_list_entries_are_rejected(name: str) -> None:
+    """Allow-list entries must be `principal.<key>`, `resource.<key>` or `context.<key>`."""
+    with pytest.raises(ValueError, match="is not"):
+        AttributeAllowList.parse([name])
+
+
 def test_batch_logs_one_event_per_item_with_its_position() -> None:
     """A CheckBatch logs each decision, in order, saying which item of how many it is."""
-    other = Resource("ticket", "t-9", "acme", {"site": "lyon"})
     allow = AttributeAllowList.parse(["resource.site", "context.channel"])
-    log = DecisionLog(allow=allow, new_id=lambda: "call-1", clock=lambda: 0.0)
-    ids = log.new_decision_ids(2)
+    log = DecisionLog(allow=allow, new_id=lambda: "call-1")
     with capture_logs() as logs:
-        log.record_batch(
-            principal=PRINCIPAL,
-            items=[("reboot", RESOURCE), ("read", other)],
-            context=CONTEXT,
-            decisions=[DECISION, DECISION],
-            decision_ids=ids,
-            request_id="req-2",
-            latency_seconds=0.5,
-        )
+        ids = _batch(log, [("reboot", RESOURCE), ("read", OTHER)])
     assert ids == ["call-1-0", "call-1-1"]
     assert [
         (e["decision_id"], e["batch_index"], e["batch_size"], e["resource_id"]) for e in logs
@@ -124,88 +157,47 @@ def test_batch_logs_one_event_per_item_with_its_position() -> None:
     assert {str(e["context"]) for e in logs} == {str({"channel": "portal"})}
 
 
+def test_a_batch_needs_one_decision_and_one_id_per_item() -> None:
+    """A caller passing one id too few is told so, and nothing is logged."""
+    with capture_logs() as logs, pytest.raises(ValueError, match="2 items, 2 decisions, 1 ids"):
+        _batch(DecisionLog(), [("read", RESOURCE), ("read", OTHER)], decision_ids=["a"])
+    assert logs == []
+
+
+def test_an_empty_batch_logs_nothing() -> None:
+    """A batch of zero items leaves no event behind."""
+    with capture_logs() as logs:
+        _batch(DecisionLog(), [])
+    assert logs == []
+
+
+def test_a_processor_editing_an_event_leaves_the_next_one_alone() -> None:
+    """Each event of a batch has values of its own: editing one in place changes no other."""
+
+    def scrub(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+        event["principal_roles"].append("scrubbed")
+        event["rule_ids"].clear()
+        return event
+
+    with capture_logs(processors=[scrub]) as logs:
+        _batch(DecisionLog(), [("read", RESOURCE), ("read", OTHER)])
+    assert [e["principal_roles"] for e in logs] == [["customer-admin", "scrubbed"]] * 2
+    assert [e["rule_ids"] for e in logs] == [[], []]
+
+
 def test_missing_request_id_is_null_and_long_ones_are_clipped() -> None:
     """The caller-supplied request id is optional and cannot bloat the log."""
-    (without,) = _record(DecisionLog(), request_id=None)
-    (clipped,) = _record(DecisionLog(), request_id="r" * 1000)
+    (without,) = _captured(DecisionLog(), request_id=None)
+    (clipped,) = _captured(DecisionLog(), request_id="r" * 1000)
     assert without["request_id"] is None
     assert len(clipped["request_id"]) == 128
 
 
 def test_decision_ids_come_from_the_injected_source() -> None:
-    """Decision ids are injectable (tests) and unique by default (uuid4)."""
+    """Decision ids are injectable (tests) and unique by default."""
     assert DecisionLog(new_id=lambda: "fixed").new_decision_id() == "fixed"
     default = DecisionLog()
     assert default.new_decision_id() != default.new_decision_id()
-
-
-@pytest.mark.parametrize("name", ["site", "resource.", "request.site"])
-def test_malformed_allow_list_entries_are_rejected(name: str) -> None:
-    """Allow-list entries must be `principal.<key>`, `resource.<key>` or `context.<key>`."""
-    with pytest.raises(ValueError, match="is not"):
-        AttributeAllowList.parse([name])
-
-
-def test_timestamps_are_rfc3339_utc_with_milliseconds() -> None:
-    """Timestamps sort lexically and say UTC explicitly."""
-    assert format_timestamp(1.5) == "1970-01-01T00:00:01.500Z"
-
-
-@given(st.floats(min_value=0, max_value=4_102_444_800, allow_nan=False))
-def test_timestamps_match_the_datetime_rendering(epoch: float) -> None:
-    """The fast formatter (cached second) agrees with datetime to the millisecond, rounding too."""
-    expected = datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds")
-    assert expected.replace("+00:00", "Z") == format_timestamp(epoch)
-
-
-def _datetime_text(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
-
-
-@given(
-    st.floats(min_value=-6e10, max_value=2.5e11, allow_nan=False),
-    st.lists(
-        st.sampled_from([0.0, 2.4e-7, 5e-7, 1e-6, 1.5e-6, 9.985e-4, 1e-3])
-        | st.floats(min_value=-2e-3, max_value=2e-3),
-        max_size=40,
-    ),
-)
-def test_readings_close_together_match_the_datetime_rendering(
-    start: float, steps: list[float]
-) -> None:
-    """The per-millisecond cache never outlives its millisecond, at any epoch."""
-    epoch = start
-    for step in [0.0, *steps]:
-        epoch += step
-        assert format_timestamp(epoch) == _datetime_text(epoch)
-
-
-@pytest.mark.parametrize(
-    "readings",
-    [
-        [1000.9999996, 1000.0005],  # rounded up into the next second; the clock steps back
-        [1000.5005, 1000.49999945],  # a reading just before the remembered millisecond
-        [2.0**32 + 0.5005, 2.0**32 + 0.5009, 2.0**32 + 0.50099],  # floats 1 us apart
-        [34534517946.411575, 34534517946.412],  # floats 4 us apart: no range is exact
-    ],
-)
-def test_the_remembered_millisecond_answers_only_for_its_own_readings(
-    readings: list[float],
-) -> None:
-    """Carries, readings that go back, and epochs where floats are coarse."""
-    assert [format_timestamp(epoch) for epoch in readings] == [
-        _datetime_text(epoch) for epoch in readings
-    ]
-
-
-@pytest.mark.parametrize("start", [1_700_000_000.0, 4_294_967_295.997, 12.0, 2.0**32 + 7])
-def test_every_float_across_millisecond_edges_formats_like_datetime(start: float) -> None:
-    """Walking across three milliseconds in steps finer than a microsecond (two floats apart
-    at today's epochs, where floats are a quarter microsecond apart)."""
-    epoch, end = start, start + 0.003
-    while epoch < end:
-        assert format_timestamp(epoch) == _datetime_text(epoch)
-        epoch += max(2 * math.ulp(epoch), 1e-7)
 
 
 def test_default_decision_ids_are_128_random_bits() -> None:
@@ -216,212 +208,211 @@ def test_default_decision_ids_are_128_random_bits() -> None:
     assert all(len(i) == 32 and int(i, 16) >= 0 for i in ids)
 
 
-def test_a_non_finite_latency_is_logged_not_raised() -> None:
-    """A timer gone wrong costs the event its latency value, never the call."""
-    log = DecisionLog(clock=lambda: 0.0, new_id=lambda: "d")
+def test_a_non_finite_latency_is_logged_not_raised(tmp_path: Path) -> None:
+    """A timer gone wrong costs the event its latency value (null in JSON), never the call."""
     with capture_logs() as logs:
-        log.record(
-            principal=Principal("u", "acme", ("viewer",)),
-            action="read",
-            resource=Resource("device", "x", "acme"),
-            context={},
-            decision=Decision(False, (), "", "p", "1", "d"),
-            decision_id="d",
-            request_id=None,
-            latency_seconds=float("inf"),
-        )
-    assert [event["latency_ms"] for event in logs] == [float("inf")]
+        _record(DecisionLog(), latency_seconds=math.inf)
+    assert [event["latency_ms"] for event in logs] == [math.inf]
+    configure_logging(tmp_path / "audit.log", "json", "info")
+    _record(DecisionLog(), latency_seconds=math.nan)
+    assert [event["latency_ms"] for event in _lines(tmp_path / "audit.log")] == [None]
 
 
-# --- parts prepared once per fingerprint (the sidecar's repeated requests) ------------------
-
-
-class CountingSink:
-    """A JSON-lines sink that counts how often it is asked to prepare a part."""
-
-    def __init__(self) -> None:
-        self.stream = io.StringIO()
-        self.inner = JsonLinesSink(self.stream)
-        self.prepared = 0
-
-    def prepare(self, fields: Mapping[str, Any]) -> str:
-        self.prepared += 1
-        return self.inner.prepare(fields)
-
-    def emit(self, **parts: Any) -> None:
-        self.inner.emit(**parts)
-
-    def events(self) -> list[dict[str, Any]]:
-        return [json.loads(line) for line in self.stream.getvalue().splitlines()]
-
-
-def _log(sink: Any, allow: AttributeAllowList | None = None) -> DecisionLog:
-    ids = iter(range(10**6))
-    return DecisionLog(sink=sink, allow=allow, clock=lambda: 0.0, new_id=lambda: str(next(ids)))
-
-
-def _check(log: DecisionLog, decision: Decision = DECISION, **changes: Any) -> None:
-    arguments: dict[str, Any] = {
-        "principal": PRINCIPAL,
-        "action": "reboot",
-        "resource": RESOURCE,
-        "context": CONTEXT,
-        "decision": decision,
-        "decision_id": log.new_decision_id(),
-        "request_id": "req-1",
-        "latency_seconds": 0.001,
-    }
-    arguments.update(changes)
-    log.record(**arguments)
-
-
-def test_a_repeated_fingerprint_prepares_its_parts_once() -> None:
-    """The request's parts are prepared on the first call only; every event is still whole."""
-    sink = CountingSink()
-    log = _log(sink)
-    for _ in range(3):
-        _check(log, fingerprint=b"request-1")
-    events = sink.events()
-    assert sink.prepared == 2  # who asked, and the outcome
-    assert [event["decision_id"] for event in events] == ["0", "1", "2"]
-    assert all(
-        {k: v for k, v in e.items() if k != "decision_id"}
-        == {k: v for k, v in events[0].items() if k != "decision_id"}
-        for e in events
-    )
-
-
-def test_a_new_answer_for_a_remembered_fingerprint_is_logged_as_it_is() -> None:
-    """A remembered outcome only serves the decision it was prepared for."""
-    sink = CountingSink()
-    log = _log(sink)
-    _check(log, fingerprint=b"request-1")
-    _check(log, replace(DECISION, allowed=True, rule_ids=("allow",)), fingerprint=b"request-1")
-    _check(log, replace(DECISION, cached=False), fingerprint=b"request-1")
-    assert [(e["allowed"], e["rule_ids"], e["cached"]) for e in sink.events()] == [
-        (False, ["deny-freeze"], True),
-        (True, ["allow"], True),
-        (False, ["deny-freeze"], False),
+def test_each_event_names_its_own_caller() -> None:
+    """Two callers sending the same request are each logged as themselves (mTLS)."""
+    log = DecisionLog()
+    subjects = [
+        _captured(log, peer={"peer_subject": subject})[0]["peer_subject"]
+        for subject in ("CN=portal", "CN=billing")
     ]
+    assert subjects == ["CN=portal", "CN=billing"]
 
 
-def test_item_fingerprints_must_match_the_items() -> None:
-    """A caller passing one fingerprint too few is told so, and nothing is logged."""
-    sink = CountingSink()
-    with pytest.raises(ValueError, match="1 fingerprints for 2 items"):
-        _log(sink).record_batch(
-            principal=PRINCIPAL,
-            items=[("read", RESOURCE), ("reboot", RESOURCE)],
-            context=CONTEXT,
-            decisions=[DECISION, DECISION],
-            decision_ids=["a", "b"],
-            request_id=None,
-            latency_seconds=0.0,
-            shared_fingerprint=b"p",
-            item_fingerprints=[b"a"],
-        )
-    assert sink.events() == []
-
-
-_POOL_PRINCIPALS = [PRINCIPAL, replace(PRINCIPAL, id="u-2"), replace(PRINCIPAL, roles=("noc",))]
-_POOL_ITEMS = [("reboot", RESOURCE), ("read", RESOURCE), ("read", replace(RESOURCE, id="dev-2"))]
-_POOL_DECISIONS = [
-    DECISION,
-    replace(DECISION, allowed=True, rule_ids=("allow",), errors=()),
-    replace(DECISION, cached=False),
-]
-_calls = st.lists(
-    st.tuples(
-        st.integers(0, len(_POOL_PRINCIPALS) - 1),
-        st.lists(
-            st.tuples(
-                st.integers(0, len(_POOL_ITEMS) - 1), st.integers(0, len(_POOL_DECISIONS) - 1)
-            ),
-            min_size=1,
-            max_size=3,
-        ),
-        st.booleans(),
-    ),
-    max_size=12,
-)
-
-
-@given(_calls, st.sampled_from([None, AttributeAllowList.parse(["resource.site", "context.x"])]))
-def test_fingerprints_never_change_what_is_logged(
-    calls: list[tuple[int, list[tuple[int, int]], bool]], allow: AttributeAllowList | None
-) -> None:
-    """Remembering parts by fingerprint writes byte for byte what preparing them anew writes,
-    over repeated requests, repeated items in other batches, and answers that change."""
-    remembering, forgetting = CountingSink(), CountingSink()
-    logs = _log(remembering, allow), _log(forgetting, allow)
-    for principal_index, item_choices, as_batch in calls:
-        principal = _POOL_PRINCIPALS[principal_index]
-        items = [_POOL_ITEMS[item] for item, _ in item_choices]
-        decisions = [_POOL_DECISIONS[decision] for _, decision in item_choices]
-        for log, remember in zip(logs, (True, False), strict=True):
-            if as_batch:
-                log.record_batch(
-                    principal=principal,
-                    items=items,
-                    context=CONTEXT,
-                    decisions=decisions,
-                    decision_ids=log.new_decision_ids(len(items)),
-                    request_id="r",
-                    latency_seconds=0.002,
-                    shared_fingerprint=b"p%d" % principal_index if remember else None,
-                    item_fingerprints=(
-                        [b"i%d" % item for item, _ in item_choices] if remember else None
-                    ),
-                )
-            else:
-                _check(
-                    log,
-                    decisions[0],
-                    principal=principal,
-                    action=items[0][0],
-                    resource=items[0][1],
-                    fingerprint=(
-                        b"c%d-%d" % (principal_index, item_choices[0][0]) if remember else None
-                    ),
-                )
-    assert remembering.stream.getvalue() == forgetting.stream.getvalue()
-    assert remembering.prepared <= forgetting.prepared
-
-
-def test_a_rejected_call_is_one_json_line_with_its_error() -> None:
+def test_a_rejected_call_is_one_json_line_with_its_error(tmp_path: Path) -> None:
     """A call refused before deciding still leaves one `decision` line: outcome, code, field."""
-    stream = io.StringIO()
-    log = DecisionLog(
-        clock=lambda: 1_767_225_600.25, new_id=lambda: "ev-1", sink=JsonLinesSink(stream)
-    )
-    log.record_rejected(
+    configure_logging(tmp_path / "audit.log", "json", "info")
+    DecisionLog(new_id=lambda: "ev-1").record_rejected(
         error_code="invalid_request",
-        error_field="resource.tenant",
+        error_field="resource.tenant" + "x" * 1000,
         request_id="req-9",
         latency_seconds=0.0005,
         peer={"peer_subject": "CN=portal"},
     )
-    assert [json.loads(line) for line in stream.getvalue().splitlines()] == [
-        {
-            "timestamp": "2026-01-01T00:00:00.250Z",
-            "level": "info",
-            "event": "decision",
-            "request_id": "req-9",
-            "latency_ms": 0.5,
-            "outcome": "rejected",
-            "error_code": "invalid_request",
-            "error_field": "resource.tenant",
-            "peer_subject": "CN=portal",
-            "decision_id": "ev-1",
-        }
+    ((line,),) = [_lines(tmp_path / "audit.log")]
+    assert TIMESTAMP.fullmatch(line.pop("timestamp"))
+    assert line == {
+        "level": "info",
+        "event": "decision",
+        "request_id": "req-9",
+        "latency_ms": 0.5,
+        "outcome": "rejected",
+        "error_code": "invalid_request",
+        "error_field": ("resource.tenant" + "x" * 1000)[:256],
+        "peer_subject": "CN=portal",
+        "decision_id": "ev-1",
+    }
+
+
+# --- the pipeline: JSON lines through orjson and structlog's BytesLogger ----------------------
+
+
+def test_json_lines_lead_with_time_level_and_event(tmp_path: Path) -> None:
+    """Each batch item is a line in item order, starting timestamp (UTC, ms), level, event."""
+    before = datetime.datetime.now(datetime.UTC).replace(microsecond=0)
+    configure_logging(tmp_path / "audit.log", "json", "info")
+    _batch(DecisionLog(new_id=lambda: "call"), [("read", RESOURCE), ("read", OTHER)])
+    events = _lines(tmp_path / "audit.log")
+    assert [(e["decision_id"], e["resource_id"]) for e in events] == [
+        ("call-0", "dev-1"),
+        ("call-1", "t-9"),
     ]
+    assert all(list(e)[:3] == ["timestamp", "level", "event"] for e in events)
+    assert {(e["level"], e["event"]) for e in events} == {("info", "decision")}
+    for event in events:
+        assert TIMESTAMP.fullmatch(event["timestamp"])
+        when = datetime.datetime.fromisoformat(event["timestamp"])
+        assert before <= when <= datetime.datetime.now(datetime.UTC)
 
 
-def test_the_caller_identity_is_logged_but_never_remembered_with_the_request() -> None:
-    """Two callers sending the same request bytes are each logged as themselves."""
+def test_json_lines_say_what_structlog_was_handed(tmp_path: Path) -> None:
+    """The file's events are the captured events, plus the time the pipeline added."""
+    allow = AttributeAllowList.parse(["principal.mfa", "context.channel"])
+
+    def log_everything(log: DecisionLog) -> None:
+        _record(log, peer={"peer_subject": "CN=portal", "peer_san": ["spiffe://cnm/portal"]})
+        _batch(log, [("read", RESOURCE), ("read", OTHER)])
+        log.record_rejected(error_code="c", error_field=None, request_id=None, latency_seconds=0)
+
+    with capture_logs() as captured:
+        log_everything(DecisionLog(allow=allow, new_id=lambda: "c"))
+    configure_logging(tmp_path / "audit.log", "json", "info")
+    log_everything(DecisionLog(allow=allow, new_id=lambda: "c"))
+    written = _lines(tmp_path / "audit.log")
+    for event in written:
+        del event["timestamp"]
+        event["log_level"] = event.pop("level")
+    assert written == captured
+
+
+def test_a_level_above_info_drops_decision_events(tmp_path: Path) -> None:
+    """`--log-level warning` keeps warnings and drops decisions (one filter for both)."""
+    configure_logging(tmp_path / "audit.log", "json", "warning")
+    _record(DecisionLog())
+    structlog.get_logger("ops").warning("policy_reload_failed")
+    assert [e["event"] for e in _lines(tmp_path / "audit.log")] == ["policy_reload_failed"]
+
+
+@pytest.mark.parametrize(
+    ("value", "expected_text"),
+    [
+        (2**70, "1180591620717411303424"),
+        ({1: "é", "big": 2**70}, '{"1":"é","big":1180591620717411303424}'),
+        ({"big": 2**70, "nan": math.nan}, '{"big":1180591620717411303424,"nan":null}'),
+        ({datetime.date(2026, 1, 2): "x"}, '{"2026-01-02":"x"}'),
+        ((1, 2), "[1,2]"),
+        (object, json.dumps(repr(object))),
+        ("lone \udcff surrogate", '"lone \\udcff surrogate"'),
+    ],
+)
+def test_values_orjson_cannot_encode_still_make_a_compact_line(
+    tmp_path: Path, value: Any, expected_text: str
+) -> None:
+    """An odd allow-listed value never costs the decision its line, nor the line its style."""
+    configure_logging(tmp_path / "audit.log", "json", "info")
+    _record(DecisionLog(allow=AttributeAllowList.parse(["context.odd"])), context={"odd": value})
+    text = (tmp_path / "audit.log").read_text(encoding="utf-8")
+    assert f',"context":{{"odd":{expected_text}}},' in text
+    (event,) = _lines(tmp_path / "audit.log")
+    assert event["decision_id"] == "dec-1"
+
+
+_texts = st.text(st.characters(codec="utf-8"), max_size=12)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    request_id=st.none() | _texts,
+    value=st.recursive(
+        st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | _texts,
+        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_texts, inner, max_size=3),
+        max_leaves=8,
+    ),
+    latency_seconds=st.floats(),
+)
+def test_any_text_or_latency_makes_one_valid_json_line(
+    request_id: str | None, value: Any, latency_seconds: float
+) -> None:
+    """Control characters, quotes and line breaks are escaped; a non-finite latency is null."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "audit.log"
+        configure_logging(path, "json", "info")
+        log = DecisionLog(allow=AttributeAllowList.parse(["context.x"]))
+        _record(log, request_id=request_id, context={"x": value}, latency_seconds=latency_seconds)
+        (event,) = _lines(path)
+        structlog.reset_defaults()
+    assert event["request_id"] == (request_id[:128] if request_id else None)
+    assert event["context"] == {"x": value}
+    product = latency_seconds * 1_000_000
+    expected = round(product) / 1000 if math.isfinite(product) else latency_seconds
+    assert event["latency_ms"] == (expected if math.isfinite(expected) else None)
+
+
+def test_concurrent_decisions_and_operational_events_stay_whole_lines(tmp_path: Path) -> None:
+    """Threads logging batches and long operational events into one file: every line parses."""
+    configure_logging(tmp_path / "audit.log", "json", "info")
     log = DecisionLog()
-    subjects = []
-    for subject in ("CN=portal", "CN=billing"):
-        logs = _record(log, fingerprint=b"same-request", peer={"peer_subject": subject})
-        subjects.append(logs[0]["peer_subject"])
-    assert subjects == ["CN=portal", "CN=billing"]
+    items = [("read", replace(RESOURCE, id=f"dev-{i}")) for i in range(3)]
+
+    def work() -> None:
+        operational = structlog.get_logger("ops")
+        for _ in range(50):
+            _batch(log, items)
+            operational.info("tick", detail="x" * 20_000)
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    names = [event["event"] for event in _lines(tmp_path / "audit.log")]
+    assert (names.count("decision"), names.count("tick")) == (4 * 50 * 3, 4 * 50)
+
+
+class _SlowFile:
+    """A binary file that writes each chunk in two halves, yielding to other threads between."""
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+
+    def write(self, chunk: bytes) -> int:
+        middle = len(chunk) // 2
+        self.data += chunk[:middle]
+        time.sleep(0)
+        self.data += chunk[middle:]
+        return len(chunk)
+
+    def flush(self) -> None:
+        """Nothing is buffered."""
+
+
+def test_bytes_loggers_of_one_file_share_one_lock() -> None:
+    """Pins what the pipeline relies on: structlog's BytesLoggers of one file (one per logger
+    name, as `get_logger` makes them) write each line whole under one lock."""
+    file = _SlowFile()
+    factory = structlog.BytesLoggerFactory(file)  # type: ignore[arg-type]
+
+    def work(name: str) -> None:
+        logger = factory(name)
+        for index in range(200):
+            logger.msg(f"{name}-{index}-{name * 300}".encode())
+
+    threads = [threading.Thread(target=work, args=(name,)) for name in "abcd"]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    lines = file.data.decode().splitlines()
+    assert len(lines) == 800
+    for line in lines:
+        name, index, body = line.split("-")
+        assert body == name * 300 and 0 <= int(index) < 200
