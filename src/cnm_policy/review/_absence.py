@@ -1,31 +1,41 @@
 """Which request fields, left out (or null), decide a condition without an error.
 
-Comparing mismatched types is an error, and an error forces a deny, so the one value a caller
-can send to skip a deny rule (or meet an allow's negated test) quietly is *nothing*: a missing
-attribute reads as null, and null only equals null. Lint asks this module which fields make a
-condition false (or true) that way, and which fields the condition tests for absence itself
-(``has(x)``, ``x == null``, ``x != null``), which states that absence was considered.
+Comparing mismatched types is an error at any depth, and an error forces a deny, so the one
+value a caller can send to skip a deny rule (or meet an allow's negated test) quietly is
+*nothing*: a missing attribute reads as null, and null only equals null. Lint asks this module
+which fields make a condition false (or true) that way, against a literal or another field, and
+which fields the condition tests for absence itself (``has(x)``, ``x == null``, ``x != null``).
 """
 
 from __future__ import annotations
 
 import ast
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Literal
 
-__all__ = ["Absence", "absence_of"]
+__all__ = ["Absence", "Kind", "absence_of"]
 
 # Only these fields can be missing from a request; ids, tenants and roles are always present.
 _OPTIONAL_ROOTS = ("principal.attributes", "resource.attributes", "context")
+_LITERAL_NAMES = frozenset({"true", "false", "null", "True", "False", "None"})
+
+# How absence decides, for lint's hint: against `true` / `false`, outside a literal list
+# (`in [...]`), or any other way (a non-boolean literal, another field, a window).
+Kind = Literal["true", "false", "list", "other"]
+Found = dict[str, Kind]  # path -> how its absence decides
+Sets = tuple[Found, Found]  # (absent makes it false, absent makes it true)
 
 
 @dataclass(frozen=True, slots=True)
 class Absence:
-    """Fields whose absence makes the condition false (`skips`) or true (`grants`), minus the
-    fields it tests for absence itself (`tested`)."""
+    """Fields whose absence makes the condition false (`skips`) or true (`grants`), untested."""
 
     skips: tuple[str, ...]
     grants: tuple[str, ...] = ()
     tested: frozenset[str] = field(default_factory=frozenset)
+    skip_kind: Kind = "other"  # shared by every skip, else "other"
+    grant_kind: Kind = "other"
 
 
 def absence_of(source: str) -> Absence:
@@ -39,9 +49,16 @@ def absence_of(source: str) -> Absence:
         false_when, true_when = _walk(tree.body, tested)
     except RecursionError:
         return Absence(())
+    skips = {path: kind for path, kind in false_when.items() if path not in tested}
+    grants = {path: kind for path, kind in true_when.items() if path not in tested}
     return Absence(
-        tuple(sorted(false_when - tested)), tuple(sorted(true_when - tested)), frozenset(tested)
+        tuple(sorted(skips)), tuple(sorted(grants)), frozenset(tested), _one(skips), _one(grants)
     )
+
+
+def _one(found: Found) -> Kind:
+    kinds = set(found.values())
+    return kinds.pop() if len(kinds) == 1 else "other"
 
 
 def _optional_path(node: ast.expr) -> str | None:
@@ -58,17 +75,30 @@ def _is_null(node: ast.expr) -> bool:
     )
 
 
-def _is_literal(node: ast.expr) -> bool:
-    if isinstance(node, ast.Constant):
-        return True
-    if isinstance(node, ast.Name):
-        return node.id in ("true", "false", "null", "True", "False", "None")
-    if isinstance(node, ast.UnaryOp):
-        return isinstance(node.operand, ast.Constant)
-    return False
+def _boolean(node: ast.expr) -> Kind:
+    """`true` / `false` for a boolean literal, else `other`."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, bool):
+        return "true" if node.value else "false"
+    if isinstance(node, ast.Name) and node.id in ("true", "True", "false", "False"):
+        return "true" if node.id in ("true", "True") else "false"
+    return "other"
 
 
-Sets = tuple[set[str], set[str]]  # (absent makes it false, absent makes it true)
+def _is_field(node: ast.expr) -> bool:
+    return isinstance(node, ast.Attribute | ast.Subscript) or (
+        isinstance(node, ast.Name) and node.id not in _LITERAL_NAMES
+    )
+
+
+def _union(parts: Iterable[Found]) -> Found:
+    merged: Found = {}
+    for part in parts:
+        merged = part | merged  # the first operand's kind wins
+    return merged
+
+
+def _intersection(parts: list[Found]) -> Found:
+    return {path: kind for path, kind in parts[0].items() if all(path in p for p in parts)}
 
 
 def _walk(node: ast.expr, tested: set[str]) -> Sets:
@@ -80,35 +110,55 @@ def _walk(node: ast.expr, tested: set[str]) -> Sets:
         falses = [p[0] for p in parts]
         trues = [p[1] for p in parts]
         if isinstance(node.op, ast.And):
-            return set().union(*falses), set.intersection(*trues)
-        return set.intersection(*falses), set().union(*trues)
+            return _union(falses), _intersection(trues)
+        return _intersection(falses), _union(trues)
     if isinstance(node, ast.Compare) and len(node.ops) == 1:
-        return _compare(node.left, node.ops[0], node.comparators[0], tested)
+        op, right = node.ops[0], node.comparators[0]
+        if isinstance(op, ast.Eq | ast.NotEq):
+            return _equality(node.left, isinstance(op, ast.Eq), right, tested)
+        if isinstance(op, ast.In | ast.NotIn):
+            return _membership(node.left, isinstance(op, ast.In), right)
+        return {}, {}  # ordering an absent field is an error, not a skip
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and len(node.args) == 1:
         path = _optional_path(node.args[0])
         if path is not None and node.func.id == "has":
             tested.add(path)
-            return {path}, set()
+            return {path: "other"}, {}
         if path is not None and node.func.id == "within_window":
-            return {path}, set()  # no window given reads as "not inside one"
-    return set(), set()
+            return {path: "other"}, {}  # no window given reads as "not inside one"
+    return {}, {}
 
 
-def _compare(left: ast.expr, op: ast.cmpop, right: ast.expr, tested: set[str]) -> Sets:
-    path = _optional_path(left)
-    other = right
-    if path is None and isinstance(op, ast.Eq | ast.NotEq):
-        path, other = _optional_path(right), left
+def _equality(left: ast.expr, equals: bool, right: ast.expr, tested: set[str]) -> Sets:
+    """`==` / `!=`: an absent side is null, unequal to a literal or (present) field, no error."""
+    false_when: Found = {}
+    true_when: Found = {}
+    for side, other in ((left, right), (right, left)):
+        path = _optional_path(side)
+        if path is None:
+            continue
+        if _is_null(other):
+            tested.add(path)  # `x == null` / `x != null` states that absence was considered
+            equal_when_absent = True
+        else:
+            equal_when_absent = False
+        holds = equal_when_absent == equals
+        (true_when if holds else false_when)[path] = _boolean(other)
+    return false_when, true_when
+
+
+def _membership(item: ast.expr, is_in: bool, container: ast.expr) -> Sets:
+    """`in` / `not in`: an absent item is null; an absent container is an error, not a skip."""
+    path = _optional_path(item)
     if path is None:
-        return set(), set()
-    if isinstance(op, ast.Eq | ast.NotEq) and _is_literal(other):
-        equal_when_absent = _is_null(other)
-        if equal_when_absent:
-            tested.add(path)
-        holds_when_absent = equal_when_absent == isinstance(op, ast.Eq)
-    elif isinstance(op, ast.In | ast.NotIn) and isinstance(other, ast.List | ast.Tuple):
-        listed = any(_is_null(item) for item in other.elts)
-        holds_when_absent = listed == isinstance(op, ast.In)
+        return {}, {}
+    kind: Kind = "other"
+    if isinstance(container, ast.List | ast.Tuple):
+        contained = any(_is_null(element) for element in container.elts)
+        kind = "list" if is_in and not contained else "other"  # the remedy: list null
+    elif _is_field(container):
+        contained = False  # a list of values or an object's keys: null is neither, mostly
     else:
-        return set(), set()  # ordering and `in` an absent container are errors, not skips
-    return (set(), {path}) if holds_when_absent else ({path}, set())
+        return {}, {}  # `in` a string or a number is an error
+    holds = contained == is_in
+    return ({}, {path: kind}) if holds else ({path: kind}, {})

@@ -12,7 +12,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from cnm_policy.policy import Bundle, Effect, RuleDef, Scope, Side
-from cnm_policy.review._absence import absence_of
+from cnm_policy.review._absence import Kind, absence_of
 from cnm_policy.review.reach import Reach, role_closures, rule_reach
 
 Raw = tuple[str, RuleDef, str, tuple[str, ...]]
@@ -165,6 +165,21 @@ def shadowed_allows(view: BundleView) -> Iterator[Raw]:
             )
 
 
+# The remedy fits how absence decides: `x == true` -> `x != false`; `x in [...]` -> list null.
+_DENY_ON_ABSENCE: Mapping[Kind, str] = {
+    "true": "deny on absence (e.g. `!= false`)",
+    "false": "deny on absence (e.g. `!= true`)",
+    "list": "deny on absence by listing `null` among the values",
+    "other": "deny on absence with `not has(...) or ...`",
+}
+_REQUIRE_THE_VALUE: Mapping[Kind, str] = {
+    "true": "require the value (e.g. `== false`)",
+    "false": "require the value (e.g. `== true`)",
+    "list": "require the value with `has(...) and ...`",
+    "other": "require the value with `has(...) and ...`",
+}
+
+
 def absence_decides(view: BundleView) -> Iterator[Raw]:
     """Deny rules a request skips, and allow rules it meets, by leaving a field out."""
     for rule in view.bundle.rules:
@@ -177,7 +192,7 @@ def absence_decides(view: BundleView) -> Iterator[Raw]:
                 rule,
                 f"deny rule `{rule.id}` does not apply when the request leaves out "
                 f"{_paths(absence.skips)} (or sends null); if that is meant, say so with "
-                "`has(...)` in the condition, else deny on absence (e.g. `!= false`)",
+                f"`has(...)` in the condition, else {_DENY_ON_ABSENCE[absence.skip_kind]}",
                 (rule.id,),
             )
         elif rule.effect is Effect.ALLOW and absence.grants:
@@ -186,7 +201,7 @@ def absence_decides(view: BundleView) -> Iterator[Raw]:
                 rule,
                 f"allow rule `{rule.id}` applies when the request leaves out "
                 f"{_paths(absence.grants)} (or sends null); if that is meant, say so with "
-                "`has(...)` in the condition, else require the value (e.g. `== false`)",
+                f"`has(...)` in the condition, else {_REQUIRE_THE_VALUE[absence.grant_kind]}",
                 (rule.id,),
             )
 

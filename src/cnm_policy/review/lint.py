@@ -93,8 +93,8 @@ LINT_CODES: Mapping[str, LintCode] = {
             "deny_skipped_when_absent",
             Severity.WARNING,
             "a deny rule's condition is false when the request leaves a field out (or sends "
-            "null), so a caller skips the guardrail by omission; `has(field)` in the condition "
-            "states that absence is meant to allow",
+            "null), compared with a literal or another field, so a caller skips the guardrail "
+            "by omission; `has(field)` in the condition states that absence is meant to allow",
         ),
         LintCode(
             "allow_granted_when_absent",

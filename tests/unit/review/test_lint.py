@@ -227,32 +227,60 @@ rules:
 """
 
 
+DENY_ON_ABSENCE = {
+    "boolean": "deny on absence (e.g. `!= false`)",
+    "list": "deny on absence by listing `null` among the values",
+    "other": "deny on absence with `not has(...) or ...`",
+}
+
+
 @pytest.mark.parametrize(
-    ("when", "skipped"),
+    ("when", "skipped", "hint"),
     [
-        ("resource.attributes.flag == true", ["resource.attributes.flag"]),
-        ("context.mode in ['maintenance', 'lab']", ["context.mode"]),
-        ("not (principal.attributes.mfa != true)", ["principal.attributes.mfa"]),
-        ("within_window(context.freeze_window)", ["context.freeze_window"]),
+        ("resource.attributes.flag == true", ["resource.attributes.flag"], "boolean"),
+        ("context.mode in ['maintenance', 'lab']", ["context.mode"], "list"),
+        ("not (principal.attributes.mfa != true)", ["principal.attributes.mfa"], "boolean"),
+        ("within_window(context.freeze_window)", ["context.freeze_window"], "other"),
         (
             "resource.attributes.a == 1 and resource.attributes.b == 'x'",
             ["resource.attributes.a", "resource.attributes.b"],
+            "other",
         ),
-        ("true == resource.attributes.flag", ["resource.attributes.flag"]),
+        ("true == resource.attributes.flag", ["resource.attributes.flag"], "boolean"),
+        # a field compared with another field: absent, it is null, unequal to a value
+        (
+            "resource.attributes.zone in context.blocked_zones",
+            ["resource.attributes.zone"],
+            "other",
+        ),
+        (
+            "resource.attributes.a == resource.attributes.b",
+            ["resource.attributes.a", "resource.attributes.b"],
+            "other",
+        ),
+        ("principal.id == resource.attributes.owner", ["resource.attributes.owner"], "other"),
+        (
+            "resource.attributes.flag == true and context.mode in ['lab']",
+            ["context.mode", "resource.attributes.flag"],
+            "other",
+        ),
         # either side alone keeps the deny: only a field both sides need is a skip
-        ("resource.attributes.a == 1 or resource.attributes.b == 2", []),
+        ("resource.attributes.a == 1 or resource.attributes.b == 2", [], ""),
         # these deny on absence, or error (which denies), or say absence is meant
-        ("principal.attributes.mfa != true", []),
-        ("not within_window(context.maintenance_window)", []),
-        ("resource.attributes.level > 3", []),
-        ("'x' in resource.attributes.tags", []),
-        ("context.mode in ['lab', null]", []),
-        ("has(resource.attributes.flag) and resource.attributes.flag == true", []),
-        ("resource.attributes.flag != null and resource.attributes.flag == true", []),
-        ("resource.kind == 'device'", []),
+        ("principal.attributes.mfa != true", [], ""),
+        ("not within_window(context.maintenance_window)", [], ""),
+        ("resource.attributes.level > 3", [], ""),
+        ("'x' in resource.attributes.tags", [], ""),
+        ("context.mode in ['lab', null]", [], ""),
+        ("has(resource.attributes.flag) and resource.attributes.flag == true", [], ""),
+        ("resource.attributes.flag != null and resource.attributes.flag == true", [], ""),
+        ("resource.kind == 'device'", [], ""),
+        ("resource.attributes.a != resource.attributes.b", [], ""),
+        ("resource.attributes.zone not in context.allowed_zones", [], ""),
+        ("resource.kind in context.blocked_kinds", [], ""),  # no container: an error
     ],
 )
-def test_deny_skipped_when_absent(tmp_path: Path, when: str, skipped: list[str]) -> None:
+def test_deny_skipped_when_absent(tmp_path: Path, when: str, skipped: list[str], hint: str) -> None:
     """A deny whose condition is false when a request field is absent (or null) is flagged."""
     bundle = edited(tmp_path / "b", files={"rules/extra.yaml": GUARD.format(when=when)})
     findings = [
@@ -265,7 +293,7 @@ def test_deny_skipped_when_absent(tmp_path: Path, when: str, skipped: list[str])
             "deny rule `guard` does not apply when the request leaves out "
             + ", ".join(f"`{path}`" for path in skipped)
             + " (or sends null); if that is meant, say so with `has(...)` in the condition, "
-            "else deny on absence (e.g. `!= false`)"
+            f"else {DENY_ON_ABSENCE[hint]}"
         ]
         if skipped
         else []
@@ -276,19 +304,38 @@ def test_deny_skipped_when_absent(tmp_path: Path, when: str, skipped: list[str])
     )
 
 
+REQUIRE_THE_VALUE = {
+    "boolean": "require the value (e.g. `== false`)",
+    "other": "require the value with `has(...) and ...`",
+}
+
+
 @pytest.mark.parametrize(
-    ("when", "granted"),
+    ("when", "granted", "hint"),
     [
-        ("resource.attributes.classified != true", ["resource.attributes.classified"]),
-        ("context.mode not in ['lab']", ["context.mode"]),
-        ("not (principal.attributes.suspended == true)", ["principal.attributes.suspended"]),
+        ("resource.attributes.classified != true", ["resource.attributes.classified"], "boolean"),
+        ("context.mode not in ['lab']", ["context.mode"], "other"),
+        (
+            "not (principal.attributes.suspended == true)",
+            ["principal.attributes.suspended"],
+            "boolean",
+        ),
+        ("resource.attributes.owner != principal.id", ["resource.attributes.owner"], "other"),
+        ("context.zone not in principal.attributes.zones", ["context.zone"], "other"),
         # an allow that needs the field fails closed when it is absent: nothing to say
-        ("resource.attributes.flag == true", []),
-        ("principal.attributes.mfa == true and context.x != 1", []),
-        ("not has(resource.attributes.classified) or resource.attributes.classified != true", []),
+        ("resource.attributes.flag == true", [], ""),
+        ("principal.attributes.mfa == true and context.x != 1", [], ""),
+        (
+            "not has(resource.attributes.classified) or resource.attributes.classified != true",
+            [],
+            "",
+        ),
+        ("resource.attributes.owner == principal.id", [], ""),
     ],
 )
-def test_allow_granted_when_absent(tmp_path: Path, when: str, granted: list[str]) -> None:
+def test_allow_granted_when_absent(
+    tmp_path: Path, when: str, granted: list[str], hint: str
+) -> None:
     """An allow whose condition is true when a request field is absent (or null) is flagged."""
     allow = (
         GUARD.format(when=when)
@@ -305,7 +352,7 @@ def test_allow_granted_when_absent(tmp_path: Path, when: str, granted: list[str]
                 "allow rule `guard` applies when the request leaves out "
                 + ", ".join(f"`{path}`" for path in granted)
                 + " (or sends null); if that is meant, say so with `has(...)` in the "
-                "condition, else require the value (e.g. `== false`)",
+                f"condition, else {REQUIRE_THE_VALUE[hint]}",
             )
         ]
         if granted
