@@ -3,7 +3,7 @@
 Everything here is a frozen dataclass: no field of a request or decision can be rebound once
 made. The attribute and context mappings stay the caller's, and a library caller may change
 them at any time: the decision cache therefore evaluates its own copy of what it keys (see
-`cnm_policy._cache_keys`). Only the fingerprinted cache methods, whose caller vouches for the
+docs/design/cache.md). Only the fingerprinted cache methods, whose caller vouches for the
 request, take the objects as they are.
 """
 

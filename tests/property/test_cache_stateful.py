@@ -29,8 +29,8 @@ from hypothesis.stateful import (
 )
 
 from cnm_policy import Decision, Engine, InvalidRequestError, Principal, Resource
-from cnm_policy._cache_keys import keyed_request
 from cnm_policy.cache import CachedEngine
+from cnm_policy.cache.keys import keyed_request
 from cnm_policy.engine import PolicySnapshot, decide_batch
 from tests.strategies import snapshot_of
 from tests.strategies_cache import (
@@ -275,7 +275,7 @@ class CacheMachine(RuleBasedStateMachine):
                 mine.update(theirs)
             return decide_batch(*args, **kwargs)
 
-        with mock.patch("cnm_policy.cache.decide_batch", racing):
+        with mock.patch("cnm_policy.cache.cached_engine.decide_batch", racing):
             try:
                 if batch:
                     items = [(action, resource), (other[1], other[2])]

@@ -56,6 +56,6 @@ def test_only_one_module_imports_casbin() -> None:
     assert importers_of("casbin") == ["engine/casbin_backend.py"]
 
 
-def test_only_one_module_imports_msgpack() -> None:
-    """The cache key encoding is the one user of msgpack: its exactness rules live there."""
-    assert importers_of("msgpack") == ["_cache_keys.py"]
+def test_only_one_module_imports_marshal() -> None:
+    """The cache key encoding is the one user of marshal: its exactness rules live there."""
+    assert importers_of("marshal") == ["cache/keys.py"]

@@ -30,8 +30,8 @@ from typing import Final, TypeVar, cast
 
 from google.protobuf.message import Message
 
+from cnm_policy.cache.store import DEFAULT_MAX_KEY_BYTES, DEFAULT_MAXSIZE, FifoStore
 from cnm_policy.errors import InvalidRequestError
-from cnm_policy.memo import DEFAULT_MAX_KEY_BYTES, BytesMemo
 from cnm_policy.model import AccessRequest, Resource
 from cnm_policy.server import convert
 from cnm_policy.server.limits import Limits, check_batch_item, check_batch_request, check_request
@@ -45,10 +45,8 @@ __all__ = [
     "parse_request",
 ]
 
-DEFAULT_MEMO_ENTRIES: Final = 20_000
-# Larger requests are decoded every time: they are rare, and the memo's memory stays below
-# about entries * (key bytes + decoded size).
-MAX_MEMO_KEY_BYTES: Final = DEFAULT_MAX_KEY_BYTES
+DEFAULT_MEMO_ENTRIES: Final = DEFAULT_MAXSIZE
+MAX_MEMO_KEY_BYTES: Final = DEFAULT_MAX_KEY_BYTES  # larger requests are decoded every time
 
 _M = TypeVar("_M", bound=Message)
 
@@ -78,8 +76,8 @@ class RequestDecoder:
 
     def __init__(self, limits: Limits, *, entries: int = DEFAULT_MEMO_ENTRIES) -> None:
         self._limits = limits
-        self._checks: BytesMemo[DecodedCheck] = BytesMemo(entries, max_key_bytes=MAX_MEMO_KEY_BYTES)
-        self._items: BytesMemo[_DecodedItem] = BytesMemo(entries, max_key_bytes=MAX_MEMO_KEY_BYTES)
+        self._checks: FifoStore[bytes, DecodedCheck] = FifoStore(entries)
+        self._items: FifoStore[bytes, _DecodedItem] = FifoStore(entries)
 
     def check(self, data: bytes) -> DecodedCheck:
         """The request a `Check` call carries; raises InvalidRequestError naming the field."""

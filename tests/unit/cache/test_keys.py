@@ -1,4 +1,4 @@
-"""Cache keys: equal keys only ever for exactly equal requests, whichever encoding made them."""
+"""Cache keys: equal keys only ever for exactly equal requests (one marshal encoding)."""
 
 from __future__ import annotations
 
@@ -14,11 +14,8 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from msgpack import ExtType, Timestamp
-from msgpack.fallback import Packer as FallbackPacker
 
-from cnm_policy import _cache_keys
-from cnm_policy._cache_keys import batch_keys, key_bytes, keyed_request, request_key
+from cnm_policy.cache.keys import batch_keys, key_bytes, keyed_request, request_key
 from cnm_policy.model import Principal, Resource
 from tests.strategies_cache import LookAlikeStr, Opaque
 
@@ -186,7 +183,7 @@ def test_requests_nested_too_deep_are_never_stored() -> None:
     """``==`` on one shared deep container answers by identity, where the cache's copies would
     recurse past the interpreter's limit: past 32 levels a request is evaluated every time."""
     for depth, stored in ((20, True), (40, False)):
-        for value in (_nested_list(depth), {"t": (_nested_list(depth),)}):  # msgpack, marshal
+        for value in (_nested_list(depth), {"t": (_nested_list(depth),)}):
             principal = Principal("u-1", "acme", ("customer-admin",), {"token": value})
             key = request_key(DIGEST, principal, "read", ROUTER, None)
             assert key is not None
@@ -300,14 +297,14 @@ def test_floats_keep_all_their_bits(first: float, second: float) -> None:
     assert len(keys) == 2
 
 
-def test_plain_requests_get_the_packed_key_and_the_rest_the_marshalled_one() -> None:
-    """The usual request is one byte string; tuples and sets inside fall back to marshal."""
-    packed = request_key(DIGEST, ADMIN, "read", ROUTER, {"channel": "portal"})
-    assert packed is not None and len(packed) == 2
+def test_plain_requests_and_requests_holding_tuples_get_the_one_encoding() -> None:
+    """Every library key is (digest, one byte string), tuples and sets inside included."""
+    plain = request_key(DIGEST, ADMIN, "read", ROUTER, {"channel": "portal"})
+    assert plain is not None and len(plain) == 2
     with_tuple = Principal("u-1", "acme", ("customer-admin",), {"tenants": ("acme",)})
-    marshalled = request_key(DIGEST, with_tuple, "read", ROUTER, None)
-    assert marshalled is not None and len(marshalled) == 8
-    assert keyed_request(packed) is not None and keyed_request(marshalled) is not None
+    tupled = request_key(DIGEST, with_tuple, "read", ROUTER, None)
+    assert tupled is not None and len(tupled) == 2
+    assert keyed_request(plain) is not None and keyed_request(tupled) is not None
 
 
 @pytest.mark.parametrize(
@@ -315,7 +312,7 @@ def test_plain_requests_get_the_packed_key_and_the_rest_the_marshalled_one() -> 
     [b"x", bytearray(b"x"), memoryview(b"x"), {"k": [b"x"]}, {"k": (b"x",)}, {b"k": 1}],
 )
 def test_keys_holding_byte_buffers_are_never_stored(value: Any) -> None:
-    """Both encoders write every byte buffer alike, so such keys are refused on the way in."""
+    """marshal writes every byte buffer alike, so such keys are refused on the way in."""
     principal = Principal("u-1", "acme", ("customer-admin",), {"tag": value})
     key = request_key(DIGEST, principal, "read", ROUTER, None)
     assert key is not None and keyed_request(key) is None
@@ -324,18 +321,25 @@ def test_keys_holding_byte_buffers_are_never_stored(value: Any) -> None:
 @pytest.mark.parametrize(
     "value",
     [
-        ExtType(1, b"x"),
-        Timestamp(1, 0),
-        tuple.__new__(ExtType, (-1, b"abc")),  # a timestamp msgpack cannot read back
-        memoryview(b"abcd")[::2],  # not contiguous: neither encoder can write it
+        ...,
+        StopIteration,
+        frozenset({b"x"}),
+        memoryview(b"abcd")[::2],  # not contiguous: marshal cannot write it
         complex(1, 2),
         (lambda: b"x").__code__,
     ],
-    ids=["ext", "timestamp", "bad-timestamp", "strided-memoryview", "complex", "code"],
+    ids=[
+        "ellipsis",
+        "stopiteration",
+        "bytes-in-frozenset",
+        "strided-memoryview",
+        "complex",
+        "code",
+    ],
 )
 def test_values_outside_the_plain_data_whitelist_are_never_stored(value: Any) -> None:
     """Only None, booleans, numbers, strings and containers of them are stored; anything else
-    (extension objects, buffers, code...) is refused without an error, and evaluated."""
+    (singletons, buffers, code...) is refused without an error, and evaluated."""
     principal = Principal("u-1", "acme", ("customer-admin",), {"tag": value})
     key = request_key(DIGEST, principal, "read", ROUTER, None)
     assert key is None or keyed_request(key) is None
@@ -377,7 +381,7 @@ def test_requests_that_cannot_be_encoded_exactly_have_no_key(request_: Any) -> N
 
 
 def test_a_huge_request_does_not_change_later_keys() -> None:
-    """A request far past the pooled buffer size is keyed, and the next key is unaffected."""
+    """A request far past the store's key bound is keyed, and the next key is unaffected."""
     small = request_key(DIGEST, ADMIN, "read", ROUTER, None)
     huge = Principal("u-1", "acme", ("customer-admin",), {"blob": "x" * 200_000})
     key = request_key(DIGEST, huge, "read", ROUTER, None)
@@ -405,17 +409,9 @@ def fast_switching() -> Iterator[None]:
     sys.setswitchinterval(previous)
 
 
-@pytest.mark.parametrize("packer", ["c", "pure-python"])
-def test_concurrent_keys_never_mix(
-    fast_switching: None, packer: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_concurrent_keys_never_mix(fast_switching: None) -> None:
     """Threads keying different requests at once each get their own request's key; half of
-    them hold a tuple, so they go through a refused packing and the fallback. msgpack's
-    pure-Python packer lets threads switch mid-pack, so there two calls sharing a packer
-    would mix their bytes."""
-    if packer == "pure-python":
-        monkeypatch.setattr(_cache_keys, "Packer", FallbackPacker)
-        monkeypatch.setattr(_cache_keys, "_idle_packers", [])
+    them hold a tuple."""
     variants = [
         (
             Principal(
@@ -426,7 +422,7 @@ def test_concurrent_keys_never_mix(
         for n in range(8)
     ]
     expected = [request_key(DIGEST, *v, ROUTER, None) for v in variants]
-    assert sorted(len(key or ()) for key in expected) == [2] * 4 + [8] * 4
+    assert sorted(len(key or ()) for key in expected) == [2] * 8
     failures: list[int] = []
 
     def work(index: int) -> None:

@@ -14,9 +14,10 @@ from typing import Any
 import pytest
 
 from cnm_policy import Decision, Engine, InvalidRequestError, Principal, Resource
-from cnm_policy import cache as cache_module
-from cnm_policy._cache_keys import batch_keys, keyed_request, request_key
-from cnm_policy.cache import CachedEngine, CacheStats, _drop_if_expired, _Store
+from cnm_policy.cache import DEFAULT_MAXSIZE, CachedEngine, CacheStats
+from cnm_policy.cache import cached_engine as cache_module
+from cnm_policy.cache.keys import batch_keys, keyed_request, request_key
+from cnm_policy.cache.store import FifoStore
 from cnm_policy.engine import PolicySnapshot, decide_batch, load_snapshot
 from cnm_policy.model import AccessRequest
 from tests.strategies_cache import NOW, FakeClock, LookAlikeStr, Opaque
@@ -345,7 +346,7 @@ def test_entries_expire_after_the_ttl(snapshot: PolicySnapshot, clock: FakeClock
     assert cached.check(ADMIN, "read", ROUTER).cached
     clock.now = NOW + 10
     assert not cached.check(ADMIN, "read", ROUTER).cached
-    assert CacheStats(1, 2, 1, 1, 100_000, 10.0) == cached.stats()
+    assert CacheStats(1, 2, 1, 1, DEFAULT_MAXSIZE, 10.0) == cached.stats()
 
 
 def test_a_clock_set_back_makes_younger_entries_misses(
@@ -428,7 +429,7 @@ def test_clear_empties_the_cache_but_keeps_counting(cached: CachedEngine) -> Non
     cached.check(ADMIN, "read", ROUTER)
     cached.clear()
     assert not cached.check(ADMIN, "read", ROUTER).cached
-    assert CacheStats(1, 2, 0, 1, 100_000, 60.0) == cached.stats()
+    assert CacheStats(1, 2, 0, 1, DEFAULT_MAXSIZE, 60.0) == cached.stats()
 
 
 def test_equal_decisions_share_one_object(cached: CachedEngine) -> None:
@@ -454,16 +455,16 @@ def test_reading_the_counters_does_not_change_them(cached: CachedEngine) -> None
 def test_an_expired_entry_is_dropped_only_if_it_is_still_the_one_stored() -> None:
     """A hit path that read an expired entry without the lock must not drop its replacement
     (stored by another thread meanwhile), nor count an eviction for it."""
-    store = _Store(4)
+    store: FifoStore[Any, Any] = FifoStore(4)
     key = ("sha256:x", b"", b"req")
     expired: Any = (None, 0.0, 10.0)
     replacement: Any = (None, 20.0, 80.0)
-    store[key] = replacement
-    _drop_if_expired(store, key, expired, now=30.0)
-    assert (store[key], store.evictions) == (replacement, 0)
-    store[key] = expired
-    _drop_if_expired(store, key, expired, now=30.0)
-    assert (key in store, store.evictions) == (False, 1)
+    store.put(key, replacement)
+    store.discard(key, expired)
+    assert (store.get(key), store.evictions) == (replacement, 0)
+    store.put(key, expired)
+    store.discard(key, expired)
+    assert (store.get(key), store.evictions) == (None, 1)
 
 
 def test_check_request_is_check(cached: CachedEngine) -> None:
@@ -492,7 +493,7 @@ def test_batch_with_an_invalid_item_raises_like_the_engine(cached: CachedEngine)
     with pytest.raises(InvalidRequestError) as error:
         cached.check_batch(ADMIN, items)
     assert error.value.field == "resource.kind"
-    assert CacheStats(0, 1, 0, 1, 100_000, 60.0) == cached.stats()
+    assert CacheStats(0, 1, 0, 1, DEFAULT_MAXSIZE, 60.0) == cached.stats()
 
 
 def test_an_empty_batch_still_validates_the_principal(cached: CachedEngine) -> None:

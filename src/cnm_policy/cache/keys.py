@@ -1,0 +1,141 @@
+"""Cache keys: one exact encoding of every input of a check, and the private copy it rebuilds.
+
+Equal keys must mean equal inputs down to the type, so a key is the policy digest and one
+`marshal` (format 2) of the request; docs/design/cache.md says why that encoding is exact and
+why a miss evaluates the copy `keyed_request` rebuilds rather than the caller's objects.
+"""
+
+from __future__ import annotations
+
+import marshal
+import math
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Final
+
+from cnm_policy.model import Principal, Resource
+
+__all__ = ["Key", "KeyedRequest", "batch_keys", "key_bytes", "keyed_request", "request_key"]
+
+# (digest, marshal of the request) | (digest, shared fingerprint, item fingerprint)
+Key = tuple[str, bytes] | tuple[str, bytes, bytes]
+# (principal, action, resource, context): what a library key encodes (`keyed_request`).
+KeyedRequest = tuple[Principal, str, Resource, Mapping[str, Any]]
+
+_LIBRARY_PARTS: Final = 2
+_MARSHAL_FORMAT: Final = 2  # the newest format without back-references (docs/design/cache.md)
+_NO_CONTEXT: Final[Mapping[str, Any]] = {}  # what `context=None` means; never mutated
+_SCALARS: Final = frozenset({type(None), bool, int, str})  # storable as they are
+_CONTAINERS: Final = frozenset({tuple, list, set, frozenset})  # storable if their items are
+_MAX_DEPTH: Final = 32  # levels of nesting a stored request may have
+
+# Typed loosely on purpose: refusing values that are not plain data is its job here.
+_dumps: Callable[[Any, int], bytes] = marshal.dumps
+
+
+def request_key(
+    digest: str,
+    principal: Principal,
+    action: str,
+    resource: Resource,
+    context: Mapping[str, Any] | None,
+) -> Key | None:
+    """The key of one check under policy `digest`, or ``None`` when it cannot be keyed exactly.
+
+    Only the exact model classes and a tuple of roles are keyed: a look-alike, a generator or
+    a list of roles is evaluated (and rejected, if bad) instead.
+    """
+    if type(principal) is not Principal or type(resource) is not Resource:
+        return None
+    roles = principal.roles
+    if type(roles) is not tuple:
+        return None
+    try:
+        encoded = _dumps(
+            (
+                principal.id,
+                principal.tenant,
+                action,
+                resource.kind,
+                resource.id,
+                resource.tenant,
+                roles,
+                principal.attributes,
+                _NO_CONTEXT if context is None else context,
+                resource.attributes,
+            ),
+            _MARSHAL_FORMAT,
+        )
+    except Exception:  # marshal refuses anything but exact built-in types (ValueError)
+        return None
+    return (digest, encoded)
+
+
+def batch_keys(
+    digest: str,
+    principal: Principal,
+    items: Sequence[tuple[str, Resource]],
+    context: Mapping[str, Any] | None,
+) -> list[Key | None]:
+    """The key of each item, as a single check of it would have."""
+    keys: list[Key | None] = []
+    for item in items:
+        try:
+            action, resource = item
+        except (TypeError, ValueError):  # malformed item: the engine reports it
+            keys.append(None)
+        else:
+            keys.append(request_key(digest, principal, action, resource, context))
+    return keys
+
+
+def key_bytes(key: Key) -> int:
+    """How many bytes of request `key` holds (the digest is shared by all keys)."""
+    return sum(len(part) for part in key[1:])
+
+
+def keyed_request(key: Key) -> KeyedRequest | None:
+    """The request library key `key` encodes, rebuilt as a private copy; ``None`` if the key
+    holds a value outside the whitelist (docs/design/cache.md), or is a caller fingerprint."""
+    if len(key) != _LIBRARY_PARTS:
+        return None
+    try:
+        decoded = marshal.loads(key[1])
+    except Exception:  # a value marshal writes but cannot read back: never stored
+        return None
+    if not _plain(decoded):
+        return None
+    pid, tenant, action, kind, rid, resource_tenant, roles, attributes, context, resource_attrs = (
+        decoded
+    )
+    return (
+        Principal(pid, tenant, roles, attributes),
+        action,
+        Resource(kind, rid, resource_tenant, resource_attrs),
+        context,
+    )
+
+
+def _plain(decoded: object) -> bool:
+    """Whether `decoded` holds only whitelisted values, nested at most `_MAX_DEPTH` deep."""
+    level: list[Any] = [decoded]
+    scalars, containers = _SCALARS, _CONTAINERS
+    for _ in range(_MAX_DEPTH):
+        nested: list[Any] = []
+        for value in level:
+            kind = type(value)
+            if kind in scalars:
+                continue
+            if kind is float:
+                if math.isnan(value):
+                    return False
+            elif kind is dict:
+                nested += value
+                nested += value.values()
+            elif kind in containers:
+                nested += value
+            else:
+                return False
+        if not nested:
+            return True
+        level = nested
+    return False
