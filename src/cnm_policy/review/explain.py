@@ -29,16 +29,15 @@ class RuleExplanation:
 
     @property
     def outcome(self) -> str:
-        """``decided``, ``overridden`` (an allow a deny beat), ``matched`` (a deny with no
-        allow to override), ``error`` (a failed condition), or ``not applied``."""
-        trace, decision = self.trace, self.decision
+        """What the rule did to the decision (see docs/design/decision-semantics.md)."""
+        trace = self.trace
+        if trace.rule_id in self.decision.rule_ids:
+            return "decided"  # also by failing: `condition_state` then reads `error`
         if trace.error is not None:
-            return "error"
+            return "error"  # failed with no allow in play: the default deny decided
         if not trace.applied:
             return "not applied"
-        if trace.effect == "allow":
-            return "decided" if decision.allowed else "overridden"
-        return "decided" if trace.rule_id in decision.rule_ids else "matched"
+        return "overridden" if trace.effect == "allow" else "matched"
 
     @property
     def condition_state(self) -> str:

@@ -132,7 +132,7 @@ def _row(item: RuleExplanation) -> list[str]:
         _mark(trace.action_matched),
         f"{_mark(trace.scope_matched)} ({scope})",
         condition,
-        _OUTCOMES[item.outcome] if item.outcome != "error" else _error_outcome(item),
+        _OUTCOMES[item.outcome] if item.trace.error is None else _error_outcome(item),
     ]
 
 

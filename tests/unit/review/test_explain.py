@@ -123,7 +123,7 @@ def test_a_condition_error_is_shown_forcing_the_deny() -> None:
     explanation = explain_request(snapshot, request, now=FIXED_NOW)
     window_rule = next(r for r in explanation.rules if r.rule.id == "deny-reboot-outside-window")
     assert (window_rule.condition_state, window_rule.trace.applied) == ("error", False)
-    assert (explanation.decision.allowed, window_rule.outcome) == (False, "error")
+    assert (explanation.decision.allowed, window_rule.outcome) == (False, "decided")
     text = render_explain(explanation, Format.TEXT)
     rows = {line.split()[0]: line for line in text.splitlines()[6:]}
     assert rows["deny-reboot-outside-window"].endswith("ERROR: forces deny")
@@ -168,3 +168,48 @@ def test_a_deny_with_no_allow_to_override_is_shown_matched() -> None:
     assert text.splitlines()[0] == "decision: DENY - no rule allows `configure` on `device` here"
     row = next(line for line in text.splitlines() if line.startswith("deny-freeze"))
     assert row.endswith("matched, no allow to override")
+
+
+def reboot_with_a_broken_window(roles: tuple[str, ...]) -> AccessRequest:
+    """A reboot whose maintenance window cannot be read, by a principal with `roles`."""
+    window = {"start": "2026-01-15T11:00:00Z", "end": "soon"}
+    principal = Principal("u-1", "acme/emea", roles, {"mfa": True})
+    device = Resource("device", "dev-9", "acme/emea/paris")
+    return AccessRequest(principal, "reboot", device, {"maintenance_window": window})
+
+
+def test_a_deny_that_decided_by_failing_is_decided_with_its_error() -> None:
+    """A failed deny that overrode an allow is in rule_ids: outcome `decided`, condition `error`."""
+    snapshot = compile_bundle(load(DEFAULT_BUNDLE))
+    explanation = explain_request(
+        snapshot, reboot_with_a_broken_window(("customer-admin",)), now=FIXED_NOW
+    )
+    deny = next(
+        r for r in explanation.to_dict()["rules"] if r["rule"] == "deny-reboot-outside-window"
+    )
+    assert (
+        explanation.decision.rule_ids,
+        deny["outcome"],
+        deny["condition_result"],
+        deny["error"] is not None,
+    ) == (("deny-reboot-outside-window",), "decided", "error", True)
+
+
+def test_a_failed_deny_with_no_allow_in_play_is_an_error_not_a_decider() -> None:
+    """With no allow in play the default deny decides; the failed deny's outcome is `error`."""
+    snapshot = compile_bundle(load(DEFAULT_BUNDLE))
+    explanation = explain_request(
+        snapshot, reboot_with_a_broken_window(("customer-viewer",)), now=FIXED_NOW
+    )
+    deny = next(r for r in explanation.rules if r.rule.id == "deny-reboot-outside-window")
+    assert (explanation.decision.rule_ids, deny.outcome, deny.condition_state) == (
+        (),
+        "error",
+        "error",
+    )
+    row = next(
+        line
+        for line in render_explain(explanation, Format.TEXT).splitlines()
+        if line.startswith("deny-reboot-outside-window")
+    )
+    assert row.endswith("error, no allow to override")
