@@ -5,7 +5,8 @@ One lookup path (`cached_engine`), one exact key encoding (`keys`), one bounded 
 docs/design/cache.md.
 """
 
-from cnm_policy.cache.cached_engine import DEFAULT_TTL, CachedEngine, CacheStats
+from cnm_policy.cache.cached_engine import DEFAULT_TTL, CachedEngine
+from cnm_policy.cache.stats import CacheStats
 from cnm_policy.cache.store import DEFAULT_MAX_KEY_BYTES, DEFAULT_MAXSIZE
 
 __all__ = ["DEFAULT_MAXSIZE", "DEFAULT_MAX_KEY_BYTES", "DEFAULT_TTL", "CacheStats", "CachedEngine"]

@@ -7,46 +7,21 @@ answer the engine would give now is argued in docs/design/cache.md.
 
 from __future__ import annotations
 
-import itertools
-import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
 from typing import Any, Final, cast
 
-from cnm_policy.cache.keys import Key, batch_keys, key_bytes, keyed_request, request_key
-from cnm_policy.cache.store import DEFAULT_MAX_KEY_BYTES, DEFAULT_MAXSIZE, FifoStore
+from cnm_policy.cache.decisions import DecisionStore
+from cnm_policy.cache.keys import Key, batch_copy, batch_keys, key_bytes, keyed_request, request_key
+from cnm_policy.cache.stats import CacheStats
+from cnm_policy.cache.store import DEFAULT_MAX_KEY_BYTES, DEFAULT_MAXSIZE
 from cnm_policy.engine import Clock, Engine, PolicySnapshot, decide_batch
 from cnm_policy.model import AccessRequest, Decision, Principal, Resource
 
-__all__ = ["DEFAULT_TTL", "CacheStats", "CachedEngine"]
+__all__ = ["DEFAULT_TTL", "CachedEngine"]
 
 DEFAULT_TTL: Final = 60.0
-_INTERN_LIMIT: Final = 4096  # distinct decisions shared per policy version; beyond: not shared
 
-_Entry = tuple[Decision, float, float]  # (decision with cached=True, stored_at, expires)
 _Item = tuple[str, Resource]
-
-
-@dataclass(frozen=True, slots=True)
-class CacheStats:
-    """Counters since the cache was built; `hits + misses` is every decision answered.
-
-    `misses` counts every evaluated decision, including explain requests and requests the
-    cache cannot key. `evictions` counts entries dropped for space or because they expired.
-    A disabled cache reports ``maxsize == 0``.
-    """
-
-    hits: int
-    misses: int
-    evictions: int
-    size: int
-    maxsize: int
-    ttl: float
-
-    @property
-    def enabled(self) -> bool:
-        """Whether decisions are being stored at all."""
-        return self.maxsize > 0
 
 
 class CachedEngine:
@@ -58,18 +33,7 @@ class CachedEngine:
     not stored, so memory stays below roughly ``maxsize * (max_key_bytes + 1000)`` bytes.
     """
 
-    __slots__ = (
-        "_batch_hits",
-        "_batch_misses",
-        "_clock",
-        "_engine",
-        "_hits",
-        "_interned",
-        "_lock",
-        "_misses",
-        "_store",
-        "_ttl",
-    )
+    __slots__ = ("_clock", "_engine", "_store")
 
     def __init__(
         self,
@@ -87,16 +51,12 @@ class CachedEngine:
             raise ValueError(f"ttl must be a positive number of seconds, got {ttl!r}")
         self._engine = engine
         self._clock: Clock = engine.clock if clock is None else clock
-        self._ttl = float(ttl)
-        self._store: FifoStore[Key, _Entry] = FifoStore(
-            maxsize if enabled else 0, max_key_bytes=max_key_bytes, key_size=key_bytes
+        self._store = DecisionStore(
+            maxsize if enabled else 0,
+            float(ttl),
+            max_key_bytes=max_key_bytes,
+            key_size=key_bytes,
         )
-        self._interned: dict[Decision, Decision] = {}
-        self._lock = threading.Lock()
-        self._hits = _Ticks()  # single checks: counted without a lock
-        self._misses = _Ticks()
-        self._batch_hits = 0  # batches: counted under the lock
-        self._batch_misses = 0
 
     @property
     def engine(self) -> Engine:
@@ -121,7 +81,7 @@ class CachedEngine:
     @property
     def ttl(self) -> float:
         """How many seconds a decision may be reused at most."""
-        return self._ttl
+        return self._store.ttl
 
     @property
     def enabled(self) -> bool:
@@ -138,19 +98,10 @@ class CachedEngine:
     def clear(self) -> None:
         """Drop every entry; the counters keep counting."""
         self._store.clear()
-        self._interned = {}
 
     def stats(self) -> CacheStats:
         """A consistent copy of the counters."""
-        with self._lock:
-            return CacheStats(
-                hits=self._batch_hits + self._hits.read(),
-                misses=self._batch_misses + self._misses.read(),
-                evictions=self._store.evictions,
-                size=len(self._store),
-                maxsize=self._store.maxsize,
-                ttl=self._ttl,
-            )
+        return self._store.stats()
 
     def check_request(self, request: AccessRequest, *, explain: bool = False) -> Decision:
         """:meth:`check` for a request already bundled as an :class:`AccessRequest`."""
@@ -207,13 +158,10 @@ class CachedEngine:
         now = self._clock()
         store = self._store
         if key is not None and store.maxsize:
-            entry = store.get(key)  # INVARIANT: answers only inside [stored_at, expires)
-            if entry is not None:
-                if entry[1] <= now < entry[2]:
-                    self._hits.tick()
-                    return entry[0]
-                if now >= entry[2]:
-                    store.discard(key, entry)
+            found = store.live(key, now)
+            if found is not None:
+                store.hit()
+                return found
             if not trusted:
                 copy = keyed_request(key)  # evaluate only what the key says (design note)
                 if copy is None:
@@ -221,11 +169,9 @@ class CachedEngine:
                 else:
                     principal, action, resource, context = copy
         decision = decide_batch(snapshot, principal, ((action, resource),), context, now)[0]
-        self._misses.tick()
+        store.miss()
         if key is not None:
-            entry = self._entry(decision, now)
-            if entry is not None:
-                store.put(key, entry)
+            store.put(key, decision, now)
         return decision
 
     def check_batch(
@@ -286,65 +232,24 @@ class CachedEngine:
     ) -> list[Decision]:
         """Live entries where there are some; the rest evaluated together and stored."""
         now = self._clock()
-        store = self._store
-        results: list[Decision | None] = [None] * len(keys)
-        for index, key in enumerate(keys):
-            entry = None if key is None else store.get(key)
-            if entry is None or key is None:
-                continue
-            if entry[1] <= now < entry[2]:
-                results[index] = entry[0]
-            elif now >= entry[2]:
-                store.discard(key, entry)
+        live = self._store.live
+        results = [None if key is None else live(key, now) for key in keys]
         missing = [index for index, found in enumerate(results) if found is None]
         fresh: list[Decision] = []
         keep: list[Key | None] = []
         if missing:
-            missing_keys = [keys[i] for i in missing]
-            missing_items = [items[i] for i in missing]
-            fresh, keep = self._decide_for_keys(
-                snapshot, missing_keys, principal, missing_items, context, now, trusted
-            )
+            keep = [keys[i] for i in missing]
+            evaluated = [items[i] for i in missing]
+            if not trusted:
+                principal, evaluated, context, keep = batch_copy(
+                    keep, principal, evaluated, context
+                )
+            fresh = decide_batch(snapshot, principal, evaluated, context, now)
         # Hits are counted once the whole batch succeeded: hits + misses = decisions answered.
-        self._remember(keep, fresh, now, hits=len(keys) - len(missing))
+        self._store.put_many(keep, fresh, now, hits=len(keys) - len(missing))
         for index, decision in zip(missing, fresh, strict=True):
             results[index] = decision
         return cast(list[Decision], results)  # INVARIANT: every slot is filled by now
-
-    def _decide_for_keys(
-        self,
-        snapshot: PolicySnapshot,
-        keys: Sequence[Key | None],
-        principal: Principal,
-        items: Sequence[_Item],
-        context: Mapping[str, Any] | None,
-        now: float,
-        trusted: bool,
-    ) -> tuple[list[Decision], list[Key | None]]:
-        """Evaluate `items`; returns the decisions and the keys to store them under (``None``:
-        answer only). An untrusted batch is evaluated from the copies its keys rebuild, with
-        the principal and context of the first copy (docs/design/cache.md)."""
-        if trusted:
-            return decide_batch(snapshot, principal, items, context, now), list(keys)
-        copies = [None if key is None else keyed_request(key) for key in keys]
-        first = next((copy for copy in copies if copy is not None), None)
-        if first is None:
-            return decide_batch(snapshot, principal, items, context, now), [None] * len(keys)
-        shared_principal, _, _, shared_context = first
-        evaluated: list[_Item] = []
-        keep: list[Key | None] = []
-        for key, copy, item in zip(keys, copies, items, strict=True):
-            if key is None or copy is None:
-                evaluated.append(item)
-                keep.append(None)
-                continue
-            _, action, resource, _ = copy
-            evaluated.append((action, resource))
-            same = copy is first or key == request_key(
-                key[0], shared_principal, action, resource, shared_context
-            )
-            keep.append(key if same else None)
-        return decide_batch(snapshot, shared_principal, evaluated, shared_context, now), keep
 
     def _evaluate(
         self,
@@ -357,61 +262,5 @@ class CachedEngine:
         """Evaluate without storing (disabled or explain); still counted."""
         now = self._clock()
         decisions = decide_batch(snapshot, principal, items, context, now, explain=explain)
-        with self._lock:
-            self._batch_misses += len(decisions)
+        self._store.count(0, len(decisions))
         return decisions
-
-    def _remember(
-        self,
-        keys: Sequence[Key | None],
-        decisions: Sequence[Decision],
-        now: float,
-        *,
-        hits: int = 0,
-    ) -> None:
-        """Store fresh decisions (where `keys` has one) until the earlier of the TTL and their
-        `valid_until`; count them as misses."""
-        entries: list[tuple[Key, _Entry]] = []
-        for key, decision in zip(keys, decisions, strict=True):
-            entry = None if key is None else self._entry(decision, now)
-            if key is not None and entry is not None:
-                entries.append((key, entry))
-        with self._lock:
-            self._batch_hits += hits
-            self._batch_misses += len(decisions)
-        if entries:
-            self._store.put_many(entries)
-
-    def _entry(self, decision: Decision, now: float) -> _Entry | None:
-        """The entry for a fresh decision: valid until the earlier of the TTL and its
-        `valid_until` (``None`` if that has passed), the decision shared and marked cached."""
-        expires = now + self._ttl
-        until = decision.valid_until
-        if until is not None and until < expires:
-            expires = until
-        if not now < expires:
-            return None
-        interned = self._interned
-        shared = interned.get(decision)
-        if shared is None:
-            shared = replace(decision, cached=True)
-            if len(interned) < _INTERN_LIMIT:
-                # dict.setdefault is atomic: racing threads agree on one object.
-                shared = interned.setdefault(decision, shared)
-        return (shared, now, expires)
-
-
-class _Ticks:
-    """A counter bumped without a lock: next() on an itertools.count is one atomic call."""
-
-    __slots__ = ("_reads", "tick")
-
-    def __init__(self) -> None:
-        self.tick = itertools.count().__next__
-        self._reads = 0  # reading draws a tick too; callers of read() hold one lock
-
-    def read(self) -> int:
-        """The ticks so far (not counting reads)."""
-        value = self.tick() - self._reads
-        self._reads += 1
-        return value

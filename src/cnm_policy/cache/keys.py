@@ -14,12 +14,22 @@ from typing import Any, Final
 
 from cnm_policy.model import Principal, Resource
 
-__all__ = ["Key", "KeyedRequest", "batch_keys", "key_bytes", "keyed_request", "request_key"]
+__all__ = [
+    "Key",
+    "KeyedRequest",
+    "batch_copy",
+    "batch_keys",
+    "key_bytes",
+    "keyed_request",
+    "request_key",
+]
 
 # (digest, marshal of the request) | (digest, shared fingerprint, item fingerprint)
 Key = tuple[str, bytes] | tuple[str, bytes, bytes]
 # (principal, action, resource, context): what a library key encodes (`keyed_request`).
 KeyedRequest = tuple[Principal, str, Resource, Mapping[str, Any]]
+# (principal, items, context) to evaluate, and the key each decision may be stored under
+BatchCopy = tuple[Principal, list[tuple[str, Resource]], Mapping[str, Any] | None, list[Key | None]]
 
 _LIBRARY_PARTS: Final = 2
 _MARSHAL_FORMAT: Final = 2  # the newest format without back-references (docs/design/cache.md)
@@ -113,6 +123,36 @@ def keyed_request(key: Key) -> KeyedRequest | None:
         Resource(kind, rid, resource_tenant, resource_attrs),
         context,
     )
+
+
+def batch_copy(
+    keys: Sequence[Key | None],
+    principal: Principal,
+    items: Sequence[tuple[str, Resource]],
+    context: Mapping[str, Any] | None,
+) -> BatchCopy:
+    """What a library batch evaluates: the copies its keys rebuild, with the principal and
+    context of the first copy; an item whose key holds another principal or context (changed
+    while the batch was keyed), or none, is evaluated as given and never stored."""
+    copies = [None if key is None else keyed_request(key) for key in keys]
+    first = next((copy for copy in copies if copy is not None), None)
+    if first is None:
+        return principal, list(items), context, [None] * len(keys)
+    shared_principal, _, _, shared_context = first
+    evaluated: list[tuple[str, Resource]] = []
+    keep: list[Key | None] = []
+    for key, copy, item in zip(keys, copies, items, strict=True):
+        if key is None or copy is None:
+            evaluated.append(item)
+            keep.append(None)
+            continue
+        _, action, resource, _ = copy
+        evaluated.append((action, resource))
+        same = copy is first or key == request_key(
+            key[0], shared_principal, action, resource, shared_context
+        )
+        keep.append(key if same else None)
+    return shared_principal, evaluated, shared_context, keep
 
 
 def _plain(decoded: object) -> bool:

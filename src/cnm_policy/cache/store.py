@@ -28,7 +28,7 @@ class FifoStore(Generic[_K, _V]):
     stays below about ``maxsize * (max_key_bytes + value size)``.
     """
 
-    __slots__ = ("_key_size", "_lock", "_max_key_bytes", "_maxsize", "_store", "evictions", "get")
+    __slots__ = ("_key_size", "_lock", "_max_key_bytes", "_store", "evictions", "get", "maxsize")
 
     #: The value stored for a key, or ``None``: the dict's own lookup, bound once.
     get: Callable[[_K], _V | None]
@@ -41,7 +41,7 @@ class FifoStore(Generic[_K, _V]):
         key_size: Callable[[Any], int] = len,
     ) -> None:
         self._store: OrderedDict[_K, _V] = OrderedDict()
-        self._maxsize = max(0, maxsize)
+        self.maxsize = max(0, maxsize)  # read-only
         self._max_key_bytes = max_key_bytes
         self._key_size = key_size
         self._lock = threading.Lock()
@@ -51,11 +51,6 @@ class FifoStore(Generic[_K, _V]):
     def __len__(self) -> int:
         return len(self._store)
 
-    @property
-    def maxsize(self) -> int:
-        """How many entries the store keeps at most."""
-        return self._maxsize
-
     def get_many(self, keys: Iterable[_K]) -> list[_V | None]:
         """What each key has stored (``None`` if nothing)."""
         get = self._store.get
@@ -63,7 +58,7 @@ class FifoStore(Generic[_K, _V]):
 
     def put(self, key: _K, value: _V) -> None:
         """Store `value` under `key`, evicting the oldest entry if the store is full."""
-        maxsize = self._maxsize
+        maxsize = self.maxsize
         if not maxsize or self._key_size(key) > self._max_key_bytes:
             return
         store = self._store
@@ -75,7 +70,7 @@ class FifoStore(Generic[_K, _V]):
 
     def put_many(self, pairs: Iterable[tuple[_K, _V]]) -> None:
         """`put` for each pair, the oldest entries making room."""
-        maxsize = self._maxsize
+        maxsize = self.maxsize
         if not maxsize:
             return
         store = self._store
