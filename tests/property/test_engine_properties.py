@@ -14,7 +14,7 @@ from cnm_policy.engine.reference import reference_outcome
 from cnm_policy.engine.requests import prepare_principal, validate_target
 from cnm_policy.policy import ConditionError, Side
 from cnm_policy.policy._condition_runtime import type_of
-from cnm_policy.policy.conditions import EvalEnv, compile_condition
+from cnm_policy.policy.conditions import Condition, EvalEnv, compile_condition
 from tests.conftest import DEFAULT_BUNDLE
 from tests.strategies import (
     NOW,
@@ -288,19 +288,21 @@ def type_mismatch(a: object, b: object) -> bool:
     return False
 
 
-EQUALITY = compile_condition("context.a == context.b")
+EQUAL = compile_condition("context.a == context.b")
+NOT_EQUAL = compile_condition("context.b != context.a")  # the other operator, sides swapped
+
+
+def answer(condition: Condition, a: object, b: object) -> bool | None:
+    """The condition's answer with `context.a` = a and `context.b` = b; None if it raised."""
+    try:
+        return condition.evaluate(EvalEnv({}, "read", {}, {"a": a, "b": b}, NOW))
+    except ConditionError:
+        return None
 
 
 @given(json_values, json_values)
 def test_equality_raises_exactly_on_a_type_mismatch_anywhere(a: object, b: object) -> None:
-    """`==` raises iff the values disagree in type where both have one, else answers `a == b`."""
-    outcomes = []
-    for left, right in ((a, b), (b, a)):
-        try:
-            outcomes.append(
-                EQUALITY.evaluate(EvalEnv({}, "read", {}, {"a": left, "b": right}, NOW))
-            )
-        except ConditionError:
-            outcomes.append(None)
-    expected = None if type_mismatch(a, b) else a == b
-    assert outcomes == [expected, expected]
+    """`==` and `!=` raise iff the values disagree in type where both have one, else answer."""
+    equal = None if type_mismatch(a, b) else a == b
+    expected = (equal, None if equal is None else not equal)
+    assert expected == (answer(EQUAL, a, b), answer(NOT_EQUAL, a, b))
