@@ -227,18 +227,20 @@ def test_default_guardrails_never_yield_to_a_type(
     assert decision.allowed is expected
 
 
-GUARD_CONDITIONS = {
-    # condition on resource.attributes.x -> the type its literal has
-    "resource.attributes.x == true": "boolean",
-    "resource.attributes.x != false": "boolean",
-    "resource.attributes.x == 'on'": "string",
-    "resource.attributes.x != 'off'": "string",
-    "resource.attributes.x == 3": "number",
-    "resource.attributes.x >= 2": "number",
-    "resource.attributes.x < 2.5": "number",
-    "resource.attributes.x in ['a', 'b']": "string",
-    "resource.attributes.x not in [1, 2]": "number",
-    "not (resource.attributes.x == false)": "boolean",
+GUARD_CONDITIONS: dict[str, object] = {
+    # condition on resource.attributes.x -> the literal (or list element) x is compared with
+    "resource.attributes.x == true": True,
+    "resource.attributes.x != false": False,
+    "resource.attributes.x == 'on'": "on",
+    "resource.attributes.x != 'off'": "off",
+    "resource.attributes.x == 3": 3,
+    "resource.attributes.x >= 2": 2,
+    "resource.attributes.x < 2.5": 2.5,
+    "resource.attributes.x in ['a', 'b']": "a",
+    "resource.attributes.x not in [1, 2]": 1,
+    "not (resource.attributes.x == false)": False,
+    "resource.attributes.x == [1, 2]": [1, 2],  # a list of another shape is only unequal
+    "resource.attributes.x != [true]": [True],
 }
 
 
@@ -269,7 +271,7 @@ def test_a_guardrail_never_turns_into_an_allow_because_of_a_type(
     decision = Engine(snapshot, clock=lambda: NOW).check(
         viewer, "read", Resource("device", "d-1", "acme", {"x": value})
     )
-    if type_of(value) != GUARD_CONDITIONS[condition]:
+    if type_mismatch(value, GUARD_CONDITIONS[condition]):
         assert (decision.allowed, decision.rule_ids, len(decision.errors)) == (False, ("guard",), 1)
     else:
         assert decision.errors == ()
