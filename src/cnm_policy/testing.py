@@ -144,7 +144,8 @@ class SuiteResult:
 
 def run_suite(snapshot: PolicySnapshot) -> SuiteResult:
     """Load the snapshot's own test files (the bytes it was compiled from) and run them."""
-    cases, problems = load_cases(snapshot.bundle.source)
+    # The rule files' weight is spent already: rules and tests share one budget.
+    cases, problems = load_cases(snapshot.bundle.source, NodeBudget(spent=snapshot.bundle.weight))
     result = run_cases(snapshot, cases)
     return SuiteResult(result.results, problems, result.all_rules)
 
@@ -168,8 +169,13 @@ def run_cases(snapshot: PolicySnapshot, cases: tuple[TestCase, ...]) -> SuiteRes
     return SuiteResult(tuple(results), (), tuple(rule.id for rule in snapshot.bundle.rules))
 
 
-def load_cases(source: BundleSource) -> tuple[tuple[TestCase, ...], tuple[PolicyProblem, ...]]:
-    """Every case in ``tests/*_test.yaml`` of `source`, and every problem found reading them."""
+def load_cases(
+    source: BundleSource, budget: NodeBudget | None = None
+) -> tuple[tuple[TestCase, ...], tuple[PolicyProblem, ...]]:
+    """Every case in ``tests/*_test.yaml`` of `source`, and every problem found reading them.
+
+    `budget`: the one `parse_bundle` charged for the rules (else the tests get a fresh one).
+    """
     report = Report()
     cases: list[TestCase] = []
     names = sorted(
@@ -181,7 +187,13 @@ def load_cases(source: BundleSource) -> tuple[tuple[TestCase, ...], tuple[Policy
         report.error(
             "no_tests", f"bundle has no `{TESTS_DIR}/*{TEST_FILE_SUFFIX}` files", TESTS_DIR, None
         )
-    budget = NodeBudget()
+    if budget is None:
+        budget = NodeBudget()
+        if not budget.precheck(source.files[name] for name in names):
+            report.error("bundle_too_large", budget.message(), TESTS_DIR, None)
+            return (), tuple(report.problems)
+    elif budget.left < 0:  # the rules spent it all, and `parse_bundle` said so
+        return (), tuple(report.problems)
     for name in names:
         try:
             data, duplicates = load_yaml(source.files[name], budget)

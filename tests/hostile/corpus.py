@@ -14,7 +14,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from cnm_policy.policy._yaml import MAX_FILE_WEIGHT, MAX_YAML_DEPTH
+from cnm_policy.policy._yaml import (
+    MAX_BUNDLE_WEIGHT,
+    MAX_COLLECTION_ITEMS,
+    MAX_FILE_WEIGHT,
+    MAX_YAML_DEPTH,
+)
 from cnm_policy.policy.source import MAX_BUNDLE_BYTES, MAX_BUNDLE_ENTRIES, MAX_BUNDLE_FILE_BYTES
 
 __all__ = ["CASES", "GOOD_BUNDLE", "HostileCase", "copy_good_bundle"]
@@ -143,6 +148,69 @@ def _many_files(count: int) -> Callable[[Path], None]:
     return build
 
 
+def _fifo(name: str) -> Callable[[Path], None]:
+    def build(root: Path) -> None:
+        os.mkfifo(root / name)
+
+    return build
+
+
+def _merge_bomb(levels: int = 8, width: int = 9) -> str:
+    """A `<<` merge-key bomb: each level merges the one below `width` times (line 4 on)."""
+    lines = ["m0: &m0 {a: x, b: x, c: x}"]
+    for i in range(1, levels + 1):
+        merged = ", ".join([f"*m{i - 1}"] * width)
+        lines.append(f"m{i}: &m{i} {{<<: [{merged}], k{i}: x}}")
+    return "\n".join(lines) + "\n"
+
+
+_HEAVY_ITEMS = MAX_FILE_WEIGHT - 100  # ints: each one item and one unit of weight
+
+
+def _heavy_text(kind: str, items: int = _HEAVY_ITEMS) -> str:
+    """A rule file (line 3) or test file (line 2) with one list of `items` ints, just under
+    the file weight limit."""
+    values = "[" + ", ".join(map(str, range(items))) + "]"
+    if kind == "rules":
+        return f"rules:\n  - id: heavy\n    description: {values}\n"
+    attributes = f"{{x: {values}}}"
+    return f"principals:\n  p: {{id: u, tenant: acme, attributes: {attributes}}}\ncases: []\n"
+
+
+def _heavy_files(rule_files: int, test_files: int, items: int) -> Callable[[Path], None]:
+    def build(root: Path) -> None:
+        for i in range(rule_files):
+            (root / "rules" / f"heavy-{i}.yaml").write_text(_heavy_text("rules", items))
+        for i in range(test_files):
+            (root / "tests" / f"heavy{i}_test.yaml").write_text(_heavy_text("tests", items))
+
+    return build
+
+
+# Half the files hold lists short enough to pass the item cap: only the budget stops them.
+_WIDE_FILES = MAX_BUNDLE_WEIGHT // _HEAVY_ITEMS // 2 + 1
+
+
+def _wide_text(kind: str) -> str:
+    """A file just under the weight limit in lists that are each under the item cap."""
+    per_list = MAX_COLLECTION_ITEMS - 10
+    lists = (MAX_FILE_WEIGHT - 1000) // (per_list + 20)
+    values = "[" + ", ".join(["1"] * per_list) + "]"
+    if kind == "rules":
+        body = "".join(f"  - id: w{i}\n    description: {values}\n" for i in range(lists))
+        return "rules:\n" + body
+    body = "".join(
+        f"  p{i}: {{id: u, tenant: acme, attributes: {{x: {values}}}}}\n" for i in range(lists)
+    )
+    return "principals:\n" + body + "cases: []\n"
+
+
+def _bundle_wide(root: Path) -> None:
+    for i in range(_WIDE_FILES):
+        (root / "rules" / f"wide-{i}.yaml").write_text(_wide_text("rules"))
+        (root / "tests" / f"wide{i}_test.yaml").write_text(_wide_text("tests"))
+
+
 _DEEP = MAX_YAML_DEPTH + 36  # 100 levels: past our bound, inside libyaml's 1000
 
 CASES: list[HostileCase] = [
@@ -190,6 +258,18 @@ CASES: list[HostileCase] = [
         "tests/hostile_test.yaml:4",
         _write("tests/hostile_test.yaml", _test_file(name=bomb(8))),
     ),
+    HostileCase(
+        "merge-key-bomb",
+        "alias_expansion_too_large",
+        "bundle.yaml:9",  # m5: where the merged aliases pass the expansion bound
+        _manifest('"1.0.0"', _merge_bomb()),
+    ),
+    HostileCase(  # types no JSON request can carry: a set, bytes, an ordered map
+        "non-json-fixture-values",
+        "unsupported_yaml_type",
+        "tests/hostile_test.yaml:2",
+        _write("tests/hostile_test.yaml", _test_file(attributes="{mfa: !!set {a, b}}")),
+    ),
     HostileCase("recursive-alias", "recursive_alias", "bundle.yaml:2", _manifest("&r [lol, *r]")),
     HostileCase(
         "collection-key", "invalid_key", "bundle.yaml:4", _manifest('"1.0.0"', "? [a, b]\n: x\n")
@@ -203,6 +283,19 @@ CASES: list[HostileCase] = [
     ),
     HostileCase("link-out-file", "link_outside_bundle", "rules/extra.yaml", _link_out_file),
     HostileCase("link-out-dir", "link_outside_bundle", "rules/more", _link_out_dir),
+    HostileCase(
+        "dangling-link", "broken_link", "rules/gone.yaml", _links(("rules/gone.yaml", "nowhere"))
+    ),
+    HostileCase(  # out of the root by `..` and back in: followed, so its rules load twice
+        "link-inside-via-dotdot",
+        "duplicate_rule_id",
+        "rules/customer.yaml:5",  # `again` sorts first: the original is the duplicate
+        lambda root: (root / "rules" / "again.yaml").symlink_to(
+            Path("..") / ".." / root.name / "rules" / "customer.yaml"
+        ),
+    ),
+    # Not a file: a FIFO would block a reader; a socket or device is no bundle file either.
+    HostileCase("fifo", "not_regular_file", "rules/fifo.yaml", _fifo("rules/fifo.yaml")),
     # Deep nesting: conditions, tenants, YAML.
     HostileCase(
         "deep-condition-not",
@@ -269,6 +362,15 @@ CASES: list[HostileCase] = [
         _manifest('"' + "9" * (MAX_BUNDLE_FILE_BYTES - 100) + '"'),
     ),
     HostileCase("huge-number", "yaml_invalid", "bundle.yaml:2", _manifest("9" * 100_000)),
+    HostileCase(  # a description that is a list of ~500,000 ints, in 8 files
+        "every-file-just-under-the-file-limit",
+        "collection_too_large",
+        "rules/heavy-0.yaml:3",
+        _heavy_files(8, 0, _HEAVY_ITEMS),
+    ),
+    HostileCase(  # rules and tests each under any one limit, together over the bundle's
+        "bundle-wide-weight", "bundle_too_large", ".", _bundle_wide
+    ),
     HostileCase("too-many-files", "too_many_files", "junk", _many_files(MAX_BUNDLE_ENTRIES + 1)),
     # Dense: a file too heavy to parse, a file of endless mistakes.
     HostileCase(

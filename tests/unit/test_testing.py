@@ -8,9 +8,10 @@ import pytest
 
 from cnm_policy import load_snapshot
 from cnm_policy.errors import PolicyProblem
-from cnm_policy.policy import BundleSource, read_bundle_dir
+from cnm_policy.policy import BundleSource, _yaml, parse_bundle, read_bundle_dir
+from cnm_policy.review.validate import validate_source
 from cnm_policy.testing import load_cases, run_suite
-from tests.conftest import BundleFactory
+from tests.conftest import DEFAULT_BUNDLE, BundleFactory
 
 INLINE_ONLY = """\
 cases:
@@ -188,3 +189,40 @@ def test_a_failing_case_with_a_huge_name_prints_short(make_bundle: BundleFactory
     path = make_bundle({"tests/zz_test.yaml": text.replace("expect: deny", "expect: allow")})
     failures = run_suite(load_snapshot(path)).failures
     assert [len(str(failure)) < 300 for failure in failures] == [True]
+
+
+def test_rules_and_tests_share_one_weight_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Test files may add only what the rule files left: each budget alone no longer fits all."""
+    snapshot = load_snapshot(DEFAULT_BUNDLE)
+    monkeypatch.setattr(_yaml, "MAX_BUNDLE_WEIGHT", snapshot.bundle.weight + 10)
+    codes = {(p.code, p.file.startswith("tests/")) for p in run_suite(snapshot).problems}
+    assert {("bundle_too_large", True)} == codes
+
+
+def test_validate_refuses_a_bundle_whose_rules_and_tests_together_are_too_heavy(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`validate` charges both to one budget, so rules plus tests over it is one error."""
+    source = read_bundle_dir(DEFAULT_BUNDLE)
+    rules_weight = parse_bundle(source)[0].weight  # type: ignore[union-attr]
+    monkeypatch.setattr(_yaml, "MAX_BUNDLE_WEIGHT", rules_weight + 10)
+    report = validate_source(source)
+    assert sorted({p.code for p in report.errors}) == ["bundle_too_large"]
+
+
+def test_fixture_values_a_request_cannot_carry_are_located_errors(
+    make_bundle: BundleFactory,
+) -> None:
+    """A `!!set` or `!!binary` fixture attribute is refused at its line (it was "valid")."""
+    path = make_bundle(
+        {
+            "tests/typed_test.yaml": "principals:\n"
+            "  p: {id: u-1, tenant: acme, attributes: {mfa: !!set {a, b}}}\n"
+            "  q: {id: u-1, tenant: acme, attributes: {b: !!binary aGVsbG8=}}\n"
+            "cases: []\n"
+        }
+    )
+    _, problems = load_cases(read_bundle_dir(path))
+    assert [(p.code, p.file, p.line) for p in problems] == [
+        ("unsupported_yaml_type", "tests/typed_test.yaml", 2)
+    ]

@@ -12,6 +12,7 @@ fails here in milliseconds), expanded nesting is at most MAX_YAML_DEPTH, keys ar
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import yaml
@@ -19,6 +20,7 @@ import yaml
 __all__ = [
     "MAX_ALIAS_EXPANSION",
     "MAX_BUNDLE_WEIGHT",
+    "MAX_COLLECTION_ITEMS",
     "MAX_FILE_WEIGHT",
     "MAX_YAML_DEPTH",
     "LineDict",
@@ -32,9 +34,12 @@ MAX_ALIAS_EXPANSION = 200_000  # units aliases may add: one per node and per sca
 MAX_YAML_DEPTH = 64  # nested collections, aliases expanded; bundle files need fewer than 10
 # The weight of a document is the memory its values take once built, in units of a scalar: a
 # mapping or a list carries line numbers too (8 and 4). 5,000 generated rules weigh 211,000
-# and the 100,000-rule benchmark bundle 4.2 million.
+# and the 100,000-rule benchmark bundle 4.2 million. One budget covers rules and tests together.
 MAX_FILE_WEIGHT = 500_000
-MAX_BUNDLE_WEIGHT = 5_000_000
+MAX_BUNDLE_WEIGHT = 4_500_000
+# Items (keys and values of a mapping) of one collection below a file's top-level values: the
+# long lists are top-level (`rules`, `cases`, fixture maps); a rule or fixture is short.
+MAX_COLLECTION_ITEMS = 10_000
 _WEIGHTS: dict[type, int] = {
     yaml.ScalarNode: 1,
     yaml.SequenceNode: 4,
@@ -75,6 +80,8 @@ class LineList(list[Any]):
 
 
 _BaseLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+# libyaml's own parser counts events at C speed (None: PyYAML built without libyaml).
+_CParser: Any = getattr(getattr(yaml, "_yaml", None), "CParser", None)
 
 
 class _LineLoader(_BaseLoader):  # type: ignore[valid-type,misc]
@@ -126,9 +133,29 @@ def _scalar_constructor(name: str) -> Any:
     return construct
 
 
+def _as_written(loader: _LineLoader, node: yaml.ScalarNode) -> str:
+    # A request carries a time as a string, so a bundle's unquoted `2026-01-15` stays one
+    # (checked first: `2026-02-30` is still a located error).
+    _check_timestamp(loader, node)
+    return str(node.value)
+
+
+def _unsupported(loader: _LineLoader, node: yaml.Node) -> Any:
+    tag = _clip(str(node.tag).replace("tag:yaml.org,2002:", "!!"), 40)
+    message = (
+        f"YAML type `{tag}` is not supported: values are strings, numbers, booleans, null, "
+        "lists and mappings"
+    )
+    raise YamlError(message, _line(node), "unsupported_yaml_type")
+
+
 _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
-for _kind in ("int", "float", "timestamp"):
+_check_timestamp = _scalar_constructor("construct_yaml_timestamp")
+_LineLoader.add_constructor("tag:yaml.org,2002:timestamp", _as_written)
+for _kind in ("set", "binary", "omap", "pairs"):  # no JSON request could carry these
+    _LineLoader.add_constructor(f"tag:yaml.org,2002:{_kind}", _unsupported)
+for _kind in ("int", "float"):
     _LineLoader.add_constructor(
         f"tag:yaml.org,2002:{_kind}", _scalar_constructor(f"construct_yaml_{_kind}")
     )
@@ -140,16 +167,56 @@ def _clip(text: str, limit: int = 160) -> str:
 
 
 class NodeBudget:
-    """The weight the documents of one bundle may still add (MAX_BUNDLE_WEIGHT in all)."""
+    """The weight the documents of one bundle (rules and tests) may still add.
 
-    def __init__(self, total: int = MAX_BUNDLE_WEIGHT) -> None:
-        self.total = self.left = total
+    `spent`: weight already charged elsewhere (the rule files, when the tests load later).
+    """
+
+    def __init__(self, total: int | None = None, spent: int = 0) -> None:
+        self.total = MAX_BUNDLE_WEIGHT if total is None else total
+        self.left = self.total - spent
+
+    @property
+    def spent(self) -> int:
+        return self.total - self.left
 
     def charge(self, weight: int) -> None:
         self.left -= weight
         if self.left < 0:
-            message = f"the bundle's files together weigh more than {self.total} once parsed"
-            raise YamlError(message, None, "bundle_too_large")
+            raise YamlError(self.message(), None, "bundle_too_large")
+
+    def message(self) -> str:
+        return f"the bundle's files together weigh more than {self.total} once parsed"
+
+    def precheck(self, texts: Iterable[str]) -> bool:
+        """False (and the budget spent) when `texts` surely weigh more than is left.
+
+        libyaml counts events at C speed; each event weighs at least 1 (a collection's start
+        and end weigh 4 or 8 together), so the count bounds the weight from below.
+        """
+        texts = list(texts)
+        if sum(len(text) for text in texts) * _MAX_WEIGHT_PER_CHARACTER <= self.left:
+            return True  # cannot weigh more than is left: nothing to count
+        bound = 0
+        for text in texts:
+            bound += _event_count(text)
+            if bound > self.left:
+                self.left = -1
+                return False
+        return True
+
+
+def _event_count(text: str) -> int:
+    """Events in `text` minus the stream's and document's own four (0 without libyaml)."""
+    if _CParser is None:
+        return 0
+    parser = _CParser(text)
+    try:
+        return max(0, int(parser.raw_parse()) - 4)
+    except yaml.YAMLError:
+        return 0  # invalid text is reported, with its line, when the file is parsed
+    finally:
+        parser.dispose()
 
 
 def load_yaml(text: str, budget: NodeBudget | None = None) -> tuple[Any, list[tuple[str, int]]]:
@@ -162,7 +229,10 @@ def load_yaml(text: str, budget: NodeBudget | None = None) -> tuple[Any, list[tu
     try:
         if budget is not None:
             budget.charge(0)  # spent already: no need to read this file at all
-        if len(text) * _MAX_WEIGHT_PER_CHARACTER > MAX_FILE_WEIGHT:  # else it cannot weigh more
+        # Else it cannot weigh more, nor hold a collection that long (an item takes 2 chars).
+        if len(text) * _MAX_WEIGHT_PER_CHARACTER > MAX_FILE_WEIGHT or (
+            len(text) > 2 * MAX_COLLECTION_ITEMS
+        ):
             _weigh_events(text)
         node = loader.get_single_node()
         if node is None:
@@ -230,16 +300,46 @@ def _check_shape(root: yaml.Node) -> int:  # returns the weight as written
 
 
 def _weigh_events(text: str) -> None:
-    """Refuse a text heavier than MAX_FILE_WEIGHT from its events, before composing it."""
+    """Refuse a text heavier than MAX_FILE_WEIGHT, or with a nested collection longer than
+    MAX_COLLECTION_ITEMS, from its events: before composing it, at the first excess."""
     parser = _BaseLoader(text)
     try:
         weight = 0
+        items: list[int] = []  # per open collection: items so far
+        starts: list[int] = []  # per open collection: its line
         while (event := parser.get_event()) is not None:  # type: ignore[no-untyped-call]
-            weight += _WEIGHTS.get(type(event), 0)
+            kind = type(event)
+            weight += _WEIGHTS.get(kind, 0)
+            line = event.start_mark.line + 1 if event.start_mark else None
             if weight > MAX_FILE_WEIGHT:
-                raise _too_heavy(event.start_mark.line + 1 if event.start_mark else None)
+                raise _too_heavy(line)
+            if kind in _ENDS:
+                items.pop()
+                starts.pop()
+                continue
+            if kind in _ITEMS and items:
+                items[-1] += 1
+                if items[-1] > MAX_COLLECTION_ITEMS and len(items) >= _FIRST_SHORT_LEVEL:
+                    raise _too_long(starts[-1])
+            if kind in _STARTS:
+                items.append(0)
+                starts.append(line or 0)
     finally:
         parser.dispose()
+
+
+_STARTS = (yaml.SequenceStartEvent, yaml.MappingStartEvent)
+_ENDS = (yaml.SequenceEndEvent, yaml.MappingEndEvent)
+_ITEMS = (yaml.ScalarEvent, yaml.AliasEvent, *_STARTS)
+_FIRST_SHORT_LEVEL = 3  # the file's mapping (1), its values such as `rules` (2), then short
+
+
+def _too_long(line: int) -> YamlError:
+    message = (
+        f"a list or mapping here holds more than {MAX_COLLECTION_ITEMS} items "
+        "(only a file's top-level lists and maps may be that long)"
+    )
+    return YamlError(message, line, "collection_too_large")
 
 
 def _too_heavy(line: int | None) -> YamlError:

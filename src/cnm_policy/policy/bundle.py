@@ -71,7 +71,8 @@ class BundleSource:
     """The raw text of every file of one bundle, read once so a load never mixes versions.
 
     `files` maps a path relative to the bundle root (always with ``/``) to its text;
-    `problems` are what reading refused (links out, loops, oversized files), all errors.
+    `problems` are what reading refused (links out, loops, oversized files): errors, and a
+    warning for a dangling link that is not a bundle file.
     """
 
     origin: str
@@ -156,6 +157,7 @@ class Bundle:
     kinds: Mapping[str, KindDef]
     rules: tuple[RuleDef, ...]
     digest: str
+    weight: int = 0  # of its parsed files: what the tests' budget starts from
 
     @property
     def actions(self) -> tuple[str, ...]:

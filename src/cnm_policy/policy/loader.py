@@ -57,10 +57,21 @@ def load_bundle(path: str | Path) -> Bundle:
     return bundle
 
 
-def parse_bundle(source: BundleSource) -> tuple[Bundle | None, tuple[PolicyProblem, ...]]:
-    """Validate `source`; the bundle is ``None`` whenever an error-severity problem exists."""
+def parse_bundle(
+    source: BundleSource, budget: NodeBudget | None = None
+) -> tuple[Bundle | None, tuple[PolicyProblem, ...]]:
+    """Validate `source`; the bundle is ``None`` whenever an error-severity problem exists.
+
+    `budget` bounds the weight of its files; pass the same one to `load_cases` after this.
+    """
     report = Report()
-    docs = _parse_documents(source, report)
+    budget = NodeBudget() if budget is None else budget
+    if not budget.precheck(parsed_texts(source)):
+        # Rules and tests together, counted at C speed: refused before building anything.
+        report.error("bundle_too_large", budget.message(), ".", None)
+        report.problems.extend(source.problems)
+        return None, tuple(report.problems)
+    docs = _parse_documents(source, report, budget)
     manifest = _manifest(docs.get(MANIFEST_FILE), report)
     roles = _roles(docs.get(ROLES_FILE), report)
     kinds = _kinds(docs.get(RESOURCES_FILE), report)
@@ -75,13 +86,23 @@ def parse_bundle(source: BundleSource) -> tuple[Bundle | None, tuple[PolicyProbl
         kinds=kinds,
         rules=tuple(rules),
         digest=bundle_digest(source.files),
+        weight=budget.spent,
     )
     return bundle, problems
 
 
-def _parse_documents(source: BundleSource, report: Report) -> dict[str, Any]:
+def parsed_texts(source: BundleSource) -> list[str]:
+    """The texts the loader and the test loader parse (the layout's files and the tests)."""
+    return [
+        content
+        for name, content in source.files.items()
+        if name in (MANIFEST_FILE, ROLES_FILE, RESOURCES_FILE)
+        or name.startswith((RULES_DIR + "/", TESTS_DIR + "/"))
+    ]
+
+
+def _parse_documents(source: BundleSource, report: Report, budget: NodeBudget) -> dict[str, Any]:
     docs: dict[str, Any] = {}
-    budget = NodeBudget()
     for name, content in source.files.items():
         if name.startswith(TESTS_DIR + "/"):
             continue  # test files belong to cnm_policy.testing

@@ -129,8 +129,11 @@ class _Walk:
                         child, target, info.st_size, info.st_ino, info.st_mtime_ns, info.st_ctime_ns
                     )
                 )
-            elif stat.S_ISDIR(info.st_mode) and self._enter(info, child, depth + 1):
-                subdirs.append((target, child, depth + 1))
+            elif stat.S_ISDIR(info.st_mode):
+                if self._enter(info, child, depth + 1):
+                    subdirs.append((target, child, depth + 1))
+            else:  # a FIFO, socket or device: never opened, never silently skipped
+                self._problem("not_regular_file", "is not a regular file or directory", child)
         return subdirs
 
     def _resolve(self, listed: str, name: str) -> tuple[str, os.stat_result] | None:
@@ -147,6 +150,9 @@ class _Walk:
                 self._problem("symlink_loop", "is a symbolic link loop", name)
             elif exc.errno == errno.ENOENT and name.endswith(_SUFFIXES):
                 self._problem("broken_link", "links to a file that does not exist", name)
+            elif exc.errno == errno.ENOENT and os.path.islink(listed):  # not a bundle file
+                message = "links to a path that does not exist (ignored)"
+                self._problem("broken_link", message, name, "warning")
             elif exc.errno != errno.ENOENT:  # deleted while listing: the next walk sees it
                 self._problem("unreadable_file", f"cannot read: {exc.strerror}", name)
             return None
@@ -170,8 +176,8 @@ class _Walk:
         self.seen[key] = name
         return True
 
-    def _problem(self, code: str, message: str, name: str) -> None:
-        self.problems.append(PolicyProblem(code, f"`{name}` {message}", name, None))
+    def _problem(self, code: str, message: str, name: str, severity: str = "error") -> None:
+        self.problems.append(PolicyProblem(code, f"`{name}` {message}", name, None, severity))
 
 
 def read_bundle_dir(path: str | Path) -> BundleSource:

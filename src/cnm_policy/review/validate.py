@@ -16,6 +16,7 @@ from typing import Any
 from cnm_policy.errors import PolicyProblem
 from cnm_policy.policy import Bundle, BundleSource, parse_bundle
 from cnm_policy.policy._fields import Report, excerpt
+from cnm_policy.policy._yaml import NodeBudget
 from cnm_policy.testing import TestCase, load_cases
 
 __all__ = ["ValidationReport", "problem_dict", "sorted_problems", "validate_source"]
@@ -80,8 +81,9 @@ def problem_dict(problem: PolicyProblem) -> dict[str, Any]:
 
 def validate_source(source: BundleSource) -> ValidationReport:
     """Validate the bundle and its tests; never raises for content problems."""
-    bundle, problems = parse_bundle(source)
-    cases, case_problems = load_cases(source)
+    budget = NodeBudget()  # one for the rules and the tests together
+    bundle, problems = parse_bundle(source, budget)
+    cases, case_problems = load_cases(source, budget)
     found = [*problems, *case_problems]
     if bundle is not None:
         capped = Report()  # the bundle and its test files are capped already: the cases too

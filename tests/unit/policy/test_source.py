@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import time
 from pathlib import Path
 
@@ -196,6 +197,32 @@ def test_a_fifo_named_like_a_rule_file_is_skipped(make_bundle: BundleFactory) ->
     bundle = make_bundle()
     os.mkfifo(bundle / "rules" / "pipe.yaml")
     assert "rules/pipe.yaml" not in read_bundle_dir(bundle).files
+
+
+def test_a_fifo_or_socket_is_a_located_not_regular_file_error(make_bundle: BundleFactory) -> None:
+    """Neither is skipped silently (a FIFO `rules/fifo.yaml` used to leave the bundle valid)."""
+    bundle = make_bundle()
+    os.mkfifo(bundle / "rules" / "fifo.yaml")
+    with socket.socket(socket.AF_UNIX) as listener:
+        listener.bind(str(bundle / "rules" / "sock"))
+        assert located(bundle) == [
+            ("not_regular_file", "rules/fifo.yaml", None),
+            ("not_regular_file", "rules/sock", None),
+        ]
+
+
+def test_a_dangling_link_to_a_non_bundle_file_is_a_located_warning(
+    make_bundle: BundleFactory,
+) -> None:
+    """A link to nothing that is not named like a bundle file is not an error, nor silent."""
+    bundle = make_bundle()
+    (bundle / "rules" / "notes").symlink_to("nowhere")
+    bundle_or_none, problems = parse_bundle(read_bundle_dir(bundle))
+    found = [(p.code, p.file, p.severity) for p in problems]
+    assert (bundle_or_none is not None, found) == (
+        True,
+        [("broken_link", "rules/notes", "warning")],
+    )
 
 
 def test_the_walk_lists_hidden_entries_only_through_links(tmp_path: Path) -> None:

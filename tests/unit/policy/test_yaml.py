@@ -8,6 +8,7 @@ import pytest
 
 from cnm_policy.policy._yaml import (
     MAX_ALIAS_EXPANSION,
+    MAX_COLLECTION_ITEMS,
     MAX_FILE_WEIGHT,
     MAX_YAML_DEPTH,
     LineDict,
@@ -159,3 +160,54 @@ def test_the_weight_is_checked_after_composing_too(monkeypatch: pytest.MonkeyPat
     monkeypatch.setattr(_yaml, "MAX_FILE_WEIGHT", 20)
     monkeypatch.setattr(_yaml, "_MAX_WEIGHT_PER_CHARACTER", 0)  # skip the event pass
     assert error_of("a: [{}, {}]\n").code == "yaml_too_large"
+
+
+@pytest.mark.parametrize(
+    ("value", "tag"),
+    [("!!set {a, b}", "!!set"), ("!!binary aGVsbG8=", "!!binary"), ("!!omap [a: 1]", "!!omap")],
+)
+def test_types_no_json_request_carries_are_refused_at_their_line(value: str, tag: str) -> None:
+    """Sets, bytes and ordered maps are located `unsupported_yaml_type` errors naming the tag."""
+    error = error_of(f"a: 1\nb: {value}\n")
+    assert (error.code, error.line, f"`{tag}`" in str(error)) == (
+        "unsupported_yaml_type",
+        2,
+        True,
+    )
+
+
+def test_an_unquoted_timestamp_stays_the_string_written() -> None:
+    """`2024-01-01` and `2026-01-15T10:00:00Z` unquoted are strings, as a request carries them."""
+    data, _ = load_yaml("t: 2024-01-01\nnow: 2026-01-15T10:00:00Z\n")
+    assert data == {"t": "2024-01-01", "now": "2026-01-15T10:00:00Z"}
+
+
+def test_a_long_list_below_the_top_level_is_refused_at_its_start_quickly() -> None:
+    """A 400,000-item `description` list fails at its line without being built."""
+    text = "rules:\n  - id: r\n    description: [" + ", ".join(["1"] * 400_000) + "]\n"
+    started = time.monotonic()
+    error = error_of(text)
+    assert (error.code, error.line) == ("collection_too_large", 3)
+    assert time.monotonic() - started < 1.0
+
+
+def test_top_level_lists_and_short_nested_ones_may_be_long() -> None:
+    """`rules:` itself may hold more than MAX_COLLECTION_ITEMS items; a nested list up to it."""
+    many = "[" + ", ".join(["1"] * (MAX_COLLECTION_ITEMS + 1)) + "]"
+    nested = "[" + ", ".join(["1"] * MAX_COLLECTION_ITEMS) + "]"
+    data, _ = load_yaml(f"rules: {many}\nfixtures: {{p: {{a: {nested}}}}}\n")
+    assert (len(data["rules"]), len(data["fixtures"]["p"]["a"])) == (
+        MAX_COLLECTION_ITEMS + 1,
+        MAX_COLLECTION_ITEMS,
+    )
+
+
+def test_a_precheck_refuses_texts_surely_heavier_than_the_budget_left() -> None:
+    """libyaml's event count bounds the weight from below: over the budget, refused unbuilt."""
+    heavy = "a: [" + ", ".join(["1"] * 300) + "]\n"  # 300+ events, 300+ units
+    budget = NodeBudget(total=1000, spent=800)
+    assert (budget.precheck(["b: 1\n"]), budget.precheck([heavy, heavy]), budget.left) == (
+        True,
+        False,
+        -1,
+    )
