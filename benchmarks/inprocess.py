@@ -1,43 +1,47 @@
 """In-process benchmarks: one check through the engine, through the cache, and through casbin.
 
-For each policy size the same request mix is timed through:
+For each policy size, over the request mix:
 
 - ``uncached``: :meth:`Engine.check` (validation, indexed lookup, conditions, decision);
 - ``cached hit``: :meth:`CachedEngine.check` on a warm cache, key building included;
-- ``key build`` and ``cachetools hit``: the two halves of a hit, the second being the floor;
-- ``raw pycasbin``: casbin's own ``Enforcer.enforce`` over the same rows (the natural casbin
-  way, and the baseline the engine replaces), for a bounded number of calls at large sizes.
+- ``cachetools hit``: a bare ``FIFOCache`` lookup with a prebuilt key, the floor under a hit;
+- ``raw pycasbin``: casbin's own ``Enforcer.enforce`` over the same rows, the baseline the
+  engine replaces, for a bounded number of calls at large sizes.
 
-The first four are timed in several passes spread over the run, and keep their best pass (see
-`run_sizes`).
+And over a stream of requests never seen before (`DistinctStream`, generated before timing):
+
+- ``cached miss``: :meth:`CachedEngine.check` on a full cache, so each call keys, looks up,
+  evaluates, stores and evicts the oldest entry; the cache's counters prove every call missed;
+- ``uncached, miss stream``: :meth:`Engine.check` on the same requests in the same round, so
+  ``cached miss - uncached, miss stream`` is what the cache adds to a miss.
+
+The fast variants are timed in several passes spread over the run and keep their best pass
+(see `run_sizes`).
 """
 
 from __future__ import annotations
 
-import functools
 import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from cachetools import FIFOCache
 
-from benchmarks.generate import GeneratedPolicy, Request, generate_bundle, request_mix
+from benchmarks.casbin_baseline import casbin_row
+from benchmarks.generate import GeneratedPolicy, generate_bundle
+from benchmarks.mix import DistinctStream, Request, request_mix
 from benchmarks.timing import Measurement, measure
-from cnm_policy._cache_keys import request_key
-from cnm_policy.cache import CachedEngine
-from cnm_policy.engine import Engine, PolicySnapshot, load_snapshot
-from cnm_policy.engine.reference import reference_allowed
-from cnm_policy.engine.requests import PreparedPrincipal, prepare_principal, validate_target
-from cnm_policy.model import Resource
+from cnm_policy import CachedEngine, Engine, PolicySnapshot, load_snapshot
 
-__all__ = ["EngineResult", "Settings", "run_size", "run_sizes"]
+__all__ = ["MISS_ROWS", "EngineResult", "Settings", "run_size", "run_sizes"]
 
 # Calls of a microsecond or two are timed in blocks: one clock reading per call would be a
 # large share of what is measured.
 HIT_BLOCK = 20
+MISS_ROWS = ("uncached, miss stream", "cached miss")
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +49,7 @@ class Settings:
     """How long to measure: requests in the mix, repetitions, casbin's time budget.
 
     `fast_passes` is how many times the fast variants are timed per size, at least once (see
-    `run_sizes`).
+    `run_sizes`). `miss_cache` is the size of the full cache the misses go through.
     """
 
     requests: int = 2000
@@ -54,6 +58,7 @@ class Settings:
     casbin_budget_s: float = 8.0
     casbin_max_calls: int = 400
     fast_passes: int = 4
+    miss_cache: int = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +74,13 @@ class EngineResult:
     allowed_share: float
     casbin_disagreements: int
     rows_by_name: dict[str, Measurement]
+    miss_hits: int = 0  # cache hits seen while timing misses: 0, or the miss rows are wrong
+
+    @property
+    def miss_overhead_us(self) -> float:
+        """What the cache adds to a miss: cached miss - uncached, same stream, same run."""
+        rows = self.rows_by_name
+        return rows["cached miss"].median_us - rows["uncached, miss stream"].median_us
 
 
 def run_size(rules: int, settings: Settings, workdir: Path | None = None) -> EngineResult:
@@ -87,10 +99,9 @@ def run_sizes(
     A neighbour's burst on a shared machine can last tens of seconds, long enough to slow
     every round of one size. So the fast variants (a fraction of a second per pass) are timed
     in `settings.fast_passes` passes: the first right after each size's load, the others once
-    every size is loaded, minutes later (after the slow casbin baselines and the larger sizes)
-    and taking the sizes in turn, so that one burst lands in few passes of one size. Each
-    variant keeps its best pass, as each pass keeps its best round (noise only ever adds
-    time). `progress(rules, seconds)` is told when each size's first pass ends.
+    every size is loaded, taking the sizes in turn. Each variant keeps its best pass, as each
+    pass keeps its best round (noise only ever adds time). `progress(rules, seconds)` is told
+    when each size's first pass ends.
     """
     with tempfile.TemporaryDirectory(prefix="cnm-bench-") as scratch:
         benches: list[_Bench] = []
@@ -108,7 +119,9 @@ def run_sizes(
         for _ in range(settings.fast_passes - 1):
             results = [
                 replace(
-                    result, rows_by_name=_better(result.rows_by_name, _fast_rows(bench, settings))
+                    result,
+                    rows_by_name=_better(result.rows_by_name, _fast_rows(bench, settings)),
+                    miss_hits=result.miss_hits + bench.miss_hits,
                 )
                 for bench, result in zip(benches, results, strict=True)
             ]
@@ -116,7 +129,7 @@ def run_sizes(
 
 
 class _Bench:
-    """One size's policy, request mix and engines, kept for the later passes."""
+    """One size's policy, requests and engines, kept for the later passes."""
 
     def __init__(
         self, policy: GeneratedPolicy, snapshot: PolicySnapshot, settings: Settings
@@ -130,10 +143,16 @@ class _Bench:
         self.cached = CachedEngine(self.engine, maxsize=max(100_000, len(self.requests)))
         for request in self.requests:
             self.cached.check(*request)
+        self.stream = DistinctStream(policy)
+        # A full cache: every timed miss also evicts its oldest entry, as in steady state.
+        self.miss_cache = CachedEngine(self.engine, maxsize=settings.miss_cache)
+        for request in self.stream.take(settings.miss_cache):
+            self.miss_cache.check(*request)
+        self.miss_hits = 0  # of the latest pass
 
 
 def _fast_rows(bench: _Bench, settings: Settings) -> dict[str, Measurement]:
-    """The variants of a few microseconds: uncached, cached hit and its two halves."""
+    """The variants of a few microseconds: uncached, cached hit, its floor, and the misses."""
     requests = bench.requests
     rows = {
         "uncached": measure(
@@ -143,23 +162,36 @@ def _fast_rows(bench: _Bench, settings: Settings) -> dict[str, Measurement]:
             repeat=settings.repeat,
             rounds=settings.rounds,
             unpack=True,
-        )
-    }
-    for name, call in (
-        ("cached hit", bench.cached.check),
-        ("key build", functools.partial(request_key, bench.snapshot.digest)),
-    ):
-        rows[name] = measure(
-            name,
-            call,
+        ),
+        "cached hit": measure(
+            "cached hit",
+            bench.cached.check,
             requests,
             repeat=settings.repeat,
             block=HIT_BLOCK,
             rounds=settings.rounds,
             unpack=True,
-        )
-    rows["cachetools hit"] = _floor(bench.snapshot.digest, requests, settings)
+        ),
+        "cachetools hit": _floor(bench.snapshot.digest, requests, settings),
+    }
+    rows.update(_miss_rows(bench, settings))
     return rows
+
+
+def _miss_rows(bench: _Bench, settings: Settings) -> dict[str, Measurement]:
+    """Each round: fresh requests, timed uncached and as cache misses, in alternating order."""
+    stream = bench.stream.take(settings.requests * settings.rounds)  # generated before timing
+    before = bench.miss_cache.stats()
+    best: dict[str, Measurement] = {}
+    for index in range(settings.rounds):
+        chunk = stream[index * settings.requests : (index + 1) * settings.requests]
+        calls = ((MISS_ROWS[0], bench.engine.check), (MISS_ROWS[1], bench.miss_cache.check))
+        for name, call in calls if index % 2 == 0 else calls[::-1]:
+            measured = measure(name, call, chunk, repeat=1, unpack=True)
+            if name not in best or measured.median_us < best[name].median_us:
+                best[name] = measured
+    bench.miss_hits = bench.miss_cache.stats().hits - before.hits
+    return best
 
 
 def _better(
@@ -177,51 +209,37 @@ def _median(measurement: Measurement) -> float:
 
 
 def _measure(bench: _Bench, load_s: float, settings: Settings) -> EngineResult:
-    snapshot, requests, engine, now = bench.snapshot, bench.requests, bench.engine, bench.now
+    requests, engine = bench.requests, bench.engine
     rows = _fast_rows(bench, settings)
-    started = time.perf_counter()
-    reference = snapshot.reference()
-    casbin_build_s = time.perf_counter() - started
-    prepared = [_prepare(snapshot, request) for request in requests]
-    verdicts: list[bool] = []
-
-    def casbin(item: Prepared) -> None:
-        principal, action, resource, context = item
-        verdicts.append(reference_allowed(snapshot, principal, action, resource, context, now))
-
-    rows["raw pycasbin"] = measure(
-        "raw pycasbin",
-        casbin,
-        prepared[: settings.casbin_max_calls],
-        repeat=1,
-        budget_s=settings.casbin_budget_s,
-    )
+    casbin = casbin_row(bench.snapshot, requests, bench.now, settings)
+    rows["raw pycasbin"] = casbin.measurement
     disagreements = sum(
         engine.check(*request).allowed != verdict
-        for request, verdict in zip(requests, verdicts, strict=False)
+        for request, verdict in zip(requests, casbin.verdicts, strict=False)
     )
-    del reference
     allowed = sum(engine.check(*request).allowed for request in requests) / len(requests)
     return EngineResult(
         rules=bench.policy.rule_count,
         roles=bench.policy.role_count,
         tenants=len(bench.policy.tenants),
-        rows=snapshot.row_count,
+        rows=bench.snapshot.row_count,
         load_s=load_s,
-        casbin_build_s=casbin_build_s,
+        casbin_build_s=casbin.build_s,
         allowed_share=allowed,
         casbin_disagreements=disagreements,
         rows_by_name=rows,
+        miss_hits=bench.miss_hits,
     )
 
 
 def _floor(digest: str, requests: list[Request], settings: Settings) -> Measurement:
     """A lookup in a bare FIFOCache (the cache's store), key prebuilt: the floor.
 
-    No lock, as the cache's own hit path takes none.
+    The key is the digest and the request's text as bytes (about the size of the cache's own
+    key); no lock, as the cache's own hit path takes none.
     """
     store: FIFOCache[Any, Any] = FIFOCache(maxsize=max(100_000, len(requests)))
-    keys = [request_key(digest, *request) for request in requests]
+    keys = [(digest, repr(request).encode()) for request in requests]
     for key in keys:
         store[key] = key
     return measure(
@@ -231,17 +249,4 @@ def _floor(digest: str, requests: list[Request], settings: Settings) -> Measurem
         repeat=settings.repeat,
         block=HIT_BLOCK,
         rounds=settings.rounds,
-    )
-
-
-Prepared = tuple[PreparedPrincipal, str, Resource, Mapping[str, Any]]
-
-
-def _prepare(snapshot: PolicySnapshot, request: Request) -> Prepared:
-    principal, action, resource, context = request
-    return (
-        prepare_principal(snapshot, principal),
-        action,
-        resource,
-        validate_target(action, resource, context),
     )

@@ -16,28 +16,21 @@ from dataclasses import asdict
 from pathlib import Path
 
 import pytest
+from cachetools import FIFOCache, LRUCache
 
 from benchmarks import inprocess
-from benchmarks.__main__ import engine_tables, sidecar_tables, targets_table
-from benchmarks.generate import MIX, generate_bundle, request_mix
-from benchmarks.inprocess import Settings, run_size, run_sizes
-from benchmarks.sidecar import (
-    CellResult,
-    Sample,
-    Server,
-    SidecarReport,
-    SidecarSettings,
-    Workload,
-    batch_payload,
-    check_payload,
-    echo_server,
-    measure_cells,
-    round_order,
-    summarize_pair,
-)
+from benchmarks.budgets import targets_table
+from benchmarks.generate import generate_bundle
+from benchmarks.inprocess import MISS_ROWS, Settings, run_size, run_sizes
+from benchmarks.mix import MIX, DistinctStream, request_mix
+from benchmarks.payloads import batch_payload, check_payload, miss_batches, miss_checks
+from benchmarks.report import engine_tables, sidecar_tables
+from benchmarks.rounds import Cursor, Server, Timing, Workload, measure_cells, round_order
+from benchmarks.servers import echo_server
+from benchmarks.sidecar import SidecarReport, SidecarSettings
+from benchmarks.summary import CellResult, Sample, summarize_pair
 from benchmarks.timing import Measurement
-from cnm_policy import Engine
-from cnm_policy.engine import load_snapshot
+from cnm_policy import Engine, load_snapshot
 from cnm_policy.v1 import policy_pb2 as pb
 
 
@@ -61,18 +54,54 @@ def test_request_mix_shares_add_up() -> None:
 
 def test_one_quick_engine_run_produces_every_row(tmp_path: Path) -> None:
     """A tiny run measures every variant, casbin agrees with the engine, and tables render."""
-    settings = Settings(requests=40, repeat=1, casbin_budget_s=0.5, casbin_max_calls=10)
+    settings = Settings(
+        requests=40, repeat=1, casbin_budget_s=0.5, casbin_max_calls=10, miss_cache=20
+    )
     result = run_size(100, settings, workdir=tmp_path)
-    assert set(result.rows_by_name) == {
-        "uncached",
-        "cached hit",
-        "key build",
-        "cachetools hit",
-        "raw pycasbin",
-    }
-    assert result.casbin_disagreements == 0
-    assert "raw pycasbin" in engine_tables([result])
-    assert "cached hit @100 rules" in targets_table([result], None)
+    expected = {"uncached", "cached hit", "cachetools hit", *MISS_ROWS, "raw pycasbin"}
+    assert expected == set(result.rows_by_name)
+    assert (result.casbin_disagreements, result.miss_hits) == (0, 0)
+    assert result.rows_by_name["cached miss"].calls == 40  # one round of fresh requests
+    assert "miss - uncached (same stream)" in engine_tables([result])
+    assert "cached miss - uncached @100 rules" in targets_table([result], None)
+
+
+def test_the_distinct_stream_never_repeats_a_request(tmp_path: Path) -> None:
+    """Successive takes from one stream name resources no earlier request named."""
+    policy = generate_bundle(tmp_path / "bundle", 100)
+    stream = DistinctStream(policy)
+    requests = stream.take(300) + stream.take(300)
+    assert len({(r[2].kind, r[2].id, r[0].id, r[1]) for r in requests}) == 600
+    assert len({r[2].tenant for r in requests}) > 1
+
+
+@pytest.mark.parametrize("cache", [FIFOCache, LRUCache])
+def test_going_round_a_pool_larger_than_a_cache_never_hits(
+    cache: type[FIFOCache[int, int]],
+) -> None:
+    """The miss streams' guarantee: in-order reuse of a pool larger than a FIFO/LRU cache."""
+    store = cache(maxsize=50)
+    cursor = Cursor(tuple(bytes([n]) for n in range(60)))
+    hits = 0
+    for _ in range(500):
+        key = cursor.take()[0]
+        hits += key in store
+        store[key] = key
+    assert hits == 0
+
+
+def test_miss_pools_are_distinct_and_larger_than_cache_and_memo(tmp_path: Path) -> None:
+    """Every Check and every batch item of the miss pools differs; the pools outsize both."""
+    settings = SidecarSettings(cache_size=30, memo_bound=40, batch_items=7)
+    assert settings.miss_pool > max(settings.cache_size, settings.memo_bound)
+    policy = generate_bundle(tmp_path / "bundle", 100)
+    checks = miss_checks(policy, settings.miss_pool)
+    assert len(set(checks)) == len(checks) == settings.miss_pool
+    batches = [
+        pb.CheckBatchRequest.FromString(b) for b in miss_batches(policy, settings.miss_pool, 7)
+    ]
+    items = [item.SerializeToString() for batch in batches for item in batch.items]
+    assert len(set(items)) == len(items) >= settings.miss_pool
 
 
 def test_fast_variants_keep_their_best_pass_of_all(
@@ -93,7 +122,7 @@ def test_fast_variants_keep_their_best_pass_of_all(
 
     monkeypatch.setattr(inprocess, "_fast_rows", fake_fast_rows)
     settings = Settings(
-        requests=10, repeat=1, casbin_budget_s=0.1, casbin_max_calls=2, fast_passes=3
+        requests=10, repeat=1, casbin_budget_s=0.1, casbin_max_calls=2, fast_passes=3, miss_cache=5
     )
     results = run_sizes((100, 200), settings, workdir=tmp_path)
     assert timed == [0, 1, 0, 1, 0, 1]  # the later passes take the sizes in turn
@@ -155,6 +184,16 @@ def test_latencies_are_pooled_and_cpu_is_spread_over_every_item() -> None:
     assert [r.p99_us for r in side.rounds] == [99.0, 199.0]  # each round's own
 
 
+def test_cpu_of_echo_is_the_median_of_per_round_cpu_per_call_ratios() -> None:
+    """Per round: (sidecar CPU / its calls) / (echo CPU / its calls); the median is reported."""
+    echo = [_sample(100, cpu_s=0.1), _sample(200, cpu_s=0.1), _sample(100, cpu_s=0.1)]
+    sidecar = [_sample(100, cpu_s=0.15), _sample(100, cpu_s=0.2), _sample(50, cpu_s=0.1)]
+    side = summarize_pair("Check", 16, 1, echo, sidecar, "misses")[1]
+    assert side.cpu_of_echo_rounds == pytest.approx((1.5, 4.0, 2.0))
+    assert side.cpu_of_echo == pytest.approx(2.0)
+    assert side.stream == "misses"
+
+
 def test_rounds_must_pair_up() -> None:
     """A ratio is only meaningful between two cells of the same round."""
     with pytest.raises(ValueError, match="zip"):
@@ -180,8 +219,7 @@ def two_echo_servers() -> Iterator[tuple[Server, Server]]:
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             ports.append(probe.getsockname()[1])
-    # One on each pool: both floors serve real calls.
-    servers = [echo_server(ports[0], workers=2), echo_server(ports[1], workers=2, pool="sidecar")]
+    servers = [echo_server(port, workers=2) for port in ports]
     try:
         yield (
             Server("echo", os.getpid(), f"127.0.0.1:{ports[0]}"),
@@ -198,11 +236,19 @@ def test_measured_rounds_render_in_the_tables_and_json(
     """Two tiny rounds over real gRPC: every cell has both rounds, in alternating order."""
     echo, sidecar = two_echo_servers
     settings = SidecarSettings(seconds=0.05, warmup_s=0.02, rounds=2, in_flight=(1, 16))
-    workloads = (Workload("Check", (b"check",)), Workload("CheckBatch", (b"batch",), 3))
-    cells = measure_cells(echo, sidecar, workloads, settings)
-    assert [(c.rpc, c.in_flight, c.server) for c in cells] == [
-        (rpc, in_flight, server)
-        for rpc in ("Check", "CheckBatch")
+    workloads = (
+        Workload("Check", (b"check",)),
+        Workload("CheckBatch", (b"batch",), 3),
+        Workload("Check", tuple(b"miss%d" % n for n in range(50)), stream="misses"),
+    )
+    rounds_started: list[int] = []
+    cells = measure_cells(
+        echo, sidecar, workloads, settings.timing, lambda: rounds_started.append(1)
+    )
+    assert len(rounds_started) == 2
+    assert [(c.stream, c.rpc, c.in_flight, c.server) for c in cells] == [
+        (stream, rpc, in_flight, server)
+        for stream, rpc in (("hits", "Check"), ("hits", "CheckBatch"), ("misses", "Check"))
         for in_flight in (1, 16)
         for server in ("echo", "sidecar")
     ]
@@ -214,11 +260,25 @@ def test_measured_rounds_render_in_the_tables_and_json(
     report = _report(cells, settings)
     sidecar_rows = [c for c in cells if c.server == "sidecar"]
     assert all(c.of_echo is not None and len(c.of_echo_rounds) == 2 for c in sidecar_rows)
-    assert "of echo, rounds min-max" in sidecar_tables(report)
-    assert "share of echo (median of rounds)" in targets_table([], report)
+    assert "CPU of echo, rounds" in sidecar_tables(report)
+    assert "sidecar Check misses, server CPU of echo, 16 in flight" in targets_table([], report)
     raw = json.loads(json.dumps(asdict(report)))
     assert len(raw["cells"][1]["rounds"]) == 2
     assert "latencies_us" not in raw["cells"][1]["rounds"][0]
+
+
+def test_the_cursor_goes_round_in_order_across_cells() -> None:
+    """A cell continues where the last one stopped, so no payload repeats before the pool ends."""
+    cursor = Cursor((b"a", b"b", b"c"))
+    first, second = [cursor.take() for _ in range(2)], [cursor.take() for _ in range(3)]
+    assert first + second == [b"a", b"b", b"c", b"a", b"b"]
+
+
+def test_the_timing_comes_from_the_settings() -> None:
+    """Quick settings keep every in-flight level and a smaller cache."""
+    quick = SidecarSettings.quick()
+    assert quick.timing == Timing(quick.warmup_s, quick.seconds, quick.rounds, (1, 16, 64))
+    assert quick.cache_size < SidecarSettings().cache_size
 
 
 def _report(cells: tuple[CellResult, ...], settings: SidecarSettings) -> SidecarReport:
@@ -232,10 +292,5 @@ def _report(cells: tuple[CellResult, ...], settings: SidecarSettings) -> Sidecar
         cache_size=10,
         cache_hits=5,
         cache_misses=5,
-        cold_batch_item_cpu_us=30.0,
+        payloads_s=0.1,
     )
-
-
-def test_an_unknown_echo_pool_is_refused() -> None:
-    with pytest.raises(ValueError, match="unknown echo pool"):
-        echo_server(0, workers=1, pool="processes")
