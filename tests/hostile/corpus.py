@@ -191,7 +191,7 @@ def _heavy_files(rule_files: int, test_files: int, items: int) -> Callable[[Path
 _WIDE_FILES = MAX_BUNDLE_WEIGHT // _HEAVY_ITEMS // 2 + 1
 
 
-def _wide_text(kind: str) -> str:
+def wide_text(kind: str) -> str:
     """A file just under the weight limit in lists that are each under the item cap."""
     per_list = MAX_COLLECTION_ITEMS - 10
     lists = (MAX_FILE_WEIGHT - 1000) // (per_list + 20)
@@ -207,8 +207,8 @@ def _wide_text(kind: str) -> str:
 
 def _bundle_wide(root: Path) -> None:
     for i in range(_WIDE_FILES):
-        (root / "rules" / f"wide-{i}.yaml").write_text(_wide_text("rules"))
-        (root / "tests" / f"wide{i}_test.yaml").write_text(_wide_text("tests"))
+        (root / "rules" / f"wide-{i}.yaml").write_text(wide_text("rules"))
+        (root / "tests" / f"wide{i}_test.yaml").write_text(wide_text("tests"))
 
 
 _DEEP = MAX_YAML_DEPTH + 36  # 100 levels: past our bound, inside libyaml's 1000

@@ -200,12 +200,44 @@ def run(args: argparse.Namespace) -> int:
     # must not kill the process with the default action.
     with _Signals() as signals:
         try:
-            runtime = open_runtime(options, config)
+            runtime = _first_load(options, config, signals.stop, log)
         except CnmPolicyError as exc:
             log.error("sidecar_start_failed", error_code=exc.code, error=str(exc))
             print(f"cnm-policy serve: {exc}", file=sys.stderr)
             return EXIT_POLICY
+        if runtime is None:  # asked to stop while loading: nothing was ever served
+            log.info("sidecar_stopped", during="first_load")
+            return EXIT_OK
         return _serve(runtime, config, signals, log)
+
+
+def _first_load(
+    options: RuntimeOptions, config: ServerConfig, stop: threading.Event, log: Any
+) -> Runtime | None:
+    """`open_runtime` in a worker thread; ``None`` as soon as `stop` is set meanwhile.
+
+    A large bundle takes seconds to load: a stop signal must not wait for it (Kubernetes
+    kills after its grace period). The abandoned load is a daemon thread; the process exits.
+    """
+    log.debug("policy_loading", source=str(options.policies))
+    done = threading.Event()
+    outcome: list[Runtime | BaseException] = []
+
+    def load() -> None:
+        try:
+            outcome.append(open_runtime(options, config))
+        except BaseException as exc:  # handed to the main thread, which decides
+            outcome.append(exc)
+        finally:
+            done.set()
+
+    threading.Thread(target=load, name="cnm-policy-first-load", daemon=True).start()
+    while not done.wait(0.05):  # a timed wait: signal handlers run in this thread
+        if stop.is_set():
+            return None
+    if isinstance(outcome[0], BaseException):
+        raise outcome[0]
+    return outcome[0]
 
 
 def _serve(runtime: Runtime, config: ServerConfig, signals: _Signals, log: Any) -> int:
