@@ -2,6 +2,14 @@
 
 Codes are the contract (CI gates, dashboards and the gRPC status mapping key on them); messages
 may improve over time. Messages are lowercase with user input in backticks and no final period.
+
+    CnmPolicyError                      cnm_policy_error
+    ├── PolicySourceError               policy_source_error
+    ├── BundleInvalidError              bundle_invalid
+    ├── InvalidRequestError             invalid_request
+    │   └── LimitExceededError          limit_exceeded
+    ├── DeadlineExceededError           deadline_exceeded
+    └── ServerConfigError               server_config_invalid
 """
 
 from __future__ import annotations
@@ -11,9 +19,12 @@ from dataclasses import dataclass
 __all__ = [
     "BundleInvalidError",
     "CnmPolicyError",
+    "DeadlineExceededError",
     "InvalidRequestError",
+    "LimitExceededError",
     "PolicyProblem",
     "PolicySourceError",
+    "ServerConfigError",
 ]
 
 
@@ -64,3 +75,28 @@ class InvalidRequestError(CnmPolicyError):
         self.field = field
         self.message = message
         super().__init__(f"{field}: {message}")
+
+
+class LimitExceededError(InvalidRequestError):
+    """A request is well formed but larger than the sidecar accepts (`field` names what).
+
+    An `InvalidRequestError` (the caller must change the request) with its own code and
+    status, RESOURCE_EXHAUSTED, so a client can tell "fix your request" from "split your batch".
+    """
+
+    code = "limit_exceeded"
+
+
+class DeadlineExceededError(CnmPolicyError):
+    """The caller's deadline passed before the decision was made; the work was abandoned."""
+
+    code = "deadline_exceeded"
+
+    def __init__(self) -> None:
+        super().__init__("deadline exceeded before the decision was made")
+
+
+class ServerConfigError(CnmPolicyError):
+    """The server cannot be set up as configured (address, TLS files, binding)."""
+
+    code = "server_config_invalid"

@@ -26,7 +26,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from cnm_policy.audit import DecisionLog
-from cnm_policy.errors import CnmPolicyError
+from cnm_policy.errors import ServerConfigError
 from cnm_policy.reload import ReloadStatus
 from cnm_policy.server import _channelz
 from cnm_policy.server.limits import DEFAULT_LIMITS, Limits
@@ -52,12 +52,6 @@ DEFAULT_LISTEN = "127.0.0.1:50051"
 # served ~25% fewer cached Checks per second than 2. A second worker keeps one long batch from
 # holding up every other call.
 DEFAULT_WORKERS = 2
-
-
-class ServerConfigError(CnmPolicyError):
-    """The server cannot be set up as configured (address, TLS files, binding)."""
-
-    code = "server_config_invalid"
 
 
 @dataclass(frozen=True, slots=True)

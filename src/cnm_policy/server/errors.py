@@ -21,16 +21,16 @@ import structlog
 from cnm_policy.errors import (
     BundleInvalidError,
     CnmPolicyError,
+    DeadlineExceededError,
     InvalidRequestError,
+    LimitExceededError,
     PolicySourceError,
 )
-from cnm_policy.server.limits import LimitExceededError
 
 __all__ = [
     "ERROR_CODE_METADATA",
     "ERROR_FIELD_METADATA",
     "STATUS_BY_ERROR",
-    "DeadlineExceededError",
     "RpcStatus",
     "abort_with",
     "status_for",
@@ -38,15 +38,6 @@ __all__ = [
 
 ERROR_CODE_METADATA = "cnm-error-code"
 ERROR_FIELD_METADATA = "cnm-error-field"
-
-
-class DeadlineExceededError(CnmPolicyError):
-    """The caller's deadline passed before the decision was made; the work was abandoned."""
-
-    code = "deadline_exceeded"
-
-    def __init__(self) -> None:
-        super().__init__("deadline exceeded before the decision was made")
 
 
 # INVARIANT: the only place an error class meets a status code. Lookup walks the class's MRO,

@@ -14,29 +14,17 @@ from typing import Final
 
 from google.protobuf.struct_pb2 import Struct
 
-from cnm_policy.errors import InvalidRequestError
+from cnm_policy.errors import LimitExceededError
 from cnm_policy.v1 import policy_pb2 as pb
 
 __all__ = [
     "DEFAULT_LIMITS",
     "LIMIT_MINIMUMS",
-    "LimitExceededError",
     "Limits",
     "check_batch_item",
     "check_batch_request",
     "check_request",
 ]
-
-
-class LimitExceededError(InvalidRequestError):
-    """A request is well formed but larger than this sidecar accepts (`field` names what).
-
-    A subclass of `InvalidRequestError` because the caller must change the request, but with its
-    own code and status (RESOURCE_EXHAUSTED, as gRPC uses for oversized messages) so a client can
-    tell "fix your request" from "split your batch".
-    """
-
-    code = "limit_exceeded"
 
 
 @dataclass(frozen=True, slots=True)

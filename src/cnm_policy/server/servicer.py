@@ -23,12 +23,12 @@ from typing import Any, cast
 import grpc
 
 from cnm_policy.audit import DecisionLog
-from cnm_policy.errors import CnmPolicyError, InvalidRequestError
+from cnm_policy.errors import CnmPolicyError, DeadlineExceededError, InvalidRequestError
 from cnm_policy.reload import ReloadStatus
 from cnm_policy.server import convert
 from cnm_policy.server.decode import RequestDecoder, parse_request
 from cnm_policy.server.encode import ResponseEncoder
-from cnm_policy.server.errors import DeadlineExceededError, abort_with
+from cnm_policy.server.errors import abort_with
 from cnm_policy.server.limits import Limits
 from cnm_policy.server.ports import CacheStatsView, DecisionEngine, FingerprintedEngine
 from cnm_policy.v1 import policy_pb2 as pb

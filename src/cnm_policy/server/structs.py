@@ -15,8 +15,7 @@ from typing import Any
 
 from google.protobuf.struct_pb2 import NULL_VALUE, ListValue, Struct, Value
 
-from cnm_policy.errors import InvalidRequestError
-from cnm_policy.server.limits import LimitExceededError
+from cnm_policy.errors import InvalidRequestError, LimitExceededError
 
 __all__ = ["NO_DEPTH_LIMIT", "dict_to_struct", "struct_to_dict"]
 

@@ -15,8 +15,9 @@ import grpc
 import pytest
 
 from cnm_policy.engine import Engine
+from cnm_policy.errors import ServerConfigError
 from cnm_policy.server import _channelz
-from cnm_policy.server.app import ServerConfig, ServerConfigError, build_sidecar, is_local_address
+from cnm_policy.server.app import ServerConfig, build_sidecar, is_local_address
 from cnm_policy.server.servicer import SERVICE_NAME
 from cnm_policy.v1 import policy_pb2 as pb
 

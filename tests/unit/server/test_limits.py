@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from cnm_policy.errors import LimitExceededError
 from cnm_policy.server.convert import dict_to_struct
 from cnm_policy.server.limits import (
-    LimitExceededError,
     Limits,
     check_batch_item,
     check_batch_request,

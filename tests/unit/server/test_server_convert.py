@@ -9,11 +9,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cnm_policy.errors import InvalidRequestError
+from cnm_policy.errors import InvalidRequestError, LimitExceededError
 from cnm_policy.model import AccessRequest, Decision, Principal, Resource, RuleTrace
 from cnm_policy.reload import ReloadStatus
 from cnm_policy.server import convert
-from cnm_policy.server.limits import LimitExceededError, Limits
+from cnm_policy.server.limits import Limits
 from cnm_policy.v1 import policy_pb2 as pb
 
 LIMITS = Limits()

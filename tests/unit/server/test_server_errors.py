@@ -11,18 +11,18 @@ from structlog.testing import capture_logs
 from cnm_policy.errors import (
     BundleInvalidError,
     CnmPolicyError,
+    DeadlineExceededError,
     InvalidRequestError,
+    LimitExceededError,
     PolicyProblem,
     PolicySourceError,
 )
 from cnm_policy.server.errors import (
     ERROR_CODE_METADATA,
     ERROR_FIELD_METADATA,
-    DeadlineExceededError,
     abort_with,
     status_for,
 )
-from cnm_policy.server.limits import LimitExceededError
 
 
 class _UnmappedError(CnmPolicyError):
