@@ -11,8 +11,8 @@ from types import ModuleType
 import pytest
 
 from cnm_policy.engine import Engine
-from cnm_policy.server import convert
 from cnm_policy.server.limits import DEFAULT_LIMITS
+from cnm_policy.server.wire import convert
 from tests.e2e.harness import serve
 
 pytestmark = pytest.mark.e2e

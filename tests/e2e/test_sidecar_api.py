@@ -16,9 +16,9 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
 from structlog.testing import capture_logs
 
 from cnm_policy.server.app import SERVICE_NAME
-from cnm_policy.server.convert import dict_to_struct, timestamp_to_epoch
 from cnm_policy.server.errors import ERROR_CODE_METADATA, ERROR_FIELD_METADATA
 from cnm_policy.server.limits import Limits
+from cnm_policy.server.wire.convert import dict_to_struct, timestamp_to_epoch
 from cnm_policy.v1 import policy_pb2 as pb
 from tests.e2e.harness import Served, device, health_status, principal, serve
 

@@ -22,7 +22,7 @@ from cnm_policy.cli.check import (
 )
 from cnm_policy.review.requests import MAX_REQUEST_BYTES, MAX_VALUE_DEPTH, parse_json_request
 from cnm_policy.server.limits import DEFAULT_LIMITS
-from cnm_policy.server.structs import dict_to_struct, struct_to_dict
+from cnm_policy.server.wire.structs import dict_to_struct, struct_to_dict
 from tests.unit.review.bundles import commit_all, init_repo
 
 BUNDLE = Path(__file__).resolve().parents[1] / "e2e" / "bundles" / "v1"

@@ -39,7 +39,7 @@ from cnm_policy.errors import BundleInvalidError, InvalidRequestError, PolicySou
 from cnm_policy.policy import parse_bundle
 from cnm_policy.review.gitsource import read_source
 from cnm_policy.review.requests import JsonRequest, parse_json_request
-from cnm_policy.server import convert
+from cnm_policy.server.wire import convert
 from cnm_policy.v1 import policy_pb2 as pb
 from cnm_policy.v1 import policy_pb2_grpc as pb_grpc
 

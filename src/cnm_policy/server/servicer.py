@@ -25,12 +25,13 @@ import grpc
 from cnm_policy.audit import DecisionLog
 from cnm_policy.errors import CnmPolicyError, DeadlineExceededError, InvalidRequestError
 from cnm_policy.reload import ReloadStatus
-from cnm_policy.server import convert
-from cnm_policy.server.decode import RequestDecoder, parse_request
-from cnm_policy.server.encode import ResponseEncoder
 from cnm_policy.server.errors import abort_with
 from cnm_policy.server.limits import Limits
 from cnm_policy.server.ports import CacheStatsView, DecisionEngine, FingerprintedEngine
+from cnm_policy.server.wire import convert
+from cnm_policy.server.wire.decode import RequestDecoder, parse_request
+from cnm_policy.server.wire.encode import ResponseEncoder
+from cnm_policy.server.wire.info import policy_info_to_proto
 from cnm_policy.v1 import policy_pb2 as pb
 
 __all__ = [
@@ -172,7 +173,7 @@ class PolicyServicer:
     ) -> pb.GetPolicyInfoResponse:
         """The serving bundle, the reload history and the cache counters."""
         try:
-            return convert.policy_info_to_proto(
+            return policy_info_to_proto(
                 self._engine.snapshot,
                 reload=self._reload_status() if self._reload_status else None,
                 cache=self._cache_stats() if self._cache_stats else None,

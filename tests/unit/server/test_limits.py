@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 
 from cnm_policy.errors import LimitExceededError
-from cnm_policy.server.convert import dict_to_struct
 from cnm_policy.server.limits import (
     Limits,
     check_batch_item,
     check_batch_request,
     check_request,
 )
+from cnm_policy.server.wire.convert import dict_to_struct
 from cnm_policy.v1 import policy_pb2 as pb
 
 

@@ -19,9 +19,9 @@ from cnm_policy.cache import CachedEngine
 from cnm_policy.engine import Engine, PolicySnapshot, load_snapshot
 from cnm_policy.errors import InvalidRequestError
 from cnm_policy.model import Decision, Principal, Resource
-from cnm_policy.server.convert import dict_to_struct
 from cnm_policy.server.limits import Limits
 from cnm_policy.server.servicer import PolicyServicer, rpc_handlers
+from cnm_policy.server.wire.convert import dict_to_struct
 from cnm_policy.v1 import policy_pb2 as pb
 from tests.conftest import DEFAULT_BUNDLE, FIXED_NOW
 

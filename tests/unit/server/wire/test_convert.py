@@ -12,8 +12,9 @@ from hypothesis import strategies as st
 from cnm_policy.errors import InvalidRequestError, LimitExceededError
 from cnm_policy.model import AccessRequest, Decision, Principal, Resource, RuleTrace
 from cnm_policy.reload import ReloadStatus
-from cnm_policy.server import convert
 from cnm_policy.server.limits import Limits
+from cnm_policy.server.wire import convert
+from cnm_policy.server.wire.info import policy_info_to_proto
 from cnm_policy.v1 import policy_pb2 as pb
 
 LIMITS = Limits()
@@ -191,7 +192,7 @@ class _Stats:
 def test_policy_info_reports_snapshot_reload_error_cache_and_limits() -> None:
     """GetPolicyInfo carries the snapshot identity, the last reload error and cache counters."""
     status = ReloadStatus(last_attempt_at=10.0, last_error="bundle is invalid", failures=1)
-    info = convert.policy_info_to_proto(_Snapshot(), reload=status, cache=_Stats(), limits=LIMITS)
+    info = policy_info_to_proto(_Snapshot(), reload=status, cache=_Stats(), limits=LIMITS)
     assert (
         info.policy.name,
         info.policy.version,
@@ -215,7 +216,7 @@ def test_policy_info_reports_snapshot_reload_error_cache_and_limits() -> None:
 
 def test_policy_info_without_cache_says_disabled() -> None:
     """With --no-cache the cache statistics say `enabled: false`."""
-    info = convert.policy_info_to_proto(_Snapshot(), reload=None, cache=None, limits=LIMITS)
+    info = policy_info_to_proto(_Snapshot(), reload=None, cache=None, limits=LIMITS)
     assert not info.cache.enabled
     assert not info.HasField("reload")
 

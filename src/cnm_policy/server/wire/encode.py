@@ -23,7 +23,7 @@ from typing import Final
 from google.protobuf.descriptor import FieldDescriptor
 
 from cnm_policy.model import Decision
-from cnm_policy.server import convert
+from cnm_policy.server.wire import convert
 from cnm_policy.v1 import policy_pb2 as pb
 
 __all__ = ["ResponseEncoder"]

@@ -10,11 +10,11 @@ from hypothesis import strategies as st
 
 from cnm_policy.errors import InvalidRequestError, LimitExceededError
 from cnm_policy.model import AccessRequest, Decision, Principal, Resource, RuleTrace
-from cnm_policy.server import convert
-from cnm_policy.server.convert import dict_to_struct
-from cnm_policy.server.decode import MAX_MEMO_KEY_BYTES, RequestDecoder
-from cnm_policy.server.encode import ResponseEncoder
 from cnm_policy.server.limits import Limits
+from cnm_policy.server.wire import convert
+from cnm_policy.server.wire.convert import dict_to_struct
+from cnm_policy.server.wire.decode import MAX_MEMO_KEY_BYTES, RequestDecoder
+from cnm_policy.server.wire.encode import ResponseEncoder
 from cnm_policy.v1 import policy_pb2 as pb
 
 LIMITS = Limits()

@@ -33,8 +33,8 @@ from google.protobuf.message import Message
 from cnm_policy.cache.store import DEFAULT_MAX_KEY_BYTES, DEFAULT_MAXSIZE, FifoStore
 from cnm_policy.errors import InvalidRequestError
 from cnm_policy.model import AccessRequest, Resource
-from cnm_policy.server import convert
 from cnm_policy.server.limits import Limits, check_batch_item, check_batch_request, check_request
+from cnm_policy.server.wire import convert
 from cnm_policy.v1 import policy_pb2 as pb
 
 __all__ = [
