@@ -436,3 +436,16 @@ def test_concurrent_keys_never_mix(fast_switching: None) -> None:
     for thread in threads:
         thread.join()
     assert failures == []
+
+
+def test_marshal_format_2_writes_shared_and_interned_values_like_fresh_ones() -> None:
+    """The library behaviour the key relies on: format 2 has no back-references and no
+    interned-string marker, so sharing and interning never change a request's key."""
+    fresh = "".join(["customer-", "admin"])
+    interned = sys.intern("customer-admin")
+    shared = {"a": 1}
+    first = Principal("u-1", "acme", (fresh,), {"x": shared, "y": shared})
+    second = Principal("u-1", "acme", (interned,), {"x": {"a": 1}, "y": {"a": 1}})
+    assert request_key(DIGEST, first, "read", ROUTER, None) == request_key(
+        DIGEST, second, "read", ROUTER, None
+    )
