@@ -8,17 +8,12 @@ starts), server reflection for stock tools, and a graceful stop that drains in-f
 
 from __future__ import annotations
 
-import errno
 import ipaddress
-import re
-import socket
-import ssl
 import threading
 import time
 from collections.abc import Callable
 from concurrent import futures
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any, cast
 
 import grpc
@@ -29,9 +24,11 @@ from cnm_policy.audit import DecisionLog
 from cnm_policy.errors import ServerConfigError
 from cnm_policy.reload import ReloadStatus
 from cnm_policy.server import _channelz
+from cnm_policy.server.binding import can_bind, is_ip, refuse_live_unix_socket, resolve
 from cnm_policy.server.limits import DEFAULT_LIMITS, Limits
 from cnm_policy.server.ports import CacheStatsView, DecisionEngine
 from cnm_policy.server.servicer import SERVICE_NAME, PolicyServicer, rpc_handlers
+from cnm_policy.server.tls import TlsConfig
 from cnm_policy.server.workers import WorkerPool
 
 __all__ = [
@@ -52,81 +49,6 @@ DEFAULT_LISTEN = "127.0.0.1:50051"
 # served ~25% fewer cached Checks per second than 2. A second worker keeps one long batch from
 # holding up every other call.
 DEFAULT_WORKERS = 2
-
-
-@dataclass(frozen=True, slots=True)
-class TlsConfig:
-    """PEM material for TLS; with `client_ca`, clients must present a certificate it signed."""
-
-    cert_chain: bytes = field(repr=False)
-    private_key: bytes = field(repr=False)
-    client_ca: bytes | None = field(default=None, repr=False)
-
-    @classmethod
-    def from_files(cls, cert: Path, key: Path, client_ca: Path | None = None) -> TlsConfig:
-        """Read and check the PEM files; anything gRPC could not use is a `ServerConfigError`.
-
-        gRPC only reports unusable material as "failed to bind", so it is checked here first.
-        """
-        config = cls(
-            cert_chain=_read(cert, "--tls-cert"),
-            private_key=_read(key, "--tls-key"),
-            client_ca=_read(client_ca, "--tls-client-ca") if client_ca else None,
-        )
-        _check_key_pair(cert, config.cert_chain, key, config.private_key)
-        if client_ca is not None and config.client_ca is not None:
-            _check_client_ca(client_ca, config.client_ca)
-        return config
-
-    def credentials(self) -> grpc.ServerCredentials:
-        """gRPC server credentials (client certificates required when a client CA is set)."""
-        return grpc.ssl_server_credentials(
-            [(self.private_key, self.cert_chain)],
-            root_certificates=self.client_ca,
-            require_client_auth=self.client_ca is not None,
-        )
-
-
-def _check_key_pair(cert: Path, cert_pem: bytes, key: Path, key_pem: bytes) -> None:
-    """Refuse a certificate or key that is not PEM, an encrypted key, or a key of another cert."""
-    if b"-----BEGIN CERTIFICATE-----" not in cert_pem:
-        raise ServerConfigError(f"--tls-cert: `{cert}` holds no PEM certificate")
-    if not re.search(rb"-----BEGIN [A-Z ]*PRIVATE KEY-----", key_pem):
-        raise ServerConfigError(f"--tls-key: `{key}` holds no PEM private key")
-    if b"ENCRYPTED" in key_pem:
-        raise ServerConfigError(f"--tls-key: `{key}` is encrypted: give the key unencrypted")
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    try:
-        # A password callback keeps OpenSSL from ever prompting on the terminal.
-        context.load_cert_chain(cert, key, password=lambda: b"")
-    except ssl.SSLError as exc:
-        if exc.reason == "KEY_VALUES_MISMATCH":
-            raise ServerConfigError(
-                f"--tls-key: the key in `{key}` does not match the certificate in `{cert}`"
-            ) from exc
-        raise ServerConfigError(
-            f"--tls-cert/--tls-key: `{cert}` and `{key}` cannot be loaded: "
-            f"{exc.reason or 'invalid PEM'}"
-        ) from exc
-    except OSError as exc:
-        raise ServerConfigError(f"--tls-cert/--tls-key: cannot read: {exc.strerror}") from exc
-
-
-def _check_client_ca(path: Path, pem: bytes) -> None:
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    try:
-        context.load_verify_locations(cadata=pem.decode("ascii", "replace"))
-    except ssl.SSLError as exc:
-        raise ServerConfigError(
-            f"--tls-client-ca: `{path}` holds no usable CA certificate"
-        ) from exc
-
-
-def _read(path: Path, flag: str) -> bytes:
-    try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise ServerConfigError(f"{flag}: cannot read `{path}`: {exc.strerror}") from exc
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,7 +177,7 @@ class Sidecar:
     def _bind(self, address: str) -> str:
         """Bind `address`: a unix socket, or every address its host resolves to, or fail."""
         if address.startswith(("unix:", "unix-abstract:")):
-            _refuse_live_unix_socket(address)
+            refuse_live_unix_socket(address)
             self._add_port(address, address)
             return address
         host, _, port_text = address.rpartition(":")
@@ -265,10 +187,10 @@ class Sidecar:
         # those this host does not have (a name's IPv6 address with IPv6 off): nobody can
         # reach or hold the port there.
         bound, bare = 0, host.removeprefix("[").removesuffix("]")
-        for ip in _resolve(address, bare, port):
+        for ip in resolve(address, bare, port):
             target = f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
-            if not _can_bind(address, ip, port, target):
-                if _is_ip(bare):
+            if not can_bind(address, ip, port, target):
+                if is_ip(bare):
                     raise ServerConfigError(
                         f"cannot listen on `{address}`: `{ip}` is not an address of this host"
                     )
@@ -312,72 +234,6 @@ class _UnknownMethods(grpc.GenericRpcHandler):  # type: ignore[type-arg]
     ) -> grpc.RpcMethodHandler[Any, Any] | None:
         self.count += 1
         return None
-
-
-def _is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
-
-
-def _resolve(address: str, host: str, port: int) -> list[str]:
-    """The distinct IP addresses `host` stands for, in resolver order (an IP: itself)."""
-    if _is_ip(host):
-        return [str(ipaddress.ip_address(host))]
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError) as exc:
-        raise ServerConfigError(f"cannot listen on `{address}`: the host does not resolve") from exc
-    addresses = [str(info[4][0]) for info in infos if info[0] in (socket.AF_INET, socket.AF_INET6)]
-    if not addresses:
-        raise ServerConfigError(f"cannot listen on `{address}`: the host has no IP address")
-    return list(dict.fromkeys(addresses))
-
-
-def _can_bind(address: str, ip: str, port: int, target: str) -> bool:
-    """Whether this host has `ip`; raise a clean error when `ip:port` is taken or unusable.
-
-    Checked before grpc binds, so that a port in use is one line of ours rather than grpc's
-    own log lines. The probe binds as grpc does, with SO_REUSEADDR and without SO_REUSEPORT.
-    """
-    family = socket.AF_INET6 if ":" in ip else socket.AF_INET
-    try:
-        probe = socket.socket(family, socket.SOCK_STREAM)
-    except OSError:
-        return False  # no such address family here
-    with probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((ip, port))
-        except OSError as exc:
-            if exc.errno in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT):
-                return False
-            reason = "is already in use" if exc.errno == errno.EADDRINUSE else "cannot be bound"
-            raise ServerConfigError(f"cannot listen on `{address}`: `{target}` {reason}") from exc
-    return True
-
-
-def _refuse_live_unix_socket(address: str) -> None:
-    """Refuse a unix socket path on which another server still accepts connections.
-
-    gRPC unlinks an existing socket file before binding, so a second sidecar started on the
-    same path would silently take it over (and the first one would serve nobody), much as
-    SO_REUSEPORT would on a TCP port. A stale file that refuses connections is fine to reuse.
-    """
-    if not address.startswith("unix:"):
-        return
-    path = address.removeprefix("unix://") if address.startswith("unix://") else address[5:]
-    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    probe.settimeout(1.0)
-    try:
-        probe.connect(path)
-    except OSError:
-        return  # nothing there, or nobody listening any more
-    finally:
-        probe.close()
-    raise ServerConfigError(f"cannot listen on `{address}`: another server is listening there")
 
 
 def build_sidecar(
