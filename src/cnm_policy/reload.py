@@ -2,7 +2,8 @@
 
 A changed tree goes live only once it matches its `bundle.lock.json`, or, without one, has held
 still for `settle_seconds` (best effort); every read is bracketed by two fingerprints and
-dropped if the tree moved. Nothing here sleeps: tests drive `poll()` and `reload_now()`.
+dropped if the tree moved. The files are read once: the lock is checked against, and the
+version built from, the same bytes. Nothing here sleeps: tests drive `poll()` and `reload_now()`.
 Why this is correct: docs/design/reload.md.
 """
 
@@ -11,7 +12,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
@@ -20,8 +21,9 @@ from typing import Generic, Protocol, TypeVar
 import structlog
 
 from cnm_policy.errors import CnmPolicyError, PolicySourceError
+from cnm_policy.policy.bundle import BundleSource
 from cnm_policy.policy.lock import BundleLockMismatchError, LockCheck, check_lock
-from cnm_policy.policy.source import walk_bundle
+from cnm_policy.policy.source import read_bundle_dir, walk_bundle
 
 __all__ = [
     "DEFAULT_SETTLE_SECONDS",
@@ -151,10 +153,11 @@ def prove_bundle(
 def load_tree(
     path: str | Path,
     *,
-    load: Callable[[Path], S],
+    load: Callable[[BundleSource], S],
     run_tests: Callable[[S], _SuiteResult] | None,
     fingerprint: Callable[[Path], Hashable] = bundle_fingerprint,
-    check: Callable[[Path], LockCheck | None] = check_lock,
+    check: Callable[[Path, Mapping[str, str]], LockCheck | None] = check_lock,
+    read: Callable[[Path], BundleSource] = read_bundle_dir,
 ) -> tuple[S, Hashable]:
     """The startup gate: one consistent tree, matching its lock if it has one, tests passing.
 
@@ -163,14 +166,14 @@ def load_tree(
     """
     for _ in range(_READ_ATTEMPTS):
         root = _resolve(path)
-        read = _read(root, _fingerprint_or_error(fingerprint, root), load, fingerprint, check)
-        if read.moved:
+        done = _read(root, _fingerprint_or_error(fingerprint, root), load, fingerprint, check, read)
+        if done.moved:
             continue
-        if read.error is not None:
-            raise read.error
-        assert read.candidate is not None
-        _run_tests(read.candidate, run_tests)
-        return read.candidate, read.before
+        if done.error is not None:
+            raise done.error
+        assert done.candidate is not None
+        _run_tests(done.candidate, run_tests)
+        return done.candidate, done.before
     raise BundleChangingError(f"the bundle changed during each of {_READ_ATTEMPTS} reads")
 
 
@@ -215,26 +218,29 @@ class _Read(Generic[S]):
 def _read(
     root: Path,
     before: Hashable,
-    load: Callable[[Path], S],
+    load: Callable[[BundleSource], S],
     fingerprint: Callable[[Path], Hashable],
-    check: Callable[[Path], LockCheck | None],
+    check: Callable[[Path, Mapping[str, str]], LockCheck | None],
+    read: Callable[[Path], BundleSource],
     *,
     unlocked_ok: bool = True,
 ) -> _Read[S]:
-    """Check the lock, load, then fingerprint again; `unlocked_ok`: a tree without one may load.
+    """Read the files once, check them against the lock, build the version from them, then
+    fingerprint again; `unlocked_ok`: a tree without a lock may load.
 
     Only a failure to load a tree that matched its lock is final before the settle period;
     any other failure may be a copy still landing (`not_yet`).
     """
     complete = False
     try:
-        lock = check(root)
+        source = read(root)
+        lock = check(root, source.files)
         if lock is None and not unlocked_ok:
             return _Read(before, before, waiting=True)
         if lock is not None and not lock.matches:
             raise BundleLockMismatchError(lock.differences)
         complete = lock is not None
-        candidate = load(root)
+        candidate = load(source)
         if lock is not None and candidate.digest != lock.lock_digest:
             complete = False
             raise BundleLockMismatchError(("a file changed while the bundle was read",))
@@ -247,8 +253,9 @@ def _read(
 class PolicyReloader(Generic[S]):
     """Reloads `target` from `path`; every collaborator is injectable.
 
-    `load(path)` returns a validated snapshot or raises; `run_tests(snapshot)` returns a suite
-    result with ``ok``; `check(path)` compares the tree with its lock (``None``: no lock).
+    `read(path)` reads the files once; `load(source)` returns a validated snapshot of them or
+    raises; `run_tests(snapshot)` returns a suite result with ``ok``; `check(path, files)`
+    compares the files read with the lock at `path` (``None``: no lock).
     Attempts and polls are serialised by a lock that checks never take.
     """
 
@@ -257,10 +264,11 @@ class PolicyReloader(Generic[S]):
         target: _Swappable[S],
         path: str | Path,
         *,
-        load: Callable[[Path], S],
+        load: Callable[[BundleSource], S],
         run_tests: Callable[[S], _SuiteResult] | None,
         fingerprint: Callable[[Path], Hashable] = bundle_fingerprint,
-        check: Callable[[Path], LockCheck | None] = check_lock,
+        check: Callable[[Path, Mapping[str, str]], LockCheck | None] = check_lock,
+        read: Callable[[Path], BundleSource] = read_bundle_dir,
         clock: Callable[[], float] = time.time,
         settle_seconds: float = DEFAULT_SETTLE_SECONDS,
         initial_fingerprint: Hashable | None = None,
@@ -271,6 +279,7 @@ class PolicyReloader(Generic[S]):
         self._run_tests = run_tests
         self._fingerprint = fingerprint
         self._check = check
+        self._read_source = read
         self._clock = clock
         self._settle_seconds = settle_seconds
         self._seen = (
@@ -317,7 +326,15 @@ class PolicyReloader(Generic[S]):
 
     def _attempt(self, root: Path, before: Hashable, settled: bool) -> ReloadOutcome:
         attempted_at = self._clock()
-        read = _read(root, before, self._load, self._fingerprint, self._check, unlocked_ok=settled)
+        read = _read(
+            root,
+            before,
+            self._load,
+            self._fingerprint,
+            self._check,
+            self._read_source,
+            unlocked_ok=settled,
+        )
         if read.moved:
             return self._wait("changed_during_read", read.after, restart=True)
         if read.waiting:

@@ -19,6 +19,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from cnm_policy.engine import Engine, PolicySnapshot, load_snapshot
 from cnm_policy.model import Decision, Principal, Resource
+from cnm_policy.policy import BundleSource
 from cnm_policy.reload import PolicyReloader
 from cnm_policy.server.app import ServerConfig, build_sidecar
 from cnm_policy.server.runtime import Runtime, RuntimeOptions
@@ -104,10 +105,10 @@ def test_stop_reports_not_serving_without_waiting_for_a_reload_in_progress(bundl
     """Shutdown flips health at once, even while a slow candidate version is still loading."""
     loading, release = threading.Event(), threading.Event()
 
-    def slow_load(path: Path) -> PolicySnapshot:
+    def slow_load(source: BundleSource) -> PolicySnapshot:
         loading.set()
         assert release.wait(30)
-        return load_snapshot(path)
+        return load_snapshot(source)
 
     engine = Engine(load_snapshot(bundle))
     runtime = Runtime(

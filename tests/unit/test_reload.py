@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import threading
-from collections.abc import Hashable
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,7 +14,8 @@ from structlog.testing import capture_logs
 
 from cnm_policy.engine import Engine, PolicySnapshot, load_snapshot
 from cnm_policy.errors import BundleInvalidError, PolicyProblem
-from cnm_policy.policy import read_bundle_dir
+from cnm_policy.policy import BundleSource, read_bundle_dir
+from cnm_policy.policy import source as source_module
 from cnm_policy.policy.lock import (
     LOCK_FILE,
     BundleLockMismatchError,
@@ -22,6 +23,7 @@ from cnm_policy.policy.lock import (
     lock_for,
     render_lock,
 )
+from cnm_policy.policy.source import BundleFile
 from cnm_policy.reload import (
     BundleChangingError,
     BundleTestsFailedError,
@@ -81,9 +83,14 @@ class Bundle:
         self.fingerprint: int | Exception = 0
         self.lock: LockCheck | None = None
         self.loads = 0
+        self.reads = 0
         self.move_during_load = 0  # loads that change the fingerprint while they read
 
-    def load(self, path: Path) -> Snap:
+    def read(self, path: Path) -> BundleSource:
+        self.reads += 1
+        return BundleSource(origin=str(path), files={})
+
+    def load(self, source: BundleSource) -> Snap:
         self.loads += 1
         if self.move_during_load:
             self.move_during_load -= 1
@@ -101,7 +108,7 @@ class Bundle:
             raise self.fingerprint
         return self.fingerprint
 
-    def check(self, path: Path) -> LockCheck | None:
+    def check(self, path: Path, files: Mapping[str, str]) -> LockCheck | None:
         return self.lock
 
 
@@ -115,6 +122,7 @@ def _reloader(
         run_tests=bundle.run_tests,
         fingerprint=bundle.fingerprint_of,
         check=bundle.check,
+        read=bundle.read,
         clock=clock or Clock(),
         settle_seconds=settle,
     )
@@ -281,7 +289,7 @@ def test_a_tree_that_cannot_be_read_yet_is_pending_until_it_settles() -> None:
     """A failed read of an unlocked or incomplete tree may be a copy landing: not yet an error."""
     bundle, target, clock = Bundle(), Target(), Clock()
 
-    def unreadable(path: Path) -> LockCheck | None:
+    def unreadable(path: Path, files: Mapping[str, str]) -> LockCheck | None:
         raise OSError("the directory vanished")
 
     reloader = PolicyReloader(
@@ -291,6 +299,7 @@ def test_a_tree_that_cannot_be_read_yet_is_pending_until_it_settles() -> None:
         run_tests=None,
         fingerprint=bundle.fingerprint_of,
         check=unreadable,
+        read=bundle.read,
         clock=clock,
         settle_seconds=5.0,
     )
@@ -385,14 +394,20 @@ def test_watcher_thread_reloads_on_request_and_survives_errors() -> None:
     loaded = threading.Semaphore(0)
     original_load = bundle.load
 
-    def load(path: Path) -> Snap:
+    def load(source: BundleSource) -> Snap:
         try:
-            return original_load(path)
+            return original_load(source)
         finally:
             loaded.release()
 
     reloader = PolicyReloader(
-        target, "b", load=load, run_tests=None, fingerprint=lambda p: 0, check=lambda p: None
+        target,
+        "b",
+        load=load,
+        run_tests=None,
+        fingerprint=lambda p: 0,
+        check=lambda p, f: None,
+        read=bundle.read,
     )
     bundle.next = RuntimeError("first attempt fails")
     with capture_logs():
@@ -446,6 +461,7 @@ def test_startup_refuses_a_tree_that_keeps_moving() -> None:
             run_tests=None,
             fingerprint=bundle.fingerprint_of,
             check=bundle.check,
+            read=bundle.read,
         )
     assert bundle.loads == 3
 
@@ -461,6 +477,7 @@ def test_startup_refuses_a_tree_that_does_not_match_its_lock() -> None:
             run_tests=None,
             fingerprint=bundle.fingerprint_of,
             check=bundle.check,
+            read=bundle.read,
         )
     assert bundle.loads == 0
 
@@ -628,11 +645,11 @@ def test_a_load_reads_one_tree_even_when_the_root_link_is_swapped_mid_read(
     engine = Engine(load_snapshot(current))
     staging = tmp_path / "next"
 
-    def load_during_a_swap(path: Path) -> PolicySnapshot:
+    def load_during_a_swap(source: BundleSource) -> PolicySnapshot:
         if not staging.exists() and current.resolve() != tmp_path / "rev2":
             staging.symlink_to(tmp_path / "rev2")
             staging.replace(current)  # the atomic rename git-sync does, mid-read (once)
-        return load_snapshot(path)
+        return load_snapshot(source)
 
     reloader = PolicyReloader(engine, current, load=load_during_a_swap, run_tests=None)
     with capture_logs():
@@ -654,8 +671,8 @@ def test_a_load_straddling_a_configmap_swap_is_discarded(tmp_path: Path) -> None
     engine = Engine(load_snapshot(tmp_path))
     swaps: list[int] = []
 
-    def load_during_a_swap(path: Path) -> PolicySnapshot:
-        snapshot = load_snapshot(path)
+    def load_during_a_swap(source: BundleSource) -> PolicySnapshot:
+        snapshot = load_snapshot(source)
         if not swaps:
             swaps.append(1)
             (tmp_path / "..data_tmp").symlink_to("..v2")
@@ -678,3 +695,29 @@ def test_prove_bundle_raises_for_failing_tests() -> None:
             run_tests=lambda s: Suite(ok=False, total=1, failures=("expected allow, got deny",)),
         )
     assert os.path.isdir(BUNDLES / "v1")
+
+
+def test_a_locked_change_reads_each_file_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The lock is checked against the bytes the version is built from: one read per file."""
+    root = tmp_path / "bundle"
+    _copy(None, root)
+    _lock(root)
+    engine, reloader = _real_reloader(root, Clock())
+    _copy("v2-overlay", root)
+    _lock(root)
+    reads: list[str] = []
+    original = source_module._read_text
+
+    def counting(file: BundleFile) -> tuple[str | None, PolicyProblem | None]:
+        reads.append(file.name)
+        return original(file)
+
+    monkeypatch.setattr(source_module, "_read_text", counting)
+    with capture_logs():
+        assert reloader.reload_now() == ReloadOutcome.SWAPPED
+    assert (engine.snapshot.version, sorted(reads)) == (
+        "2.0.0",
+        sorted(read_bundle_dir(root).files),
+    )

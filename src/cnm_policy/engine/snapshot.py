@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from cnm_policy.engine import casbin_backend
-from cnm_policy.policy import Bundle, RuleDef, Side, load_bundle
+from cnm_policy.policy import Bundle, BundleSource, RuleDef, Side, load_bundle
 
 __all__ = ["Bucket", "PolicySnapshot", "ResolvedRoles", "compile_bundle", "load_snapshot"]
 
@@ -174,6 +174,11 @@ def _bucket(general: list[RuleDef], pinned: Mapping[str, list[RuleDef]]) -> Buck
     return Bucket(tuple(general), {tenant: tuple(rules) for tenant, rules in pinned.items()})
 
 
-def load_snapshot(path: str | Path, *, loaded_at: float | None = None) -> PolicySnapshot:
-    """Read, validate and compile the bundle at `path` (raises BundleInvalidError)."""
+def load_snapshot(
+    path: str | Path | BundleSource, *, loaded_at: float | None = None
+) -> PolicySnapshot:
+    """Read (unless given the files read already), validate and compile a bundle.
+
+    Raises BundleInvalidError.
+    """
     return compile_bundle(load_bundle(path), loaded_at=loaded_at)

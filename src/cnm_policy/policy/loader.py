@@ -47,9 +47,11 @@ __all__ = ["MAX_ROLE_DEPTH", "load_bundle", "parse_bundle"]
 MAX_ROLE_DEPTH = 8  # casbin's role manager follows at most 10 links; stay well inside it
 
 
-def load_bundle(path: str | Path) -> Bundle:
-    """Read and validate the bundle at `path`; raises BundleInvalidError listing every error."""
-    bundle, problems = parse_bundle(read_bundle_dir(path))
+def load_bundle(path: str | Path | BundleSource) -> Bundle:
+    """Read and validate the bundle at `path` (or the files read already, a BundleSource);
+    raises BundleInvalidError listing every error."""
+    source = path if isinstance(path, BundleSource) else read_bundle_dir(path)
+    bundle, problems = parse_bundle(source)
     if bundle is None:
         errors = (p for p in problems if p.severity == "error")
         # Reading order, so a file's `too_many_problems` (no line) leads its listed problems.

@@ -162,12 +162,20 @@ def lock_differences(lock: BundleLock, files: Mapping[str, str]) -> tuple[str, .
     return tuple(found)
 
 
-def check_lock(root: str | Path) -> LockCheck | None:
-    """Compare the directory `root` with its lock (``None``: no lock); reads every file once."""
+def check_lock(root: str | Path, files: Mapping[str, str] | None = None) -> LockCheck | None:
+    """Compare `files` (read from `root` already, else read here) with the lock at `root`.
+
+    ``None``: no lock. A caller that loads the bundle too passes the files it read, so the
+    version checked is the version loaded, and nothing is read twice.
+    """
     lock = read_lock(root)
     if lock is None:
         return None
-    return LockCheck(lock.digest, lock_differences(lock, read_bundle_dir(root).files))
+    return LockCheck(lock.digest, lock_differences(lock, _or_read(root, files)))
+
+
+def _or_read(root: str | Path, files: Mapping[str, str] | None) -> Mapping[str, str]:
+    return read_bundle_dir(root).files if files is None else files
 
 
 def _listed(differences: tuple[str, ...]) -> str:
