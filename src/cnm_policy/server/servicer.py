@@ -1,15 +1,9 @@
 """The `cnm_policy.v1.PolicyService` handlers: decode -> engine -> log -> encode.
 
-Deliberately thin. Everything that decides lives in the engine; everything about the wire lives
-in `decode`/`encode` (which remember recent requests and shared decisions, see there) and
-`convert`; every failure becomes a status in `errors`. What is left here is the order of those
-steps, the deadline check before evaluating, and the one audit event per decision, whose
-latency covers the sidecar's whole share of the call (decoding, evaluation, logging).
-
-`Check` and `CheckBatch` are served on raw bytes (`rpc_handlers`): the decoder parses what it
-has not seen before and the encoder writes the response bytes itself. The typed methods of the
-same names take and return messages, for callers embedding the servicer in-process; they go
-through the very same byte-level path.
+Deliberately thin: the engine decides, `wire/` turns bytes into model values and back, `errors`
+turns every failure into a status. What is left here is the order of those steps, the deadline
+check before evaluating, and the one decision event per decision (its latency covers decoding,
+evaluation and logging). `Check` and `CheckBatch` are served on raw bytes (`rpc_handlers`).
 """
 
 from __future__ import annotations
@@ -30,7 +24,6 @@ from cnm_policy.server.limits import Limits
 from cnm_policy.server.ports import CacheStatsView, DecisionEngine, FingerprintedEngine
 from cnm_policy.server.wire import convert
 from cnm_policy.server.wire.decode import RequestDecoder, parse_request
-from cnm_policy.server.wire.encode import ResponseEncoder
 from cnm_policy.server.wire.info import policy_info_to_proto
 from cnm_policy.v1 import policy_pb2 as pb
 
@@ -73,7 +66,6 @@ class PolicyServicer:
         # With mTLS, decision events name the caller's certificate (`peer_identity`).
         self._identify_peers = identify_peers
         self._decoder = RequestDecoder(limits)
-        self._encoder = ResponseEncoder()
 
     def check_bytes(self, request: bytes, context: grpc.ServicerContext) -> bytes:
         """One decision: a serialized `CheckRequest` in, a serialized `CheckResponse` out."""
@@ -114,7 +106,7 @@ class PolicyServicer:
                 latency_seconds=self._timer() - started,
                 peer=peer_identity(context) if self._identify_peers else None,
             )
-            return self._encoder.check(decision, decision_id)
+            return convert.decision_to_proto(decision, decision_id=decision_id).SerializeToString()
         except Exception as exc:
             self._log_rejected(exc, context, started)
             abort_with(context, exc)
@@ -217,7 +209,7 @@ class PolicyServicer:
             latency_seconds=self._timer() - started,
             peer=peer_identity(context) if self._identify_peers else None,
         )
-        return self._encoder.batch(decisions, decision_ids)
+        return convert.batch_to_proto(decisions, decision_ids).SerializeToString()
 
     def _locate(self, error: InvalidRequestError, query: convert.BatchQuery) -> Exception:
         """Name the batch item behind an item-level error (``items[3].resource.tenant``).

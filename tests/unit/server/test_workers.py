@@ -10,6 +10,7 @@ from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
+import grpc
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -250,3 +251,39 @@ def test_shutdown_with_a_stuck_job_returns_after_its_timeout() -> None:
     finally:
         gate.set()
     assert workers.shutdown(timeout=WAIT_S)  # once released, the thread stops
+
+
+class _Recorder:
+    """Wraps an object and records which of its attributes are asked for."""
+
+    def __init__(self, target: Any, asked: list[str]) -> None:
+        self._target = target
+        self._asked = asked
+
+    def __getattr__(self, name: str) -> Any:
+        self._asked.append(name)
+        attribute = getattr(self._target, name)
+        if name == "submit":
+            return lambda *args: _Recorder(attribute(*args), self._asked)
+        return attribute
+
+
+def test_grpcs_sync_server_asks_the_pool_only_for_submit_and_add_done_callback() -> None:
+    """The grpcio behaviour `WorkerPool` relies on: a call is `submit(behaviour, ...)` and one
+    done callback on what it returns; nothing else of the executor interface is used."""
+    asked: list[str] = []
+    workers = WorkerPool(1, name="pinned")
+    server = grpc.server(_Recorder(workers, asked))  # type: ignore[arg-type]
+    handler = grpc.unary_unary_rpc_method_handler(lambda request, context: request)
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("t.S", {"M": handler}),))
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            echo = channel.unary_unary("/t.S/M", None, None)
+            assert [echo(b"x", timeout=WAIT_S) for _ in range(3)] == [b"x"] * 3
+    finally:
+        server.stop(None).wait(WAIT_S)
+        workers.shutdown(timeout=WAIT_S)
+    assert set(asked) == {"submit", "add_done_callback"}
+    assert workers.submitted == asked.count("submit") >= 3

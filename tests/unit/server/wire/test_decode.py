@@ -1,88 +1,20 @@
-"""Byte-level decode and encode: exactly what the message-level conversions give, only cheaper."""
+"""Byte-level decode: exactly what the message-level conversions give, only cheaper."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
 from cnm_policy.errors import InvalidRequestError, LimitExceededError
-from cnm_policy.model import AccessRequest, Decision, Principal, Resource, RuleTrace
+from cnm_policy.model import AccessRequest, Principal, Resource
 from cnm_policy.server.limits import Limits
 from cnm_policy.server.wire import convert
 from cnm_policy.server.wire.convert import dict_to_struct
 from cnm_policy.server.wire.decode import MAX_MEMO_KEY_BYTES, RequestDecoder
-from cnm_policy.server.wire.encode import ResponseEncoder
 from cnm_policy.v1 import policy_pb2 as pb
 
 LIMITS = Limits()
-text = st.text(max_size=300)  # long enough for multi-byte length varints
-traces = st.builds(
-    RuleTrace,
-    rule_id=text,
-    effect=st.sampled_from(["allow", "deny"]),
-    role_matched=st.booleans(),
-    kind_matched=st.booleans(),
-    action_matched=st.booleans(),
-    scope_matched=st.booleans(),
-    condition=st.none() | st.booleans(),
-    error=st.none() | st.text(min_size=1, max_size=20),
-)
-decisions = st.builds(
-    Decision,
-    allowed=st.booleans(),
-    rule_ids=st.lists(text, max_size=3).map(tuple),
-    reason=text,
-    policy_name=text,
-    policy_version=text,
-    policy_digest=text,
-    errors=st.lists(text, max_size=2).map(tuple),
-    valid_until=st.none() | st.floats(min_value=0, max_value=4e9),
-    cached=st.booleans(),
-    trace=st.lists(traces, max_size=2).map(tuple),
-)
-decision_ids = st.text(max_size=200)
-
-
-@given(decisions, decision_ids)
-def test_a_check_response_is_the_message_conversion_byte_for_meaning(
-    decision: Decision, decision_id: str
-) -> None:
-    """Parsed back, the encoder's bytes are the message `convert` builds, memo or not."""
-    encoder = ResponseEncoder()
-    expected = convert.decision_to_proto(decision, decision_id=decision_id)
-    for _ in range(2):  # the second time a cached decision comes from the memo
-        assert pb.CheckResponse.FromString(encoder.check(decision, decision_id)) == expected
-
-
-@given(st.lists(st.tuples(decisions, decision_ids), max_size=5))
-def test_a_batch_response_keeps_every_result_in_order(pairs: list[tuple[Decision, str]]) -> None:
-    """Each result is its own decision with its own id, in request order."""
-    found = [decision for decision, _ in pairs]
-    ids = [decision_id for _, decision_id in pairs]
-    encoded = ResponseEncoder().batch(found, ids)
-    assert pb.CheckBatchResponse.FromString(encoded) == convert.batch_to_proto(found, ids)
-
-
-@pytest.mark.parametrize("length", [0, 127, 128, 129, 16_384])
-def test_decision_ids_of_every_length_class_parse_back(length: int) -> None:
-    """One-byte length up to 127, two bytes from 128, three from 16,384."""
-    decision = Decision(True, ("a",), "allowed", "cnm", "1", "d1", cached=True)
-    for _ in range(2):
-        response = pb.CheckResponse.FromString(ResponseEncoder().check(decision, "i" * length))
-        assert response.decision_id == "i" * length
-
-
-def test_remembered_encodings_belong_to_their_own_decision() -> None:
-    """Two shared decisions never answer with each other's encoding, however often asked."""
-    encoder = ResponseEncoder()
-    allow = Decision(True, ("a",), "allowed", "cnm", "1", "d1", cached=True)
-    deny = Decision(False, ("b",), "denied", "cnm", "1", "d1", cached=True)
-    for _ in range(3):
-        assert pb.CheckResponse.FromString(encoder.check(allow, "x")).allowed is True
-        assert pb.CheckResponse.FromString(encoder.check(deny, "y")).allowed is False
 
 
 def _check_bytes(**attributes: Any) -> bytes:
