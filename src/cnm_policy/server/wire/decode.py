@@ -1,26 +1,8 @@
-"""Request bytes -> checked model values, remembering recent decodings by their exact bytes.
+"""Request bytes -> checked model values and their fingerprint: the sidecar's one decode path.
 
-Why: a repeated check costs the engine's cache about 2 µs, while parsing the `CheckRequest`,
-checking its limits and converting its Structs costs nearly ten times that. Portals repeat
-themselves byte for byte (the same page, the same user, the same devices), so the sidecar
-remembers what recent request bytes decoded to.
-
-Why it is exact: decoding is a pure function of the bytes and of this decoder's fixed limits.
-Equal bytes parse to equal messages, pass or fail the same limits and convert to equal values,
-so a remembered result is what decoding again would give. Only successes are remembered: a bad
-request raises its `InvalidRequestError` every time. Different bytes for the same request (a
-client ordering Struct keys differently) are simply decoded again.
-
-The decoder also hands the decision cache a fingerprint of each request: the message
-re-serialized deterministically (map entries sorted by key), computed once per distinct bytes
-and remembered with the decoding.
-Equal fingerprints parse to equal messages, so they are exact keys; and because Struct key order
-is normalized away, clients that order map entries differently on every call (protobuf-go does
-by default) still hit the cache.
-
-INVARIANT: the decoded values are shared by every call that sent the same bytes, so nothing
-downstream (engine, cache, decision log) may mutate a request's attributes or context. None
-does: conditions only read, and the cache and log copy what they keep.
+Recent decodings are remembered by their exact bytes, and each carries the deterministic
+encoding the decision cache keys by. INVARIANT: decoded values are shared by every call that
+sent the same bytes, so nothing downstream may mutate them (docs/design/sidecar-wire.md).
 """
 
 from __future__ import annotations
