@@ -8,6 +8,7 @@ in `bundles/*-overlay` are copied over the base to make version 2 or a broken ve
 from __future__ import annotations
 
 import shutil
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from cnm_policy.engine import Clock
 from cnm_policy.server.app import ServerConfig, TlsConfig
 from cnm_policy.server.limits import Limits
 from cnm_policy.server.runtime import Runtime, RuntimeOptions, open_runtime
@@ -66,10 +68,11 @@ def serve(
     cache_size: int | None = 1000,
     tls: TlsConfig | None = None,
     channel: grpc.Channel | None = None,
+    clock: Clock = time.time,
 ) -> Iterator[Served]:
     """Start a sidecar on `bundle` (no polling thread: tests drive reloads), stop it after."""
     runtime = open_runtime(
-        RuntimeOptions(policies=bundle, cache_size=cache_size, watch_interval=None),
+        RuntimeOptions(policies=bundle, cache_size=cache_size, watch_interval=None, clock=clock),
         ServerConfig(listen=listen, limits=limits or Limits(), tls=tls, grace_seconds=2.0),
     )
     address = runtime.start()

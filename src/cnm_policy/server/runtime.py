@@ -9,6 +9,7 @@ the CLI: they belong to a process, not to a library object.
 from __future__ import annotations
 
 import gc
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import structlog
 
 from cnm_policy.audit import AttributeAllowList, DecisionLog
 from cnm_policy.cache import CachedEngine
-from cnm_policy.engine import Engine, PolicySnapshot, load_snapshot
+from cnm_policy.engine import Clock, Engine, PolicySnapshot, load_snapshot
 from cnm_policy.reload import DEFAULT_SETTLE_SECONDS, PolicyReloader, load_tree
 from cnm_policy.server.app import ServerConfig, Sidecar, build_sidecar
 from cnm_policy.testing import run_suite
@@ -32,7 +33,7 @@ class RuntimeOptions:
     ``bundle_tests_failed`` warning); `cache_size` ``None`` disables the decision cache;
     `watch_interval` ``None`` disables directory polling (reloads then happen only on request,
     e.g. SIGHUP); a changed bundle without a `bundle.lock.json` goes live once unchanged for
-    `settle_seconds`.
+    `settle_seconds`; `clock` is the time conditions read.
     """
 
     policies: Path
@@ -42,6 +43,7 @@ class RuntimeOptions:
     watch_interval: float | None = 2.0
     settle_seconds: float = DEFAULT_SETTLE_SECONDS
     log_allow: AttributeAllowList = field(default_factory=AttributeAllowList)
+    clock: Clock = time.time
 
     def __post_init__(self) -> None:
         # Checked here, before anything starts: `Runtime.start` must not fail half-way with
@@ -122,7 +124,7 @@ def open_runtime(options: RuntimeOptions, config: ServerConfig) -> Runtime:
     run_tests = run_suite if options.run_bundle_tests else _advisory_suite
     # The same commit point as every reload: one consistent tree, matching its lock if any.
     snapshot, fingerprint = load_tree(options.policies, load=load_snapshot, run_tests=run_tests)
-    base = Engine(snapshot)
+    base = Engine(snapshot, clock=options.clock)
     engine: Engine | CachedEngine = base
     if options.cache_size is not None:
         engine = CachedEngine(base, maxsize=options.cache_size, ttl=options.cache_ttl)
