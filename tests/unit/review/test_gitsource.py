@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from cnm_policy.errors import PolicySourceError
-from cnm_policy.policy import read_bundle_dir
+from cnm_policy.policy import BundleSource, read_bundle_dir
 from cnm_policy.review import gitsource
 from cnm_policy.review.gitsource import parse_git_spec, read_git_bundle, read_source
 from tests.unit.review.bundles import commit_all, fixture, init_repo
@@ -99,4 +99,80 @@ def test_a_revision_is_read_within_the_directory_bounds(
     """A revision too large in total or in files is refused like a directory would be."""
     monkeypatch.setattr(gitsource, limit, value)
     with pytest.raises(PolicySourceError, match=message):
+        read_git_bundle("HEAD", "policies/mini", repo=repo)
+
+
+def _linked_repo(tmp_path: Path, *links: tuple[str, str]) -> Path:
+    """The `good` bundle at `b` with `links` (name -> target) added, committed."""
+    root = init_repo(tmp_path / "repo")
+    shutil.copytree(fixture("good"), root / "b")
+    (root / "README.md").write_text("outside the bundle\n")
+    for name, target in links:
+        (root / "b" / name).symlink_to(target)
+    commit_all(root, "links")
+    return root
+
+
+def _problems(source: BundleSource) -> list[tuple[str, str, str]]:
+    return [(p.code, p.file, p.severity) for p in source.problems]
+
+
+def test_a_committed_link_inside_the_bundle_reads_its_target_as_the_directory_does(
+    tmp_path: Path,
+) -> None:
+    """`rules/link.yaml -> ../roles.yaml`: the git read has the target's text, not the path."""
+    root = _linked_repo(tmp_path, ("rules/link.yaml", "../roles.yaml"))
+    from_git = read_git_bundle("HEAD", "b", repo=root)
+    from_dir = read_bundle_dir(root / "b")
+    assert (dict(from_git.files), _problems(from_git)) == (dict(from_dir.files), [])
+    assert from_git.files["rules/link.yaml"] == from_git.files["roles.yaml"]
+
+
+def test_committed_links_out_loops_and_dangling_get_the_directory_walks_codes(
+    tmp_path: Path,
+) -> None:
+    """Out of the bundle, a loop, to nothing: the same located problems as a checkout's walk."""
+    links = (
+        ("rules/out.yaml", "../../README.md"),
+        ("rules/abs.yaml", "/etc/hostname"),
+        ("rules/loop", ".."),
+        ("rules/gone.yaml", "nowhere.yaml"),
+        ("rules/notes", "nowhere"),
+    )
+    root = _linked_repo(tmp_path, *links)
+    from_git = read_git_bundle("HEAD", "b", repo=root)
+    from_dir = read_bundle_dir(root / "b")
+    assert (dict(from_git.files), sorted(_problems(from_git))) == (
+        dict(from_dir.files),
+        sorted(_problems(from_dir)),
+    )
+    assert sorted(_problems(from_git)) == [
+        ("broken_link", "rules/gone.yaml", "error"),
+        ("broken_link", "rules/notes", "warning"),
+        ("link_outside_bundle", "rules/abs.yaml", "error"),
+        ("link_outside_bundle", "rules/out.yaml", "error"),
+        ("symlink_loop", "rules/loop", "error"),
+    ]
+
+
+def test_the_bundle_size_bound_counts_bytes_not_characters(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A revision whose characters fit but whose UTF-8 bytes do not is refused, as on disk."""
+    root = init_repo(tmp_path / "repo")
+    shutil.copytree(fixture("good"), root / "b")
+    (root / "b" / "rules" / "accents.yaml").write_text("# " + "é" * 1000 + "\nrules: []\n")
+    commit_all(root, "accents")
+    characters = sum(len(text) for text in read_bundle_dir(root / "b").files.values())
+    monkeypatch.setattr(gitsource, "MAX_BUNDLE_BYTES", characters + 10)
+    with pytest.raises(PolicySourceError, match=f"more than {characters + 10} bytes"):
+        read_git_bundle("HEAD", "b", repo=root)
+
+
+def test_the_tree_listing_git_prints_is_bounded(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`ls-tree` output past its cap is refused without being read whole."""
+    monkeypatch.setattr(gitsource, "_LISTING_BYTES_PER_ENTRY", 0)
+    with pytest.raises(PolicySourceError, match="more than 10000 files at `policies/mini`"):
         read_git_bundle("HEAD", "policies/mini", repo=repo)
