@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.hostile.corpus import CASES, HostileCase, copy_good_bundle
+from tests.hostile.corpus import CASES, HostileCase, bomb, copy_good_bundle
+from tests.unit.review.bundles import commit_all, init_repo
 
 EXIT_FINDINGS = 1
 ADDRESS_SPACE_LIMIT = 1024**3
@@ -31,7 +32,7 @@ _LAUNCH = (
 )
 
 
-def validate(bundle: Path, out: Path) -> tuple[int, str, float, int]:
+def validate(bundle: Path | str, out: Path, cwd: Path | None = None) -> tuple[int, str, float, int]:
     """Exit status, stdout+stderr, wall seconds and peak RSS (kB) of one validate run."""
     started = time.monotonic()
     with out.open("wb") as sink:
@@ -39,6 +40,7 @@ def validate(bundle: Path, out: Path) -> tuple[int, str, float, int]:
             [sys.executable, "-c", _LAUNCH, "validate", str(bundle)],
             stdout=sink,
             stderr=subprocess.STDOUT,
+            cwd=cwd,
         )
         _, status, usage = os.wait4(child.pid, 0)
     seconds = time.monotonic() - started
@@ -69,4 +71,26 @@ def test_the_good_bundle_validates_under_the_same_limits(tmp_path: Path) -> None
     bundle = copy_good_bundle(tmp_path / "bundle")
     code, output, seconds, peak_kb = validate(bundle, tmp_path / "out.txt")
     assert (code, "valid (0 errors" in output) == (0, True), output[-2000:]
+    assert (seconds < MAX_SECONDS, peak_kb < MAX_PEAK_RSS_KB) == (True, True)
+
+
+def test_validate_refuses_a_hostile_git_revision_with_located_codes(tmp_path: Path) -> None:
+    """`validate git:HEAD:b`: committed links out, loops and a bomb are located, and bounded."""
+    repo = init_repo(tmp_path / "repo")
+    bundle = copy_good_bundle(repo / "b")
+    (repo / "secret.yaml").write_text("rules: []\n", encoding="utf-8")
+    (bundle / "rules" / "out.yaml").symlink_to("../../secret.yaml")
+    (bundle / "rules" / "loop").symlink_to("..")
+    (bundle / "rules" / "inside.yaml").symlink_to("../roles.yaml")  # followed, as on disk
+    (bundle / "bundle.yaml").write_text(f"name: cnm\nversion: {bomb(8)}\n", encoding="utf-8")
+    commit_all(repo, "hostile")
+    code, output, seconds, peak_kb = validate("git:HEAD:b", tmp_path / "out.txt", cwd=repo)
+    print(f"git: exit {code}, {seconds:.2f} s, peak RSS {peak_kb // 1024} MB")
+    expected = [
+        "bundle.yaml:2: error [alias_expansion_too_large]",
+        "rules/inside.yaml:2: error [unknown_field]",  # roles.yaml parsed as a rule file
+        "rules/loop: error [symlink_loop]",
+        "rules/out.yaml: error [link_outside_bundle]",
+    ]
+    assert (code, [line for line in expected if line not in output]) == (EXIT_FINDINGS, []), output
     assert (seconds < MAX_SECONDS, peak_kb < MAX_PEAK_RSS_KB) == (True, True)

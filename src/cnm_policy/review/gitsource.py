@@ -199,8 +199,9 @@ class _GitTree:
             self.links[link] = data.decode("utf-8", errors="replace")
         return self.links[link]
 
-    def _outside(self, listed: str) -> None:
+    def _outside(self, listed: str) -> tuple[str, str] | None:
         self._problem("link_outside_bundle", "links to a path outside the bundle", listed)
+        return None
 
     def _enter(self, seen: dict[str, str], real: str, listed: str, depth: int) -> bool:
         first = seen.get(real)
