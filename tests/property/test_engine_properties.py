@@ -43,6 +43,7 @@ def decide(
     context: dict[str, Any],
     explain: bool = False,
 ) -> Decision:
+    """One decision at the fixed instant, straight from the evaluator."""
     return decide_batch(snapshot, principal, ((action, resource),), context, NOW, explain=explain)[
         0
     ]

@@ -14,6 +14,7 @@ FORBIDDEN_IN_CORE = ("grpc", "cnm_policy.v1", "cnm_policy.server", "structlog", 
 
 
 def imported_modules(path: Path) -> set[str]:
+    """Every module `path` imports, by dotted name."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
     found: set[str] = set()
     for node in ast.walk(tree):
@@ -25,6 +26,7 @@ def imported_modules(path: Path) -> set[str]:
 
 
 def core_files() -> list[Path]:
+    """The source files of the pure core."""
     files = [SRC / name for name in PURE_MODULES]
     for package in PURE_PACKAGES:
         files.extend(sorted((SRC / package).rglob("*.py")))

@@ -16,6 +16,7 @@ __all__ = ["can_bind", "is_ip", "refuse_live_unix_socket", "resolve"]
 
 
 def is_ip(host: str) -> bool:
+    """True when `host` is an IP literal (v4 or v6), not a name."""
     try:
         ipaddress.ip_address(host)
     except ValueError:

@@ -42,6 +42,7 @@ def exact(value: Any) -> Any:
 
 
 def exact_request(request: Request) -> Any:
+    """The request's exact key, encoded independently of `cache.keys`."""
     principal, action, resource, context = request
     return exact(
         (

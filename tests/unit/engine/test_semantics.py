@@ -17,6 +17,7 @@ ADMIN = Principal(
 
 
 def device(**attributes: Any) -> Resource:
+    """A device in acme/emea/paris with `attributes`."""
     return Resource(kind="device", id="dev-9", tenant="acme/emea/paris", attributes=attributes)
 
 

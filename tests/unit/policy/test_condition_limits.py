@@ -15,6 +15,7 @@ from tests.unit.policy.test_loader import only_problem, rule_file
 
 
 def refusal(source: str) -> ConditionSyntaxError:
+    """The syntax error compiling `source` raises."""
     with pytest.raises(ConditionSyntaxError) as caught:
         compile_condition(source)
     return caught.value

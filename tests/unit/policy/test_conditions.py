@@ -22,6 +22,7 @@ def env(
     context: dict[str, Any] | None = None,
     now: float = NOW,
 ) -> EvalEnv:
+    """An evaluation environment with these attributes, context and clock."""
     principal = {"id": "u-1", "tenant": "acme", "roles": ["r"], "attributes": principal_attrs or {}}
     resource = {
         "kind": "device",
@@ -33,6 +34,7 @@ def env(
 
 
 def evaluate(source: str, environment: EvalEnv | None = None) -> bool:
+    """Compile `source` and evaluate it in `environment` (a default one if None)."""
     return compile_condition(source).evaluate(environment or env())
 
 
@@ -119,6 +121,7 @@ WINDOW = "within_window(context.window)"
 
 
 def window(start: str, end: str) -> dict[str, Any]:
+    """A context with a window from `start` to `end`."""
     return {"window": {"start": start, "end": end}}
 
 

@@ -45,11 +45,13 @@ def rule_file(
 
 
 def problems_of(path: Path) -> list[PolicyProblem]:
+    """The error-severity problems parsing the bundle at `path` finds."""
     _, problems = parse_bundle(read_bundle_dir(path))
     return [p for p in problems if p.severity == "error"]
 
 
 def only_problem(path: Path) -> PolicyProblem:
+    """The bundle's one error-severity problem (fails if there are more or none)."""
     problems = problems_of(path)
     assert len(problems) == 1, problems
     return problems[0]

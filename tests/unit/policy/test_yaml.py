@@ -29,6 +29,7 @@ def alias_bomb(levels: int, key: str = "value", width: int = 9) -> str:
 
 
 def error_of(text: str) -> YamlError:
+    """The YamlError loading `text` raises."""
     with pytest.raises(YamlError) as caught:
         load_yaml(text)
     return caught.value

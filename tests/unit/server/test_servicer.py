@@ -101,11 +101,13 @@ class FakeContext:
 
 @pytest.fixture
 def engine() -> FakeEngine:
+    """A fake engine recording what it was asked."""
     return FakeEngine()
 
 
 @pytest.fixture
 def servicer(engine: FakeEngine) -> PolicyServicer:
+    """A servicer over the fake engine, with numbered decision ids."""
     ids = iter(f"dec-{n}" for n in range(100))
     return PolicyServicer(
         engine,

@@ -24,12 +24,14 @@ WAIT_S = 10.0  # an upper bound for a thread hand-off, never a pause
 
 @pytest.fixture
 def pool() -> Iterator[WorkerPool]:
+    """A two-thread pool, shut down after the test."""
     workers = WorkerPool(2, name="test-worker")
     yield workers
     workers.shutdown()
 
 
 def test_jobs_run_on_the_pool_threads_and_callbacks_see_the_job(pool: WorkerPool) -> None:
+    """A job runs on a named pool thread with its arguments; its callback gets the job."""
     threads: list[str] = []
     finished: list[Job] = []
     done = threading.Event()
@@ -50,6 +52,7 @@ def test_jobs_run_on_the_pool_threads_and_callbacks_see_the_job(pool: WorkerPool
 
 
 def test_a_callback_added_after_the_job_finished_runs_at_once(pool: WorkerPool) -> None:
+    """A callback added to a finished job runs in the caller's thread before returning."""
     finished = threading.Event()
     job = pool.submit(finished.set)
     assert finished.wait(WAIT_S)
@@ -63,6 +66,7 @@ def test_a_callback_added_after_the_job_finished_runs_at_once(pool: WorkerPool) 
 
 
 def test_a_failing_job_is_reported_and_the_worker_keeps_serving(pool: WorkerPool) -> None:
+    """A job's exception is kept and logged once; every worker thread keeps serving."""
     failed = threading.Event()
     with capture_logs() as logs:
         bad = pool.submit(_raise, ValueError("boom"))
@@ -78,6 +82,7 @@ def test_a_failing_job_is_reported_and_the_worker_keeps_serving(pool: WorkerPool
 
 
 def test_a_job_raising_base_exception_still_finishes_and_the_thread_survives() -> None:
+    """A job raising SystemExit finishes with it recorded; the thread survives."""
     workers = WorkerPool(1)
     try:
         failed = threading.Event()
@@ -94,6 +99,7 @@ def test_a_job_raising_base_exception_still_finishes_and_the_thread_survives() -
 
 
 def test_a_failing_log_does_not_leave_the_job_unfinished(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A job whose failure cannot be logged is still done and runs its callbacks."""
     class BrokenLog:
         def error(self, *args: Any, **kwargs: Any) -> None:
             raise OSError("log stream closed")
@@ -108,6 +114,7 @@ def test_a_failing_log_does_not_leave_the_job_unfinished(monkeypatch: pytest.Mon
 
 
 def test_a_failing_callback_does_not_keep_the_others_from_running(pool: WorkerPool) -> None:
+    """A raising callback is logged; the callbacks after it still run."""
     gate = threading.Event()
     later: list[Job] = []
     done = threading.Event()
@@ -173,6 +180,7 @@ class _FinishesDuringAppend(list[Any]):
 
 @pytest.mark.parametrize("before", [True, False], ids=["before-append", "after-append"])
 def test_a_job_finishing_while_a_callback_is_added_runs_it_exactly_once(before: bool) -> None:
+    """A job finishing while a callback is appended runs that callback exactly once."""
     job = Job(int, ())
     job._callbacks = _FinishesDuringAppend(job, before=before)
     calls: list[Job] = []
@@ -181,6 +189,7 @@ def test_a_job_finishing_while_a_callback_is_added_runs_it_exactly_once(before: 
 
 
 def test_shutdown_finishes_queued_jobs_then_refuses_new_ones() -> None:
+    """Shutdown runs the queued jobs in order, then submit raises; a second shutdown waits."""
     workers = WorkerPool(1)
     gate = threading.Event()
     order: list[int] = []
@@ -196,6 +205,7 @@ def test_shutdown_finishes_queued_jobs_then_refuses_new_ones() -> None:
 
 
 def test_a_pool_that_never_served_starts_no_threads_and_shuts_down() -> None:
+    """An unused pool starts no thread, shuts down at once and refuses jobs after."""
     workers = WorkerPool(3, name="idle")
     assert not [t for t in threading.enumerate() if t.name.startswith("idle-")]
     assert workers.shutdown(timeout=0)
@@ -205,6 +215,7 @@ def test_a_pool_that_never_served_starts_no_threads_and_shuts_down() -> None:
 
 
 def test_threads_stop_on_shutdown_and_are_daemons() -> None:
+    """The pool's threads are daemons and have stopped when shutdown returns."""
     workers = WorkerPool(2, name="stopping")
     started = threading.Event()
     workers.submit(started.set)
@@ -217,6 +228,7 @@ def test_threads_stop_on_shutdown_and_are_daemons() -> None:
 
 
 def test_a_pool_needs_a_thread() -> None:
+    """A pool of zero threads is refused."""
     with pytest.raises(ValueError, match="at least one"):
         WorkerPool(0)
 
