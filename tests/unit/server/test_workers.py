@@ -100,6 +100,7 @@ def test_a_job_raising_base_exception_still_finishes_and_the_thread_survives() -
 
 def test_a_failing_log_does_not_leave_the_job_unfinished(monkeypatch: pytest.MonkeyPatch) -> None:
     """A job whose failure cannot be logged is still done and runs its callbacks."""
+
     class BrokenLog:
         def error(self, *args: Any, **kwargs: Any) -> None:
             raise OSError("log stream closed")
