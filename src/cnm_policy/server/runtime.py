@@ -16,7 +16,7 @@ from pathlib import Path
 import structlog
 
 from cnm_policy.audit import AttributeAllowList, DecisionLog
-from cnm_policy.cache import CachedEngine
+from cnm_policy.cache import DEFAULT_MAXSIZE, DEFAULT_TTL, CachedEngine
 from cnm_policy.engine import Clock, Engine, PolicySnapshot, load_snapshot
 from cnm_policy.reload import DEFAULT_SETTLE_SECONDS, PolicyReloader, load_tree
 from cnm_policy.server.app import ServerConfig, Sidecar, build_sidecar
@@ -37,8 +37,8 @@ class RuntimeOptions:
     """
 
     policies: Path
-    cache_size: int | None = 10_000
-    cache_ttl: float = 60.0
+    cache_size: int | None = DEFAULT_MAXSIZE
+    cache_ttl: float = DEFAULT_TTL
     run_bundle_tests: bool = True
     watch_interval: float | None = 2.0
     settle_seconds: float = DEFAULT_SETTLE_SECONDS
