@@ -48,8 +48,8 @@ class Engine:
 
     def swap(self, snapshot: PolicySnapshot) -> PolicySnapshot:
         """Serve `snapshot` from now on; returns the one it replaced."""
-        # INVARIANT: a single reference assignment; checks read self._snapshot exactly once
-        # (CachedEngine reads this attribute too, sparing its hot path the property call).
+        # INVARIANT: a single reference assignment; every check (and CachedEngine, through the
+        # `snapshot` property) reads the reference exactly once.
         previous, self._snapshot = self._snapshot, snapshot
         return previous
 
