@@ -710,3 +710,20 @@ def test_huge_fingerprints_are_answered_but_not_stored(snapshot: PolicySnapshot)
     cached.check_batch_fingerprinted(b"x" * 6, [b"y" * 5], ADMIN, [("read", ROUTER)])
     cached.check_batch_fingerprinted(b"x" * 5, [b"y" * 5], ADMIN, [("read", ROUTER)])
     assert cached.stats().size == 1
+
+
+def test_the_serving_version_is_read_through_the_engines_public_snapshot(
+    snapshot: PolicySnapshot, other_version: PolicySnapshot
+) -> None:
+    """The cache asks the engine's `snapshot` property, never its private attribute: an engine
+    that serves another version through the property is obeyed, single checks and batches."""
+
+    class Redirected(Engine):
+        @property
+        def snapshot(self) -> PolicySnapshot:
+            return other_version
+
+    cached = CachedEngine(Redirected(snapshot))
+    assert cached.check(ADMIN, "read", ROUTER).policy_digest == other_version.digest
+    batch = cached.check_batch(ADMIN, [("read", ROUTER)])
+    assert [d.policy_digest for d in batch] == [other_version.digest]
