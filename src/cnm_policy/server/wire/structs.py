@@ -17,7 +17,7 @@ from google.protobuf.struct_pb2 import NULL_VALUE, ListValue, Struct, Value
 
 from cnm_policy.errors import InvalidRequestError, LimitExceededError
 
-__all__ = ["NO_DEPTH_LIMIT", "dict_to_struct", "struct_to_dict"]
+__all__ = ["NO_DEPTH_LIMIT", "dict_to_struct", "struct_to_dict", "wire_number"]
 
 # Largest magnitude at which every integer is exactly representable as a double.
 _MAX_EXACT_INT = 2**53
@@ -47,11 +47,9 @@ def _value_to_python(value: Value, parent: str, key: str | int, depth: int, max_
         return value.bool_value
     if kind == "number_value":
         number = value.number_value
-        if number.is_integer() and abs(number) <= _MAX_EXACT_INT:
+        if number.is_integer() and abs(number) <= _MAX_EXACT_INT:  # the common case, inline
             return int(number)
-        if not math.isfinite(number):
-            raise InvalidRequestError(_path(parent, key), "must be a finite number")
-        return number
+        return wire_number(number, parent, key)
     if kind == "struct_value":
         field = _path(parent, key)
         _check_depth(field, depth, max_depth)
@@ -68,6 +66,16 @@ def _value_to_python(value: Value, parent: str, key: str | int, depth: int, max_
         ]
     # `null_value`, or a Value with no kind set: JSON null either way.
     return None
+
+
+def wire_number(number: float, parent: str, key: str | int) -> int | float:
+    """A number as policies see it: integral values within a double's exact range as ``int``,
+    other finite ones as ``float``; NaN and infinities refused (the JSON request form's rule)."""
+    if number.is_integer() and abs(number) <= _MAX_EXACT_INT:
+        return int(number)
+    if not math.isfinite(number):
+        raise InvalidRequestError(_path(parent, key), "must be a finite number")
+    return number
 
 
 def _path(parent: str, key: str | int) -> str:
