@@ -20,6 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from structlog.testing import capture_logs
 
+from cnm_policy import audit
 from cnm_policy.audit import AttributeAllowList, DecisionLog, configure_logging
 from cnm_policy.model import Decision, Principal, Resource
 
@@ -321,9 +322,27 @@ def test_values_orjson_cannot_encode_still_make_a_compact_line(
     configure_logging(tmp_path / "audit.log", "json", "info")
     _record(DecisionLog(allow=AttributeAllowList.parse(["context.odd"])), context={"odd": value})
     text = (tmp_path / "audit.log").read_text(encoding="utf-8")
-    assert f',"context":{{"odd":{expected_text}}},' in text
+    assert f',"context":{{"odd":{expected_text}}}' in text
     (event,) = _lines(tmp_path / "audit.log")
     assert event["decision_id"] == "dec-1"
+
+
+_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
+_LAST_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
+
+
+@given(
+    st.integers(0, _LAST_MS),
+    st.lists(st.integers(-2_500, 2_500) | st.sampled_from([1, -1, 999, 1000]), max_size=30),
+)
+def test_timestamps_match_datetime_to_the_millisecond(start_ms: int, steps: list[int]) -> None:
+    """The remembered second answers only for its own milliseconds, whichever way time moves."""
+    epoch_ms = start_ms
+    for step in [0, *steps]:
+        epoch_ms = min(max(0, epoch_ms + step), _LAST_MS)
+        when = _EPOCH + datetime.timedelta(milliseconds=epoch_ms)
+        expected = when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        assert audit._timestamp(epoch_ms) == expected
 
 
 _texts = st.text(st.characters(codec="utf-8"), max_size=12)
