@@ -1,29 +1,18 @@
-"""The one module that talks to pycasbin.
+"""The one module that talks to pycasbin: the model text, its effect and the reference enforcer.
 
-cnm-policy compiles every bundle into a casbin model: ``p`` rows (one per role x kind x action
-of each rule) and ``g`` rows (role inheritance), with the matcher and the
-allow-and-deny effect below. From casbin the engine takes:
-
-- the **role manager**, which resolves inheritance (``customer-admin`` -> ``customer-viewer``);
-- the **effector** (``some(allow) && !some(deny)``), which combines the matched rules' effects;
-- the **reference enforcer**: casbin's own ``Enforcer.enforce`` over the same model and rows,
-  used by the conformance property tests and as the benchmark baseline.
-
-The hot path does not call ``Enforcer.enforce``: that call re-parses the matcher and scans every
-row (measured here: ~110 us with one row, ~9 ms with 1,000). Instead the snapshot partitions the
-same rows by (kind, action, role) and the evaluator applies the matcher's per-row predicates to
-the few rows of one partition; a hypothesis property asserts both paths always agree.
+Bundles compile to casbin ``p`` rows (role x kind x action of each rule) and ``g`` rows (role
+inheritance). The hot path applies this model's predicates to one partition of the rows instead
+of calling ``Enforcer.enforce`` (why, and how the two are kept in step: docs/design/engine.md).
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import casbin
 from casbin.effect import Effector, get_effector
-from casbin.rbac.default_role_manager import RoleManager
 
 __all__ = [
     "ALLOW",
@@ -33,7 +22,6 @@ __all__ = [
     "MODEL_TEXT",
     "CasbinReference",
     "final_allowed",
-    "role_closures",
 ]
 
 EFFECT = "some(where (p.eft == allow)) && !some(where (p.eft == deny))"
@@ -74,34 +62,6 @@ def final_allowed(matched_allow: bool, matched_deny: bool) -> bool:
     if matched_deny:
         effects.add(DENY)
     return bool(_EFFECTOR.final_effect(effects) == ALLOW)
-
-
-def _role_manager(inherits: Mapping[str, Sequence[str]]) -> RoleManager:
-    manager = RoleManager(max_hierarchy_level=10)
-    for role, parents in inherits.items():
-        for parent in parents:
-            manager.add_link(role, parent)
-    return manager
-
-
-def role_closures(inherits: Mapping[str, Sequence[str]]) -> dict[str, frozenset[str]]:
-    """For each role, itself plus every role it inherits, resolved by casbin's role manager.
-
-    Walks the manager's direct links from each role (linear in the links), rather than asking
-    ``has_link`` for every pair of roles, which is quadratic in the number of roles.
-    """
-    manager = _role_manager(inherits)
-    closures: dict[str, frozenset[str]] = {}
-    for role in inherits:
-        seen = {role}
-        frontier = [role]
-        while frontier:
-            for parent in manager.get_roles(frontier.pop()):
-                if parent not in seen:
-                    seen.add(parent)
-                    frontier.append(parent)
-        closures[role] = frozenset(seen)
-    return closures
 
 
 ScopeFn = Callable[[str, str, Any, Any], bool]

@@ -1,14 +1,8 @@
 """Snapshot x request -> Decision: the hot path.
 
-For one request the evaluator looks up the partition for (kind, action), takes the rows of the
-principal's effective roles (plus rows pinned to the resource's tenant or its ancestors), and
-applies the casbin matcher's remaining predicates - scope, then condition - to those few rows.
-casbin's effector combines the result: allowed only if some allow matched and no deny did.
-
-Fail closed: a condition that cannot be evaluated on an otherwise applicable rule forces a
-deny, whatever the rule's effect, and the error is carried in the decision. Reasons name only
-the rules that decided: with no applicable allow the default deny decides (the deny rules that
-matched are still listed in ``matched_denies``).
+One request reads the partition for (kind, action) and the principal's effective roles, applies
+scope then condition to those rows, and combines their effects as casbin does. A condition that
+cannot be evaluated on an applicable rule denies (fail closed; docs/design/decision-semantics.md).
 """
 
 from __future__ import annotations

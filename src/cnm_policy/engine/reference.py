@@ -1,9 +1,7 @@
 """Decisions computed the natural casbin way: ``Enforcer.enforce`` scanning every row.
 
-This is the semantic yardstick for the indexed evaluator (property tests assert both agree on
-every generated request, down to whether the default deny or a deny rule decided) and the
-baseline the benchmarks measure against. It is not used to serve decisions: its cost grows
-linearly with the number of rows.
+The yardstick the indexed evaluator is tested against and the benchmarks' baseline; it never
+serves decisions, its cost grows with the number of rows (docs/design/engine.md).
 """
 
 from __future__ import annotations

@@ -1,9 +1,7 @@
 """Validation of incoming requests, and the per-principal work a batch can share.
 
-Malformed input is a caller bug, not a decision: it raises :class:`InvalidRequestError` naming
-the field, which the sidecar turns into ``INVALID_ARGUMENT``. Everything derived from the
-principal alone (effective roles, side, assigned tenants) is computed once per principal, so a
-batch of checks pays for it once.
+Malformed input raises :class:`InvalidRequestError` naming the field; what depends on the
+principal alone (effective roles, side, assigned tenants) is computed once per batch.
 """
 
 from __future__ import annotations

@@ -1,9 +1,7 @@
 """A compiled, immutable policy version: what one decision is evaluated against.
 
-Compiling turns a validated :class:`Bundle` into casbin ``p``/``g`` rows plus an index that
-partitions them by (kind, action) and role, so a check touches only the rows that can apply and
-its cost does not grow with the size of the policy. A snapshot is never mutated; a reload builds
-a new one to the side and the engine swaps one reference.
+The rows are indexed by (kind, action) and role, so a check touches only the rows that can apply
+(docs/design/engine.md); a reload compiles a new snapshot to the side and swaps one reference.
 """
 
 from __future__ import annotations
@@ -18,6 +16,7 @@ from typing import Any
 
 from cnm_policy.engine import casbin_backend
 from cnm_policy.policy import Bundle, BundleSource, RuleDef, Side, load_bundle
+from cnm_policy.policy.roles import role_closures
 
 __all__ = ["Bucket", "PolicySnapshot", "ResolvedRoles", "compile_bundle", "load_snapshot"]
 
@@ -133,8 +132,8 @@ class PolicySnapshot:
 
 
 def compile_bundle(bundle: Bundle, *, loaded_at: float | None = None) -> PolicySnapshot:
-    """Compile a validated bundle: resolve inheritance with casbin and build the row index."""
-    closures = casbin_backend.role_closures({r.id: r.inherits for r in bundle.roles.values()})
+    """Compile a validated bundle: resolve role inheritance and build the row index."""
+    closures = role_closures(bundle.roles)
     general: dict[tuple[str, str], dict[str, list[RuleDef]]] = defaultdict(
         lambda: defaultdict(list)
     )

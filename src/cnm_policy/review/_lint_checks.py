@@ -12,8 +12,9 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from cnm_policy.policy import Bundle, Effect, RuleDef, Scope, Side
+from cnm_policy.policy.roles import role_closures
 from cnm_policy.review._absence import Kind, absence_of
-from cnm_policy.review.reach import Reach, role_closures, rule_reach
+from cnm_policy.review.reach import Reach, rule_reach
 
 Raw = tuple[str, RuleDef, str, tuple[str, ...]]
 Triple = tuple[str, str, str]  # (role, kind, action)

@@ -13,7 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from cnm_policy.policy import Bundle, Effect, Side
-from cnm_policy.review.reach import Reach, role_closures, rule_reach
+from cnm_policy.policy.roles import role_closures
+from cnm_policy.review.reach import Reach, rule_reach
 
 __all__ = ["GrantKey", "GrantSource", "Grants", "effective_grants"]
 

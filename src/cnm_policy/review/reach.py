@@ -2,8 +2,8 @@
 
 Reviewers ask two questions of every change: "does this still apply wherever that applied?"
 (a deny shadowing an allow, a rule made redundant by another) and "did access get wider or
-narrower?" (diff). Both reduce to one partial order on :class:`Reach` - scope, tenant pins
-and condition - plus role inheritance, so the order is defined once, here.
+narrower?" (diff). Both reduce to one partial order on :class:`Reach` (scope, tenant pins
+and condition), defined once, here; role inheritance comes from `policy.roles`.
 """
 
 from __future__ import annotations
@@ -12,12 +12,11 @@ import ast
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from cnm_policy.policy import Condition, RoleDef, RuleDef, Scope, is_within
+from cnm_policy.policy import Condition, RuleDef, Scope, is_within
 
 __all__ = [
     "Reach",
     "condition_text",
-    "role_closures",
     "rule_reach",
     "scope_covers",
     "tenants_cover",
@@ -93,23 +92,3 @@ class Reach:
 def rule_reach(rule: RuleDef) -> Reach:
     """The reach of one rule, with its condition in canonical text."""
     return Reach(rule.scope, tuple(sorted(rule.tenants)), condition_text(rule.condition))
-
-
-def role_closures(roles: Mapping[str, RoleDef]) -> dict[str, frozenset[str]]:
-    """For each role, itself plus every role it inherits (transitively).
-
-    A principal holding role R also holds everything in R's closure, so a rule naming any role
-    of the closure applies to R - allows and denies alike.
-    """
-    closures: dict[str, frozenset[str]] = {}
-    for role in roles:
-        seen = {role}
-        pending = [role]
-        while pending:
-            definition = roles.get(pending.pop())
-            for parent in definition.inherits if definition is not None else ():
-                if parent not in seen:
-                    seen.add(parent)
-                    pending.append(parent)
-        closures[role] = frozenset(seen)
-    return closures

@@ -1,14 +1,13 @@
-"""The reach order: scopes, tenant pins, conditions and role inheritance."""
+"""The reach order: scopes, tenant pins and conditions."""
 
 from __future__ import annotations
 
 import pytest
 
-from cnm_policy.policy import RoleDef, Scope, Side, compile_condition
+from cnm_policy.policy import Scope, compile_condition
 from cnm_policy.review.reach import (
     Reach,
     condition_text,
-    role_closures,
     scope_covers,
     tenants_cover,
 )
@@ -67,17 +66,6 @@ def test_condition_text_ignores_spacing_and_redundant_parentheses() -> None:
     first = compile_condition("(principal.attributes.mfa==true)")
     second = compile_condition("principal.attributes.mfa  ==  true")
     assert condition_text(first) == condition_text(second) == "principal.attributes.mfa == true"
-
-
-def test_role_closures_are_transitive() -> None:
-    """A role holds every role it inherits, directly or through others."""
-    roles = {
-        "a": RoleDef("a", Side.CUSTOMER, ("b",), "", "roles.yaml", 1),
-        "b": RoleDef("b", Side.CUSTOMER, ("c",), "", "roles.yaml", 2),
-        "c": RoleDef("c", Side.CUSTOMER, (), "", "roles.yaml", 3),
-    }
-    expected = {"a": {"a", "b", "c"}, "b": {"b", "c"}, "c": {"c"}}
-    assert expected == {role: set(closure) for role, closure in role_closures(roles).items()}
 
 
 def test_describe_scope_lists_pins() -> None:
