@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from cnm_policy.engine import PolicySnapshot, decide_batch
@@ -407,15 +407,10 @@ _TEXT_FIELDS = {"principal": ("id", "tenant"), "resource": ("kind", "id", "tenan
 
 
 def _plain(value: Any) -> Any:
-    """Line-annotated YAML values -> plain dicts, lists and strings (what a request carries).
+    """Line-annotated YAML values -> plain dicts and lists (what a request carries).
 
-    YAML turns an unquoted ``2026-01-15T10:00:00Z`` into a datetime; requests carry strings.
+    The YAML reader yields JSON types only (an unquoted timestamp stays the string written).
     """
-    if isinstance(value, datetime):
-        stamp = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-        return stamp.isoformat()
-    if isinstance(value, date):
-        return value.isoformat()
     if isinstance(value, Mapping):
         return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, list):
