@@ -103,15 +103,9 @@ class DecisionLog:
         peer: Mapping[str, Any] | None = None,
     ) -> None:
         """Log the one decision of a Check call."""
-        head = {
-            "request_id": _clipped(request_id),
-            "latency_ms": _milliseconds(latency_seconds),
-            "decision_id": decision_id,
-        }
-        self._logger.info(
-            DECISION_EVENT,
-            **self._about(head, principal, context, action, resource, decision, peer),
-        )
+        head = {"request_id": _clipped(request_id), "latency_ms": _milliseconds(latency_seconds)}
+        head["decision_id"] = decision_id
+        self._emit(head, principal, context, action, resource, decision, peer)
 
     def record_batch(
         self,
@@ -132,15 +126,9 @@ class DecisionLog:
             )
         request_id, latency_ms = _clipped(request_id), _milliseconds(latency_seconds)
         for index, ((action, resource), decision) in enumerate(zip(items, decisions, strict=True)):
-            head = {
-                "request_id": request_id,
-                "latency_ms": latency_ms,
-                "batch_size": len(items),
-                "batch_index": index,
-                "decision_id": decision_ids[index],
-            }
-            about = self._about(head, principal, context, action, resource, decision, peer)
-            self._logger.info(DECISION_EVENT, **about)
+            head = {"request_id": request_id, "latency_ms": latency_ms, "batch_size": len(items)}
+            head.update(batch_index=index, decision_id=decision_ids[index])
+            self._emit(head, principal, context, action, resource, decision, peer)
 
     def record_rejected(
         self,
@@ -155,19 +143,13 @@ class DecisionLog:
 
         Its `decision_id` names the event only: no decision was made, and none is returned.
         """
-        fields: dict[str, Any] = {"outcome": "rejected", "error_code": error_code}
+        event = {"request_id": _clipped(request_id), "latency_ms": _milliseconds(latency_seconds)}
+        event.update(decision_id=self._new_id(), outcome="rejected", error_code=error_code)
         if error_field:
-            fields["error_field"] = error_field[:_MAX_FIELD_CHARS]
-        self._logger.info(
-            DECISION_EVENT,
-            request_id=_clipped(request_id),
-            latency_ms=_milliseconds(latency_seconds),
-            decision_id=self._new_id(),
-            **fields,
-            **(peer or {}),
-        )
+            event["error_field"] = error_field[:_MAX_FIELD_CHARS]
+        self._logger.info(DECISION_EVENT, **event, **(peer or {}))
 
-    def _about(
+    def _emit(
         self,
         head: dict[str, Any],
         principal: Principal,
@@ -176,9 +158,10 @@ class DecisionLog:
         resource: Resource,
         decision: Decision,
         peer: Mapping[str, Any] | None,
-    ) -> dict[str, Any]:
-        """`head`, then who asked what about which resource, and the answer (values of its own)."""
-        fields: dict[str, Any] = {
+    ) -> None:
+        """Log `head`, then who asked what about which resource and the answer (new lists: a
+        processor may edit an event in place)."""
+        event: dict[str, Any] = {
             **head,
             "principal_id": principal.id,
             "principal_tenant": principal.tenant,
@@ -196,15 +179,15 @@ class DecisionLog:
             "cached": decision.cached,
         }
         if decision.errors:
-            fields["error_count"] = len(decision.errors)  # the texts can quote attribute values
+            event["error_count"] = len(decision.errors)  # the texts can quote attribute values
         if peer:
-            fields.update(peer)
+            event.update(peer)
         allow = self._allow
         if allow.principal or allow.resource or allow.context:
-            _add_allowed(fields, "principal_attributes", principal.attributes, allow.principal)
-            _add_allowed(fields, "resource_attributes", resource.attributes, allow.resource)
-            _add_allowed(fields, "context", context, allow.context)
-        return fields
+            _add_allowed(event, "principal_attributes", principal.attributes, allow.principal)
+            _add_allowed(event, "resource_attributes", resource.attributes, allow.resource)
+            _add_allowed(event, "context", context, allow.context)
+        self._logger.info(DECISION_EVENT, **event)
 
 
 def _clipped(request_id: str | None) -> str | None:
@@ -288,20 +271,17 @@ def _timestamp(epoch_ms: int) -> str:
 
 
 def _dumps(event: EventDict, **_: Any) -> bytes:
-    """orjson; what it cannot encode (an integer past 64 bits) goes through the standard
-    encoder, so an odd allow-listed value never costs a decision its line."""
+    """orjson; what it refuses (keys other than text, integers past 64 bits, lone surrogates)
+    goes through the standard encoder: an odd allow-listed value never costs a decision its line.
+    """
     try:
         return orjson.dumps(event, default=repr)
     except orjson.JSONEncodeError:
         pass
-    try:  # keys that are not text (a date, a number)
-        return orjson.dumps(event, default=repr, option=orjson.OPT_NON_STR_KEYS)
-    except orjson.JSONEncodeError:
-        try:
-            # A lone surrogate becomes its JSON escape (backslash-u) rather than an error.
-            return _FALLBACK.encode(_plain(event)).encode("utf-8", "backslashreplace")
-        except (ValueError, RecursionError):  # a cycle
-            return orjson.dumps({str(key): repr(value) for key, value in event.items()})
+    try:  # backslashreplace turns a lone surrogate into its JSON escape
+        return _FALLBACK.encode(_plain(event)).encode("utf-8", "backslashreplace")
+    except (ValueError, RecursionError):  # a cycle
+        return orjson.dumps({str(key): repr(value) for key, value in event.items()})
 
 
 _FALLBACK: Final = json.JSONEncoder(
