@@ -6,6 +6,8 @@ may improve over time. Messages are lowercase with user input in backticks and n
     CnmPolicyError                      cnm_policy_error
     ├── PolicySourceError               policy_source_error
     ├── BundleInvalidError              bundle_invalid
+    ├── ConditionSyntaxError            condition_syntax (or the limit it broke)
+    ├── ConditionError                  condition_error
     ├── InvalidRequestError             invalid_request
     │   └── LimitExceededError          limit_exceeded
     ├── DeadlineExceededError           deadline_exceeded
@@ -19,6 +21,8 @@ from dataclasses import dataclass
 __all__ = [
     "BundleInvalidError",
     "CnmPolicyError",
+    "ConditionError",
+    "ConditionSyntaxError",
     "DeadlineExceededError",
     "InvalidRequestError",
     "LimitExceededError",
@@ -64,6 +68,22 @@ class BundleInvalidError(CnmPolicyError):
         self.problems = problems
         listed = "\n".join(f"  {p}" for p in problems)
         super().__init__(f"policy bundle is invalid ({len(problems)} problem(s)):\n{listed}")
+
+
+class ConditionSyntaxError(CnmPolicyError, ValueError):
+    """A rule's condition is not in the language; `code` is the problem the bundle reports."""
+
+    code = "condition_syntax"
+
+    def __init__(self, message: str, code: str = "condition_syntax") -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class ConditionError(CnmPolicyError):
+    """A condition could not be evaluated for one request; the decision becomes a deny."""
+
+    code = "condition_error"
 
 
 class InvalidRequestError(CnmPolicyError):

@@ -12,7 +12,8 @@ from cnm_policy import Decision, Engine, Principal, Resource, load_snapshot
 from cnm_policy.engine import PolicySnapshot, decide_batch
 from cnm_policy.engine.reference import reference_outcome
 from cnm_policy.engine.requests import prepare_principal, validate_target
-from cnm_policy.policy import ConditionError, Side
+from cnm_policy.errors import ConditionError
+from cnm_policy.policy import Side
 from cnm_policy.policy._condition_runtime import type_of
 from cnm_policy.policy.conditions import Condition, EvalEnv, compile_condition
 from tests.conftest import DEFAULT_BUNDLE

@@ -13,8 +13,9 @@ from typing import Any
 from cnm_policy.engine import casbin_backend
 from cnm_policy.engine.requests import PreparedPrincipal
 from cnm_policy.engine.snapshot import PolicySnapshot
+from cnm_policy.errors import ConditionError
 from cnm_policy.model import Decision, Resource
-from cnm_policy.policy import ConditionError, Effect, RuleDef, Scope, is_within
+from cnm_policy.policy import Effect, RuleDef, Scope, is_within
 from cnm_policy.policy.conditions import EvalEnv
 
 __all__ = ["decide", "in_scope", "make_env", "tenant_ancestors"]

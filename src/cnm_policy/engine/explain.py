@@ -12,8 +12,8 @@ from typing import Any
 from cnm_policy.engine.evaluate import in_scope, make_env
 from cnm_policy.engine.requests import PreparedPrincipal
 from cnm_policy.engine.snapshot import PolicySnapshot
+from cnm_policy.errors import ConditionError
 from cnm_policy.model import Resource, RuleTrace
-from cnm_policy.policy import ConditionError
 
 __all__ = ["trace_rules"]
 

@@ -13,8 +13,9 @@ from cnm_policy.engine.casbin_backend import CasbinReference
 from cnm_policy.engine.evaluate import in_scope, make_env
 from cnm_policy.engine.requests import PreparedPrincipal
 from cnm_policy.engine.snapshot import PolicySnapshot
+from cnm_policy.errors import ConditionError
 from cnm_policy.model import Resource
-from cnm_policy.policy import ConditionError, Scope
+from cnm_policy.policy import Scope
 from cnm_policy.policy.conditions import EvalEnv
 
 __all__ = ["Outcome", "build_reference", "reference_allowed", "reference_outcome"]

@@ -13,22 +13,19 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
+from cnm_policy.errors import ConditionError
+
 __all__ = [
     "CLOCK_FUNCTIONS",
     "COMPARATORS",
     "FUNCTIONS",
     "MISSING",
-    "ConditionError",
     "EvalEnv",
     "as_bool",
     "describe",
     "read_step",
     "type_of",
 ]
-
-
-class ConditionError(Exception):
-    """A condition could not be evaluated for one request; the decision becomes a deny."""
 
 
 class _Missing:

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 
+from cnm_policy.errors import ConditionSyntaxError
 from cnm_policy.policy._fields import (
     WILDCARD,
     Report,
@@ -23,7 +24,7 @@ from cnm_policy.policy._fields import (
 )
 from cnm_policy.policy._yaml import LineDict
 from cnm_policy.policy.bundle import RULES_DIR, Effect, KindDef, RoleDef, RuleDef, Scope, Side
-from cnm_policy.policy.conditions import Condition, ConditionSyntaxError, compile_condition
+from cnm_policy.policy.conditions import Condition, compile_condition
 from cnm_policy.policy.tenancy import tenant_problem
 
 __all__ = ["parse_rules"]

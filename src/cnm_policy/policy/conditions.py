@@ -25,12 +25,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from cnm_policy.errors import ConditionError, ConditionSyntaxError
 from cnm_policy.policy._condition_runtime import (
     CLOCK_FUNCTIONS,
     COMPARATORS,
     FUNCTIONS,
     MISSING,
-    ConditionError,
     EvalEnv,
     as_bool,
     describe,
@@ -41,8 +41,6 @@ __all__ = [
     "MAX_CONDITION_DEPTH",
     "MAX_CONDITION_LENGTH",
     "Condition",
-    "ConditionError",
-    "ConditionSyntaxError",
     "EvalEnv",
     "compile_condition",
 ]
@@ -50,17 +48,6 @@ __all__ = [
 
 MAX_CONDITION_LENGTH = 4096  # characters; the default bundle's longest is under 200
 MAX_CONDITION_DEPTH = 32  # nested expressions; the compiler recurses once per level
-
-
-class ConditionSyntaxError(ValueError):
-    """The condition text is not in the language; raised while loading a bundle.
-
-    `code` is the problem code a bundle reports it under.
-    """
-
-    def __init__(self, message: str, code: str = "condition_syntax") -> None:
-        super().__init__(message)
-        self.code = code
 
 
 _Fn = Callable[[EvalEnv], Any]

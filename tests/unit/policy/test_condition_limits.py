@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from cnm_policy.errors import ConditionSyntaxError
 from cnm_policy.policy.conditions import (
     MAX_CONDITION_DEPTH,
     MAX_CONDITION_LENGTH,
-    ConditionSyntaxError,
     compile_condition,
 )
 from tests.conftest import BundleFactory

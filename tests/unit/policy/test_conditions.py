@@ -6,12 +6,8 @@ from typing import Any
 
 import pytest
 
-from cnm_policy.policy.conditions import (
-    ConditionError,
-    ConditionSyntaxError,
-    EvalEnv,
-    compile_condition,
-)
+from cnm_policy.errors import ConditionError, ConditionSyntaxError
+from cnm_policy.policy.conditions import EvalEnv, compile_condition
 
 NOW = 1_768_478_400.0  # 2026-01-15T12:00:00Z
 
