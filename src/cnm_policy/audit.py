@@ -103,7 +103,7 @@ class DecisionLog:
         peer: Mapping[str, Any] | None = None,
     ) -> None:
         """Log the one decision of a Check call."""
-        head = {"request_id": _clipped(request_id), "latency_ms": _milliseconds(latency_seconds)}
+        head = _head(request_id, latency_seconds)
         head["decision_id"] = decision_id
         self._emit(head, principal, context, action, resource, decision, peer)
 
@@ -124,10 +124,10 @@ class DecisionLog:
             raise ValueError(
                 f"{len(items)} items, {len(decisions)} decisions, {len(decision_ids)} ids"
             )
-        request_id, latency_ms = _clipped(request_id), _milliseconds(latency_seconds)
+        call = _head(request_id, latency_seconds)
         for index, ((action, resource), decision) in enumerate(zip(items, decisions, strict=True)):
-            head = {"request_id": request_id, "latency_ms": latency_ms, "batch_size": len(items)}
-            head.update(batch_index=index, decision_id=decision_ids[index])
+            head = {**call, "batch_size": len(items), "batch_index": index}
+            head["decision_id"] = decision_ids[index]
             self._emit(head, principal, context, action, resource, decision, peer)
 
     def record_rejected(
@@ -143,7 +143,7 @@ class DecisionLog:
 
         Its `decision_id` names the event only: no decision was made, and none is returned.
         """
-        event = {"request_id": _clipped(request_id), "latency_ms": _milliseconds(latency_seconds)}
+        event = _head(request_id, latency_seconds)
         event.update(decision_id=self._new_id(), outcome="rejected", error_code=error_code)
         if error_field:
             event["error_field"] = error_field[:_MAX_FIELD_CHARS]
@@ -183,33 +183,26 @@ class DecisionLog:
         if peer:
             event.update(peer)
         allow = self._allow
-        if allow.principal or allow.resource or allow.context:
-            _add_allowed(event, "principal_attributes", principal.attributes, allow.principal)
-            _add_allowed(event, "resource_attributes", resource.attributes, allow.resource)
-            _add_allowed(event, "context", context, allow.context)
+        for name, values, keys in (
+            ("principal_attributes", principal.attributes, allow.principal),
+            ("resource_attributes", resource.attributes, allow.resource),
+            ("context", context, allow.context),
+        ):
+            if chosen := {key: values[key] for key in keys if key in values}:
+                event[name] = chosen
         self._logger.info(DECISION_EVENT, **event)
 
 
-def _clipped(request_id: str | None) -> str | None:
-    """The caller's request id as logged: at most 128 characters, ``None`` when absent."""
-    return request_id[:_MAX_REQUEST_ID_CHARS] if request_id else None
-
-
-def _milliseconds(seconds: float) -> float:
-    """`seconds` in milliseconds, to the microsecond."""
+def _head(request_id: str | None, latency_seconds: float) -> dict[str, Any]:
+    """The call's request id (clipped, ``None`` if absent) and latency in ms, to the microsecond."""
     try:
-        return round(seconds * 1_000_000) / 1000
+        latency_ms = round(latency_seconds * 1_000_000) / 1000
     except (ValueError, OverflowError):  # a timer gone wrong costs the value, never the call
-        return float(seconds)
-
-
-def _add_allowed(
-    event: dict[str, Any], name: str, values: Mapping[str, Any], allowed: frozenset[str]
-) -> None:
-    """Add the allow-listed keys present in `values` under `name`; nothing when none is."""
-    chosen = {key: values[key] for key in allowed if key in values}
-    if chosen:
-        event[name] = chosen
+        latency_ms = float(latency_seconds)
+    return {
+        "request_id": request_id[:_MAX_REQUEST_ID_CHARS] if request_id else None,
+        "latency_ms": latency_ms,
+    }
 
 
 def configure_logging(log_file: Path | None, log_format: str, level: str) -> None:
