@@ -27,13 +27,7 @@ from typing import Any, TextIO
 import grpc
 from google.protobuf import json_format
 
-from cnm_policy.cli._args import (
-    BUNDLED_POLICIES,
-    add_bundle_option,
-    bundle_spec,
-    default_policy_dir,
-    instant,
-)
+from cnm_policy.cli._args import add_bundle_option, bundle_spec, instant
 from cnm_policy.engine import Engine, compile_bundle
 from cnm_policy.errors import BundleInvalidError, InvalidRequestError, PolicySourceError
 from cnm_policy.policy import parse_bundle
@@ -44,13 +38,11 @@ from cnm_policy.v1 import policy_pb2 as pb
 from cnm_policy.v1 import policy_pb2_grpc as pb_grpc
 
 __all__ = [
-    "BUNDLED_POLICIES",
     "EXIT_ALLOWED",
     "EXIT_DENIED",
     "EXIT_POLICY_ERROR",
     "EXIT_UNAVAILABLE",
     "EXIT_USAGE",
-    "default_policy_dir",
     "register",
     "run",
 ]

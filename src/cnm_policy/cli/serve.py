@@ -21,7 +21,7 @@ import structlog
 
 from cnm_policy._early_signals import take_remembered
 from cnm_policy.audit import AttributeAllowList, configure_logging
-from cnm_policy.cli.check import default_policy_dir
+from cnm_policy.cli._args import default_policy_dir
 from cnm_policy.errors import CnmPolicyError
 from cnm_policy.reload import DEFAULT_SETTLE_SECONDS, PolicyReloader
 from cnm_policy.server.app import (

@@ -13,7 +13,7 @@ from cnm_policy.cli.build import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE
 from cnm_policy.engine import load_snapshot
 from cnm_policy.policy.lock import LOCK_FILE
 
-BUNDLES = Path(__file__).resolve().parents[1] / "e2e" / "bundles"
+BUNDLES = Path(__file__).resolve().parents[2] / "e2e" / "bundles"
 
 
 @pytest.fixture

@@ -13,19 +13,14 @@ from typing import Any
 import pytest
 
 from cnm_policy.cli import main
-from cnm_policy.cli.check import (
-    EXIT_ALLOWED,
-    EXIT_DENIED,
-    EXIT_POLICY_ERROR,
-    EXIT_USAGE,
-    default_policy_dir,
-)
+from cnm_policy.cli._args import default_policy_dir
+from cnm_policy.cli.check import EXIT_ALLOWED, EXIT_DENIED, EXIT_POLICY_ERROR, EXIT_USAGE
 from cnm_policy.review.requests import MAX_REQUEST_BYTES, MAX_VALUE_DEPTH, parse_json_request
 from cnm_policy.server.limits import DEFAULT_LIMITS
 from cnm_policy.server.wire.structs import dict_to_struct, struct_to_dict
 from tests.unit.review.bundles import commit_all, init_repo
 
-BUNDLE = Path(__file__).resolve().parents[1] / "e2e" / "bundles" / "v1"
+BUNDLE = Path(__file__).resolve().parents[2] / "e2e" / "bundles" / "v1"
 WINDOW = {"start": "2026-01-15T11:00:00Z", "end": "2026-01-15T13:00:00Z"}
 
 
@@ -147,7 +142,7 @@ def test_default_bundle_is_found_from_any_directory(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Without --policies, the bundled policies/cnm is used, also outside the repository root."""
-    repo_bundle = Path(__file__).resolve().parents[2] / "policies" / "cnm"
+    repo_bundle = Path(__file__).resolve().parents[3] / "policies" / "cnm"
     monkeypatch.chdir(tmp_path)
     assert default_policy_dir() == repo_bundle
     (tmp_path / "policies" / "cnm").mkdir(parents=True)
