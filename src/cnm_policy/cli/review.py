@@ -1,4 +1,4 @@
-"""`cnm-policy validate | test | lint | diff | explain`: the review toolkit on the command line.
+"""`cnm-policy validate | test | lint | diff`: the review toolkit on the command line.
 
 Thin adapters: read the bundle (a directory or ``git:REV:path``), call :mod:`cnm_policy.review`,
 print the rendered report, return an exit code CI can gate on::
@@ -6,7 +6,9 @@ print the rendered report, return an exit code CI can gate on::
     0  ok
     1  findings: validation errors, failing tests, lint findings at or above --fail-on,
        access that widens with --fail-on-widen, an invalid bundle
-    2  usage error or unreadable input (missing directory, bad git revision, bad request JSON)
+    2  usage error or unreadable input (missing directory, bad git revision)
+
+`explain` (cli/explain.py) shares these statuses and the bundle reading (cli/_review_common.py).
 """
 
 from __future__ import annotations
@@ -14,27 +16,27 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
-from cnm_policy.cli._args import add_bundle_option, bundle_spec, instant
-from cnm_policy.engine import compile_bundle
-from cnm_policy.errors import InvalidRequestError, PolicySourceError
-from cnm_policy.policy import Bundle, BundleSource, parse_bundle
+from cnm_policy.cli._args import add_bundle_option, bundle_spec
+from cnm_policy.cli._review_common import (
+    EXIT_FINDINGS,
+    EXIT_OK,
+    EXIT_USAGE,
+    add_review_parser,
+    fail,
+    read_bundle_source,
+    valid_bundle,
+)
 from cnm_policy.review import (
     DEFAULT_DESTRUCTIVE_ACTIONS,
     LINT_CODES,
-    Format,
     Severity,
     diff_bundles,
-    explain_request,
     junit_xml,
     lint_source,
-    parse_access_request,
-    read_source,
     render_diff,
-    render_explain,
     render_lint,
     render_test,
     render_validation,
@@ -43,39 +45,20 @@ from cnm_policy.review import (
 )
 from cnm_policy.review.gitsource import GIT_PREFIX, parse_git_spec
 from cnm_policy.review.render_findings import relocate_lint, relocate_validation
-from cnm_policy.review.report import problem_lines
-from cnm_policy.review.validate import sorted_problems
 
-__all__ = ["EXIT_FINDINGS", "EXIT_OK", "EXIT_USAGE", "register"]
-
-EXIT_OK = 0
-EXIT_FINDINGS = 1
-EXIT_USAGE = 2
+__all__ = ["register"]
 
 _BUNDLE_HELP = "bundle directory, or git:REV:path/to/bundle"
-_EXIT_HELP = "Exit status: 0 ok, 1 findings, 2 usage error or unreadable input."
 
 
 def register(subparsers: Any) -> None:
-    """Add the review sub-commands: validate, test, lint, diff, explain."""
-    for add in (_add_validate, _add_test, _add_lint, _add_diff, _add_explain):
+    """Add the review sub-commands: validate, test, lint, diff."""
+    for add in (_add_validate, _add_test, _add_lint, _add_diff):
         add(subparsers)
 
 
-def _parser(subparsers: Any, name: str, help_text: str, description: str) -> Any:
-    parser = subparsers.add_parser(name, help=help_text, description=f"{description} {_EXIT_HELP}")
-    parser.add_argument(
-        "--format",
-        type=Format,
-        choices=list(Format),
-        default=Format.TEXT,
-        help="report format (default: text; markdown suits pull-request comments)",
-    )
-    return parser
-
-
 def _add_validate(subparsers: Any) -> None:
-    parser = _parser(
+    parser = add_review_parser(
         subparsers,
         "validate",
         "report every problem in a bundle and its test files",
@@ -89,7 +72,7 @@ def _add_validate(subparsers: Any) -> None:
 
 
 def _add_test(subparsers: Any) -> None:
-    parser = _parser(
+    parser = add_review_parser(
         subparsers,
         "test",
         "run a bundle's test cases, with rule coverage",
@@ -107,7 +90,7 @@ def _add_test(subparsers: Any) -> None:
 
 def _add_lint(subparsers: Any) -> None:
     codes = ", ".join(LINT_CODES)
-    parser = _parser(
+    parser = add_review_parser(
         subparsers,
         "lint",
         "report risky but valid patterns in a bundle",
@@ -140,7 +123,7 @@ def _add_lint(subparsers: Any) -> None:
 
 
 def _add_diff(subparsers: Any) -> None:
-    parser = _parser(
+    parser = add_review_parser(
         subparsers,
         "diff",
         "report the effective access change between two bundle versions",
@@ -162,28 +145,6 @@ def _add_diff(subparsers: Any) -> None:
     parser.set_defaults(func=run_diff)
 
 
-def _add_explain(subparsers: Any) -> None:
-    parser = _parser(
-        subparsers,
-        "explain",
-        "show how every rule fared for one request",
-        "Decide one request and show every rule that targets its kind or action: whether its "
-        "role, kind, action, scope and condition matched, and the final effect.",
-    )
-    add_bundle_option(parser)
-    parser.add_argument(
-        "request", nargs="?", default="-", metavar="REQUEST", help="JSON request file, or -"
-    )
-    parser.add_argument(
-        "--at",
-        type=instant,
-        default=None,
-        metavar="TIME",
-        help="evaluate as of TIME (ISO 8601 with offset, or epoch seconds); default: now",
-    )
-    parser.set_defaults(func=run_explain)
-
-
 def _add_paths(parser: Any) -> None:
     parser.add_argument(
         "--paths",
@@ -197,7 +158,7 @@ def _add_paths(parser: Any) -> None:
 def run_validate(args: argparse.Namespace) -> int:
     """`validate`: exit 1 on any error (any warning too with --strict)."""
     spec = bundle_spec(args.bundle)
-    source = _source(spec, "validate")
+    source = read_bundle_source(spec, "validate")
     if source is None:
         return EXIT_USAGE
     report = relocate_validation(validate_source(source), _path_prefix(spec, args.paths))
@@ -207,7 +168,7 @@ def run_validate(args: argparse.Namespace) -> int:
 
 def run_test(args: argparse.Namespace) -> int:
     """`test`: exit 1 on failures, test-file problems, no cases, or (opt-in) uncovered rules."""
-    source = _source(bundle_spec(args.bundle), "test")
+    source = read_bundle_source(bundle_spec(args.bundle), "test")
     if source is None:
         return EXIT_USAGE
     report = run_bundle_tests(source)
@@ -215,7 +176,7 @@ def run_test(args: argparse.Namespace) -> int:
         try:
             args.junit.write_text(junit_xml(report), encoding="utf-8")
         except OSError as exc:
-            return _fail("test", f"cannot write `{args.junit}`: {exc.strerror}")
+            return fail("test", f"cannot write `{args.junit}`: {exc.strerror}")
     sys.stdout.write(render_test(report, args.format, verbose=args.verbose))
     failed = not report.ok or (args.require_coverage and bool(report.uncovered))
     return EXIT_FINDINGS if failed else EXIT_OK
@@ -224,7 +185,7 @@ def run_test(args: argparse.Namespace) -> int:
 def run_lint(args: argparse.Namespace) -> int:
     """`lint`: exit 1 for an invalid bundle or findings at or above --fail-on."""
     spec = bundle_spec(args.bundle)
-    source = _source(spec, "lint")
+    source = read_bundle_source(spec, "lint")
     if source is None:
         return EXIT_USAGE
     report = lint_source(
@@ -241,50 +202,16 @@ def run_lint(args: argparse.Namespace) -> int:
 
 def run_diff(args: argparse.Namespace) -> int:
     """`diff`: exit 1 for an invalid side, or widened access with --fail-on-widen."""
-    old_source = _source(args.old, "diff", repo=args.repo)
-    new_source = _source(args.new, "diff", repo=args.repo)
+    old_source = read_bundle_source(args.old, "diff", repo=args.repo)
+    new_source = read_bundle_source(args.new, "diff", repo=args.repo)
     if old_source is None or new_source is None:
         return EXIT_USAGE
-    old, new = _bundle(old_source, "diff"), _bundle(new_source, "diff")
+    old, new = valid_bundle(old_source, "diff"), valid_bundle(new_source, "diff")
     if old is None or new is None:
         return EXIT_FINDINGS
     diff = diff_bundles(old, new)
     sys.stdout.write(render_diff(diff, args.format))
     return EXIT_FINDINGS if args.fail_on_widen and diff.widens else EXIT_OK
-
-
-def run_explain(args: argparse.Namespace) -> int:
-    """`explain`: exit 0 whatever the decision; 1 invalid bundle; 2 bad request."""
-    try:
-        text = sys.stdin.read() if args.request == "-" else Path(args.request).read_text("utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        return _fail("explain", f"cannot read `{args.request}`: {exc}")
-    try:
-        request = parse_access_request(text)
-    except InvalidRequestError as exc:
-        return _fail("explain", f"invalid request: {exc}")
-    source = _source(bundle_spec(args.policies), "explain")
-    if source is None:
-        return EXIT_USAGE
-    bundle = _bundle(source, "explain")
-    if bundle is None:
-        return EXIT_FINDINGS
-    now = args.at if args.at is not None else time.time()
-    try:
-        explanation = explain_request(compile_bundle(bundle), request, now=now)
-    except InvalidRequestError as exc:
-        return _fail("explain", f"invalid request: {exc}")
-    sys.stdout.write(render_explain(explanation, args.format))
-    return EXIT_OK
-
-
-def _source(spec: str, command: str, *, repo: Path = Path(".")) -> BundleSource | None:
-    """Read a bundle; an unreadable one is reported on stderr (exit 2 for the caller)."""
-    try:
-        return read_source(spec, repo=repo)
-    except PolicySourceError as exc:
-        _fail(command, str(exc))
-        return None
 
 
 def _path_prefix(spec: str, paths: str) -> str:
@@ -306,21 +233,6 @@ def _path_prefix(spec: str, paths: str) -> str:
     if done is not None and done.returncode == 0:
         return done.stdout.decode("utf-8", errors="replace").strip()
     return f"{spec.rstrip('/')}/"  # not in a git work tree: the path as given
-
-
-def _bundle(source: BundleSource, command: str) -> Bundle | None:
-    """Validate a bundle; an invalid one has its errors listed on stderr."""
-    bundle, problems = parse_bundle(source)
-    if bundle is None:
-        errors = sorted_problems(p for p in problems if p.severity == "error")
-        lines = "\n".join(f"  {line}" for line in problem_lines(errors))
-        print(f"cnm-policy {command}: `{source.origin}` is invalid:\n{lines}", file=sys.stderr)
-    return bundle
-
-
-def _fail(command: str, message: str) -> int:
-    print(f"cnm-policy {command}: {message}", file=sys.stderr)
-    return EXIT_USAGE
 
 
 def _names(text: str) -> tuple[str, ...]:

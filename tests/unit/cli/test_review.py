@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from cnm_policy.cli import build_parser, main
-from cnm_policy.cli.review import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE
+from cnm_policy.cli._review_common import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE
 from tests.conftest import DEFAULT_BUNDLE, REPO_ROOT
 from tests.unit.review.bundles import commit_all, edited, fixture, init_repo
 
