@@ -1,18 +1,9 @@
 """`cnm-policy check`: one decision from the command line, for scripts and for people.
 
-The request is the JSON form of the sidecar's ``CheckRequest`` (read by the one parser in
-`cnm_policy.review.requests`) and the answer is the JSON form of its ``CheckResponse``. It is
-decided here against a bundle, or with ``--server ADDR`` by a running sidecar over gRPC.
-
-Exit codes (stable, for scripts)::
-
-    0  allowed
-    3  denied (a normal answer, not a failure)
-    2  usage error or invalid request (bad JSON, unknown field, malformed value, over a limit)
-    4  the policy bundle cannot be loaded (unreadable or invalid)
-    5  the sidecar cannot be reached or did not answer (unavailable, timeout, internal error)
-
-Anything else (1) is a bug. Scripts must treat every non-zero code as "not allowed".
+JSON in (the sidecar's ``CheckRequest``, read by `cnm_policy.review.requests`), JSON out (its
+``CheckResponse``), decided against a bundle or by a sidecar (``--server``). Exit codes, stable:
+0 allowed, 3 denied, 2 usage error or invalid request, 4 bundle unloadable, 5 sidecar unavailable;
+anything else (1) is a bug. Scripts must treat every non-zero code as "not allowed".
 """
 
 from __future__ import annotations

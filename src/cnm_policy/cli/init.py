@@ -1,8 +1,7 @@
 """`cnm-policy init DIR`: start a policy repository from the default bundle shipped with cnm-policy.
 
-Copies the shipped bundle (rules, roles, resource kinds and its own tests) into DIR, so a new
-policy repository starts valid, tested and reviewable. A non-empty DIR is left alone unless
-``--force``; then the bundle's files are written over it and nothing else there is touched.
+Copies the shipped bundle and its tests into DIR, so a new repository starts valid and tested.
+A non-empty DIR is left alone unless ``--force`` (then only the bundle's files are written).
 Exit codes: 0 written, 2 usage error (DIR not empty, not writable).
 """
 

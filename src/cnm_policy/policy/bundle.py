@@ -1,9 +1,7 @@
 """The validated, normalised form of a policy bundle: what the files *mean*, before compiling.
 
-A reviewer reads YAML; the engine needs concrete (role, kind, action) grants. This module holds
-the in-between: every wildcard expanded, every name resolved, every condition compiled, and each
-element still pointing at the file and line it came from. The engine compiles it; the review
-tools (lint, diff, explain) reason over it.
+Every wildcard expanded, every name resolved, every condition compiled, each element still
+pointing at its file and line: the engine compiles it, the review tools reason over it.
 """
 
 from __future__ import annotations

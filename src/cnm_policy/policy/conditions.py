@@ -1,20 +1,8 @@
 """The rule condition language: small, total, and compiled once when a bundle loads.
 
-A condition is a boolean expression over the request, written the way a reviewer reads it::
-
-    principal.attributes.mfa == true and resource.attributes.change_freeze != true
-
-Conditions come from reviewed policy files; request values are only ever *data* bound to the
-compiled closures, never text that gets parsed. The grammar is a strict subset of Python
-expression syntax, parsed with :mod:`ast` and translated node by node into closures, so nothing
-is handed to ``eval``. Anything outside the subset is rejected at load time with a message.
-
-Semantics chosen to fail closed and avoid truthiness surprises:
-- a missing attribute reads as ``null``; reading a field of a non-object is an error;
-- ``and``/``or``/``not`` and the final result need real booleans (``1`` is not ``true``);
-- ``==``/``!=``/``in`` between two different non-null types are errors; null equals only null;
-- ordering (``<`` ...) needs two numbers or two strings; ``in`` needs a list or an object;
-- time functions read the injected clock and record when their answer may change.
+A strict subset of Python expression syntax, parsed with :mod:`ast` and compiled node by node
+into closures (never ``eval``); request values are only data. Semantics that fail closed and
+the reasons for them: docs/design/policy-language.md.
 """
 
 from __future__ import annotations

@@ -1,14 +1,7 @@
 """The policy review toolkit: validate, test, lint, diff and explain, for policy pull requests.
 
-Pure logic over bundles and decisions - nothing here prints, parses arguments or exits; the
-`cnm-policy` command line adapts it. Every report renders as text, JSON or Markdown::
-
-    report = lint_source(read_source("policies/cnm"))
-    print(render_lint(report, Format.MARKDOWN))
-
-    old, _ = parse_bundle(read_source("git:origin/main:policies/cnm"))  # None when invalid
-    new, _ = parse_bundle(read_source("policies/cnm"))
-    print(render_diff(diff_bundles(old, new), Format.MARKDOWN))
+Pure logic over bundles and decisions (nothing here prints, parses arguments or exits), each
+report rendered as text, JSON or Markdown: ``render_lint(lint_source(read_source(path)), fmt)``.
 """
 
 from cnm_policy.review.definitions import DefinitionChanges, ItemChanges, definition_changes

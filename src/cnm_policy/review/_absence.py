@@ -1,10 +1,7 @@
 """Which request fields, left out (or null), decide a condition without an error.
 
-Comparing mismatched types is an error at any depth, and an error forces a deny, so the one
-value a caller can send to skip a deny rule (or meet an allow's negated test) quietly is
-*nothing*: a missing attribute reads as null, and null only equals null. Lint asks this module
-which fields make a condition false (or true) that way, against a literal or another field, and
-which fields the condition tests for absence itself (``has(x)``, ``x == null``, ``x != null``).
+Absence is the one input that can quietly skip a deny (docs/design/policy-language.md); lint
+asks which fields do so here, and which ones a condition already tests for absence.
 """
 
 from __future__ import annotations

@@ -1,9 +1,7 @@
 """The lint checks themselves, one function per family, over a precomputed view of the bundle.
 
-Each check yields ``(code, rule, message, rule_ids)``; :mod:`cnm_policy.review.lint` turns that
-into located findings with the documented severity. Coverage questions ("does rule B apply
-wherever rule A does, for this role, kind and action?") all go through :meth:`BundleView.covers`
-so role inheritance and the reach order are applied the same way everywhere.
+Each check yields ``(code, rule, message, rule_ids)`` for `lint` to locate; every coverage
+question goes through :meth:`BundleView.covers`, so inheritance and the reach order apply alike.
 """
 
 from __future__ import annotations

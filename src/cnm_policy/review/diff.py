@@ -1,15 +1,8 @@
 """The effective access change between two bundle versions, as a reviewer needs to see it.
 
-A policy pull request is approved or refused for what it *grants*, not for how the YAML moved.
-So both versions are reduced to effective grants (:mod:`cnm_policy.review.grants`) and compared
-key by key, where a key is (role, side, kind, action, effect) and its value is the union of
-reaches (scope, tenant pins, condition) that the rules give it.
-
-For one key, a new reach that no old reach covers is new access (``added``, or ``widened`` when
-it covers an old reach it replaces); an old reach that no new reach covers is lost
-(``removed``, or ``narrowed``); an old and a new reach that are incomparable (say, a condition
-rewritten) are ``changed``. For deny keys the impact on access is reversed: a deny that
-disappears widens access. ``changed`` is ``unclear`` and gates like a widening (fail closed).
+Both versions are reduced to effective grants and compared per (role, side, kind, action,
+effect); how reaches are classed (added, widened, changed...) and why a changed reach gates
+like a widening: docs/design/policy-language.md.
 """
 
 from __future__ import annotations

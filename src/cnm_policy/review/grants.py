@@ -1,9 +1,7 @@
 """Effective grants: what each role can (or cannot) do once wildcards and inheritance resolve.
 
-Rules are written for readers ("customer admins configure their network"); the access a role
-really has is spread over every rule naming it *or a role it inherits*. Diffing rules as text
-would miss a change to `customer-viewer` that silently widens `customer-admin`; diffing these
-effective grants does not.
+A role's access is spread over every rule naming it or a role it inherits; diffing these grants,
+not the rules' text, shows a change to `customer-viewer` that widens `customer-admin`.
 """
 
 from __future__ import annotations

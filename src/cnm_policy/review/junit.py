@@ -1,9 +1,7 @@
 """JUnit XML for a bundle test run, the format every CI system can show as a test tab.
 
-One ``<testsuite>`` per bundle; one ``<testcase>`` per case, named by the case and classed by
-its test file; a failing case carries expected vs actual in ``<failure>``. Problems that stop
-cases from loading (and an invalid bundle) become ``<error>`` cases, so a broken test file can
-never look like a green run with fewer tests. Built with ElementTree, which escapes all text.
+One ``<testcase>`` per case, a failure with expected vs actual; problems that stop cases from
+loading become ``<error>`` cases, so a broken test file never looks like a shorter green run.
 """
 
 from __future__ import annotations

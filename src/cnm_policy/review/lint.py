@@ -1,10 +1,7 @@
 """`lint`: valid bundles that are still risky, each finding with a stable code and severity.
 
-Validation answers "can this load?"; lint answers "would a security reviewer sign this off?".
-Every check works on the validated bundle (wildcards expanded, inheritance known), so a rule
-written for `customer-viewer` is seen to reach `customer-admin` too. Severities: ``error`` is a
-likely hole or a rule that cannot work as written, ``warning`` needs a reviewer's look, ``info``
-is hygiene. :data:`LINT_CODES` is the documented contract.
+Checks run on the validated bundle (wildcards expanded, inheritance known); :data:`LINT_CODES`
+is the documented contract (severities: docs/design/policy-language.md).
 """
 
 from __future__ import annotations

@@ -1,9 +1,7 @@
 """How far a rule reaches, and when one reach contains another: the order lint and diff share.
 
-Reviewers ask two questions of every change: "does this still apply wherever that applied?"
-(a deny shadowing an allow, a rule made redundant by another) and "did access get wider or
-narrower?" (diff). Both reduce to one partial order on :class:`Reach` (scope, tenant pins
-and condition), defined once, here; role inheritance comes from `policy.roles`.
+"Does this still apply wherever that applied?" (lint) and "did access get wider?" (diff) both
+reduce to one partial order on :class:`Reach` (scope, tenant pins, condition), defined here.
 """
 
 from __future__ import annotations

@@ -1,9 +1,7 @@
 """Rendering of a bundle diff, above all as the Markdown comment on a policy pull request.
 
-The comment leads with what must not be missed (customer access widening, a deny that
-disappears), then one table row per group of grants that changed the same way for the same
-role - "`configure` on `device`, `interface`" rather than one row per kind - with the rules
-responsible. Rows that widen access come first. JSON keeps one record per grant.
+It leads with what must not be missed (customer access widening, a deny that disappears), then
+one row per group of grants changed the same way, widening first; JSON keeps one per grant.
 """
 
 from __future__ import annotations

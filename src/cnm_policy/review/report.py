@@ -1,9 +1,7 @@
 """Output formats shared by every review report: plain text, JSON and Markdown.
 
-Text is for a terminal, JSON is the stable machine contract (each report's ``to_dict``), and
-Markdown is for pull-request comments. The helpers here keep Markdown tables safe from user
-text (a ``|`` or newline in a rule description must not break the table) and keep wording
-consistent across commands.
+JSON is the stable machine contract (each report's ``to_dict``); the helpers keep Markdown
+tables safe from user text (a ``|`` or newline in a description) and wording consistent.
 """
 
 from __future__ import annotations

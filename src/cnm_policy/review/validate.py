@@ -1,10 +1,7 @@
 """`validate`: every problem in a bundle and its test files, at once, each at file:line.
 
-The loader already collects every bundle problem and :mod:`cnm_policy.testing` every test-file
-problem; this module joins the two and adds the checks only a whole view can make: a test case
-that names a rule, role, kind or action the bundle does not define. A case expecting a rule
-that does not exist can never pass, so that one is an error; the others may be deliberate
-(testing that an unknown role gets nothing) and are warnings.
+Joins the loader's and the test loader's problems, and cross-checks cases against the bundle
+(a case expecting an unknown rule is an error, naming an unknown role a warning).
 """
 
 from __future__ import annotations
