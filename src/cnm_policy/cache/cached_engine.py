@@ -33,7 +33,7 @@ class CachedEngine:
     not stored, so memory stays below roughly ``maxsize * (max_key_bytes + 1000)`` bytes.
     """
 
-    __slots__ = ("_clock", "_engine", "_store")
+    __slots__ = ("_clock", "_digest_memo", "_engine", "_store")
 
     def __init__(
         self,
@@ -51,6 +51,7 @@ class CachedEngine:
             raise ValueError(f"ttl must be a positive number of seconds, got {ttl!r}")
         self._engine = engine
         self._clock: Clock = engine.clock if clock is None else clock
+        self._digest_memo = (engine.snapshot, engine.snapshot.digest)
         self._store = DecisionStore(
             maxsize if enabled else 0,
             float(ttl),
@@ -120,10 +121,17 @@ class CachedEngine:
     ) -> Decision:
         """May `principal` do `action` on `resource`? Raises InvalidRequestError on bad input."""
         snapshot = self._engine.snapshot  # read once: the key and the evaluation share it
-        if explain or not self._store.maxsize:
+        store = self._store
+        if explain or not store.maxsize:
             return self._evaluate(snapshot, principal, [(action, resource)], context, explain)[0]
-        key = request_key(snapshot.digest, principal, action, resource, context)
-        return self._answer(snapshot, key, principal, action, resource, context, trusted=False)
+        key = request_key(self._digest(snapshot), principal, action, resource, context)
+        now = self._clock()
+        if key is not None:
+            found = store.live(key, now)
+            if found is not None:
+                store.hit()
+                return found
+        return self._miss(snapshot, key, principal, action, resource, context, now, trusted=False)
 
     def check_fingerprinted(
         self,
@@ -140,10 +148,17 @@ class CachedEngine:
         explain requests, which are never cached.
         """
         snapshot = self._engine.snapshot
-        key = (snapshot.digest, b"", fingerprint) if type(fingerprint) is bytes else None
-        return self._answer(snapshot, key, principal, action, resource, context, trusted=True)
+        store = self._store
+        key = (self._digest(snapshot), b"", fingerprint) if type(fingerprint) is bytes else None
+        now = self._clock()
+        if key is not None and store.maxsize:
+            found = store.live(key, now)
+            if found is not None:
+                store.hit()
+                return found
+        return self._miss(snapshot, key, principal, action, resource, context, now, trusted=True)
 
-    def _answer(
+    def _miss(
         self,
         snapshot: PolicySnapshot,
         key: Key | None,
@@ -151,28 +166,31 @@ class CachedEngine:
         action: str,
         resource: Resource,
         context: Mapping[str, Any] | None,
+        now: float,
         *,
         trusted: bool,
     ) -> Decision:
-        """The one lookup path of a single check: a live entry, or a fresh decision stored."""
-        now = self._clock()
+        """A fresh decision for a single check no live entry answered, stored under `key`."""
         store = self._store
-        if key is not None and store.maxsize:
-            found = store.live(key, now)
-            if found is not None:
-                store.hit()
-                return found
-            if not trusted:
-                copy = keyed_request(key)  # evaluate only what the key says (design note)
-                if copy is None:
-                    key = None
-                else:
-                    principal, action, resource, context = copy
+        if key is not None and not trusted:
+            copy = keyed_request(key)  # evaluate only what the key says (design note, 2)
+            if copy is None:
+                key = None
+            else:
+                principal, action, resource, context = copy
         decision = decide_batch(snapshot, principal, ((action, resource),), context, now)[0]
         store.miss()
         if key is not None:
             store.put(key, decision, now)
         return decision
+
+    def _digest(self, snapshot: PolicySnapshot) -> str:
+        """`snapshot.digest`, remembered for the serving snapshot (one tuple, replaced whole,
+        so concurrent callers never pair one snapshot with another's digest)."""
+        memo = self._digest_memo
+        if memo[0] is not snapshot:
+            memo = self._digest_memo = (snapshot, snapshot.digest)
+        return memo[1]
 
     def check_batch(
         self,
@@ -188,7 +206,7 @@ class CachedEngine:
             return self._evaluate(snapshot, principal, items, context, explain)
         if not isinstance(items, list | tuple):
             items = list(items)
-        keys = batch_keys(snapshot.digest, principal, items, context)
+        keys = batch_keys(self._digest(snapshot), principal, items, context)
         return self._answer_batch(snapshot, keys, principal, items, context, trusted=False)
 
     def check_batch_fingerprinted(
@@ -211,7 +229,7 @@ class CachedEngine:
         snapshot = self._engine.snapshot
         if not self._store.maxsize or not items:
             return self._evaluate(snapshot, principal, items, context, False)
-        digest = snapshot.digest
+        digest = self._digest(snapshot)
         exact = type(shared) is bytes and all(type(f) is bytes for f in fingerprints)
         keys: list[Key | None] = (
             [(digest, shared, fingerprint) for fingerprint in fingerprints]

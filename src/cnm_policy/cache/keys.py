@@ -1,8 +1,8 @@
 """Cache keys: one exact encoding of every input of a check, and the private copy it rebuilds.
 
-Equal keys must mean equal inputs down to the type, so a key is the policy digest and one
-`marshal` (format 2) of the request; docs/design/cache.md says why that encoding is exact and
-why a miss evaluates the copy `keyed_request` rebuilds rather than the caller's objects.
+Equal keys must mean equal inputs down to the type, so a key is the policy digest, the six
+names (exact strings) and one `marshal` (format 2) of the rest; docs/design/cache.md says why
+that encoding is exact and why a miss evaluates the copy `keyed_request` rebuilds.
 """
 
 from __future__ import annotations
@@ -24,14 +24,15 @@ __all__ = [
     "request_key",
 ]
 
-# (digest, marshal of the request) | (digest, shared fingerprint, item fingerprint)
-Key = tuple[str, bytes] | tuple[str, bytes, bytes]
+# (digest, six names, marshal of roles, attributes and context) | (digest, shared fingerprint,
+# item fingerprint): different lengths, so the kinds never answer for each other
+Key = tuple[str, str, str, str, str, str, str, bytes] | tuple[str, bytes, bytes]
 # (principal, action, resource, context): what a library key encodes (`keyed_request`).
 KeyedRequest = tuple[Principal, str, Resource, Mapping[str, Any]]
 # (principal, items, context) to evaluate, and the key each decision may be stored under
 BatchCopy = tuple[Principal, list[tuple[str, Resource]], Mapping[str, Any] | None, list[Key | None]]
 
-_LIBRARY_PARTS: Final = 2
+_LIBRARY_PARTS: Final = 8
 _MARSHAL_FORMAT: Final = 2  # the newest format without back-references (docs/design/cache.md)
 _NO_CONTEXT: Final[Mapping[str, Any]] = {}  # what `context=None` means; never mutated
 _SCALARS: Final = frozenset({type(None), bool, int, str})  # storable as they are
@@ -51,33 +52,29 @@ def request_key(
 ) -> Key | None:
     """The key of one check under policy `digest`, or ``None`` when it cannot be keyed exactly.
 
-    Only the exact model classes and a tuple of roles are keyed: a look-alike, a generator or
-    a list of roles is evaluated (and rejected, if bad) instead.
+    Only the exact model classes, exact strings as names and a tuple of roles are keyed: a
+    look-alike, a generator or a list of roles is evaluated (and rejected, if bad) instead.
     """
     if type(principal) is not Principal or type(resource) is not Resource:
         return None
-    roles = principal.roles
-    if type(roles) is not tuple:
+    principal_id, tenant, roles = principal.id, principal.tenant, principal.roles
+    kind, resource_id, resource_tenant = resource.kind, resource.id, resource.tenant
+    if not (
+        type(principal_id) is str
+        and type(tenant) is str
+        and type(action) is str
+        and type(kind) is str
+        and type(resource_id) is str
+        and type(resource_tenant) is str
+        and type(roles) is tuple
+    ):
         return None
+    rest = (roles, principal.attributes, _NO_CONTEXT if context is None else context)
     try:
-        encoded = _dumps(
-            (
-                principal.id,
-                principal.tenant,
-                action,
-                resource.kind,
-                resource.id,
-                resource.tenant,
-                roles,
-                principal.attributes,
-                _NO_CONTEXT if context is None else context,
-                resource.attributes,
-            ),
-            _MARSHAL_FORMAT,
-        )
+        encoded = _dumps((*rest, resource.attributes), _MARSHAL_FORMAT)
     except Exception:  # marshal refuses anything but exact built-in types (ValueError)
         return None
-    return (digest, encoded)
+    return (digest, principal_id, tenant, action, kind, resource_id, resource_tenant, encoded)
 
 
 def batch_keys(
@@ -99,8 +96,11 @@ def batch_keys(
 
 
 def key_bytes(key: Key) -> int:
-    """How many bytes of request `key` holds (the digest is shared by all keys)."""
-    return sum(len(part) for part in key[1:])
+    """At most how many bytes of request `key` holds (the digest is shared by all keys); a
+    name counts four bytes per character unless it is ASCII (one byte each in CPython)."""
+    return sum(
+        len(part) if type(part) is bytes or part.isascii() else 4 * len(part) for part in key[1:]
+    )
 
 
 def keyed_request(key: Key) -> KeyedRequest | None:
@@ -109,18 +109,17 @@ def keyed_request(key: Key) -> KeyedRequest | None:
     if len(key) != _LIBRARY_PARTS:
         return None
     try:
-        decoded = marshal.loads(key[1])
+        decoded = marshal.loads(key[-1])
     except Exception:  # a value marshal writes but cannot read back: never stored
         return None
     if not _plain(decoded):
         return None
-    pid, tenant, action, kind, rid, resource_tenant, roles, attributes, context, resource_attrs = (
-        decoded
-    )
+    _, principal_id, tenant, action, kind, resource_id, resource_tenant, _ = key
+    roles, attributes, context, resource_attributes = decoded
     return (
-        Principal(pid, tenant, roles, attributes),
+        Principal(principal_id, tenant, roles, attributes),
         action,
-        Resource(kind, rid, resource_tenant, resource_attrs),
+        Resource(kind, resource_id, resource_tenant, resource_attributes),
         context,
     )
 

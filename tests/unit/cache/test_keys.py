@@ -299,12 +299,12 @@ def test_floats_keep_all_their_bits(first: float, second: float) -> None:
 
 
 def test_plain_requests_and_requests_holding_tuples_get_the_one_encoding() -> None:
-    """Every library key is (digest, one byte string), tuples and sets inside included."""
+    """Every library key is (digest, six names, one byte string), tuples and sets included."""
     plain = request_key(DIGEST, ADMIN, "read", ROUTER, {"channel": "portal"})
-    assert plain is not None and len(plain) == 2
+    assert plain is not None and len(plain) == 8
     with_tuple = Principal("u-1", "acme", ("customer-admin",), {"tenants": ("acme",)})
     tupled = request_key(DIGEST, with_tuple, "read", ROUTER, None)
-    assert tupled is not None and len(tupled) == 2
+    assert tupled is not None and len(tupled) == 8
     assert keyed_request(plain) is not None and keyed_request(tupled) is not None
 
 
@@ -423,7 +423,7 @@ def test_concurrent_keys_never_mix(fast_switching: None) -> None:
         for n in range(8)
     ]
     expected = [request_key(DIGEST, *v, ROUTER, None) for v in variants]
-    assert sorted(len(key or ()) for key in expected) == [2] * 8
+    assert sorted(len(key or ()) for key in expected) == [8] * 8
     failures: list[int] = []
 
     def work(index: int) -> None:
