@@ -415,8 +415,7 @@ class _SlowFile:
 
 
 def test_bytes_loggers_of_one_file_share_one_lock() -> None:
-    """Pins what the pipeline relies on: structlog's BytesLoggers of one file (one per logger
-    name, as `get_logger` makes them) write each line whole under one lock."""
+    """Pinned: structlog's BytesLoggers of one file (one per logger name) write lines whole."""
     file = _SlowFile()
     factory = structlog.BytesLoggerFactory(file)  # type: ignore[arg-type]
 

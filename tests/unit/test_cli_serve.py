@@ -100,8 +100,7 @@ def test_broken_bundle_exits_4_and_logs_why(
 
 
 def test_json_logging_writes_one_object_per_line(tmp_path: Path) -> None:
-    """Non-interactive output is JSON lines with level and timestamp, below-level filtered;
-    each line is in the file (not a buffer) when the call returns."""
+    """Non-interactive output: JSON lines, below-level filtered, in the file as logged."""
     configure_logging(tmp_path / "out.log", "auto", "info")
     logger = structlog.get_logger("test")
     logger.debug("hidden")
