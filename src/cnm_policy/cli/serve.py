@@ -372,4 +372,3 @@ class _Signals:
             self._reload_pending = True
         else:
             self._reloader.request_reload()
-
