@@ -1,12 +1,8 @@
 """Bundles read from a git revision (``git:REV:path``), so `diff` can compare against a branch.
 
-A pull-request check compares the proposed bundle with the base branch without checking the
-base out: each file is read with ``git cat-file`` into the same in-memory
-:class:`BundleSource` a directory read produces, so loading, validation and the digest are
-identical for both sides. The committed tree is walked as the directory walk walks a checkout:
-symbolic links (mode 120000) are followed only while they resolve inside the bundle, with the
-same problem codes. Git runs as a subprocess with an argument list (never a shell), its output
-bounded.
+Each file is read with ``git cat-file`` into the same :class:`BundleSource` a directory read
+produces, links followed as the checkout walk follows them (docs/design/policy-language.md);
+git runs with an argument list, never a shell, its output bounded.
 """
 
 from __future__ import annotations
