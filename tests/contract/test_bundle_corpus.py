@@ -1,9 +1,9 @@
 """One corpus, every implementation: each bundle's own test cases against every way to decide.
 
-The cases in `policies/*/tests/*_test.yaml` are run against `Engine`, `CachedEngine` cold and
-warm, the casbin reference and the sidecar over a real channel. Each must give the case's
-`allowed` and rule ids (the `Engine`'s where a case names none); the casbin reference decides
-only allow, deny or the default deny, so it is held to that.
+The cases in `policies/*/tests/*_test.yaml` run against `Engine`, `CachedEngine` cold and warm,
+the casbin reference and the sidecar over a real channel (`Check` and `CheckBatch`). Each gives
+the case's `allowed` and rule ids (the `Engine`'s where a case names none); the casbin
+reference only decides allow, deny or the default deny, and is held to that.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from cnm_policy.engine.requests import prepare_principal, validate_target
 from cnm_policy.model import AccessRequest
 from cnm_policy.server.wire.convert import access_request_to_proto
 from cnm_policy.testing import TestCase, load_cases
+from cnm_policy.v1 import policy_pb2 as pb
 from tests.conftest import REPO_ROOT
 from tests.e2e.harness import Served, serve
 
@@ -119,12 +120,29 @@ def _sidecar(corpus: _Corpus) -> Callable[[TestCase], Verdict]:
     return decide
 
 
+def _sidecar_batch(corpus: _Corpus) -> Callable[[TestCase], Verdict]:
+    def decide(case: TestCase) -> Verdict:
+        single = access_request_to_proto(
+            AccessRequest(case.principal, case.action, case.resource, case.context)
+        )
+        batch = pb.CheckBatchRequest(
+            principal=single.principal,
+            items=[pb.CheckBatchItem(action=single.action, resource=single.resource)],
+            context=single.context,
+        )
+        (result,) = corpus.sidecar.stub.CheckBatch(batch, timeout=10).results
+        return _verdict(result)
+
+    return decide
+
+
 IMPLEMENTATIONS: dict[str, Callable[[_Corpus], Callable[[TestCase], Verdict]]] = {
     "engine": _engine,
     "cached-cold": _cached_cold,
     "cached-warm": _cached_warm,
     "casbin-reference": _reference,
     "sidecar": _sidecar,
+    "sidecar-batch": _sidecar_batch,
 }
 
 
