@@ -205,6 +205,12 @@ def wide_text(kind: str) -> str:
     return "principals:\n" + body + "cases: []\n"
 
 
+def _broken_wide(root: Path) -> None:
+    """Files just under the weight limit, each with a syntax error on its last line."""
+    for i in range(8):
+        (root / "rules" / f"broken-{i}.yaml").write_text(wide_text("rules") + "  - ]\n")
+
+
 def _bundle_wide(root: Path) -> None:
     for i in range(_WIDE_FILES):
         (root / "rules" / f"wide-{i}.yaml").write_text(wide_text("rules"))
@@ -370,6 +376,12 @@ CASES: list[HostileCase] = [
     ),
     HostileCase(  # rules and tests each under any one limit, together over the bundle's
         "bundle-wide-weight", "bundle_too_large", ".", _bundle_wide
+    ),
+    HostileCase(  # each refused by libyaml while counting: not parsed a second time
+        "heavy-files-each-invalid-at-the-end",
+        "yaml_invalid",
+        "rules/broken-0.yaml:100",
+        _broken_wide,
     ),
     HostileCase("too-many-files", "too_many_files", "junk", _many_files(MAX_BUNDLE_ENTRIES + 1)),
     # Dense: a file too heavy to parse, a file of endless mistakes.

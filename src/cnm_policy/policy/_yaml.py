@@ -175,6 +175,9 @@ class NodeBudget:
     def __init__(self, total: int | None = None, spent: int = 0) -> None:
         self.total = MAX_BUNDLE_WEIGHT if total is None else total
         self.left = self.total - spent
+        # Texts libyaml already refused while counting: id -> (text, error), so a file whose
+        # error is known is not parsed again (an invalid text adds nothing to the count).
+        self.refused: dict[int, tuple[str, YamlError]] = {}
 
     @property
     def spent(self) -> int:
@@ -199,24 +202,44 @@ class NodeBudget:
             return True  # cannot weigh more than is left: nothing to count
         bound = 0
         for text in texts:
-            bound += _event_count(text)
+            count = _event_count(text)
+            if isinstance(count, YamlError):
+                self.refused[id(text)] = (text, count)
+                continue
+            bound += count
             if bound > self.left:
                 self.left = -1
                 return False
         return True
 
+    def refusal(self, text: str) -> YamlError | None:
+        """The error libyaml found in `text` while counting, if it did."""
+        known = self.refused.get(id(text))
+        return known[1] if known is not None and known[0] is text else None
 
-def _event_count(text: str) -> int:
+
+def _event_count(text: str) -> int | YamlError:
     """Events in `text` minus the stream's and document's own four (0 without libyaml)."""
     if _CParser is None:
         return 0
     parser = _CParser(text)
     try:
         return max(0, int(parser.raw_parse()) - 4)
-    except yaml.YAMLError:
-        return 0  # invalid text is reported, with its line, when the file is parsed
+    except yaml.YAMLError as exc:
+        return _invalid(exc)
     finally:
         parser.dispose()
+
+
+def _invalid(exc: yaml.YAMLError) -> YamlError:
+    """libyaml's error as a located YamlError (its message clipped)."""
+    if isinstance(exc, yaml.MarkedYAMLError):
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else None
+        problem = _clip(str(exc.problem or exc.context))  # may quote an anchor name
+        code = "nesting_too_deep" if "maximum nesting depth" in problem else "yaml_invalid"
+        return YamlError(f"invalid YAML: {problem}", line, code)
+    return YamlError(f"invalid YAML: {_clip(str(exc))}", None)
 
 
 def load_yaml(text: str, budget: NodeBudget | None = None) -> tuple[Any, list[tuple[str, int]]]:
@@ -229,6 +252,8 @@ def load_yaml(text: str, budget: NodeBudget | None = None) -> tuple[Any, list[tu
     try:
         if budget is not None:
             budget.charge(0)  # spent already: no need to read this file at all
+            if (refusal := budget.refusal(text)) is not None:
+                raise refusal  # libyaml found it while counting: not parsed a second time
         # Else it cannot weigh more, nor hold a collection that long (an item takes 2 chars).
         if len(text) * _MAX_WEIGHT_PER_CHARACTER > MAX_FILE_WEIGHT or (
             len(text) > 2 * MAX_COLLECTION_ITEMS
@@ -244,14 +269,8 @@ def load_yaml(text: str, budget: NodeBudget | None = None) -> tuple[Any, list[tu
         if budget is not None:
             budget.charge(weight)
         data = loader.construct_document(node)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark is not None else None
-        problem = _clip(str(exc.problem or exc.context))  # may quote an anchor name
-        code = "nesting_too_deep" if "maximum nesting depth" in problem else "yaml_invalid"
-        raise YamlError(f"invalid YAML: {problem}", line, code) from None
     except yaml.YAMLError as exc:
-        raise YamlError(f"invalid YAML: {_clip(str(exc))}", None) from None
+        raise _invalid(exc) from None
     except RecursionError:  # the pure-Python composer, before the shape check could run
         raise YamlError("invalid YAML: nested too deep", None, "nesting_too_deep") from None
     finally:

@@ -212,3 +212,22 @@ def test_a_precheck_refuses_texts_surely_heavier_than_the_budget_left() -> None:
         False,
         -1,
     )
+
+
+def test_a_text_libyaml_refused_while_counting_is_not_parsed_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The precheck keeps libyaml's located error; loading that text raises it unparsed."""
+    from cnm_policy.policy import _yaml  # noqa: PLC0415
+
+    broken = "a: [" + ", ".join(["1"] * 30_000) + "]\nb: ]\n"
+    budget = NodeBudget(total=1000)
+    assert budget.precheck([broken]) is True  # an invalid text adds nothing to the bound
+
+    def never(text: str) -> None:
+        raise AssertionError("parsed a second time")
+
+    monkeypatch.setattr(_yaml, "_weigh_events", never)
+    with pytest.raises(YamlError) as caught:
+        load_yaml(broken, budget)
+    assert (caught.value.code, caught.value.line) == ("yaml_invalid", 2)
