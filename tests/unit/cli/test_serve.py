@@ -24,7 +24,7 @@ from cnm_policy.server.runtime import Runtime, RuntimeOptions
 from cnm_policy.server.runtime import open_runtime as real_open_runtime
 from tests.e2e.harness import copy_bundle
 
-BUNDLE = Path(__file__).resolve().parents[1] / "e2e" / "bundles" / "v1"
+BUNDLE = Path(__file__).resolve().parents[2] / "e2e" / "bundles" / "v1"
 _SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 
