@@ -15,8 +15,6 @@ import casbin
 from casbin.effect import Effector, get_effector
 
 __all__ = [
-    "ALLOW",
-    "DENY",
     "EFFECT",
     "MATCHER",
     "MODEL_TEXT",
@@ -49,8 +47,8 @@ m = {MATCHER}
 
 # casbin names its effect constants with underscores; the model text above uses dots.
 _EFFECTOR = get_effector(EFFECT.replace("p.eft", "p_eft"))
-ALLOW = Effector.ALLOW
-DENY = Effector.DENY
+_ALLOW = Effector.ALLOW
+_DENY = Effector.DENY
 _INDETERMINATE = Effector.INDETERMINATE
 
 
@@ -58,10 +56,10 @@ def final_allowed(matched_allow: bool, matched_deny: bool) -> bool:
     """casbin's allow-and-deny effect: allowed only if some allow matched and no deny did."""
     effects = {_INDETERMINATE}
     if matched_allow:
-        effects.add(ALLOW)
+        effects.add(_ALLOW)
     if matched_deny:
-        effects.add(DENY)
-    return bool(_EFFECTOR.final_effect(effects) == ALLOW)
+        effects.add(_DENY)
+    return bool(_EFFECTOR.final_effect(effects) == _ALLOW)
 
 
 ScopeFn = Callable[[str, str, Any, Any], bool]
