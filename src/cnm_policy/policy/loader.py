@@ -40,6 +40,7 @@ from cnm_policy.policy.bundle import (
     RoleDef,
     Side,
 )
+from cnm_policy.policy.roles import inheritance_depths
 from cnm_policy.policy.source import INCOMPLETE_CODES, bundle_digest, read_bundle_dir
 
 __all__ = ["MAX_ROLE_DEPTH", "load_bundle", "parse_bundle"]
@@ -208,8 +209,9 @@ def _check_inheritance(roles: Mapping[str, RoleDef], report: Report) -> None:
                     role.file,
                     role.line,
                 )
+    depths = inheritance_depths(roles)
     for role in roles.values():
-        depth = _inheritance_depth(role.id, roles, ())
+        depth = depths[role.id]
         if depth is None:
             report.error(
                 "inheritance_cycle", f"role `{role.id}` inherits itself", role.file, role.line
@@ -221,20 +223,6 @@ def _check_inheritance(roles: Mapping[str, RoleDef], report: Report) -> None:
                 role.file,
                 role.line,
             )
-
-
-def _inheritance_depth(
-    role: str, roles: Mapping[str, RoleDef], path: tuple[str, ...]
-) -> int | None:
-    if role in path:
-        return None
-    definition = roles.get(role)
-    if definition is None or not definition.inherits:
-        return 0
-    depths = [_inheritance_depth(p, roles, (*path, role)) for p in definition.inherits]
-    if any(d is None for d in depths):
-        return None
-    return 1 + max(d for d in depths if d is not None)
 
 
 def _kinds(doc: Any, report: Report) -> dict[str, KindDef]:

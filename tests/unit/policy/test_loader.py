@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -194,6 +195,31 @@ roles:
     )
     codes = sorted({p.code for p in problems_of(path)})
     assert codes == ["cross_side_inheritance", "inheritance_cycle"]
+
+
+@pytest.mark.parametrize("parents", [(1,), (1, 2)], ids=["chain", "each-inherits-the-next-two"])
+def test_long_inheritance_is_refused_quickly(
+    make_bundle: BundleFactory, parents: tuple[int, ...]
+) -> None:
+    """1,500 roles inheriting down a chain are refused as too deep, without a crash or a wait."""
+    size = 1500
+    lines = ["roles:"]
+    for n in range(size):
+        inherits = ", ".join(f"r{n + step}" for step in parents if n + step < size)
+        lines.append(f"  - {{id: r{n}, side: customer, inherits: [{inherits}]}}")
+    path = make_bundle(
+        {"roles.yaml": "\n".join(lines) + "\n"},
+        remove=(
+            "rules/customer.yaml",
+            "rules/internal.yaml",
+            "tests/customer_test.yaml",
+            "tests/internal_test.yaml",
+        ),
+    )
+    started = time.monotonic()
+    codes = {p.code for p in problems_of(path)}
+    assert time.monotonic() - started < 5.0
+    assert codes == {"inheritance_too_deep", "too_many_problems"}  # listed up to the cap
 
 
 def test_invalid_tenant_pin(make_bundle: BundleFactory) -> None:
