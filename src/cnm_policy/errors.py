@@ -6,7 +6,12 @@ may improve over time. Messages are lowercase with user input in backticks and n
     CnmPolicyError                      cnm_policy_error
     ├── PolicySourceError               policy_source_error
     ├── BundleInvalidError              bundle_invalid
+    ├── YamlError                       yaml_invalid (or the bound it broke)
     ├── ConditionSyntaxError            condition_syntax (or the limit it broke)
+    ├── BundleLockInvalidError          bundle_lock_invalid
+    ├── BundleLockMismatchError         bundle_lock_mismatch
+    ├── BundleTestsFailedError          bundle_tests_failed
+    ├── BundleChangingError             bundle_changing
     ├── ConditionError                  condition_error
     ├── InvalidRequestError             invalid_request
     │   └── LimitExceededError          limit_exceeded
@@ -19,7 +24,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 __all__ = [
+    "BundleChangingError",
     "BundleInvalidError",
+    "BundleLockInvalidError",
+    "BundleLockMismatchError",
+    "BundleTestsFailedError",
     "CnmPolicyError",
     "ConditionError",
     "ConditionSyntaxError",
@@ -29,7 +38,11 @@ __all__ = [
     "PolicyProblem",
     "PolicySourceError",
     "ServerConfigError",
+    "YamlError",
 ]
+
+_MAX_LISTED = 5  # differences or failures named in one message; the rest are counted
+_LOCK_FILE = "bundle.lock.json"  # policy.lock.LOCK_FILE: this module imports nothing of ours
 
 
 class CnmPolicyError(Exception):
@@ -70,6 +83,20 @@ class BundleInvalidError(CnmPolicyError):
         super().__init__(f"policy bundle is invalid ({len(problems)} problem(s)):\n{listed}")
 
 
+class YamlError(CnmPolicyError, ValueError):
+    """A file is not valid (or not acceptable) YAML; `line` is 1-based when known.
+
+    `code` is the problem the bundle reports it under (``yaml_invalid`` or the bound broken).
+    """
+
+    code = "yaml_invalid"
+
+    def __init__(self, message: str, line: int | None, code: str = "yaml_invalid") -> None:
+        super().__init__(message)
+        self.line = line
+        self.code = code
+
+
 class ConditionSyntaxError(CnmPolicyError, ValueError):
     """A rule's condition is not in the language; `code` is the problem the bundle reports."""
 
@@ -78,6 +105,45 @@ class ConditionSyntaxError(CnmPolicyError, ValueError):
     def __init__(self, message: str, code: str = "condition_syntax") -> None:
         super().__init__(message)
         self.code = code
+
+
+class BundleLockInvalidError(CnmPolicyError):
+    """`bundle.lock.json` exists but is not a lock this version can read."""
+
+    code = "bundle_lock_invalid"
+
+
+class BundleLockMismatchError(CnmPolicyError):
+    """The tree on disk is not the tree its lock describes, so it must not go live."""
+
+    code = "bundle_lock_mismatch"
+
+    def __init__(self, differences: tuple[str, ...]) -> None:
+        self.differences = differences
+        super().__init__(f"bundle does not match `{_LOCK_FILE}`: {_listed(list(differences))}")
+
+
+class BundleTestsFailedError(CnmPolicyError):
+    """A candidate bundle is valid but its own tests fail, so it must not serve."""
+
+    code = "bundle_tests_failed"
+
+    def __init__(self, failed: int, total: int, failures: list[str]) -> None:
+        self.failed = failed
+        self.total = total
+        shown = "; ".join(failures[:_MAX_LISTED]) or "no test cases"
+        hidden = failed - _MAX_LISTED
+        more = f" (and {hidden} more)" if hidden > 0 else ""
+        super().__init__(
+            f"bundle tests failed ({failed} failure(s) or problem(s), {total} case(s)): "
+            f"{shown}{more}"
+        )
+
+
+class BundleChangingError(CnmPolicyError):
+    """The bundle kept changing while it was read, so no consistent version could be taken."""
+
+    code = "bundle_changing"
 
 
 class ConditionError(CnmPolicyError):
@@ -120,3 +186,9 @@ class ServerConfigError(CnmPolicyError):
     """The server cannot be set up as configured (address, TLS files, binding)."""
 
     code = "server_config_invalid"
+
+
+def _listed(items: list[str]) -> str:
+    hidden = len(items) - _MAX_LISTED
+    more = f" (and {hidden} more)" if hidden > 0 else ""
+    return "; ".join(items[:_MAX_LISTED]) + more

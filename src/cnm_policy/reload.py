@@ -20,15 +20,19 @@ from typing import Generic, Protocol, TypeVar
 
 import structlog
 
-from cnm_policy.errors import CnmPolicyError, PolicySourceError
+from cnm_policy.errors import (
+    BundleChangingError,
+    BundleLockMismatchError,
+    BundleTestsFailedError,
+    CnmPolicyError,
+    PolicySourceError,
+)
 from cnm_policy.policy.bundle import BundleSource
-from cnm_policy.policy.lock import BundleLockMismatchError, LockCheck, check_lock
+from cnm_policy.policy.lock import LockCheck, check_lock
 from cnm_policy.policy.source import read_bundle_dir, walk_bundle
 
 __all__ = [
     "DEFAULT_SETTLE_SECONDS",
-    "BundleChangingError",
-    "BundleTestsFailedError",
     "PolicyReloader",
     "ReloadOutcome",
     "ReloadStatus",
@@ -38,7 +42,6 @@ __all__ = [
 ]
 
 DEFAULT_SETTLE_SECONDS = 5.0
-_MAX_LISTED_FAILURES = 5
 _MAX_ERROR_CHARS = 4000
 _READ_ATTEMPTS = 3  # startup: reads of a tree that keeps moving before giving up
 _RETRY_SECONDS = 0.5  # the watcher retries a requested reload whose tree moved mid-read
@@ -71,29 +74,6 @@ class _SuiteResult(Protocol):
     def failures(self) -> tuple[object, ...]: ...
     @property
     def problems(self) -> tuple[object, ...]: ...
-
-
-class BundleTestsFailedError(CnmPolicyError):
-    """A candidate bundle is valid but its own tests fail, so it must not serve."""
-
-    code = "bundle_tests_failed"
-
-    def __init__(self, failed: int, total: int, failures: list[str]) -> None:
-        self.failed = failed
-        self.total = total
-        shown = "; ".join(failures[:_MAX_LISTED_FAILURES]) or "no test cases"
-        hidden = failed - _MAX_LISTED_FAILURES
-        more = f" (and {hidden} more)" if hidden > 0 else ""
-        super().__init__(
-            f"bundle tests failed ({failed} failure(s) or problem(s), {total} case(s)): "
-            f"{shown}{more}"
-        )
-
-
-class BundleChangingError(CnmPolicyError):
-    """The bundle kept changing while it was read, so no consistent version could be taken."""
-
-    code = "bundle_changing"
 
 
 class ReloadOutcome(StrEnum):

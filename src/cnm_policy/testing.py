@@ -28,11 +28,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from cnm_policy.engine import PolicySnapshot, decide_batch
-from cnm_policy.errors import CnmPolicyError, PolicyProblem
+from cnm_policy.errors import CnmPolicyError, PolicyProblem, YamlError
 from cnm_policy.model import Decision, Principal, Resource
 from cnm_policy.policy import BundleSource
 from cnm_policy.policy._fields import Report, check_fields, entries, excerpt, mapping
-from cnm_policy.policy._yaml import LineDict, NodeBudget, YamlError, load_yaml
+from cnm_policy.policy._yaml import LineDict, NodeBudget, load_yaml
 from cnm_policy.policy.bundle import TESTS_DIR
 from cnm_policy.policy.source import INCOMPLETE_CODES
 

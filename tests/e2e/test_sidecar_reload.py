@@ -12,8 +12,9 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2
 
+from cnm_policy.errors import BundleLockMismatchError
 from cnm_policy.policy import read_bundle_dir
-from cnm_policy.policy.lock import LOCK_FILE, BundleLockMismatchError, lock_for, render_lock
+from cnm_policy.policy.lock import LOCK_FILE, lock_for, render_lock
 from cnm_policy.reload import ReloadOutcome
 from cnm_policy.server.app import ServerConfig
 from cnm_policy.server.runtime import RuntimeOptions, open_runtime

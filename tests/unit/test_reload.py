@@ -13,20 +13,23 @@ import pytest
 from structlog.testing import capture_logs
 
 from cnm_policy.engine import Engine, PolicySnapshot, load_snapshot
-from cnm_policy.errors import BundleInvalidError, PolicyProblem
+from cnm_policy.errors import (
+    BundleChangingError,
+    BundleInvalidError,
+    BundleLockMismatchError,
+    BundleTestsFailedError,
+    PolicyProblem,
+)
 from cnm_policy.policy import BundleSource, read_bundle_dir
 from cnm_policy.policy import source as source_module
 from cnm_policy.policy.lock import (
     LOCK_FILE,
-    BundleLockMismatchError,
     LockCheck,
     lock_for,
     render_lock,
 )
 from cnm_policy.policy.source import BundleFile
 from cnm_policy.reload import (
-    BundleChangingError,
-    BundleTestsFailedError,
     PolicyReloader,
     ReloadOutcome,
     bundle_fingerprint,

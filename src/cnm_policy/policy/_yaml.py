@@ -17,6 +17,8 @@ from typing import Any
 
 import yaml
 
+from cnm_policy.errors import YamlError
+
 __all__ = [
     "MAX_ALIAS_EXPANSION",
     "MAX_BUNDLE_WEIGHT",
@@ -26,7 +28,6 @@ __all__ = [
     "LineDict",
     "LineList",
     "NodeBudget",
-    "YamlError",
     "load_yaml",
 ]
 
@@ -50,15 +51,6 @@ _WEIGHTS: dict[type, int] = {
     yaml.MappingStartEvent: 8,
 }
 _MAX_WEIGHT_PER_CHARACTER = 4  # `{}` weighs 8 in two characters: nothing is heavier per character
-
-
-class YamlError(ValueError):
-    """The text is not valid (or not acceptable) YAML; `line` is 1-based when known."""
-
-    def __init__(self, message: str, line: int | None, code: str = "yaml_invalid") -> None:
-        super().__init__(message)
-        self.line = line
-        self.code = code
 
 
 class LineDict(dict[str, Any]):

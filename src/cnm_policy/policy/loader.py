@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from cnm_policy.errors import BundleInvalidError, PolicyProblem
+from cnm_policy.errors import BundleInvalidError, PolicyProblem, YamlError
 from cnm_policy.policy._fields import (
     IDENT,
     Report,
@@ -26,7 +26,7 @@ from cnm_policy.policy._fields import (
     text,
 )
 from cnm_policy.policy._rules import parse_rules
-from cnm_policy.policy._yaml import NodeBudget, YamlError, load_yaml
+from cnm_policy.policy._yaml import NodeBudget, load_yaml
 from cnm_policy.policy.bundle import (
     MANIFEST_FILE,
     RESOURCES_FILE,

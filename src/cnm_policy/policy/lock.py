@@ -15,15 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cnm_policy.errors import CnmPolicyError
+from cnm_policy.errors import BundleLockInvalidError
 from cnm_policy.policy.source import bundle_digest, read_bundle_dir
 
 __all__ = [
     "LOCK_FILE",
     "LOCK_FORMAT_VERSION",
     "BundleLock",
-    "BundleLockInvalidError",
-    "BundleLockMismatchError",
     "LockCheck",
     "check_lock",
     "file_digest",
@@ -39,24 +37,7 @@ LOCK_FORMAT_VERSION = 1
 MAX_LOCK_BYTES = 4 * 1024 * 1024
 _FORMAT_KEY = "cnm_policy_bundle_lock"
 _KEYS = frozenset({_FORMAT_KEY, "digest", "files"})
-_MAX_SHOWN = 5
 _MAX_SHOWN_CHARS = 80
-
-
-class BundleLockInvalidError(CnmPolicyError):
-    """`bundle.lock.json` exists but is not a lock this version can read."""
-
-    code = "bundle_lock_invalid"
-
-
-class BundleLockMismatchError(CnmPolicyError):
-    """The tree on disk is not the tree its lock describes, so it must not go live."""
-
-    code = "bundle_lock_mismatch"
-
-    def __init__(self, differences: tuple[str, ...]) -> None:
-        self.differences = differences
-        super().__init__(f"bundle does not match `{LOCK_FILE}`: {_listed(differences)}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,12 +157,6 @@ def check_lock(root: str | Path, files: Mapping[str, str] | None = None) -> Lock
 
 def _or_read(root: str | Path, files: Mapping[str, str] | None) -> Mapping[str, str]:
     return read_bundle_dir(root).files if files is None else files
-
-
-def _listed(differences: tuple[str, ...]) -> str:
-    hidden = len(differences) - _MAX_SHOWN
-    more = f" (and {hidden} more)" if hidden > 0 else ""
-    return "; ".join(differences[:_MAX_SHOWN]) + more
 
 
 def _shown(text: str) -> str:

@@ -19,12 +19,18 @@ import grpc
 import structlog
 
 from cnm_policy.errors import (
+    BundleChangingError,
     BundleInvalidError,
+    BundleLockInvalidError,
+    BundleLockMismatchError,
+    BundleTestsFailedError,
     CnmPolicyError,
+    ConditionSyntaxError,
     DeadlineExceededError,
     InvalidRequestError,
     LimitExceededError,
     PolicySourceError,
+    YamlError,
 )
 
 __all__ = [
@@ -49,6 +55,12 @@ STATUS_BY_ERROR: Mapping[type[CnmPolicyError], grpc.StatusCode] = {
     # The serving policy cannot be read or is invalid: nothing to decide with, retry later.
     PolicySourceError: grpc.StatusCode.UNAVAILABLE,
     BundleInvalidError: grpc.StatusCode.UNAVAILABLE,
+    YamlError: grpc.StatusCode.UNAVAILABLE,
+    ConditionSyntaxError: grpc.StatusCode.UNAVAILABLE,
+    BundleLockInvalidError: grpc.StatusCode.UNAVAILABLE,
+    BundleLockMismatchError: grpc.StatusCode.UNAVAILABLE,
+    BundleTestsFailedError: grpc.StatusCode.UNAVAILABLE,
+    BundleChangingError: grpc.StatusCode.UNAVAILABLE,
 }
 
 _INTERNAL_MESSAGE = "internal error: the decision could not be made (incident `{}`)"

@@ -8,13 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from cnm_policy.errors import BundleLockInvalidError, BundleLockMismatchError
 from cnm_policy.policy import bundle_digest, read_bundle_dir
 from cnm_policy.policy.lock import (
     LOCK_FILE,
     MAX_LOCK_BYTES,
     BundleLock,
-    BundleLockInvalidError,
-    BundleLockMismatchError,
     LockCheck,
     check_lock,
     file_digest,

@@ -6,6 +6,7 @@ import time
 
 import pytest
 
+from cnm_policy.errors import YamlError
 from cnm_policy.policy._yaml import (
     MAX_ALIAS_EXPANSION,
     MAX_COLLECTION_ITEMS,
@@ -13,7 +14,6 @@ from cnm_policy.policy._yaml import (
     MAX_YAML_DEPTH,
     LineDict,
     NodeBudget,
-    YamlError,
     load_yaml,
 )
 
