@@ -1,79 +1,47 @@
-"""Hot reload: a commit point, then a version proved to the side, then one reference swapped.
+"""Hot reload: watch the bundle, and at each commit point prove a version and swap it in.
 
 A changed tree goes live only once it matches its `bundle.lock.json`, or, without one, has held
-still for `settle_seconds` (best effort); every read is bracketed by two fingerprints and
-dropped if the tree moved. The files are read once: the lock is checked against, and the
-version built from, the same bytes. Nothing here sleeps: tests drive `poll()` and `reload_now()`.
-Why this is correct: docs/design/reload.md.
+still for `settle_seconds` (the read itself: `policy/commit.py`). Nothing here sleeps: tests
+drive `poll()` and `reload_now()`. Why this is correct: docs/design/reload.md.
 """
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
-from typing import Generic, Protocol, TypeVar
+from typing import Generic, Protocol
 
 import structlog
 
-from cnm_policy.errors import (
-    BundleChangingError,
-    BundleLockMismatchError,
-    BundleTestsFailedError,
-    CnmPolicyError,
-    PolicySourceError,
-)
+from cnm_policy.errors import CnmPolicyError
 from cnm_policy.policy.bundle import BundleSource
+from cnm_policy.policy.commit import (
+    MAX_ERROR_CHARS,
+    S,
+    SuiteResult,
+    bundle_fingerprint,
+    fingerprint_or_error,
+    read_once,
+    resolve_root,
+    run_gate,
+)
 from cnm_policy.policy.lock import LockCheck, check_lock
-from cnm_policy.policy.source import read_bundle_dir, walk_bundle
+from cnm_policy.policy.source import read_bundle_dir
 
-__all__ = [
-    "DEFAULT_SETTLE_SECONDS",
-    "PolicyReloader",
-    "ReloadOutcome",
-    "ReloadStatus",
-    "bundle_fingerprint",
-    "load_tree",
-    "prove_bundle",
-]
+__all__ = ["DEFAULT_SETTLE_SECONDS", "PolicyReloader", "ReloadOutcome", "ReloadStatus"]
 
 DEFAULT_SETTLE_SECONDS = 5.0
-_MAX_ERROR_CHARS = 4000
-_READ_ATTEMPTS = 3  # startup: reads of a tree that keeps moving before giving up
 _RETRY_SECONDS = 0.5  # the watcher retries a requested reload whose tree moved mid-read
-
-
-class _Snapshot(Protocol):
-    @property
-    def name(self) -> str: ...
-    @property
-    def version(self) -> str: ...
-    @property
-    def digest(self) -> str: ...
-
-
-S = TypeVar("S", bound=_Snapshot)
 
 
 class _Swappable(Protocol[S]):
     @property
     def snapshot(self) -> S: ...
     def swap(self, snapshot: S) -> object: ...
-
-
-class _SuiteResult(Protocol):
-    @property
-    def ok(self) -> bool: ...
-    @property
-    def total(self) -> int: ...
-    @property
-    def failures(self) -> tuple[object, ...]: ...
-    @property
-    def problems(self) -> tuple[object, ...]: ...
 
 
 class ReloadOutcome(StrEnum):
@@ -100,136 +68,6 @@ class ReloadStatus:
     failures: int = 0
 
 
-def bundle_fingerprint(path: str | Path) -> Hashable:
-    """Relative path, size, inode, mtime and ctime of every non-hidden file under `path`.
-
-    mtime alone misses copies that preserve it (``cp -p``, ``rsync -t``, ``tar x``) when the
-    size happens to match; ctime cannot be set by such tools, and a file renamed into place
-    has a new inode.
-
-    The tree is the loader's own bounded walk (links followed inside the root only), so a
-    Kubernetes ConfigMap volume (files reached through an atomically re-targeted ``..data``
-    link) changes fingerprint when a new revision lands, and a link loop or a link out of the
-    bundle ends in a problem that is part of the fingerprint instead of an endless walk.
-    A missing directory has an empty fingerprint (and fails to load, which is reported).
-    """
-    try:
-        tree = walk_bundle(path)
-    except (PolicySourceError, OSError):
-        return ()
-    files = tuple((f.name, f.size, f.inode, f.mtime_ns, f.ctime_ns) for f in tree.files)
-    return files + tuple((p.code, p.file) for p in tree.problems)
-
-
-def prove_bundle(
-    path: Path, *, load: Callable[[Path], S], run_tests: Callable[[S], _SuiteResult] | None
-) -> S:
-    """Load the bundle at `path` and run its own tests (no commit point: see `load_tree`)."""
-    candidate = load(path)
-    _run_tests(candidate, run_tests)
-    return candidate
-
-
-def load_tree(
-    path: str | Path,
-    *,
-    load: Callable[[BundleSource], S],
-    run_tests: Callable[[S], _SuiteResult] | None,
-    fingerprint: Callable[[Path], Hashable] = bundle_fingerprint,
-    check: Callable[[Path, Mapping[str, str]], LockCheck | None] = check_lock,
-    read: Callable[[Path], BundleSource] = read_bundle_dir,
-) -> tuple[S, Hashable]:
-    """The startup gate: one consistent tree, matching its lock if it has one, tests passing.
-
-    Returns the proved version and the fingerprint of the tree it was read from; raises on any
-    failure (a tree still moving after a few reads raises `BundleChangingError`).
-    """
-    for _ in range(_READ_ATTEMPTS):
-        root = _resolve(path)
-        done = _read(root, _fingerprint_or_error(fingerprint, root), load, fingerprint, check, read)
-        if done.moved:
-            continue
-        if done.error is not None:
-            raise done.error
-        assert done.candidate is not None
-        _run_tests(done.candidate, run_tests)
-        return done.candidate, done.before
-    raise BundleChangingError(f"the bundle changed during each of {_READ_ATTEMPTS} reads")
-
-
-def _run_tests(candidate: S, run_tests: Callable[[S], _SuiteResult] | None) -> None:
-    if run_tests is None:
-        return
-    result = run_tests(candidate)
-    if not result.ok:
-        # Broken test files (problems) fail the gate as surely as failing cases.
-        failures = [str(item) for item in (*result.problems, *result.failures)]
-        raise BundleTestsFailedError(len(failures), result.total, failures)
-
-
-def _resolve(path: str | Path) -> Path:
-    # Once per read: a swapped `current -> rev` link cannot split one read across two trees.
-    return Path(os.path.realpath(path))
-
-
-def _fingerprint_or_error(fingerprint: Callable[[Path], Hashable], root: Path) -> Hashable:
-    try:
-        return fingerprint(root)
-    except Exception as exc:  # an unreadable tree is a state too: reported once, not per poll
-        return ("unreadable", type(exc).__name__, str(exc)[:_MAX_ERROR_CHARS])
-
-
-@dataclass(frozen=True, slots=True)
-class _Read(Generic[S]):
-    """One bracketed read: the tree before it, whether it moved, and what it produced."""
-
-    before: Hashable
-    after: Hashable
-    candidate: S | None = None
-    error: Exception | None = None
-    waiting: bool = False  # no lock and not settled: nothing was read
-    not_yet: bool = False  # the error came before a complete (locked) tree was loaded
-
-    @property
-    def moved(self) -> bool:
-        return self.before != self.after
-
-
-def _read(
-    root: Path,
-    before: Hashable,
-    load: Callable[[BundleSource], S],
-    fingerprint: Callable[[Path], Hashable],
-    check: Callable[[Path, Mapping[str, str]], LockCheck | None],
-    read: Callable[[Path], BundleSource],
-    *,
-    unlocked_ok: bool = True,
-) -> _Read[S]:
-    """Read the files once, check them against the lock, build the version from them, then
-    fingerprint again; `unlocked_ok`: a tree without a lock may load.
-
-    Only a failure to load a tree that matched its lock is final before the settle period;
-    any other failure may be a copy still landing (`not_yet`).
-    """
-    complete = False
-    try:
-        source = read(root)
-        lock = check(root, source.files)
-        if lock is None and not unlocked_ok:
-            return _Read(before, before, waiting=True)
-        if lock is not None and not lock.matches:
-            raise BundleLockMismatchError(lock.differences)
-        complete = lock is not None
-        candidate = load(source)
-        if lock is not None and candidate.digest != lock.lock_digest:
-            complete = False
-            raise BundleLockMismatchError(("a file changed while the bundle was read",))
-    except Exception as exc:
-        after = _fingerprint_or_error(fingerprint, root)
-        return _Read(before, after, error=exc, not_yet=not complete)
-    return _Read(before, _fingerprint_or_error(fingerprint, root), candidate=candidate)
-
-
 class PolicyReloader(Generic[S]):
     """Reloads `target` from `path`; every collaborator is injectable.
 
@@ -245,7 +83,7 @@ class PolicyReloader(Generic[S]):
         path: str | Path,
         *,
         load: Callable[[BundleSource], S],
-        run_tests: Callable[[S], _SuiteResult] | None,
+        run_tests: Callable[[S], SuiteResult] | None,
         fingerprint: Callable[[Path], Hashable] = bundle_fingerprint,
         check: Callable[[Path, Mapping[str, str]], LockCheck | None] = check_lock,
         read: Callable[[Path], BundleSource] = read_bundle_dir,
@@ -265,7 +103,7 @@ class PolicyReloader(Generic[S]):
         self._seen = (
             initial_fingerprint
             if initial_fingerprint is not None
-            else _fingerprint_or_error(fingerprint, _resolve(self._path))
+            else fingerprint_or_error(fingerprint, resolve_root(self._path))
         )
         self._pending: Hashable | None = None  # a changed tree not decided yet, and since when
         self._pending_since = 0.0
@@ -286,16 +124,16 @@ class PolicyReloader(Generic[S]):
     def reload_now(self) -> ReloadOutcome:
         """Reload now (SIGHUP): no settle wait, but the lock and the bracketed read still hold."""
         with self._lock:
-            root = _resolve(self._path)
-            outcome = self._attempt(root, _fingerprint_or_error(self._fingerprint, root), True)
+            root = resolve_root(self._path)
+            outcome = self._attempt(root, fingerprint_or_error(self._fingerprint, root), True)
             self._retry = outcome is ReloadOutcome.PENDING
             return outcome
 
     def poll(self) -> ReloadOutcome | None:
         """Look at the tree; ``None`` when it is the last decided one, else what was done."""
         with self._lock:
-            root = _resolve(self._path)
-            current = _fingerprint_or_error(self._fingerprint, root)
+            root = resolve_root(self._path)
+            current = fingerprint_or_error(self._fingerprint, root)
             if current == self._seen:
                 self._pending = None
                 return None
@@ -306,7 +144,7 @@ class PolicyReloader(Generic[S]):
 
     def _attempt(self, root: Path, before: Hashable, settled: bool) -> ReloadOutcome:
         attempted_at = self._clock()
-        read = _read(
+        read = read_once(
             root,
             before,
             self._load,
@@ -326,7 +164,7 @@ class PolicyReloader(Generic[S]):
             return self._reject(read.error, attempted_at)
         assert read.candidate is not None
         try:
-            _run_tests(read.candidate, self._run_tests)
+            run_gate(read.candidate, self._run_tests)
         except Exception as exc:
             return self._reject(exc, attempted_at)
         return self._commit(read.candidate, attempted_at)
@@ -364,7 +202,7 @@ class PolicyReloader(Generic[S]):
             self._pending, self._pending_since = fingerprint, self._clock()
         if self._noted != (reason, fingerprint):
             self._noted = (reason, fingerprint)
-            detail = {} if error is None else {"detail": str(error)[:_MAX_ERROR_CHARS]}
+            detail = {} if error is None else {"detail": str(error)[:MAX_ERROR_CHARS]}
             self._log.info(
                 "policy_reload", outcome=str(ReloadOutcome.PENDING), reason=reason, **detail
             )
@@ -373,8 +211,8 @@ class PolicyReloader(Generic[S]):
     def _reject(self, error: Exception, attempted_at: float) -> ReloadOutcome:
         code = getattr(error, "code", "unexpected_error")
         text = str(error) if isinstance(error, CnmPolicyError) else f"{error!r}"
-        if len(text) > _MAX_ERROR_CHARS:  # a bundle with thousands of problems: keep the head
-            text = text[:_MAX_ERROR_CHARS] + " ... (truncated)"
+        if len(text) > MAX_ERROR_CHARS:  # a bundle with thousands of problems: keep the head
+            text = text[:MAX_ERROR_CHARS] + " ... (truncated)"
         message = f"{code}: {text}"
         self._status = replace(
             self._status,

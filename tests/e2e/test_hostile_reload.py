@@ -26,7 +26,8 @@ import pytest
 from structlog.testing import capture_logs
 
 from cnm_policy.engine import Engine, load_snapshot
-from cnm_policy.reload import PolicyReloader, ReloadOutcome, load_tree
+from cnm_policy.policy.commit import load_tree
+from cnm_policy.reload import PolicyReloader, ReloadOutcome
 from cnm_policy.testing import run_suite
 from cnm_policy.v1 import policy_pb2 as pb
 from tests.e2e.harness import device, health_status, policy_stub, principal

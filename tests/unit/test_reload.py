@@ -22,6 +22,7 @@ from cnm_policy.errors import (
 )
 from cnm_policy.policy import BundleSource, read_bundle_dir
 from cnm_policy.policy import source as source_module
+from cnm_policy.policy.commit import load_tree
 from cnm_policy.policy.lock import (
     LOCK_FILE,
     LockCheck,
@@ -29,13 +30,7 @@ from cnm_policy.policy.lock import (
     render_lock,
 )
 from cnm_policy.policy.source import BundleFile
-from cnm_policy.reload import (
-    PolicyReloader,
-    ReloadOutcome,
-    bundle_fingerprint,
-    load_tree,
-    prove_bundle,
-)
+from cnm_policy.reload import PolicyReloader, ReloadOutcome
 from cnm_policy.testing import run_suite
 
 BUNDLES = Path(__file__).resolve().parents[1] / "e2e" / "bundles"
@@ -485,55 +480,12 @@ def test_startup_refuses_a_tree_that_does_not_match_its_lock() -> None:
     assert bundle.loads == 0
 
 
-def test_fingerprint_sees_edits_and_ignores_hidden_files(tmp_path: Path) -> None:
-    """Content edits change the fingerprint; editor swap files and dot-dirs do not."""
-    (tmp_path / "rules").mkdir()
-    rule = tmp_path / "rules" / "a.yaml"
-    rule.write_text("rules: []\n")
-    before = bundle_fingerprint(tmp_path)
-    (tmp_path / ".a.yaml.swp").write_text("x")
-    (tmp_path / ".git").mkdir()
-    (tmp_path / ".git" / "HEAD").write_text("ref")
-    assert before == bundle_fingerprint(tmp_path)
-    rule.write_text("rules: [] # edited\n")
-    assert before != bundle_fingerprint(tmp_path)
-
-
-def test_fingerprint_sees_a_same_size_file_renamed_into_place_with_its_old_mtime(
-    tmp_path: Path,
-) -> None:
-    """`cp -p`/`rsync -t`-style updates keep mtime (and here size); the inode still changes."""
-    rule = tmp_path / "rules.yaml"
-    rule.write_text("version: 1\n")
-    old = rule.stat()
-    before = bundle_fingerprint(tmp_path)
-    staged = tmp_path / ".rules.yaml.tmp"
-    staged.write_text("version: 2\n")
-    os.utime(staged, ns=(old.st_atime_ns, old.st_mtime_ns))
-    staged.replace(rule)
-    assert (rule.stat().st_size, rule.stat().st_mtime_ns) == (old.st_size, old.st_mtime_ns)
-    assert before != bundle_fingerprint(tmp_path)
-
-
 @pytest.mark.parametrize("interval", [0.0, -1.0])
 def test_watcher_refuses_an_interval_that_would_busy_loop(interval: float) -> None:
     """Polling needs a positive interval (``None`` means: reload on request only)."""
     reloader = _reloader(Bundle(), Target())
     with pytest.raises(ValueError, match="interval must be positive"):
         reloader.start(interval)
-
-
-def test_fingerprint_follows_a_retargeted_symlink(tmp_path: Path) -> None:
-    """A ConfigMap-style atomic symlink swap changes the fingerprint."""
-    bundle_dir = tmp_path / "bundle"
-    for name, text in (("..rev1", "a"), ("..rev2", "bb")):
-        (bundle_dir / name).mkdir(parents=True)
-        (bundle_dir / name / "bundle.yaml").write_text(text)
-    (bundle_dir / "data").symlink_to("..rev1")
-    before = bundle_fingerprint(bundle_dir)
-    (bundle_dir / "data").unlink()
-    (bundle_dir / "data").symlink_to("..rev2")
-    assert before != bundle_fingerprint(bundle_dir)
 
 
 def _copy(overlay: str | None, destination: Path) -> None:
@@ -562,7 +514,7 @@ def test_real_bundle_reload(
 ) -> None:
     """With the real loader and test runner, only a valid version with passing tests serves."""
     _copy(None, tmp_path)
-    engine = Engine(prove_bundle(tmp_path, load=load_snapshot, run_tests=run_suite))
+    engine = Engine(load_tree(tmp_path, load=load_snapshot, run_tests=run_suite)[0])
     reloader = PolicyReloader(engine, tmp_path, load=load_snapshot, run_tests=run_suite)
     _copy(overlay, tmp_path)
     with capture_logs():
@@ -689,10 +641,10 @@ def test_a_load_straddling_a_configmap_swap_is_discarded(tmp_path: Path) -> None
     assert engine.snapshot.version == "2.0.0"
 
 
-def test_prove_bundle_raises_for_failing_tests() -> None:
+def test_the_startup_gate_raises_for_failing_tests() -> None:
     """The startup gate is the reload gate: failing bundle tests raise."""
     with pytest.raises(BundleTestsFailedError, match="expected allow"):
-        prove_bundle(
+        load_tree(
             BUNDLES / "v1",
             load=load_snapshot,
             run_tests=lambda s: Suite(ok=False, total=1, failures=("expected allow, got deny",)),

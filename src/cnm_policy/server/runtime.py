@@ -18,7 +18,8 @@ import structlog
 from cnm_policy.audit import AttributeAllowList, DecisionLog
 from cnm_policy.cache import DEFAULT_MAXSIZE, DEFAULT_TTL, CachedEngine
 from cnm_policy.engine import Clock, Engine, PolicySnapshot, load_snapshot
-from cnm_policy.reload import DEFAULT_SETTLE_SECONDS, PolicyReloader, load_tree
+from cnm_policy.policy.commit import load_tree
+from cnm_policy.reload import DEFAULT_SETTLE_SECONDS, PolicyReloader
 from cnm_policy.server.app import ServerConfig, Sidecar, build_sidecar
 from cnm_policy.testing import run_suite
 

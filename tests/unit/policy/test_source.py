@@ -12,6 +12,7 @@ import pytest
 
 from cnm_policy.errors import PolicyProblem
 from cnm_policy.policy import parse_bundle, read_bundle_dir
+from cnm_policy.policy.commit import bundle_fingerprint
 from cnm_policy.policy.source import (
     MAX_BUNDLE_BYTES,
     MAX_BUNDLE_DEPTH,
@@ -19,7 +20,6 @@ from cnm_policy.policy.source import (
     MAX_BUNDLE_FILE_BYTES,
     walk_bundle,
 )
-from cnm_policy.reload import bundle_fingerprint
 from tests.conftest import DEFAULT_BUNDLE, BundleFactory
 
 
