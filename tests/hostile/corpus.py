@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from cnm_policy.policy._yaml import (
+from cnm_policy.policy._yaml_bounds import (
     MAX_BUNDLE_WEIGHT,
     MAX_COLLECTION_ITEMS,
     MAX_FILE_WEIGHT,

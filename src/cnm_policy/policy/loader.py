@@ -26,7 +26,8 @@ from cnm_policy.policy._fields import (
     text,
 )
 from cnm_policy.policy._rules import parse_rules
-from cnm_policy.policy._yaml import NodeBudget, load_yaml
+from cnm_policy.policy._yaml import load_yaml
+from cnm_policy.policy._yaml_bounds import NodeBudget
 from cnm_policy.policy.bundle import (
     MANIFEST_FILE,
     RESOURCES_FILE,

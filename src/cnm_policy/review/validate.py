@@ -13,7 +13,7 @@ from typing import Any
 from cnm_policy.errors import PolicyProblem
 from cnm_policy.policy import Bundle, BundleSource, parse_bundle
 from cnm_policy.policy._fields import Report, excerpt
-from cnm_policy.policy._yaml import NodeBudget
+from cnm_policy.policy._yaml_bounds import NodeBudget
 from cnm_policy.testing import TestCase, load_cases
 
 __all__ = ["ValidationReport", "problem_dict", "sorted_problems", "validate_source"]

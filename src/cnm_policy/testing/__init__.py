@@ -12,7 +12,7 @@ from cnm_policy.engine import PolicySnapshot, decide_batch
 from cnm_policy.errors import CnmPolicyError, PolicyProblem
 from cnm_policy.model import Decision
 from cnm_policy.policy._fields import excerpt
-from cnm_policy.policy._yaml import NodeBudget
+from cnm_policy.policy._yaml_bounds import NodeBudget
 from cnm_policy.testing.cases import DEFAULT_NOW, TEST_FILE_SUFFIX, TestCase, load_cases
 
 __all__ = [

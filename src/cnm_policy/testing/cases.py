@@ -16,7 +16,8 @@ from cnm_policy.errors import PolicyProblem, YamlError
 from cnm_policy.model import Principal, Resource
 from cnm_policy.policy import BundleSource
 from cnm_policy.policy._fields import Report, check_fields, entries, excerpt, mapping
-from cnm_policy.policy._yaml import LineDict, NodeBudget, load_yaml
+from cnm_policy.policy._yaml import LineDict, load_yaml
+from cnm_policy.policy._yaml_bounds import NodeBudget
 from cnm_policy.policy.bundle import TESTS_DIR
 from cnm_policy.policy.source import INCOMPLETE_CODES
 

@@ -7,14 +7,13 @@ import time
 import pytest
 
 from cnm_policy.errors import YamlError
-from cnm_policy.policy._yaml import (
+from cnm_policy.policy._yaml import LineDict, load_yaml
+from cnm_policy.policy._yaml_bounds import (
     MAX_ALIAS_EXPANSION,
     MAX_COLLECTION_ITEMS,
     MAX_FILE_WEIGHT,
     MAX_YAML_DEPTH,
-    LineDict,
     NodeBudget,
-    load_yaml,
 )
 
 
@@ -159,7 +158,7 @@ def test_the_weight_is_checked_after_composing_too(monkeypatch: pytest.MonkeyPat
     from cnm_policy.policy import _yaml  # noqa: PLC0415
 
     monkeypatch.setattr(_yaml, "MAX_FILE_WEIGHT", 20)
-    monkeypatch.setattr(_yaml, "_MAX_WEIGHT_PER_CHARACTER", 0)  # skip the event pass
+    monkeypatch.setattr(_yaml, "MAX_WEIGHT_PER_CHARACTER", 0)  # skip the event pass
     assert error_of("a: [{}, {}]\n").code == "yaml_too_large"
 
 
@@ -227,7 +226,7 @@ def test_a_text_libyaml_refused_while_counting_is_not_parsed_again(
     def never(text: str) -> None:
         raise AssertionError("parsed a second time")
 
-    monkeypatch.setattr(_yaml, "_weigh_events", never)
+    monkeypatch.setattr(_yaml, "weigh_events", never)
     with pytest.raises(YamlError) as caught:
         load_yaml(broken, budget)
     assert (caught.value.code, caught.value.line) == ("yaml_invalid", 2)

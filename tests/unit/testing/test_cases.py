@@ -8,7 +8,7 @@ import pytest
 
 from cnm_policy import load_snapshot
 from cnm_policy.errors import PolicyProblem
-from cnm_policy.policy import BundleSource, _yaml, parse_bundle, read_bundle_dir
+from cnm_policy.policy import BundleSource, _yaml_bounds, parse_bundle, read_bundle_dir
 from cnm_policy.review.validate import validate_source
 from cnm_policy.testing import load_cases, run_suite
 from tests.conftest import DEFAULT_BUNDLE, BundleFactory
@@ -194,7 +194,7 @@ def test_a_failing_case_with_a_huge_name_prints_short(make_bundle: BundleFactory
 def test_rules_and_tests_share_one_weight_budget(monkeypatch: pytest.MonkeyPatch) -> None:
     """Test files may add only what the rule files left: each budget alone no longer fits all."""
     snapshot = load_snapshot(DEFAULT_BUNDLE)
-    monkeypatch.setattr(_yaml, "MAX_BUNDLE_WEIGHT", snapshot.bundle.weight + 10)
+    monkeypatch.setattr(_yaml_bounds, "MAX_BUNDLE_WEIGHT", snapshot.bundle.weight + 10)
     codes = {(p.code, p.file.startswith("tests/")) for p in run_suite(snapshot).problems}
     assert {("bundle_too_large", True)} == codes
 
@@ -205,7 +205,7 @@ def test_validate_refuses_a_bundle_whose_rules_and_tests_together_are_too_heavy(
     """`validate` charges both to one budget, so rules plus tests over it is one error."""
     source = read_bundle_dir(DEFAULT_BUNDLE)
     rules_weight = parse_bundle(source)[0].weight  # type: ignore[union-attr]
-    monkeypatch.setattr(_yaml, "MAX_BUNDLE_WEIGHT", rules_weight + 10)
+    monkeypatch.setattr(_yaml_bounds, "MAX_BUNDLE_WEIGHT", rules_weight + 10)
     report = validate_source(source)
     assert sorted({p.code for p in report.errors}) == ["bundle_too_large"]
 
