@@ -1,9 +1,7 @@
 """cnm-policy: may this principal do this action on this network resource?
 
-Policy-as-code access control for customer network management. Load a bundle, then check::
-
-    engine = Engine.from_path("policies/cnm")
-    decision = engine.check(principal, "read", resource, context={"channel": "portal"})
+Policy-as-code access control for customer network management: the public API, pinned by a
+test (``Engine.from_path("policies/cnm").check(principal, "read", resource)``).
 """
 
 # First, before the slow imports: a `cnm-policy serve` process remembers stop signals from here.

@@ -1,9 +1,8 @@
 """`cnm-policy check`: one decision from the command line, for scripts and for people.
 
-JSON in (the sidecar's ``CheckRequest``, read by `cnm_policy.review.requests`), JSON out (its
+JSON in (a ``CheckRequest``, read by `cnm_policy.review.requests`), JSON out (a
 ``CheckResponse``), decided against a bundle or by a sidecar (``--server``). Exit codes, stable:
-0 allowed, 3 denied, 2 usage error or invalid request, 4 bundle unloadable, 5 sidecar unavailable;
-anything else (1) is a bug. Scripts must treat every non-zero code as "not allowed".
+0 allowed, 3 denied, 2 usage or invalid request, 4 bundle unloadable, 5 sidecar unavailable.
 """
 
 from __future__ import annotations

@@ -1,14 +1,8 @@
 """`cnm-policy validate | test | lint | diff`: the review toolkit on the command line.
 
 Thin adapters: read the bundle (a directory or ``git:REV:path``), call :mod:`cnm_policy.review`,
-print the rendered report, return an exit code CI can gate on::
-
-    0  ok
-    1  findings: validation errors, failing tests, lint findings at or above --fail-on,
-       access that widens with --fail-on-widen, an invalid bundle
-    2  usage error or unreadable input (missing directory, bad git revision)
-
-`explain` (cli/explain.py) shares these statuses and the bundle reading (cli/_review_common.py).
+print the report, return what CI gates on: 0 ok, 1 findings (errors, failing tests, lint at or
+above --fail-on, widening with --fail-on-widen, an invalid bundle), 2 usage or unreadable input.
 """
 
 from __future__ import annotations

@@ -1,9 +1,8 @@
 """The bundle lock: `bundle.lock.json`, the commit point a bundle's tree must match to go live.
 
-`cnm-policy build` writes it: every bundle file's relative path and sha256, and the bundle
-digest (the `policy_digest` every decision carries). A sidecar serves a tree that has a lock
-only when the files it reads match the lock exactly, so a copy in progress never goes live.
-The format is versioned (`cnm_policy_bundle_lock`); a reader refuses versions it does not know.
+`cnm-policy build` writes each file's path and sha256 and the bundle digest; a tree with a lock
+serves only when the files read match it exactly (a copy in progress never goes live). The
+format is versioned; a reader refuses versions it does not know (docs/design/reload.md).
 """
 
 from __future__ import annotations

@@ -1,10 +1,8 @@
 """Reading a bundle's files from disk, and the content digest that identifies a version.
 
-One bounded walk (:func:`walk_bundle`) lists the tree for both the loader and the reload
-watcher, so they always see the same files. Links are followed only while they resolve inside
-the bundle root; loops, links out, too deep, too many or too large are located problems. All
-files are read into memory in one pass before anything is parsed, so every later step sees the
-same bytes even if someone edits the directory mid-load.
+One bounded walk lists the tree for the loader and the reload watcher alike (links only inside
+the root); every file is read into memory before anything is parsed, so every later step sees
+the same bytes (the bounds and why: docs/design/hostile-bundles.md).
 """
 
 from __future__ import annotations

@@ -1,11 +1,8 @@
 """The JSON request form (`check`, `explain`): one parser, model values, errors naming the field.
 
-The shape is the JSON form of the sidecar's ``CheckRequest``, so a request file works for
-`cnm-policy check`, `explain` and ``grpcurl -d`` alike. Values are read as the sidecar reads
-them: numbers as doubles, integral ones within a double's exact range as ``int``; NaN and
-infinities refused; attributes nested no deeper than the sidecar's default limit. The text's
-size is bounded before parsing and its nesting during it, so hostile input costs little.
-Values themselves (tenant paths, lengths) are validated by the engine, which names the field.
+The JSON form of the sidecar's ``CheckRequest``, values read as the sidecar reads them, so one
+request file works for `check`, `explain` and ``grpcurl -d`` alike; size and nesting are bounded
+while parsing (the rules: docs/design/policy-language.md).
 """
 
 from __future__ import annotations
