@@ -29,6 +29,7 @@ __all__ = [
     "BundleTree",
     "bundle_digest",
     "read_bundle_dir",
+    "revisit_problem",
     "walk_bundle",
 ]
 
@@ -62,6 +63,15 @@ class BundleTree:
     root: str
     files: tuple[BundleFile, ...]
     problems: tuple[PolicyProblem, ...]
+
+
+def revisit_problem(first: str, name: str) -> tuple[str, str]:
+    """The code and message for entering `name`, a directory already entered as `first`."""
+    if first == ".":
+        return "symlink_loop", "leads back to the bundle root"
+    if name.startswith(first + "/"):
+        return "symlink_loop", f"leads back to `{first}`, which contains it"
+    return "duplicate_directory", f"is the same directory as `{first}`"
 
 
 def walk_bundle(path: str | Path) -> BundleTree:
@@ -159,12 +169,7 @@ class _Walk:
         key = (info.st_dev, info.st_ino)
         first = self.seen.get(key)
         if first is not None:
-            if first == ".":
-                self._problem("symlink_loop", "leads back to the bundle root", name)
-            elif name.startswith(first + "/"):
-                self._problem("symlink_loop", f"leads back to `{first}`, which contains it", name)
-            else:
-                self._problem("duplicate_directory", f"is the same directory as `{first}`", name)
+            self._problem(*revisit_problem(first, name), name)
             return False
         if depth > MAX_BUNDLE_DEPTH:
             self._problem(

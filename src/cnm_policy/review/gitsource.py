@@ -19,6 +19,7 @@ from cnm_policy.policy.source import (
     MAX_BUNDLE_DEPTH,
     MAX_BUNDLE_ENTRIES,
     MAX_BUNDLE_FILE_BYTES,
+    revisit_problem,
 )
 
 __all__ = ["GIT_PREFIX", "parse_git_spec", "read_git_bundle", "read_source"]
@@ -202,12 +203,7 @@ class _GitTree:
     def _enter(self, seen: dict[str, str], real: str, listed: str, depth: int) -> bool:
         first = seen.get(real)
         if first is not None:
-            if first == ".":
-                self._problem("symlink_loop", "leads back to the bundle root", listed)
-            elif listed.startswith(first + "/"):
-                self._problem("symlink_loop", f"leads back to `{first}`, which contains it", listed)
-            else:
-                self._problem("duplicate_directory", f"is the same directory as `{first}`", listed)
+            self._problem(*revisit_problem(first, listed), listed)
             return False
         if depth > MAX_BUNDLE_DEPTH:
             message = f"is nested deeper than {MAX_BUNDLE_DEPTH} directories"
