@@ -2,29 +2,23 @@
 
 Who was allowed what, by which rule, under which policy version is an audit fact, so every call
 leaves events with the same keys every time. Attribute values are left out unless allow-listed:
-they can carry customer data. `configure_logging` is the one pipeline for decision and
-operational events; the server entry point calls it, the library only calls `get_logger`.
+they can carry customer data. The events go through structlog; where they are written is
+`cnm_policy.log_pipeline`'s, which the server entry point configures.
 """
 
 from __future__ import annotations
 
-import json
-import math
 import random
-import sys
-import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Final
 
-import orjson
 import structlog
-from structlog.typing import EventDict, Processor, WrappedLogger
 
+from cnm_policy.log_pipeline import one_write
 from cnm_policy.model import Decision, Principal, Resource
 
-__all__ = ["DECISION_EVENT", "AttributeAllowList", "DecisionLog", "configure_logging"]
+__all__ = ["DECISION_EVENT", "AttributeAllowList", "DecisionLog"]
 
 DECISION_EVENT: Final = "decision"
 _SECTIONS: Final = ("principal", "resource", "context")
@@ -125,10 +119,11 @@ class DecisionLog:
                 f"{len(items)} items, {len(decisions)} decisions, {len(decision_ids)} ids"
             )
         call = _head(request_id, latency_seconds)
-        for index, ((action, resource), decision) in enumerate(zip(items, decisions, strict=True)):
-            head = {**call, "batch_size": len(items), "batch_index": index}
-            head["decision_id"] = decision_ids[index]
-            self._emit(head, principal, context, action, resource, decision, peer)
+        with one_write():
+            for index, ((action, resource), item) in enumerate(zip(items, decisions, strict=True)):
+                head = {**call, "batch_size": len(items), "batch_index": index}
+                head["decision_id"] = decision_ids[index]
+                self._emit(head, principal, context, action, resource, item, peer)
 
     def record_rejected(
         self,
@@ -203,91 +198,3 @@ def _head(request_id: str | None, latency_seconds: float) -> dict[str, Any]:
         "request_id": request_id[:_MAX_REQUEST_ID_CHARS] if request_id else None,
         "latency_ms": latency_ms,
     }
-
-
-def configure_logging(log_file: Path | None, log_format: str, level: str) -> None:
-    """Send every structlog event at `level` or above to `log_file` (appended) or stdout.
-
-    JSON lines through structlog's fast path (orjson, `BytesLogger`: one lock per file, each
-    line written whole and flushed); `console` (or `auto` on a terminal) renders for people,
-    with colours only on a terminal. ``warning`` and above also drop ``decision`` events.
-    """
-    renderer: Processor
-    factory: Callable[..., WrappedLogger]
-    if log_format == "console" or (log_format == "auto" and not log_file and sys.stdout.isatty()):
-        text = log_file.open("a", encoding="utf-8") if log_file else sys.stdout
-        renderer = structlog.dev.ConsoleRenderer(colors=text.isatty())
-        factory = structlog.WriteLoggerFactory(text)
-    else:
-        sys.stdout.flush()  # text printed before comes first
-        renderer = structlog.processors.JSONRenderer(serializer=_dumps)
-        factory = structlog.BytesLoggerFactory(
-            log_file.open("ab") if log_file else sys.stdout.buffer
-        )
-    structlog.configure(
-        processors=[
-            structlog.processors.add_log_level,
-            structlog.processors.format_exc_info,
-            _lead_with_when_and_what,
-            renderer,
-        ],
-        wrapper_class=structlog.make_filtering_bound_logger(level.upper()),
-        logger_factory=factory,
-        cache_logger_on_first_use=True,
-    )
-
-
-def _lead_with_when_and_what(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
-    """Start each event with its time (ISO UTC, milliseconds), level and name, for people."""
-    return {
-        "timestamp": _timestamp(int(time.time() * 1000)),
-        "level": event_dict.pop("level"),
-        "event": event_dict.pop("event"),
-        **event_dict,
-    }
-
-
-# The latest second and its text, swapped whole: a tenth of a decision event's cost
-# (docs/design/decision-log.md).
-_last_second: tuple[int, str] = (-1, "")
-
-
-def _timestamp(epoch_ms: int) -> str:
-    """``2026-01-15T12:00:00.123Z`` for a time in milliseconds since the epoch."""
-    global _last_second  # noqa: PLW0603 (one entry, replaced whole)
-    second, text = _last_second
-    if epoch_ms // 1000 != second:
-        second = epoch_ms // 1000
-        text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-        _last_second = (second, text)
-    return f"{text}.{epoch_ms % 1000:03d}Z"
-
-
-def _dumps(event: EventDict, **_: Any) -> bytes:
-    """orjson; what it refuses (keys other than text, integers past 64 bits, lone surrogates)
-    goes through the standard encoder: an odd allow-listed value never costs a decision its line.
-    """
-    try:
-        return orjson.dumps(event, default=repr)
-    except orjson.JSONEncodeError:
-        pass
-    try:  # backslashreplace turns a lone surrogate into its JSON escape
-        return _FALLBACK.encode(_plain(event)).encode("utf-8", "backslashreplace")
-    except (ValueError, RecursionError):  # a cycle
-        return orjson.dumps({str(key): repr(value) for key, value in event.items()})
-
-
-_FALLBACK: Final = json.JSONEncoder(
-    default=repr, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-)
-
-
-def _plain(value: Any) -> Any:
-    """`value` as the standard encoder takes it: NaN and infinities as null, keys as text."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, Mapping):
-        return {str(key): _plain(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(item) for item in value]
-    return value

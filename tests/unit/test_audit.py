@@ -20,8 +20,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from structlog.testing import capture_logs
 
-from cnm_policy import audit
-from cnm_policy.audit import AttributeAllowList, DecisionLog, configure_logging
+from cnm_policy import log_pipeline
+from cnm_policy.audit import AttributeAllowList, DecisionLog
+from cnm_policy.log_pipeline import configure_logging
 from cnm_policy.model import Decision, Principal, Resource
 
 PRINCIPAL = Principal("u-1", "acme", ("customer-admin",), {"mfa": True, "email": "ann@example.com"})
@@ -342,7 +343,7 @@ def test_timestamps_match_datetime_to_the_millisecond(start_ms: int, steps: list
         epoch_ms = min(max(0, epoch_ms + step), _LAST_MS)
         when = _EPOCH + datetime.timedelta(milliseconds=epoch_ms)
         expected = when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-        assert audit._timestamp(epoch_ms) == expected
+        assert log_pipeline._timestamp(epoch_ms) == expected
 
 
 _texts = st.text(st.characters(codec="utf-8"), max_size=12)
@@ -434,3 +435,59 @@ def test_bytes_loggers_of_one_file_share_one_lock() -> None:
     for line in lines:
         name, index, body = line.split("-")
         assert body == name * 300 and 0 <= int(index) < 200
+
+
+class _CountingFile(_SlowFile):
+    """A `_SlowFile` that also counts the write calls it gets."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes = 0
+
+    def write(self, chunk: bytes) -> int:
+        self.writes += 1
+        return super().write(chunk)
+
+
+def _pipeline_into(file: _CountingFile) -> None:
+    """Configure the JSON pipeline of `configure_logging`, writing into `file`."""
+    configure_logging(None, "json", "info")
+    lines = structlog.BytesLoggerFactory(file)  # type: ignore[arg-type]
+    structlog.configure(logger_factory=lambda *args: log_pipeline._CallLines(lines(*args)))
+
+
+def test_a_batch_is_written_in_one_write() -> None:
+    """A batch's lines reach the file in one write call, each a whole JSON line, in order."""
+    file = _CountingFile()
+    _pipeline_into(file)
+    items = [("read", replace(RESOURCE, id=f"dev-{i}")) for i in range(50)]
+    _batch(DecisionLog(), items)
+    events = [json.loads(line) for line in file.data.decode().splitlines()]
+    assert file.writes == 1
+    assert [event["batch_index"] for event in events] == list(range(50))
+
+
+def test_concurrent_batches_keep_their_lines_together() -> None:
+    """Four threads logging batches and single events: each batch's lines stay contiguous."""
+    file = _CountingFile()
+    _pipeline_into(file)
+    log = DecisionLog()
+    items = [("read", replace(RESOURCE, id=f"dev-{i}")) for i in range(20)]
+
+    def work() -> None:
+        for _ in range(25):
+            _batch(log, items)
+            _record(log)
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    events = [json.loads(line) for line in file.data.decode().splitlines()]
+    batched = [event for event in events if "batch_index" in event]
+    assert (len(batched), len(events) - len(batched)) == (4 * 25 * 20, 4 * 25)
+    runs = [batched[start : start + 20] for start in range(0, len(batched), 20)]
+    for run in runs:
+        assert [event["batch_index"] for event in run] == list(range(20))
+        assert len({event["decision_id"].rpartition("-")[0] for event in run}) == 1

@@ -17,9 +17,9 @@ from typing import Any
 import structlog
 
 from cnm_policy._early_signals import take_remembered
-from cnm_policy.audit import configure_logging
 from cnm_policy.cli._serve_flags import add_serve_arguments, runtime_options, server_config
 from cnm_policy.errors import CnmPolicyError
+from cnm_policy.log_pipeline import configure_logging
 from cnm_policy.reload import PolicyReloader
 from cnm_policy.server.app import ServerConfig, is_local_address
 from cnm_policy.server.runtime import Runtime, RuntimeOptions, open_runtime

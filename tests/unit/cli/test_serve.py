@@ -15,10 +15,10 @@ import pytest
 import structlog
 
 from cnm_policy._early_signals import is_serve_process
-from cnm_policy.audit import configure_logging
 from cnm_policy.cli import main
 from cnm_policy.cli._args import shipped_policy_dir
 from cnm_policy.cli.serve import EXIT_CONFIG, EXIT_OK, EXIT_POLICY
+from cnm_policy.log_pipeline import configure_logging
 from cnm_policy.server.app import ServerConfig
 from cnm_policy.server.runtime import Runtime, RuntimeOptions
 from cnm_policy.server.runtime import open_runtime as real_open_runtime
