@@ -12,19 +12,14 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from cnm_policy.model import Decision, Principal, Resource
+from cnm_policy.policy.commit import Versioned
 
 __all__ = ["CacheStatsView", "DecisionEngine", "FingerprintedEngine", "SnapshotView"]
 
 
-class SnapshotView(Protocol):
+class SnapshotView(Versioned, Protocol):
     """The identity of a compiled policy version (``cnm_policy.policy.PolicySnapshot``)."""
 
-    @property
-    def name(self) -> str: ...
-    @property
-    def version(self) -> str: ...
-    @property
-    def digest(self) -> str: ...
     @property
     def rule_count(self) -> int: ...
     @property
