@@ -10,7 +10,7 @@ RUN_STAMP := $(VENV)/.runtime-stamp
 STAMP := $(VENV)/.installed-stamp
 PROTO_FILES := $(wildcard proto/cnm_policy/v1/*.proto)
 
-.PHONY: setup run test fmt lint types check proto proto-check bench clean
+.PHONY: setup system-deps run test fmt lint types check proto proto-check bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,17 @@ $(STAMP): pyproject.toml | $(PY)
 	touch $(STAMP) $(RUN_STAMP)
 
 setup: $(STAMP) ## create .venv with the project and its dev tools
+
+# Debian packages some tests drive for real: headless Chromium (the HTML report) and the
+# PostgreSQL 15 server binaries (query plans compiled to SQL). Needs root or sudo once.
+system-deps: ## install the Debian packages the test suite drives (chromium, postgresql)
+	@missing=""; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	if [ -n "$$missing" ]; then \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
 
 run: $(RUN_STAMP) ## start the sidecar on the bundled default policies (127.0.0.1:50051)
 	$(BIN)/cnm-policy serve --policies policies/cnm

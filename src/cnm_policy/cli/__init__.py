@@ -17,7 +17,16 @@ import cnm_policy
 __all__ = ["build_parser", "main"]
 
 # Command modules, in the order `--help` lists them. A module missing here is not a command.
-_COMMAND_MODULES = ("serve", "check", "review", "explain", "init", "build")
+_COMMAND_MODULES = (
+    "serve",
+    "check",
+    "review",
+    "explain",
+    "insights",
+    "healthcheck",
+    "init",
+    "build",
+)
 EXIT_USAGE = 2
 # What a shell reports for a program killed by SIGPIPE: the reader went away (`| head`).
 EXIT_BROKEN_PIPE = 128 + 13
