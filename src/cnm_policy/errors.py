@@ -5,6 +5,9 @@ may improve over time. Messages are lowercase with user input in backticks and n
 
     CnmPolicyError                      cnm_policy_error
     ├── PolicySourceError               policy_source_error
+    │   ├── BundleArchiveError          bundle_archive_invalid
+    │   │   └── BundleSignatureError    bundle_signature_invalid
+    │   └── BundleFetchError            bundle_fetch_failed
     ├── BundleInvalidError              bundle_invalid
     ├── YamlError                       yaml_invalid (or the bound it broke)
     ├── ConditionSyntaxError            condition_syntax (or the limit it broke)
@@ -24,10 +27,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 __all__ = [
+    "BundleArchiveError",
     "BundleChangingError",
+    "BundleFetchError",
     "BundleInvalidError",
     "BundleLockInvalidError",
     "BundleLockMismatchError",
+    "BundleSignatureError",
     "BundleTestsFailedError",
     "CnmPolicyError",
     "ConditionError",
@@ -70,6 +76,24 @@ class PolicySourceError(CnmPolicyError):
     """A bundle (or a revision of one) could not be read at all."""
 
     code = "policy_source_error"
+
+
+class BundleArchiveError(PolicySourceError):
+    """A bundle archive is malformed, hostile or does not match its own manifest."""
+
+    code = "bundle_archive_invalid"
+
+
+class BundleSignatureError(BundleArchiveError):
+    """A bundle archive is unsigned when a key is required, or its signature does not verify."""
+
+    code = "bundle_signature_invalid"
+
+
+class BundleFetchError(PolicySourceError):
+    """A bundle archive could not be fetched (status, timeout, size bound, truncated body)."""
+
+    code = "bundle_fetch_failed"
 
 
 class BundleInvalidError(CnmPolicyError):

@@ -18,6 +18,9 @@ from cnm_policy.server.errors import status_for
 STABLE_CODES = {
     "CnmPolicyError": "cnm_policy_error",
     "PolicySourceError": "policy_source_error",
+    "BundleArchiveError": "bundle_archive_invalid",
+    "BundleSignatureError": "bundle_signature_invalid",
+    "BundleFetchError": "bundle_fetch_failed",
     "BundleInvalidError": "bundle_invalid",
     "BundleLockInvalidError": "bundle_lock_invalid",
     "BundleLockMismatchError": "bundle_lock_mismatch",
@@ -37,6 +40,9 @@ STABLE_CODES = {
 STATUS = {
     "CnmPolicyError": "INTERNAL",
     "PolicySourceError": "UNAVAILABLE",
+    "BundleArchiveError": "UNAVAILABLE",
+    "BundleSignatureError": "UNAVAILABLE",
+    "BundleFetchError": "UNAVAILABLE",
     "BundleInvalidError": "UNAVAILABLE",
     "BundleLockInvalidError": "UNAVAILABLE",
     "BundleLockMismatchError": "UNAVAILABLE",
