@@ -19,7 +19,9 @@ may improve over time. Messages are lowercase with user input in backticks and n
     ├── InvalidRequestError             invalid_request
     │   └── LimitExceededError          limit_exceeded
     ├── DeadlineExceededError           deadline_exceeded
-    └── ServerConfigError               server_config_invalid
+    ├── ServerConfigError               server_config_invalid
+    ├── UnauthenticatedError            unauthenticated (or why: token_expired, ...)
+    └── DirectoryInvalidError           directory_invalid
 """
 
 from __future__ import annotations
@@ -39,11 +41,13 @@ __all__ = [
     "ConditionError",
     "ConditionSyntaxError",
     "DeadlineExceededError",
+    "DirectoryInvalidError",
     "InvalidRequestError",
     "LimitExceededError",
     "PolicyProblem",
     "PolicySourceError",
     "ServerConfigError",
+    "UnauthenticatedError",
     "YamlError",
 ]
 
@@ -210,6 +214,26 @@ class ServerConfigError(CnmPolicyError):
     """The server cannot be set up as configured (address, TLS files, binding)."""
 
     code = "server_config_invalid"
+
+
+class UnauthenticatedError(CnmPolicyError):
+    """Who asks could not be established: a bearer token refused, or a principal unknown.
+
+    `code` says why (``token_missing``, ``token_invalid``, ``token_expired``,
+    ``token_not_yet_valid``, ``principal_unknown``); the message is safe to return.
+    """
+
+    code = "unauthenticated"
+
+    def __init__(self, message: str, code: str = "unauthenticated") -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class DirectoryInvalidError(CnmPolicyError):
+    """A principal directory file failed validation; the last good one keeps serving."""
+
+    code = "directory_invalid"
 
 
 def _listed(items: list[str]) -> str:

@@ -33,6 +33,8 @@ STABLE_CODES = {
     "LimitExceededError": "limit_exceeded",
     "DeadlineExceededError": "deadline_exceeded",
     "ServerConfigError": "server_config_invalid",
+    "UnauthenticatedError": "unauthenticated",
+    "DirectoryInvalidError": "directory_invalid",
 }
 
 # What a caller would see if each reached an RPC: a policy that cannot become the serving
@@ -55,6 +57,8 @@ STATUS = {
     "LimitExceededError": "RESOURCE_EXHAUSTED",
     "DeadlineExceededError": "DEADLINE_EXCEEDED",
     "ServerConfigError": "INTERNAL",
+    "UnauthenticatedError": "UNAUTHENTICATED",
+    "DirectoryInvalidError": "UNAVAILABLE",
 }
 
 

@@ -27,9 +27,11 @@ from cnm_policy.errors import (
     CnmPolicyError,
     ConditionSyntaxError,
     DeadlineExceededError,
+    DirectoryInvalidError,
     InvalidRequestError,
     LimitExceededError,
     PolicySourceError,
+    UnauthenticatedError,
     YamlError,
 )
 
@@ -52,6 +54,8 @@ STATUS_BY_ERROR: Mapping[type[CnmPolicyError], grpc.StatusCode] = {
     LimitExceededError: grpc.StatusCode.RESOURCE_EXHAUSTED,
     InvalidRequestError: grpc.StatusCode.INVALID_ARGUMENT,
     DeadlineExceededError: grpc.StatusCode.DEADLINE_EXCEEDED,
+    UnauthenticatedError: grpc.StatusCode.UNAUTHENTICATED,
+    DirectoryInvalidError: grpc.StatusCode.UNAVAILABLE,
     # The serving policy cannot be read or is invalid: nothing to decide with, retry later.
     PolicySourceError: grpc.StatusCode.UNAVAILABLE,
     BundleInvalidError: grpc.StatusCode.UNAVAILABLE,
