@@ -21,7 +21,8 @@ may improve over time. Messages are lowercase with user input in backticks and n
     ├── DeadlineExceededError           deadline_exceeded
     ├── ServerConfigError               server_config_invalid
     ├── UnauthenticatedError            unauthenticated (or why: token_expired, ...)
-    └── DirectoryInvalidError           directory_invalid
+    ├── DirectoryInvalidError           directory_invalid
+    └── PolicyStaleError                policy_stale
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ __all__ = [
     "LimitExceededError",
     "PolicyProblem",
     "PolicySourceError",
+    "PolicyStaleError",
     "ServerConfigError",
     "UnauthenticatedError",
     "YamlError",
@@ -234,6 +236,12 @@ class DirectoryInvalidError(CnmPolicyError):
     """A principal directory file failed validation; the last good one keeps serving."""
 
     code = "directory_invalid"
+
+
+class PolicyStaleError(CnmPolicyError):
+    """No load has confirmed the serving policy within `--max-policy-age`: checks fail closed."""
+
+    code = "policy_stale"
 
 
 def _listed(items: list[str]) -> str:

@@ -35,6 +35,7 @@ STABLE_CODES = {
     "ServerConfigError": "server_config_invalid",
     "UnauthenticatedError": "unauthenticated",
     "DirectoryInvalidError": "directory_invalid",
+    "PolicyStaleError": "policy_stale",
 }
 
 # What a caller would see if each reached an RPC: a policy that cannot become the serving
@@ -59,6 +60,7 @@ STATUS = {
     "ServerConfigError": "INTERNAL",
     "UnauthenticatedError": "UNAUTHENTICATED",
     "DirectoryInvalidError": "UNAVAILABLE",
+    "PolicyStaleError": "UNAVAILABLE",
 }
 
 

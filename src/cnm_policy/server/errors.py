@@ -31,6 +31,7 @@ from cnm_policy.errors import (
     InvalidRequestError,
     LimitExceededError,
     PolicySourceError,
+    PolicyStaleError,
     UnauthenticatedError,
     YamlError,
 )
@@ -56,6 +57,8 @@ STATUS_BY_ERROR: Mapping[type[CnmPolicyError], grpc.StatusCode] = {
     DeadlineExceededError: grpc.StatusCode.DEADLINE_EXCEEDED,
     UnauthenticatedError: grpc.StatusCode.UNAUTHENTICATED,
     DirectoryInvalidError: grpc.StatusCode.UNAVAILABLE,
+    # Not confirmed by its source within --max-policy-age: callers fail closed, then retry.
+    PolicyStaleError: grpc.StatusCode.UNAVAILABLE,
     # The serving policy cannot be read or is invalid: nothing to decide with, retry later.
     PolicySourceError: grpc.StatusCode.UNAVAILABLE,
     BundleInvalidError: grpc.StatusCode.UNAVAILABLE,
