@@ -22,7 +22,9 @@ may improve over time. Messages are lowercase with user input in backticks and n
     ├── ServerConfigError               server_config_invalid
     ├── UnauthenticatedError            unauthenticated (or why: token_expired, ...)
     ├── DirectoryInvalidError           directory_invalid
-    └── PolicyStaleError                policy_stale
+    ├── PolicyStaleError                policy_stale
+    ├── PlanUnsupportedError            plan_unsupported
+    └── SqlMappingError                 sql_mapping_invalid
 """
 
 from __future__ import annotations
@@ -45,10 +47,12 @@ __all__ = [
     "DirectoryInvalidError",
     "InvalidRequestError",
     "LimitExceededError",
+    "PlanUnsupportedError",
     "PolicyProblem",
     "PolicySourceError",
     "PolicyStaleError",
     "ServerConfigError",
+    "SqlMappingError",
     "UnauthenticatedError",
     "YamlError",
 ]
@@ -242,6 +246,22 @@ class PolicyStaleError(CnmPolicyError):
     """No load has confirmed the serving policy within `--max-policy-age`: checks fail closed."""
 
     code = "policy_stale"
+
+
+class PlanUnsupportedError(CnmPolicyError):
+    """A rule in play has a condition no query-plan filter can express; no plan is given."""
+
+    code = "plan_unsupported"
+
+    def __init__(self, rule_id: str, message: str) -> None:
+        self.rule_id = rule_id
+        super().__init__(f"rule `{rule_id}`: {message}")
+
+
+class SqlMappingError(CnmPolicyError):
+    """A plan's filter needs a field the column mapping lacks (or maps unusably)."""
+
+    code = "sql_mapping_invalid"
 
 
 def _listed(items: list[str]) -> str:
