@@ -2,7 +2,9 @@
 
 A sidecar serves a bundle that has a `bundle.lock.json` only once every file matches it, so a
 deployment that copies files one by one never serves half a copy. `--check` verifies the lock
-without writing (for CI). Exit status: 0 ok, 1 invalid bundle or stale lock, 2 unreadable input.
+without writing (for CI). `-o bundle.tar.gz` writes an archive instead (the lock inside it
+as the manifest, `--sign KEY` adds an Ed25519 signature) for sidecars that fetch bundles over
+HTTP. Exit status: 0 ok, 1 invalid bundle or stale lock, 2 unreadable input.
 """
 
 from __future__ import annotations
@@ -14,8 +16,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from cnm_policy.distribution.archive import build_archive
+from cnm_policy.distribution.manifest import manifest_for
+from cnm_policy.distribution.revision import git_revision
+from cnm_policy.distribution.signing import load_private_key
 from cnm_policy.errors import CnmPolicyError
-from cnm_policy.policy import parse_bundle, read_bundle_dir
+from cnm_policy.policy import Bundle, parse_bundle, read_bundle_dir
 from cnm_policy.policy.lock import (
     LOCK_FILE,
     BundleLock,
@@ -50,15 +56,36 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help=f"verify that {LOCK_FILE} matches the bundle, without writing (for CI)",
     )
+    parser.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        metavar="ARCHIVE",
+        help="write a bundle archive (tar.gz: the files and their manifest, with the git "
+        "revision when DIR is in git) instead of the lock, for `serve --bundle-url`",
+    )
+    parser.add_argument(
+        "--sign",
+        type=Path,
+        metavar="KEY",
+        help="sign the archive with this Ed25519 private key (PEM; needs --output)",
+    )
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Validate, then write or check the lock; returns the exit code."""
     root: Path = args.bundle
+    if args.sign is not None and args.output is None:
+        print("cnm-policy build: --sign needs --output ARCHIVE", file=sys.stderr)
+        return EXIT_USAGE
+    if args.check and args.output is not None:
+        print("cnm-policy build: --check and --output do not go together", file=sys.stderr)
+        return EXIT_USAGE
     try:
         source = read_bundle_dir(root)
         existing = read_lock(root) if args.check else None
+        key = load_private_key(args.sign) if args.sign is not None else None
     except CnmPolicyError as exc:
         print(f"cnm-policy build: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -71,6 +98,23 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_FINDINGS
     if args.check:
         return _check(root, existing, source.files)
+    if args.output is not None:
+        manifest = manifest_for(
+            source.files, bundle.manifest.name, bundle.manifest.version, git_revision(root)
+        )
+        try:
+            _write_bytes(args.output, build_archive(source.files, manifest, key))
+        except OSError as exc:
+            print(
+                f"cnm-policy build: cannot write `{args.output}`: {exc.strerror}", file=sys.stderr
+            )
+            return EXIT_USAGE
+        signed = "unsigned" if key is None else "signed"
+        print(
+            f"wrote {args.output}: {_describe(bundle)}, {len(manifest.files)} files, "
+            f"{manifest.digest}, revision {manifest.revision or 'none'}, {signed}"
+        )
+        return EXIT_OK
     lock = lock_for(source.files)
     _write(root / LOCK_FILE, render_lock(lock))
     print(f"wrote {root / LOCK_FILE}: {len(lock.files)} files, {lock.digest}")
@@ -92,7 +136,15 @@ def _check(root: Path, existing: BundleLock | None, files: Mapping[str, str]) ->
 
 
 def _write(path: Path, text: str) -> None:
-    # Hidden temporary and rename: the watcher never sees a half-written lock.
+    _write_bytes(path, text.encode("utf-8"))
+
+
+def _write_bytes(path: Path, data: bytes) -> None:
+    # Hidden temporary and rename: a watcher or web server never sees a half-written file.
     staged = path.with_name(f".{path.name}.tmp")
-    staged.write_text(text, encoding="utf-8")
+    staged.write_bytes(data)
     os.replace(staged, path)
+
+
+def _describe(bundle: Bundle) -> str:
+    return f"{bundle.manifest.name} {bundle.manifest.version}"
