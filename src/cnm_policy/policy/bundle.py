@@ -9,9 +9,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from cnm_policy.errors import PolicyProblem
 from cnm_policy.policy.conditions import Condition
+
+if TYPE_CHECKING:
+    from cnm_policy.policy._principal_mapping import ClaimsMapping
+    from cnm_policy.policy._routes import RouteTable
 
 __all__ = [
     "ASSIGNED_TENANTS_ATTRIBUTE",
@@ -156,6 +161,8 @@ class Bundle:
     rules: tuple[RuleDef, ...]
     digest: str
     weight: int = 0  # of its parsed files: what the tests' budget starts from
+    claims: ClaimsMapping | None = None  # principals.yaml: token claims -> principal
+    routes: RouteTable | None = None  # routes.yaml: gateway requests -> checks
 
     @property
     def actions(self) -> tuple[str, ...]:

@@ -25,6 +25,8 @@ from cnm_policy.policy._fields import (
     names,
     text,
 )
+from cnm_policy.policy._principal_mapping import PRINCIPALS_FILE, parse_claims
+from cnm_policy.policy._routes import ROUTES_FILE, parse_routes
 from cnm_policy.policy._rules import parse_rules
 from cnm_policy.policy._yaml import load_yaml
 from cnm_policy.policy._yaml_bounds import NodeBudget
@@ -46,6 +48,7 @@ from cnm_policy.policy.source import INCOMPLETE_CODES, bundle_digest, read_bundl
 
 __all__ = ["MAX_ROLE_DEPTH", "load_bundle", "parse_bundle"]
 
+_LAYOUT_FILES = (MANIFEST_FILE, ROLES_FILE, RESOURCES_FILE, PRINCIPALS_FILE, ROUTES_FILE)
 MAX_ROLE_DEPTH = 8  # casbin's role manager follows at most 10 links; stay well inside it
 
 
@@ -80,6 +83,9 @@ def parse_bundle(
     roles = _roles(docs.get(ROLES_FILE), report)
     kinds = _kinds(docs.get(RESOURCES_FILE), report)
     rules = parse_rules(docs, roles, kinds, report)
+    # The front doors' files (#20): how tokens and gateway routes become requests.
+    claims = parse_claims(docs.get(PRINCIPALS_FILE), report)
+    routes = parse_routes(docs.get(ROUTES_FILE), kinds, report)
     problems = tuple(report.problems)
     if manifest is None or any(p.severity == "error" for p in problems):
         return None, problems
@@ -91,6 +97,8 @@ def parse_bundle(
         rules=tuple(rules),
         digest=bundle_digest(source.files),
         weight=budget.spent,
+        claims=claims,
+        routes=routes,
     )
     return bundle, problems
 
@@ -100,8 +108,7 @@ def parsed_texts(source: BundleSource) -> list[str]:
     return [
         content
         for name, content in source.files.items()
-        if name in (MANIFEST_FILE, ROLES_FILE, RESOURCES_FILE)
-        or name.startswith((RULES_DIR + "/", TESTS_DIR + "/"))
+        if name in _LAYOUT_FILES or name.startswith((RULES_DIR + "/", TESTS_DIR + "/"))
     ]
 
 
@@ -110,9 +117,7 @@ def _parse_documents(source: BundleSource, report: Report, budget: NodeBudget) -
     for name, content in source.files.items():
         if name.startswith(TESTS_DIR + "/"):
             continue  # test files belong to cnm_policy.testing
-        if name not in (MANIFEST_FILE, ROLES_FILE, RESOURCES_FILE) and not name.startswith(
-            RULES_DIR + "/"
-        ):
+        if name not in _LAYOUT_FILES and not name.startswith(RULES_DIR + "/"):
             report.warning(
                 "unexpected_file",
                 f"`{excerpt(name)}` is not part of the bundle layout and is ignored "
