@@ -57,7 +57,9 @@ class ReloadOutcome(StrEnum):
 class ReloadStatus:
     """The reload history `GetPolicyInfo` reports (epoch seconds; ``None``: never happened).
 
-    `last_error` starts with its stable code (``bundle_lock_mismatch: ...``).
+    `last_error` starts with its stable code (``bundle_lock_mismatch: ...``). The serving
+    version is confirmed (`last_confirmed_at`) by each load that succeeds and each poll that
+    finds the source readable and unchanged since a success (`--max-policy-age` reads it).
     """
 
     last_attempt_at: float | None = None
@@ -66,6 +68,7 @@ class ReloadStatus:
     last_error_code: str | None = None
     successes: int = 0
     failures: int = 0
+    last_confirmed_at: float | None = None
 
 
 class PolicyReloader(Generic[S]):
@@ -109,7 +112,7 @@ class PolicyReloader(Generic[S]):
         self._pending_since = 0.0
         self._noted: tuple[str, Hashable] | None = None  # last pending reason logged
         self._retry = False  # a requested reload found the tree moving: try again soon
-        self._status = ReloadStatus()
+        self._status = ReloadStatus(last_confirmed_at=clock())  # just loaded by the caller
         self._lock = threading.RLock()
         self._log = structlog.get_logger(__name__)
         self._wake = threading.Event()
@@ -136,6 +139,8 @@ class PolicyReloader(Generic[S]):
             current = fingerprint_or_error(self._fingerprint, root)
             if current == self._seen:
                 self._pending = None
+                if self._status.last_error is None:  # unchanged since a success: confirmed
+                    self._status = replace(self._status, last_confirmed_at=self._clock())
                 return None
             if current != self._pending:
                 self._pending, self._pending_since = current, self._clock()
@@ -179,6 +184,7 @@ class PolicyReloader(Generic[S]):
             self._status,
             last_attempt_at=attempted_at,
             last_success_at=attempted_at,
+            last_confirmed_at=attempted_at,
             last_error=None,
             last_error_code=None,
             successes=self._status.successes + 1,

@@ -13,6 +13,7 @@ from pathlib import Path
 from cnm_policy.audit import AttributeAllowList
 from cnm_policy.cache import DEFAULT_MAXSIZE, DEFAULT_TTL
 from cnm_policy.cli._args import default_policy_dir
+from cnm_policy.cli._ops_flags import add_ops_arguments, ops_options
 from cnm_policy.reload import DEFAULT_SETTLE_SECONDS
 from cnm_policy.server.app import (
     DEFAULT_LISTEN,
@@ -154,6 +155,7 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="SECTION.KEY",
         help="log this attribute's value in decision events (e.g. context.channel); repeatable",
     )
+    add_ops_arguments(parser)
 
 
 def runtime_options(args: argparse.Namespace) -> RuntimeOptions:
@@ -177,6 +179,7 @@ def runtime_options(args: argparse.Namespace) -> RuntimeOptions:
         watch_interval=args.watch_interval or None,
         settle_seconds=args.settle,
         log_allow=_allow_list(args.log_attribute),
+        **ops_options(args),  # type: ignore[arg-type]
     )
 
 

@@ -122,6 +122,7 @@ def _serve(runtime: Runtime, config: ServerConfig, signals: _Signals, log: Any) 
     log.info(
         "sidecar_started",
         address=address,
+        ops_address=runtime.ops.address if runtime.ops is not None else None,
         tls=config.tls is not None,
         policy_name=snapshot.name,
         policy_version=snapshot.version,

@@ -22,6 +22,9 @@ from grpc_reflection.v1alpha import reflection
 
 from cnm_policy.audit import DecisionLog
 from cnm_policy.errors import ServerConfigError
+from cnm_policy.ops.health import Freshness
+from cnm_policy.ops.metrics import DecisionMetrics
+from cnm_policy.ops.tracing import Tracing
 from cnm_policy.reload import ReloadStatus
 from cnm_policy.server import _channelz
 from cnm_policy.server.binding import can_bind, is_ip, refuse_live_unix_socket, resolve
@@ -218,6 +221,11 @@ class Sidecar:
             raise ServerConfigError(f"cannot listen on `{address}`: `{target}` cannot be bound")
         return port
 
+    def set_serving(self, serving: bool) -> None:
+        """gRPC health SERVING or NOT_SERVING (ignored once the stop began: it stays down)."""
+        status = health_pb2.HealthCheckResponse
+        self._set_health(status.SERVING if serving else status.NOT_SERVING)
+
     def _set_health(self, status: health_pb2.HealthCheckResponse.ServingStatus.ValueType) -> None:
         for service in ("", SERVICE_NAME):
             self.health.set(service, status)
@@ -243,6 +251,9 @@ def build_sidecar(
     decision_log: DecisionLog | None = None,
     reload_status: Callable[[], ReloadStatus] | None = None,
     cache_stats: Callable[[], CacheStatsView] | None = None,
+    metrics: DecisionMetrics | None = None,
+    freshness: Freshness | None = None,
+    tracing: Tracing | None = None,
 ) -> Sidecar:
     """Wire a servicer around `engine` and wrap it in a `Sidecar` (not started)."""
     servicer = PolicyServicer(
@@ -252,5 +263,8 @@ def build_sidecar(
         reload_status=reload_status,
         cache_stats=cache_stats,
         identify_peers=config.tls is not None and config.tls.client_ca is not None,
+        metrics=metrics,
+        freshness=freshness,
+        tracing=tracing,
     )
     return Sidecar(servicer, config)

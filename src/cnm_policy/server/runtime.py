@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import gc
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import structlog
@@ -18,9 +18,15 @@ import structlog
 from cnm_policy.audit import AttributeAllowList, DecisionLog
 from cnm_policy.cache import DEFAULT_MAXSIZE, DEFAULT_TTL, CachedEngine
 from cnm_policy.engine import Clock, Engine, PolicySnapshot, load_snapshot
+from cnm_policy.ops.app import OpsApp
+from cnm_policy.ops.collector import OpsSources, build_registry
+from cnm_policy.ops.health import Freshness, Readiness, StalenessWatch
+from cnm_policy.ops.metrics import DecisionMetrics
+from cnm_policy.ops.tracing import Tracing
 from cnm_policy.policy.commit import load_tree
 from cnm_policy.reload import DEFAULT_SETTLE_SECONDS, PolicyReloader
 from cnm_policy.server.app import ServerConfig, Sidecar, build_sidecar
+from cnm_policy.server.http import HttpListener, HttpListenerConfig
 from cnm_policy.testing import run_suite
 
 __all__ = ["Runtime", "RuntimeOptions", "open_runtime"]
@@ -34,7 +40,10 @@ class RuntimeOptions:
     ``bundle_tests_failed`` warning); `cache_size` ``None`` disables the decision cache;
     `watch_interval` ``None`` disables directory polling (reloads then happen only on request,
     e.g. SIGHUP); a changed bundle without a `bundle.lock.json` goes live once unchanged for
-    `settle_seconds`; `clock` is the time conditions read.
+    `settle_seconds`; `clock` is the time conditions read. `max_policy_age` (seconds) stops
+    decisions and readiness while no load has confirmed the policy for that long; `ops` is the
+    ops listener (metrics, health; ``None``: none); `tracing` carries trace ids (and exports
+    spans when built from ``OTEL_*``).
     """
 
     policies: Path
@@ -45,6 +54,9 @@ class RuntimeOptions:
     settle_seconds: float = DEFAULT_SETTLE_SECONDS
     log_allow: AttributeAllowList = field(default_factory=AttributeAllowList)
     clock: Clock = time.time
+    max_policy_age: float | None = None
+    ops: HttpListenerConfig | None = None
+    tracing: Tracing = field(default_factory=Tracing)
 
     def __post_init__(self) -> None:
         # Checked here, before anything starts: `Runtime.start` must not fail half-way with
@@ -61,6 +73,10 @@ class Runtime:
     reloader: PolicyReloader[PolicySnapshot]
     sidecar: Sidecar
     options: RuntimeOptions
+    metrics: DecisionMetrics = field(default_factory=DecisionMetrics)
+    readiness: Readiness = field(default_factory=lambda: Readiness(Freshness(None, lambda: None)))
+    ops: HttpListener | None = None
+    watch: StalenessWatch | None = None
 
     def start(self) -> str:
         """Start serving, then start watching the bundle; returns the bound address.
@@ -72,17 +88,34 @@ class Runtime:
         """
         gc.collect()
         gc.freeze()
-        address = self.sidecar.start()
+        if self.ops is not None:  # first: /readyz answers "starting" while the rest starts
+            self.ops.start()
+        try:
+            address = self.sidecar.start()
+        except BaseException:
+            if self.ops is not None:
+                self.ops.stop(0)
+            raise
+        self.readiness.started()
+        if self.watch is not None:
+            self.watch.start()
         self.reloader.start(self.options.watch_interval)
         return address
 
     def stop(self, grace: float | None = None) -> None:
         """Report NOT_SERVING, drain in-flight calls (within `grace`), then stop reloading.
 
-        Health flips first: waiting for a reload in progress must not delay it.
+        Health and readiness flip first: waiting for a reload in progress must not delay them.
+        The ops listener stops last, so probes see "stopping" during the drain.
         """
+        self.readiness.stopping()
         self.sidecar.stop(grace)
+        if self.watch is not None:
+            self.watch.stop()
         self.reloader.stop()
+        if self.ops is not None:
+            self.ops.stop()
+        self.options.tracing.shutdown()
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,11 +170,35 @@ def open_runtime(options: RuntimeOptions, config: ServerConfig) -> Runtime:
         settle_seconds=options.settle_seconds,
         initial_fingerprint=fingerprint,
     )
+    freshness = Freshness(options.max_policy_age, lambda: reloader.status.last_confirmed_at)
+    metrics = DecisionMetrics()
+    cache_stats = engine.stats if isinstance(engine, CachedEngine) else None
     sidecar = build_sidecar(
         engine,
         config=config,
         decision_log=DecisionLog(allow=options.log_allow),
         reload_status=lambda: reloader.status,
-        cache_stats=engine.stats if isinstance(engine, CachedEngine) else None,
+        cache_stats=cache_stats,
+        metrics=metrics,
+        freshness=freshness if options.max_policy_age is not None else None,
+        tracing=options.tracing,
     )
-    return Runtime(engine=engine, reloader=reloader, sidecar=sidecar, options=options)
+    readiness = Readiness(freshness, on_change=sidecar.set_serving)
+    ops = None
+    if options.ops is not None:
+        sources = OpsSources(metrics, lambda: engine.snapshot, readiness, lambda: reloader.status)
+        registry = build_registry(replace(sources, cache_stats=cache_stats))
+        ops = HttpListener(OpsApp(registry, readiness), options.ops, name="ops")
+    watch = None
+    if options.max_policy_age is not None:  # a tenth of the age, within [50 ms, 1 s]
+        watch = StalenessWatch(readiness, min(1.0, max(0.05, options.max_policy_age / 10)))
+    return Runtime(
+        engine=engine,
+        reloader=reloader,
+        sidecar=sidecar,
+        options=options,
+        metrics=metrics,
+        readiness=readiness,
+        ops=ops,
+        watch=watch,
+    )

@@ -9,17 +9,26 @@ evaluation and logging). `Check` and `CheckBatch` are served on raw bytes (`rpc_
 from __future__ import annotations
 
 import contextlib
-import functools
 import time
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any, cast
+from collections.abc import Callable
+from typing import Any
 
 import grpc
 
 from cnm_policy.audit import DecisionLog
-from cnm_policy.errors import CnmPolicyError, DeadlineExceededError, InvalidRequestError
+from cnm_policy.errors import CnmPolicyError, InvalidRequestError
+from cnm_policy.ops.health import Freshness
+from cnm_policy.ops.metrics import DecisionMetrics
+from cnm_policy.ops.tracing import CallTrace, Tracing, decision_facts
 from cnm_policy.reload import ReloadStatus
+from cnm_policy.server.calls import (
+    REQUEST_ID_METADATA,
+    call_metadata,
+    check_deadline,
+    peer_identity,
+)
 from cnm_policy.server.errors import abort_with
+from cnm_policy.server.handlers import rpc_handlers
 from cnm_policy.server.limits import Limits
 from cnm_policy.server.ports import CacheStatsView, DecisionEngine, FingerprintedEngine
 from cnm_policy.server.wire import convert
@@ -35,9 +44,6 @@ __all__ = [
     "rpc_handlers",
 ]
 
-REQUEST_ID_METADATA = "x-request-id"
-_MAX_PEER_CHARS = 256
-_MAX_PEER_NAMES = 16
 SERVICE_NAME: str = pb.DESCRIPTOR.services_by_name["PolicyService"].full_name
 
 
@@ -54,6 +60,9 @@ class PolicyServicer:
         cache_stats: Callable[[], CacheStatsView] | None = None,
         timer: Callable[[], float] = time.perf_counter,
         identify_peers: bool = False,
+        metrics: DecisionMetrics | None = None,
+        freshness: Freshness | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         self._engine = engine
         # A caching engine is keyed by the request bytes it would otherwise re-encode.
@@ -66,16 +75,26 @@ class PolicyServicer:
         # With mTLS, decision events name the caller's certificate (`peer_identity`).
         self._identify_peers = identify_peers
         self._decoder = RequestDecoder(limits)
+        self._metrics = metrics
+        # With --max-policy-age, a policy its source has not confirmed lately decides nothing.
+        self._freshness = freshness
+        self._tracing = tracing or Tracing()
 
     def check_bytes(self, request: bytes, context: grpc.ServicerContext) -> bytes:
         """One decision: a serialized `CheckRequest` in, a serialized `CheckResponse` out."""
         # The body is here rather than in a helper: this runs on every call, and a Python call
         # costs as much as the cache lookup's bookkeeping.
         started = self._timer()
+        if self._metrics is not None:
+            self._metrics.begin()
+        request_id, traceparent = call_metadata(context)
+        trace = self._tracing.begin("Check", traceparent)
         try:
+            if self._freshness is not None and self._freshness.stale:
+                raise self._freshness.error()
             decoded = self._decoder.check(request)
             query = decoded.query
-            _check_deadline(context)
+            check_deadline(context)
             fingerprinted = self._fingerprinted
             decision = (
                 fingerprinted.check_fingerprinted(
@@ -95,6 +114,7 @@ class PolicyServicer:
                 )
             )
             decision_id = self._log.new_decision_id()
+            latency = self._timer() - started
             self._log.record(
                 principal=query.principal,
                 action=query.action,
@@ -102,42 +122,70 @@ class PolicyServicer:
                 context=query.context,
                 decision=decision,
                 decision_id=decision_id,
-                request_id=_request_id(context),
-                latency_seconds=self._timer() - started,
-                peer=peer_identity(context) if self._identify_peers else None,
+                request_id=request_id,
+                latency_seconds=latency,
+                peer=self._extras(context, trace),
             )
+            if self._metrics is not None:
+                self._metrics.decided("Check", decision.allowed, latency)
+            if trace is not None:
+                trace.end("allow" if decision.allowed else "deny", decision_facts(decision))
             return convert.decision_to_proto(decision, decision_id=decision_id).SerializeToString()
         except Exception as exc:
-            self._log_rejected(exc, context, started)
+            self._log_rejected("Check", exc, context, started, request_id, trace)
             abort_with(context, exc)
 
     def check_batch_bytes(self, request: bytes, context: grpc.ServicerContext) -> bytes:
         """Many decisions for one principal, in request order (serialized messages)."""
         started = self._timer()
+        if self._metrics is not None:
+            self._metrics.begin()
+        request_id, traceparent = call_metadata(context)
+        trace = self._tracing.begin("CheckBatch", traceparent)
         try:
-            return self._check_batch(request, context, started)
+            if self._freshness is not None and self._freshness.stale:
+                raise self._freshness.error()
+            return self._check_batch(request, context, started, request_id, trace)
         except Exception as exc:
-            self._log_rejected(exc, context, started)
+            self._log_rejected("CheckBatch", exc, context, started, request_id, trace)
             abort_with(context, exc)
 
+    def _extras(self, context: grpc.ServicerContext, trace: CallTrace | None) -> Any:
+        """The event's caller fields: the client certificate (mTLS) and the trace ids."""
+        peer = peer_identity(context) if self._identify_peers else None
+        if trace is None:
+            return peer
+        return {**peer, **trace.ids} if peer else trace.ids
+
     def _log_rejected(
-        self, error: Exception, context: grpc.ServicerContext, started: float
+        self,
+        method: str,
+        error: Exception,
+        context: grpc.ServicerContext,
+        started: float,
+        request_id: str | None,
+        trace: CallTrace | None,
     ) -> None:
         """One ``outcome: rejected`` event for a call refused before its decision.
 
-        Unexpected errors are logged as ``internal_error`` (with an incident id) instead. A log
-        that fails here must not change the status the caller gets.
+        Unexpected errors are logged as ``internal_error`` (with an incident id) instead. A log,
+        metric or span that fails here must not change the status the caller gets.
         """
-        if not isinstance(error, CnmPolicyError):
-            return
+        code = error.code if isinstance(error, CnmPolicyError) else "internal"
         with contextlib.suppress(Exception):
-            self._log.record_rejected(
-                error_code=error.code,
-                error_field=error.field if isinstance(error, InvalidRequestError) else None,
-                request_id=_request_id(context),
-                latency_seconds=self._timer() - started,
-                peer=peer_identity(context) if self._identify_peers else None,
-            )
+            latency = self._timer() - started
+            if self._metrics is not None:
+                self._metrics.rejected(method, code, latency)
+            if trace is not None:
+                trace.end("rejected", {"cnm_policy.error_code": code})
+            if isinstance(error, CnmPolicyError):
+                self._log.record_rejected(
+                    error_code=code,
+                    error_field=error.field if isinstance(error, InvalidRequestError) else None,
+                    request_id=request_id,
+                    latency_seconds=latency,
+                    peer=self._extras(context, trace),
+                )
 
     def Check(  # noqa: N802
         self, request: pb.CheckRequest, context: grpc.ServicerContext
@@ -174,11 +222,18 @@ class PolicyServicer:
         except Exception as exc:
             abort_with(context, exc)
 
-    def _check_batch(self, request: bytes, context: grpc.ServicerContext, started: float) -> bytes:
+    def _check_batch(
+        self,
+        request: bytes,
+        context: grpc.ServicerContext,
+        started: float,
+        request_id: str | None,
+        trace: CallTrace | None,
+    ) -> bytes:
         query = self._decoder.batch(request)
         # A batch is bounded by `max_batch_items`, so one engine call is bounded too: the
         # deadline is checked before the work, like a single check.
-        _check_deadline(context)
+        check_deadline(context)
         fingerprinted = self._fingerprinted
         try:
             decisions = (
@@ -199,16 +254,25 @@ class PolicyServicer:
         if len(decisions) != len(query.items):  # fail closed on a broken engine contract
             raise RuntimeError(f"engine returned {len(decisions)} decisions for {len(query.items)}")
         decision_ids = self._log.new_decision_ids(len(decisions))
+        latency = self._timer() - started
         self._log.record_batch(
             principal=query.principal,
             items=query.items,
             context=query.context,
             decisions=decisions,
             decision_ids=decision_ids,
-            request_id=_request_id(context),
-            latency_seconds=self._timer() - started,
-            peer=peer_identity(context) if self._identify_peers else None,
+            request_id=request_id,
+            latency_seconds=latency,
+            peer=self._extras(context, trace),
         )
+        if self._metrics is not None or trace is not None:
+            allowed = sum(1 for decision in decisions if decision.allowed)
+            if self._metrics is not None:
+                self._metrics.decided_batch(
+                    "CheckBatch", allowed, len(decisions) - allowed, latency
+                )
+            if trace is not None:
+                trace.end("decided", {"cnm_policy.allowed": str(allowed)})
         return convert.batch_to_proto(decisions, decision_ids).SerializeToString()
 
     def _locate(self, error: InvalidRequestError, query: convert.BatchQuery) -> Exception:
@@ -225,63 +289,3 @@ class PolicyServicer:
             except InvalidRequestError as item_error:
                 return type(item_error)(f"items[{index}].{item_error.field}", item_error.message)
         return error
-
-
-def rpc_handlers(servicer: PolicyServicer) -> dict[str, grpc.RpcMethodHandler[Any, Any]]:
-    """The PolicyService method handlers, by method name.
-
-    Every method takes and returns bytes (no (de)serializer): the servicer parses requests
-    itself, so undecodable bytes are INVALID_ARGUMENT rather than grpc's own INTERNAL.
-
-    Each behaviour is a `functools.partial` of the servicer's method (its class's, so that a
-    subclass's override serves) rather than the bound method: on every call grpc asks the
-    behaviour for an optional ``experimental_thread_pool`` attribute, and a bound method
-    answers that miss by raising and swallowing an AttributeError (~4,500 instructions, a
-    tenth of a cached Check), a partial from its own attribute dict (~500).
-    """
-    methods = type(servicer)
-    return {
-        "Check": grpc.unary_unary_rpc_method_handler(
-            functools.partial(methods.check_bytes, servicer)
-        ),
-        "CheckBatch": grpc.unary_unary_rpc_method_handler(
-            functools.partial(methods.check_batch_bytes, servicer)
-        ),
-        "GetPolicyInfo": grpc.unary_unary_rpc_method_handler(
-            functools.partial(methods.policy_info_bytes, servicer)
-        ),
-    }
-
-
-def peer_identity(context: grpc.ServicerContext) -> dict[str, Any] | None:
-    """The caller's client certificate as logged: subject and SANs (None without one).
-
-    Clipped: a certificate is the caller's input, and a log line must stay bounded.
-    """
-    # Each property is a list of values (grpc-stubs says one bytes value).
-    auth: Mapping[str, Sequence[bytes]] = cast(Any, context.auth_context())
-    subject = auth.get("x509_subject")
-    if not subject:
-        return None
-    identity: dict[str, Any] = {"peer_subject": _clipped_text(subject[0])}
-    names = auth.get("x509_subject_alternative_name") or []
-    if names:
-        identity["peer_san"] = [_clipped_text(name) for name in names[:_MAX_PEER_NAMES]]
-    return identity
-
-
-def _clipped_text(value: bytes) -> str:
-    return value[: _MAX_PEER_CHARS * 4].decode("utf-8", "replace")[:_MAX_PEER_CHARS]
-
-
-def _check_deadline(context: grpc.ServicerContext) -> None:
-    remaining: Any = context.time_remaining()
-    if remaining is not None and remaining <= 0:
-        raise DeadlineExceededError()
-
-
-def _request_id(context: grpc.ServicerContext) -> str | None:
-    for key, value in context.invocation_metadata():
-        if key == REQUEST_ID_METADATA:
-            return value if isinstance(value, str) else value.decode("ascii", "replace")
-    return None

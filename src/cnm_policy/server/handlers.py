@@ -1,0 +1,36 @@
+"""The PolicyService's grpc method handlers, built around a servicer's byte-level methods."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import grpc
+
+__all__ = ["rpc_handlers"]
+
+
+def rpc_handlers(servicer: Any) -> dict[str, grpc.RpcMethodHandler[Any, Any]]:
+    """The PolicyService method handlers, by method name.
+
+    Every method takes and returns bytes (no (de)serializer): the servicer parses requests
+    itself, so undecodable bytes are INVALID_ARGUMENT rather than grpc's own INTERNAL.
+
+    Each behaviour is a `functools.partial` of the servicer's method (its class's, so that a
+    subclass's override serves) rather than the bound method: on every call grpc asks the
+    behaviour for an optional ``experimental_thread_pool`` attribute, and a bound method
+    answers that miss by raising and swallowing an AttributeError (~4,500 instructions, a
+    tenth of a cached Check), a partial from its own attribute dict (~500).
+    """
+    methods = type(servicer)
+    return {
+        "Check": grpc.unary_unary_rpc_method_handler(
+            functools.partial(methods.check_bytes, servicer)
+        ),
+        "CheckBatch": grpc.unary_unary_rpc_method_handler(
+            functools.partial(methods.check_batch_bytes, servicer)
+        ),
+        "GetPolicyInfo": grpc.unary_unary_rpc_method_handler(
+            functools.partial(methods.policy_info_bytes, servicer)
+        ),
+    }
