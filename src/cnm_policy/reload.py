@@ -147,6 +147,19 @@ class PolicyReloader(Generic[S]):
             settled = self._clock() - self._pending_since >= self._settle_seconds
             return self._attempt(root, current, settled)
 
+    def confirm(self, at: float | None = None) -> None:
+        """A remote source (HTTP) vouched for the serving version at `at` (default: now)."""
+        with self._lock:
+            confirmed = self._clock() if at is None else at
+            self._status = replace(
+                self._status, last_confirmed_at=confirmed, last_error=None, last_error_code=None
+            )
+
+    def source_failed(self, error: Exception) -> ReloadOutcome:
+        """A remote source failed before the gate: a rejection, the serving version kept."""
+        with self._lock:
+            return self._reject(error, self._clock())
+
     def _attempt(self, root: Path, before: Hashable, settled: bool) -> ReloadOutcome:
         attempted_at = self._clock()
         read = read_once(
