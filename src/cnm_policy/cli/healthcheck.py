@@ -1,0 +1,116 @@
+"""`cnm-policy healthcheck`: one probe for exec probes and a container's HEALTHCHECK.
+
+Asks the ops listener's ``/readyz`` (or ``/healthz``), or gRPC health when there is no ops
+listener; exits 0 when ready, 1 otherwise, with one line saying why. Where to ask defaults to
+the same ``CNM_POLICY_*`` variables `serve` reads, so the image needs no arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import os
+import socket
+import sys
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+__all__ = ["register", "run"]
+
+EXIT_HEALTHY = 0
+EXIT_UNHEALTHY = 1
+_MAX_BODY = 4096
+
+
+def register(subparsers: Any) -> None:
+    """Add the `healthcheck` sub-command."""
+    parser = subparsers.add_parser(
+        "healthcheck",
+        help="probe a running sidecar (exit 0 ready, 1 not)",
+        description="Probe the ops listener's /readyz (--ops, default $CNM_POLICY_OPS_LISTEN), "
+        "else gRPC health (--grpc, default $CNM_POLICY_LISTEN or 127.0.0.1:50051). "
+        "Exit 0 when ready (or alive with --live), 1 otherwise.",
+    )
+    parser.add_argument("--ops", metavar="ADDR", help="ops listener: HOST:PORT or unix:PATH")
+    parser.add_argument("--grpc", metavar="ADDR", help="decision listener (gRPC health)")
+    parser.add_argument(
+        "--live", action="store_true", help="ask /healthz (alive) instead of /readyz (ready)"
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=3.0, metavar="SECONDS", help="default: %(default)s"
+    )
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Probe once; returns the exit code."""
+    ops = args.ops or (None if args.grpc else os.environ.get("CNM_POLICY_OPS_LISTEN"))
+    try:
+        if ops:
+            healthy, detail = _http(ops, "/healthz" if args.live else "/readyz", args.timeout)
+        else:
+            target = args.grpc or os.environ.get("CNM_POLICY_LISTEN") or "127.0.0.1:50051"
+            healthy, detail = _grpc(target, args.timeout)
+    except (OSError, http.client.HTTPException, grpc.RpcError, ValueError) as exc:
+        healthy, detail = False, f"unreachable: {_reason(exc)}"
+    print(f"cnm-policy healthcheck: {'ok' if healthy else 'unhealthy'}: {detail}", file=sys.stderr)
+    return EXIT_HEALTHY if healthy else EXIT_UNHEALTHY
+
+
+def _http(address: str, path: str, timeout: float) -> tuple[bool, str]:
+    connection = _connection(address, timeout)
+    try:
+        connection.request("GET", path, headers={"user-agent": "cnm-policy-healthcheck"})
+        response = connection.getresponse()
+        body = response.read(_MAX_BODY).decode("utf-8", "replace").strip()
+        return response.status == 200, f"{path} {response.status} {body}"
+    finally:
+        connection.close()
+
+
+def _connection(address: str, timeout: float) -> http.client.HTTPConnection:
+    """A connection to HOST:PORT (a wildcard host means this host) or to unix:PATH."""
+    if address.startswith("unix:"):
+        return _UnixConnection(address.removeprefix("unix://").removeprefix("unix:"), timeout)
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ValueError(f"`{address}` is not `HOST:PORT` or `unix:PATH`")
+    host = host.removeprefix("[").removesuffix("]")
+    host = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
+    return http.client.HTTPConnection(host, int(port), timeout=timeout)
+
+
+class _UnixConnection(http.client.HTTPConnection):
+    """http.client over a unix socket: only where it connects changes."""
+
+    def __init__(self, path: str, timeout: float) -> None:
+        super().__init__("localhost", timeout=timeout)
+        self._path = path
+
+    def connect(self) -> None:
+        """Connect to the socket file instead of a host and port."""
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        try:
+            sock.connect(self._path)
+        except OSError:
+            sock.close()
+            raise
+        self.sock = sock
+
+
+def _grpc(target: str, timeout: float) -> tuple[bool, str]:
+    with grpc.insecure_channel(target) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        response = stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=timeout)
+    name = health_pb2.HealthCheckResponse.ServingStatus.Name(response.status)
+    return response.status == health_pb2.HealthCheckResponse.SERVING, f"grpc health {name}"
+
+
+def _reason(error: BaseException) -> str:
+    if isinstance(error, grpc.RpcError):
+        code = error.code() if isinstance(error, grpc.Call) else None
+        return code.name.lower() if code is not None else "rpc failed"
+    return str(error) or type(error).__name__
