@@ -14,8 +14,10 @@ from datetime import datetime
 from typing import Any
 
 from cnm_policy.errors import ConditionError
+from cnm_policy.policy._network import NETWORK_FUNCTIONS
 
 __all__ = [
+    "ARITY",
     "CLOCK_FUNCTIONS",
     "COMPARATORS",
     "FUNCTIONS",
@@ -281,11 +283,14 @@ def _length(env: EvalEnv, value: Any) -> int:
 
 
 CLOCK_FUNCTIONS = frozenset({"within_window", "before", "after"})
-FUNCTIONS: Mapping[str, Callable[[EvalEnv, Any], Any]] = {
+# Each takes the environment, then its arguments (one, unless ARITY says otherwise).
+FUNCTIONS: Mapping[str, Callable[..., Any]] = {
     "within_window": _within_window,
     "before": _before,
     "after": _after,
     "lower": _lower,
     "len": _length,
     "has": lambda env, value: value is not MISSING,  # compiled specially; listed for help text
+    **NETWORK_FUNCTIONS,
 }
+ARITY: Mapping[str, int] = {name: 2 for name in NETWORK_FUNCTIONS}

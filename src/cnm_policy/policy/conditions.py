@@ -15,6 +15,7 @@ from typing import Any
 
 from cnm_policy.errors import ConditionError, ConditionSyntaxError
 from cnm_policy.policy._condition_runtime import (
+    ARITY,
     CLOCK_FUNCTIONS,
     COMPARATORS,
     FUNCTIONS,
@@ -24,6 +25,7 @@ from cnm_policy.policy._condition_runtime import (
     describe,
     read_step,
 )
+from cnm_policy.policy._network import check_literal_networks
 
 __all__ = [
     "MAX_CONDITION_DEPTH",
@@ -248,9 +250,11 @@ class _Compiler:
             raise ConditionSyntaxError(
                 f"unknown function `{ast.unparse(node.func)}` (available: {names})"
             )
-        if node.keywords or len(node.args) != 1:
-            raise ConditionSyntaxError(f"`{node.func.id}` takes exactly one argument")
         name = node.func.id
+        arity = ARITY.get(name, 1)
+        if node.keywords or len(node.args) != arity:
+            count = "one argument" if arity == 1 else f"{arity} arguments"
+            raise ConditionSyntaxError(f"`{name}` takes exactly {count}")
         if name == "has":
             if not isinstance(node.args[0], ast.Attribute | ast.Subscript):
                 raise ConditionSyntaxError("`has` takes a field path such as `has(context.x)`")
@@ -259,8 +263,24 @@ class _Compiler:
         if name in CLOCK_FUNCTIONS:
             self.uses_clock = True
         impl = FUNCTIONS[name]
+        if arity == 2:
+            _check_literal_list(name, node.args[1])
+            first, second = (self.compile(arg) for arg in node.args)
+            return lambda env: impl(env, first(env), second(env))
         argument = self.compile(node.args[0])
         return lambda env: impl(env, argument(env))
+
+
+def _check_literal_list(name: str, node: ast.expr) -> None:
+    """Prefixes written into the condition are checked when the bundle loads."""
+    if isinstance(node, ast.List | ast.Tuple | ast.Constant):
+        items = node.elts if isinstance(node, ast.List | ast.Tuple) else [node]
+        if all(isinstance(item, ast.Constant) for item in items):
+            values = [item.value for item in items if isinstance(item, ast.Constant)]
+            try:
+                check_literal_networks(name, values)
+            except ConditionError as exc:
+                raise ConditionSyntaxError(str(exc)) from None
 
 
 def _unknown_field(root: str, field: str | int) -> str:
