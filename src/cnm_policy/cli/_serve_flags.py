@@ -13,6 +13,7 @@ from pathlib import Path
 from cnm_policy.audit import AttributeAllowList
 from cnm_policy.cache import DEFAULT_MAXSIZE, DEFAULT_TTL
 from cnm_policy.cli._args import default_policy_dir
+from cnm_policy.cli._bundle_flags import add_bundle_arguments
 from cnm_policy.cli._ops_flags import add_ops_arguments, ops_options
 from cnm_policy.reload import DEFAULT_SETTLE_SECONDS
 from cnm_policy.server.app import (
@@ -156,6 +157,7 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         help="log this attribute's value in decision events (e.g. context.channel); repeatable",
     )
     add_ops_arguments(parser)
+    add_bundle_arguments(parser)
 
 
 def runtime_options(args: argparse.Namespace) -> RuntimeOptions:

@@ -17,7 +17,9 @@ from typing import Any
 import structlog
 
 from cnm_policy._early_signals import take_remembered
+from cnm_policy.cli._bundle_flags import bundle_source
 from cnm_policy.cli._serve_flags import add_serve_arguments, runtime_options, server_config
+from cnm_policy.distribution.http_source import HttpBundleSource
 from cnm_policy.errors import CnmPolicyError
 from cnm_policy.log_pipeline import configure_logging
 from cnm_policy.reload import PolicyReloader
@@ -51,13 +53,14 @@ def run(args: argparse.Namespace) -> int:
         configure_logging(args.log_file, args.log_format, args.log_level)
         config = server_config(args)
         options = runtime_options(args)
+        source, options = bundle_source(args, options)
     except (CnmPolicyError, ValueError, OSError) as exc:
         print(f"cnm-policy serve: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     log = structlog.get_logger("cnm_policy.serve")
     if config.allow_remote and config.tls is None and not is_local_address(config.listen):
         log.warning("insecure_listen", address=config.listen, hint="use --tls-cert/--tls-key")
-    if args.policies is None:  # a missing mount or wrong folder must not pass silently
+    if args.policies is None and source is None:  # a missing mount must not pass silently
         log.warning(
             "default_bundle_in_use",
             source=str(options.policies),
@@ -67,6 +70,8 @@ def run(args: argparse.Namespace) -> int:
     # must not kill the process with the default action.
     with _Signals() as signals:
         try:
+            if source is not None:  # the last good archive, else one fetched now
+                source.prepare()
             runtime = _first_load(options, config, signals.stop, log)
         except CnmPolicyError as exc:
             log.error("sidecar_start_failed", error_code=exc.code, error=str(exc))
@@ -75,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
         if runtime is None:  # asked to stop while loading: nothing was ever served
             log.info("sidecar_stopped", during="first_load")
             return EXIT_OK
-        return _serve(runtime, config, signals, log)
+        return _serve(runtime, config, signals, log, source)
 
 
 def _first_load(
@@ -107,7 +112,13 @@ def _first_load(
     return outcome[0]
 
 
-def _serve(runtime: Runtime, config: ServerConfig, signals: _Signals, log: Any) -> int:
+def _serve(
+    runtime: Runtime,
+    config: ServerConfig,
+    signals: _Signals,
+    log: Any,
+    source: HttpBundleSource | None = None,
+) -> int:
     """Start, serve until a stop signal, then drain; returns the exit code."""
     if signals.stop.is_set():  # asked to stop while loading: nothing was ever served
         log.info("sidecar_stopped")
@@ -118,6 +129,9 @@ def _serve(runtime: Runtime, config: ServerConfig, signals: _Signals, log: Any) 
         print(f"cnm-policy serve: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     signals.attach(runtime.reloader)
+    if source is not None:  # from now on the source drives reloads
+        source.attach(runtime.reloader, lambda: runtime.engine.snapshot.digest)
+        source.start()
     snapshot = runtime.engine.snapshot
     log.info(
         "sidecar_started",
@@ -132,6 +146,8 @@ def _serve(runtime: Runtime, config: ServerConfig, signals: _Signals, log: Any) 
     while not signals.stop.wait(0.5):  # a timed wait keeps the main thread responsive
         pass
     log.info("sidecar_stopping", grace_seconds=config.grace_seconds)
+    if source is not None:
+        source.stop(timeout=config.grace_seconds)
     runtime.stop()
     log.info("sidecar_stopped")
     return EXIT_OK
