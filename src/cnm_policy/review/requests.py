@@ -19,7 +19,11 @@ from cnm_policy.model import AccessRequest, Principal, Resource
 __all__ = [
     "MAX_REQUEST_BYTES",
     "MAX_VALUE_DEPTH",
+    "JsonBatch",
     "JsonRequest",
+    "json_batch_from_object",
+    "json_request_from_object",
+    "load_json",
     "parse_access_request",
     "parse_json_request",
 ]
@@ -32,6 +36,17 @@ _MAX_EXACT_INT = 2**53
 _TOP = {"principal": True, "action": True, "resource": True, "context": False, "explain": False}
 _PRINCIPAL = {"id": True, "tenant": True, "roles": False, "attributes": False}
 _RESOURCE = {"kind": True, "id": False, "tenant": True, "attributes": False}
+# A principal the server completes (from a token or its directory) may be named by id alone.
+_PARTIAL = {
+    "principal": False,
+    "action": True,
+    "resource": True,
+    "context": False,
+    "explain": False,
+}
+_PARTIAL_PRINCIPAL = {"id": False, "tenant": False, "roles": False, "attributes": False}
+_BATCH = {"principal": True, "items": True, "context": False, "explain": False}
+_ITEM = {"action": True, "resource": True}
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,37 +62,91 @@ def parse_access_request(text: str) -> AccessRequest:
     return parse_json_request(text).request
 
 
+@dataclass(frozen=True, slots=True)
+class JsonBatch:
+    """A parsed batch (the JSON form of ``CheckBatchRequest``)."""
+
+    principal: Principal
+    items: list[tuple[str, Resource]]
+    context: dict[str, Any]
+    explain: bool = False
+
+
 def parse_json_request(text: str) -> JsonRequest:
     """Parse one JSON request with its ``explain`` flag; errors name the offending field."""
-    data = _load(text)
-    top = _object(data, "request", _TOP)
-    principal = _object(top["principal"], "principal", _PRINCIPAL)
-    resource = _object(top["resource"], "resource", _RESOURCE)
+    return json_request_from_object(load_json(text))
+
+
+def json_request_from_object(data: Any, *, partial_principal: bool = False) -> JsonRequest:
+    """One request from parsed JSON; `partial_principal`: the principal (or its tenant) may be
+    left for the server to complete (HTTP front doors with a token or a directory)."""
+    top = _object(data, "request", _PARTIAL if partial_principal else _TOP)
+    return JsonRequest(
+        AccessRequest(
+            principal=_principal(top.get("principal", {}), partial_principal),
+            action=_string(top["action"], "action"),
+            resource=_resource(top["resource"], "resource"),
+            context=_struct(top.get("context"), "context"),
+        ),
+        _explain(top),
+    )
+
+
+def json_batch_from_object(data: Any, *, partial_principal: bool = False) -> JsonBatch:
+    """A batch from parsed JSON; item errors name the item (``items[3].resource.kind``)."""
+    top = _object(data, "request", _BATCH)
+    items = top["items"]
+    if not isinstance(items, list):
+        raise InvalidRequestError("items", "must be a list")
+    parsed = []
+    for index, item in enumerate(items):
+        fields = _object(item, f"items[{index}]", _ITEM)
+        action = _string(fields["action"], f"items[{index}].action")
+        parsed.append((action, _resource(fields["resource"], f"items[{index}].resource")))
+    return JsonBatch(
+        _principal(top["principal"], partial_principal),
+        parsed,
+        _struct(top.get("context"), "context"),
+        _explain(top),
+    )
+
+
+def _principal(value: Any, partial: bool) -> Principal:
+    principal = _object(value, "principal", _PARTIAL_PRINCIPAL if partial else _PRINCIPAL)
+    return Principal(
+        id=_string(principal.get("id", ""), "principal.id"),
+        tenant=_string(principal.get("tenant", ""), "principal.tenant"),
+        roles=_roles(principal.get("roles", [])),
+        attributes=_struct(principal.get("attributes"), "principal.attributes"),
+    )
+
+
+def _resource(value: Any, field: str) -> Resource:
+    resource = _object(value, field, _RESOURCE)
+    return Resource(
+        kind=_string(resource["kind"], f"{field}.kind"),
+        id=_string(resource.get("id", ""), f"{field}.id"),
+        tenant=_string(resource["tenant"], f"{field}.tenant"),
+        attributes=_struct(resource.get("attributes"), f"{field}.attributes"),
+    )
+
+
+def _explain(top: Mapping[str, Any]) -> bool:
     explain = top.get("explain", False)
     if not isinstance(explain, bool):
         raise InvalidRequestError("explain", f"must be true or false, got {_shown(explain)}")
-    request = AccessRequest(
-        principal=Principal(
-            id=_string(principal["id"], "principal.id"),
-            tenant=_string(principal["tenant"], "principal.tenant"),
-            roles=_roles(principal.get("roles", [])),
-            attributes=_struct(principal.get("attributes"), "principal.attributes"),
-        ),
-        action=_string(top["action"], "action"),
-        resource=Resource(
-            kind=_string(resource["kind"], "resource.kind"),
-            id=_string(resource.get("id", ""), "resource.id"),
-            tenant=_string(resource["tenant"], "resource.tenant"),
-            attributes=_struct(resource.get("attributes"), "resource.attributes"),
-        ),
-        context=_struct(top.get("context"), "context"),
-    )
-    return JsonRequest(request, explain)
+    return explain
 
 
-def _load(text: str) -> Any:
+def load_json(text: str | bytes) -> Any:
+    """JSON text to Python, bounded: size first, then nesting (by the parser itself)."""
+    return _load(text)
+
+
+def _load(text: str | bytes) -> Any:
     """JSON text to Python: the size is bounded first, the nesting by the parser itself."""
-    if len(text) > MAX_REQUEST_BYTES or len(text.encode("utf-8")) > MAX_REQUEST_BYTES:
+    size = len(text) if isinstance(text, bytes) else len(text.encode("utf-8"))
+    if len(text) > MAX_REQUEST_BYTES or size > MAX_REQUEST_BYTES:
         raise InvalidRequestError("request", f"is larger than {MAX_REQUEST_BYTES} bytes")
     try:
         return json.loads(text, parse_constant=_no_constant)
@@ -85,6 +154,8 @@ def _load(text: str) -> Any:
         raise InvalidRequestError("request", "nests too deeply") from None
     except json.JSONDecodeError as exc:
         raise InvalidRequestError("request", f"not valid JSON: {exc}") from None
+    except UnicodeDecodeError:
+        raise InvalidRequestError("request", "is not UTF-8 text") from None
     except ValueError:  # an integer too long to convert (`sys.int_info.default_max_str_digits`)
         raise InvalidRequestError("request", "has a number with too many digits") from None
 

@@ -1,0 +1,199 @@
+"""The HTTP doors' one decision path: complete the principal, then decide exactly as gRPC does.
+
+A request parsed from JSON is turned into the `CheckRequest` message gRPC would have carried
+and handed to the sidecar's own decoder (`wire/decode.py`): the same limits, the same attribute
+depth rule, the same numbers, the same cache key. Only what an HTTP call adds is here: the
+principal resolved from a token or the directory, a decision capped by the token's ``exp``,
+and where the principal came from in the decision log.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from cnm_policy.audit import DecisionLog
+from cnm_policy.errors import CnmPolicyError, InvalidRequestError
+from cnm_policy.model import AccessRequest, Decision, Principal, Resource
+from cnm_policy.principals import PrincipalResolver, ResolvedPrincipal, capped
+from cnm_policy.reload import ReloadStatus
+from cnm_policy.server.limits import Limits
+from cnm_policy.server.ports import CacheStatsView, DecisionEngine, FingerprintedEngine
+from cnm_policy.server.wire import convert
+from cnm_policy.server.wire.decode import RequestDecoder
+from cnm_policy.v1 import policy_pb2 as pb
+
+__all__ = ["HttpCall", "HttpDecider"]
+
+_SOURCE_KEY = "principal_source"
+
+
+@dataclass(frozen=True, slots=True)
+class HttpCall:
+    """What an HTTP request carries besides its body: request id, bearer token, start time."""
+
+    request_id: str | None = None
+    token: str | None = None
+    started: float = field(default_factory=time.perf_counter)
+
+
+class HttpDecider:
+    """Decides for the HTTP doors with `engine` (swapped under it at any time, as for gRPC)."""
+
+    def __init__(
+        self,
+        engine: DecisionEngine,
+        *,
+        limits: Limits,
+        decision_log: DecisionLog,
+        resolver: PrincipalResolver | None = None,
+        default_tenant: str | None = None,
+        reload_status: Callable[[], ReloadStatus] | None = None,
+        cache_stats: Callable[[], CacheStatsView] | None = None,
+        timer: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        self.engine = engine
+        self.limits = limits
+        self.default_tenant = default_tenant
+        self.reload_status = reload_status
+        self.cache_stats = cache_stats
+        self._fingerprinted = engine if isinstance(engine, FingerprintedEngine) else None
+        self._log = decision_log
+        self._resolver = resolver or PrincipalResolver()
+        self._timer = timer
+        self._decoder = RequestDecoder(limits)
+
+    @property
+    def completes_principals(self) -> bool:
+        """True when the server completes principals (a request may name one by id alone)."""
+        return self._resolver.configured
+
+    def check(
+        self, request: AccessRequest, call: HttpCall, *, explain: bool = False
+    ) -> tuple[Decision, str]:
+        """One decision and its id; raises a CnmPolicyError otherwise (the door logs it)."""
+        resolved = self._resolve(request.principal, call)
+        message = convert.access_request_to_proto(
+            replace(request, principal=resolved.principal), explain=explain
+        )
+        decoded = self._decoder.check(message.SerializeToString())
+        query = decoded.query
+        engine = self._fingerprinted
+        decision = (
+            engine.check_fingerprinted(
+                decoded.fingerprint,
+                query.principal,
+                query.action,
+                query.resource,
+                query.context,
+            )
+            if engine is not None and not explain
+            else self.engine.check(
+                query.principal, query.action, query.resource, query.context, explain=explain
+            )
+        )
+        decision = capped(decision, resolved.expires_at)
+        decision_id = self._log.new_decision_id()
+        self._log.record(
+            principal=query.principal,
+            action=query.action,
+            resource=query.resource,
+            context=query.context,
+            decision=decision,
+            decision_id=decision_id,
+            request_id=call.request_id,
+            latency_seconds=self._timer() - call.started,
+            peer={_SOURCE_KEY: resolved.source},
+        )
+        return decision, decision_id
+
+    def check_batch(
+        self,
+        principal: Principal,
+        items: Sequence[tuple[str, Resource]],
+        context: Mapping[str, Any],
+        call: HttpCall,
+        *,
+        explain: bool = False,
+    ) -> tuple[list[Decision], list[str]]:
+        """Decisions for one principal, in order, and their ids (errors name the item)."""
+        resolved = self._resolve(principal, call)
+        message = pb.CheckBatchRequest(
+            principal=convert.principal_to_proto(resolved.principal),
+            context=convert.dict_to_struct(context, "context"),
+            explain=explain,
+        )
+        for action, resource in items:
+            message.items.add(action=action, resource=convert.resource_to_proto(resource))
+        query = self._decoder.batch(message.SerializeToString())
+        decisions = self._batch(query)
+        decisions = [capped(d, resolved.expires_at) for d in decisions]
+        ids = self._log.new_decision_ids(len(decisions))
+        self._log.record_batch(
+            principal=query.principal,
+            items=query.items,
+            context=query.context,
+            decisions=decisions,
+            decision_ids=ids,
+            request_id=call.request_id,
+            latency_seconds=self._timer() - call.started,
+            peer={_SOURCE_KEY: resolved.source},
+        )
+        return decisions, ids
+
+    def _batch(self, query: convert.BatchQuery) -> list[Decision]:
+        engine = self._fingerprinted
+        try:
+            if engine is not None and not query.explain and query.shared_fingerprint:
+                decisions = engine.check_batch_fingerprinted(
+                    query.shared_fingerprint,
+                    query.item_fingerprints,
+                    query.principal,
+                    query.items,
+                    query.context,
+                )
+            else:
+                decisions = self.engine.check_batch(
+                    query.principal, query.items, query.context, explain=query.explain
+                )
+        except InvalidRequestError as exc:
+            raise self._locate(exc, query) from exc
+        if len(decisions) != len(query.items):  # fail closed on a broken engine contract
+            raise RuntimeError(f"engine returned {len(decisions)} decisions for {len(query.items)}")
+        return decisions
+
+    def _locate(self, error: InvalidRequestError, query: convert.BatchQuery) -> Exception:
+        """Name the item behind an item-level error (``items[3].resource.tenant``)."""
+        if not error.field.startswith(("action", "resource")):
+            return error
+        for index, item in enumerate(query.items):
+            try:
+                self.engine.check_batch(query.principal, [item], query.context)
+            except InvalidRequestError as item_error:
+                return type(item_error)(f"items[{index}].{item_error.field}", item_error.message)
+        return error
+
+    def _resolve(self, principal: Principal, call: HttpCall) -> ResolvedPrincipal:
+        if not principal.tenant and self.default_tenant and not self._resolver.configured:
+            principal = replace(principal, tenant=self.default_tenant)
+        resolved = self._resolver.resolve(principal, call.token)
+        if not resolved.principal.tenant and self.default_tenant:
+            resolved = replace(
+                resolved, principal=replace(resolved.principal, tenant=self.default_tenant)
+            )
+        return resolved
+
+    def rejected(self, error: Exception, call: HttpCall) -> None:
+        """One ``outcome: rejected`` event for a request refused before its decision."""
+        if not isinstance(error, CnmPolicyError):
+            return
+        with contextlib.suppress(Exception):
+            self._log.record_rejected(
+                error_code=error.code,
+                error_field=error.field if isinstance(error, InvalidRequestError) else None,
+                request_id=call.request_id,
+                latency_seconds=self._timer() - call.started,
+            )
