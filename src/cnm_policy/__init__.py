@@ -15,7 +15,7 @@ from cnm_policy.errors import (
     PolicyProblem,
     PolicySourceError,
 )
-from cnm_policy.model import AccessRequest, Decision, Principal, Resource, RuleTrace
+from cnm_policy.model import AccessRequest, Decision, Obligation, Principal, Resource, RuleTrace
 
 __all__ = [
     "AccessRequest",
@@ -26,6 +26,7 @@ __all__ = [
     "Decision",
     "Engine",
     "InvalidRequestError",
+    "Obligation",
     "PolicyProblem",
     "PolicySnapshot",
     "PolicySourceError",

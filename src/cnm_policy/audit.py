@@ -175,6 +175,8 @@ class DecisionLog:
         }
         if decision.errors:
             event["error_count"] = len(decision.errors)  # the texts can quote attribute values
+        if decision.obligations:
+            event["obligations"] = [o.type for o in decision.obligations]
         if peer:
             event.update(peer)
         allow = self._allow

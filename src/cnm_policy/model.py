@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["AccessRequest", "Decision", "Principal", "Resource", "RuleTrace"]
+__all__ = ["AccessRequest", "Decision", "Obligation", "Principal", "Resource", "RuleTrace"]
 
 
 def _empty() -> Mapping[str, Any]:
@@ -85,6 +85,23 @@ class RuleTrace:
 
 
 @dataclass(frozen=True, slots=True)
+class Obligation:
+    """What the caller must do with a decision, declared by the rule `rule_id` that decided it.
+
+    `type` is ``notify`` (tell `params["tenant"]`'s `params["audience"]` about the action; on
+    allows) or ``step_up`` (this deny is lifted by authenticating at `params["assurance"]`).
+    """
+
+    type: str
+    rule_id: str
+    params: tuple[tuple[str, str], ...] = ()
+
+    def param(self, name: str) -> str | None:
+        """The value of parameter `name`, if the obligation has it."""
+        return next((value for key, value in self.params if key == name), None)
+
+
+@dataclass(frozen=True, slots=True)
 class Decision:
     """The answer, with the reasons that make it auditable.
 
@@ -93,7 +110,8 @@ class Decision:
     where no allow applied. `matched_denies` lists every deny rule whose condition held, deciding
     or not. `errors` lists condition failures. `valid_until` is the epoch second at which a
     time-dependent decision may change (``None``: it does not depend on the clock). `reason` is
-    safe to show the caller.
+    safe to show the caller. `obligations` come from the deciding rules
+    (docs/design/obligations.md).
     """
 
     allowed: bool
@@ -107,3 +125,4 @@ class Decision:
     cached: bool = False
     trace: tuple[RuleTrace, ...] = ()
     matched_denies: tuple[str, ...] = ()
+    obligations: tuple[Obligation, ...] = ()

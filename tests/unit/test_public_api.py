@@ -13,6 +13,7 @@ PUBLIC = [
     "Decision",
     "Engine",
     "InvalidRequestError",
+    "Obligation",
     "PolicyProblem",
     "PolicySnapshot",
     "PolicySourceError",

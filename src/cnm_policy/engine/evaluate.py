@@ -14,7 +14,7 @@ from cnm_policy.engine import casbin_backend
 from cnm_policy.engine.requests import PreparedPrincipal
 from cnm_policy.engine.snapshot import PolicySnapshot
 from cnm_policy.errors import ConditionError
-from cnm_policy.model import Decision, Resource
+from cnm_policy.model import Decision, Obligation, Resource
 from cnm_policy.policy import Effect, RuleDef, Scope, is_within
 from cnm_policy.policy.conditions import EvalEnv
 
@@ -122,6 +122,11 @@ def decide(
     allowed = casbin_backend.final_allowed(bool(allows), bool(denies or failed))
     in_play = bool(allows) or allow_failed
     ids, reason = _attribution(allowed, in_play, allows, denies, failed, action, resource.kind)
+    obligations = (
+        _obligations(candidates, ids, resource.tenant)
+        if allowed or (in_play and not failed)
+        else ()
+    )
     return Decision(
         allowed=allowed,
         rule_ids=ids,
@@ -132,7 +137,28 @@ def decide(
         errors=tuple(errors),
         valid_until=env.valid_until if env is not None else None,
         matched_denies=tuple(sorted(denies)),
+        obligations=obligations,
     )
+
+
+def _obligations(
+    rules: Mapping[str, RuleDef], ids: tuple[str, ...], tenant: str
+) -> tuple[Obligation, ...]:
+    """What the deciding rules oblige: every allow's notifications; for a deny, the step-ups,
+    but only when every deciding deny can be lifted by one (docs/design/obligations.md)."""
+    found: list[Obligation] = []
+    for rule_id in ids:
+        declared = rules[rule_id].obligations
+        if not declared:
+            if rules[rule_id].effect is Effect.DENY:
+                return ()  # a deny no step-up lifts: stronger authentication would not help
+            continue
+        for obligation in declared:
+            params = obligation.params
+            if obligation.type == "notify":
+                params = (*params, ("tenant", tenant))
+            found.append(Obligation(obligation.type, rule_id, params))
+    return tuple(found)
 
 
 def _attribution(

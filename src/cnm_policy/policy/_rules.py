@@ -22,6 +22,7 @@ from cnm_policy.policy._fields import (
     names,
     text,
 )
+from cnm_policy.policy._obligations import parse_obligations
 from cnm_policy.policy._yaml import LineDict
 from cnm_policy.policy.bundle import RULES_DIR, Effect, KindDef, RoleDef, RuleDef, Scope, Side
 from cnm_policy.policy.conditions import Condition, compile_condition
@@ -30,7 +31,7 @@ from cnm_policy.policy.tenancy import tenant_problem
 __all__ = ["parse_rules"]
 
 _RULE_REQUIRED = ("id", "description", "effect", "resources", "actions", "scope")
-_RULE_OPTIONAL = ("roles", "side", "tenants", "when")
+_RULE_OPTIONAL = ("roles", "side", "tenants", "when", "obligations")
 
 
 def parse_rules(
@@ -90,8 +91,10 @@ def _rule(
     written_actions = names(node, "actions", file, report)
     tenants = _tenants(node, file, report)
     condition = _condition(node, file, report)
+    obligations = parse_obligations(node, rule_id or "?", effect, file, report)
     if (
-        rule_id is None
+        obligations is None
+        or rule_id is None
         or effect is None
         or scope is None
         or written_roles is None
@@ -121,6 +124,7 @@ def _rule(
         written_actions=written_actions,
         file=file,
         line=line,
+        obligations=obligations,
     )
 
 

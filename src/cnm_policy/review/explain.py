@@ -91,6 +91,10 @@ class Explanation:
             "reason": decision.reason,
             "rule_ids": list(decision.rule_ids),
             "matched_denies": list(decision.matched_denies),
+            "obligations": [
+                {"type": o.type, "rule_id": o.rule_id, "params": dict(o.params)}
+                for o in decision.obligations
+            ],
             "errors": list(decision.errors),
             "policy": {
                 "name": decision.policy_name,

@@ -102,6 +102,10 @@ def render_explain(explanation: Explanation, fmt: Format) -> str:
     if explanation.unknown_roles:
         header.append("unknown roles (grant nothing): " + ", ".join(explanation.unknown_roles))
     header.extend(f"error: {error}" for error in decision.errors)
+    header.extend(
+        f"obligation: {o.type} ({', '.join(f'{k}={v}' for k, v in o.params)}) from `{o.rule_id}`"
+        for o in decision.obligations
+    )
     headers = ("rule", "effect", "role", "kind", "action", "scope", "condition", "outcome")
     rows = [_row(r) for r in explanation.rules]
     if fmt is Format.MARKDOWN:

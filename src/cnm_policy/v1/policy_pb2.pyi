@@ -81,7 +81,7 @@ class RuleTrace(_message.Message):
     def __init__(self, rule_id: _Optional[str] = ..., effect: _Optional[str] = ..., role_matched: _Optional[bool] = ..., kind_matched: _Optional[bool] = ..., action_matched: _Optional[bool] = ..., scope_matched: _Optional[bool] = ..., condition: _Optional[bool] = ..., error: _Optional[str] = ..., applied: _Optional[bool] = ...) -> None: ...
 
 class CheckResponse(_message.Message):
-    __slots__ = ("allowed", "rule_ids", "reason", "policy", "cached", "trace", "errors", "valid_until", "decision_id", "matched_denies")
+    __slots__ = ("allowed", "rule_ids", "reason", "policy", "cached", "trace", "errors", "valid_until", "decision_id", "matched_denies", "obligations")
     ALLOWED_FIELD_NUMBER: _ClassVar[int]
     RULE_IDS_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
@@ -92,6 +92,7 @@ class CheckResponse(_message.Message):
     VALID_UNTIL_FIELD_NUMBER: _ClassVar[int]
     DECISION_ID_FIELD_NUMBER: _ClassVar[int]
     MATCHED_DENIES_FIELD_NUMBER: _ClassVar[int]
+    OBLIGATIONS_FIELD_NUMBER: _ClassVar[int]
     allowed: bool
     rule_ids: _containers.RepeatedScalarFieldContainer[str]
     reason: str
@@ -102,7 +103,25 @@ class CheckResponse(_message.Message):
     valid_until: _timestamp_pb2.Timestamp
     decision_id: str
     matched_denies: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, allowed: _Optional[bool] = ..., rule_ids: _Optional[_Iterable[str]] = ..., reason: _Optional[str] = ..., policy: _Optional[_Union[PolicyRef, _Mapping]] = ..., cached: _Optional[bool] = ..., trace: _Optional[_Iterable[_Union[RuleTrace, _Mapping]]] = ..., errors: _Optional[_Iterable[str]] = ..., valid_until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., decision_id: _Optional[str] = ..., matched_denies: _Optional[_Iterable[str]] = ...) -> None: ...
+    obligations: _containers.RepeatedCompositeFieldContainer[Obligation]
+    def __init__(self, allowed: _Optional[bool] = ..., rule_ids: _Optional[_Iterable[str]] = ..., reason: _Optional[str] = ..., policy: _Optional[_Union[PolicyRef, _Mapping]] = ..., cached: _Optional[bool] = ..., trace: _Optional[_Iterable[_Union[RuleTrace, _Mapping]]] = ..., errors: _Optional[_Iterable[str]] = ..., valid_until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., decision_id: _Optional[str] = ..., matched_denies: _Optional[_Iterable[str]] = ..., obligations: _Optional[_Iterable[_Union[Obligation, _Mapping]]] = ...) -> None: ...
+
+class Obligation(_message.Message):
+    __slots__ = ("type", "rule_id", "params")
+    class ParamsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    RULE_ID_FIELD_NUMBER: _ClassVar[int]
+    PARAMS_FIELD_NUMBER: _ClassVar[int]
+    type: str
+    rule_id: str
+    params: _containers.ScalarMap[str, str]
+    def __init__(self, type: _Optional[str] = ..., rule_id: _Optional[str] = ..., params: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class CheckBatchItem(_message.Message):
     __slots__ = ("action", "resource")

@@ -15,7 +15,7 @@ from typing import Any
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from cnm_policy.errors import InvalidRequestError
-from cnm_policy.model import AccessRequest, Decision, Principal, Resource, RuleTrace
+from cnm_policy.model import AccessRequest, Decision, Obligation, Principal, Resource, RuleTrace
 from cnm_policy.server.limits import Limits
 from cnm_policy.server.wire.structs import NO_DEPTH_LIMIT, dict_to_struct, struct_to_dict
 from cnm_policy.v1 import policy_pb2 as pb
@@ -224,6 +224,10 @@ def _fill_response(
         response.matched_denies.extend(decision.matched_denies)
     if decision.trace:
         response.trace.extend(_trace_to_proto(trace) for trace in decision.trace)
+    for obligation in decision.obligations:
+        response.obligations.add(
+            type=obligation.type, rule_id=obligation.rule_id, params=dict(obligation.params)
+        )
     if decision.valid_until is not None:
         response.valid_until.CopyFrom(timestamp_from_epoch(decision.valid_until))
 
@@ -244,6 +248,10 @@ def decision_from_proto(response: pb.CheckResponse) -> Decision:
         cached=response.cached,
         trace=tuple(_trace_from_proto(trace) for trace in response.trace),
         matched_denies=tuple(response.matched_denies),
+        obligations=tuple(
+            Obligation(o.type, o.rule_id, tuple(sorted(o.params.items())))
+            for o in response.obligations
+        ),
     )
 
 
