@@ -1,0 +1,184 @@
+"""Re-deciding one logged request under another snapshot, without guessing what was not logged.
+
+Attributes and context not in the log are stood in for by `LoggedValues`, which notes every read
+of a key the log did not keep; a decision whose evaluation read one is undetermined. Evaluation is
+deterministic, so a decision that read only logged values is the one the full request would
+get (docs/design/insights.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from cnm_policy.engine.evaluate import decide
+from cnm_policy.engine.requests import PreparedPrincipal, prepare_principal, validate_target
+from cnm_policy.engine.snapshot import PolicySnapshot
+from cnm_policy.errors import InvalidRequestError
+from cnm_policy.model import Decision, Principal, Resource
+from cnm_policy.policy import ASSIGNED_TENANTS_ATTRIBUTE, Scope
+
+__all__ = ["LoggedRequest", "LoggedValues", "Redecided", "Redecider"]
+
+
+class LoggedValues(Mapping[str, Any]):
+    """The logged part of a mapping; reading a key the log may have left out is noted.
+
+    `known_absent` are keys the log would have kept (allow-listed) and so truly were absent.
+    """
+
+    __slots__ = ("_known_absent", "_reads", "_section", "_values")
+
+    def __init__(
+        self,
+        values: Mapping[str, Any],
+        known_absent: frozenset[str],
+        section: str,
+        reads: list[str],
+    ) -> None:
+        self._values = values
+        self._known_absent = known_absent
+        self._section = section
+        self._reads = reads
+
+    def _unknown(self, key: object) -> bool:
+        if key in self._values or key in self._known_absent:
+            return False
+        self._reads.append(f"{self._section}.{key}")
+        return True
+
+    def __getitem__(self, key: str) -> Any:
+        if key in self._values:
+            return self._values[key]
+        self._unknown(key)
+        raise KeyError(key)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """The logged value, or `default` (noting the read when the log may have left it out)."""
+        if key in self._values:
+            return self._values[key]
+        self._unknown(key)
+        return default
+
+    def __contains__(self, key: object) -> bool:
+        if key in self._values:
+            return True
+        self._unknown(key)
+        return False
+
+    def __iter__(self) -> Iterator[str]:
+        self._reads.append(f"{self._section}.*")  # every key: the unlogged ones too
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        self._reads.append(f"{self._section}.*")
+        return len(self._values)
+
+
+@dataclass(frozen=True, slots=True)
+class Redecided:
+    """The candidate's decision, or why there is none: `unlogged` inputs it read, or `invalid`."""
+
+    decision: Decision | None
+    unlogged: tuple[str, ...] = ()
+    invalid: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedRequest:
+    """One logged request: what the log kept of it, and whether that is all of it."""
+
+    principal: Principal
+    action: str
+    resource: Resource
+    context: Mapping[str, Any]
+    now: float
+    complete: bool
+
+
+class Redecider:
+    """Decides logged requests under one snapshot; `logged_keys` are the log's allow-list."""
+
+    def __init__(
+        self, snapshot: PolicySnapshot, logged_keys: Mapping[str, frozenset[str]] | None = None
+    ) -> None:
+        self._snapshot = snapshot
+        self._logged = dict(logged_keys or {})
+        # The roles that can reach a resource through `assigned_tenants`.
+        self._assigned_roles = frozenset(
+            role
+            for rule in snapshot.bundle.rules
+            if rule.scope is Scope.ASSIGNED
+            for role in rule.roles
+        )
+
+    @property
+    def snapshot(self) -> PolicySnapshot:
+        """The candidate policy."""
+        return self._snapshot
+
+    def decide(self, request: LoggedRequest) -> Redecided:
+        """The candidate's decision on `request`, or the unlogged inputs it would need."""
+        if request.complete:
+            return self._decide_complete(request)
+        reads: list[str] = []
+        attributes = request.principal.attributes
+        known = self._logged.get("principal", frozenset())
+        principal = replace(request.principal, attributes=dict(attributes))
+        try:
+            prepared = prepare_principal(self._snapshot, principal)
+        except InvalidRequestError as exc:
+            return Redecided(None, invalid=str(exc))
+        view = {**prepared.view, "attributes": LoggedValues(attributes, known, "principal", reads)}
+        prepared = replace(prepared, view=view)
+        resource = replace(
+            request.resource,
+            attributes=LoggedValues(
+                request.resource.attributes,
+                self._logged.get("resource", frozenset()),
+                "resource",
+                reads,
+            ),
+        )
+        context = LoggedValues(
+            request.context, self._logged.get("context", frozenset()), "context", reads
+        )
+        first = self._decide_prepared(prepared, request, resource, context)
+        assigned_known = ASSIGNED_TENANTS_ATTRIBUTE in attributes or (
+            ASSIGNED_TENANTS_ATTRIBUTE in known
+        )
+        if not assigned_known and self._assigned_roles.intersection(prepared.roles):
+            # Both cases of the unlogged list: it reaches the resource's tenant, or it does not.
+            reaching = replace(prepared, assigned=(request.resource.tenant,))
+            other = self._decide_prepared(reaching, request, resource, context)
+            if first.decision is None or other.decision is None:
+                return first if first.decision is None else other
+            if other.decision.allowed != first.decision.allowed:
+                reads.append(f"principal.{ASSIGNED_TENANTS_ATTRIBUTE}")
+        if reads:
+            return Redecided(None, unlogged=tuple(dict.fromkeys(reads)))
+        return first
+
+    def _decide_complete(self, request: LoggedRequest) -> Redecided:
+        try:
+            prepared = prepare_principal(self._snapshot, request.principal)
+        except InvalidRequestError as exc:
+            return Redecided(None, invalid=str(exc))
+        return self._decide_prepared(prepared, request, request.resource, request.context)
+
+    def _decide_prepared(
+        self,
+        prepared: PreparedPrincipal,
+        request: LoggedRequest,
+        resource: Resource,
+        context: Mapping[str, Any],
+    ) -> Redecided:
+        try:
+            checked = validate_target(request.action, resource, context)
+            decision = decide(
+                self._snapshot, prepared, request.action, resource, checked, request.now
+            )
+        except InvalidRequestError as exc:
+            return Redecided(None, invalid=str(exc))
+        return Redecided(decision)

@@ -1,0 +1,199 @@
+"""`cnm-policy replay`: each logged decision re-decided under a candidate bundle, flips grouped.
+
+A decision the log cannot re-decide exactly (it read attributes or context the log left out) is
+*undetermined*, counted with the inputs it needed, never guessed. Input-capture lines
+(`capture.py`) carry the whole request and take the place of their decision's log line.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+import duckdb
+import orjson
+
+from cnm_policy.engine.snapshot import PolicySnapshot
+from cnm_policy.insights.capture import INPUT_EVENT
+from cnm_policy.insights.logs import load_logs
+from cnm_policy.insights.redecide import LoggedRequest, Redecided, Redecider
+from cnm_policy.insights.report import problems_section
+from cnm_policy.insights.sources import expand_logs
+from cnm_policy.model import Principal, Resource
+
+__all__ = ["GROUPS", "REPLAY_SCHEMA", "ReplayOptions", "replay_logs"]
+
+REPLAY_SCHEMA: Final = "cnm-policy.replay/1"
+GROUPS: Final = ("rule", "role", "tenant", "kind", "action")
+_ROWS: Final = f"""
+SELECT file, line, epoch(ts) AS now, event = '{INPUT_EVENT}' AS complete, outcome, decision_id,
+  principal_id, principal_tenant, principal_roles, action, resource_kind, resource_id,
+  resource_tenant, rule_ids, principal_attributes, resource_attributes, context
+FROM decisions WHERE outcome <> 'rejected' AND (event = '{INPUT_EVENT}' OR decision_id IS NULL
+  OR decision_id NOT IN (SELECT decision_id FROM decisions WHERE event = '{INPUT_EVENT}'
+  AND decision_id IS NOT NULL))
+ORDER BY file, line
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayOptions:
+    """Examples kept per group, the log's attribute allow-list, the reader's memory bound."""
+
+    examples: int = 3
+    logged_keys: Mapping[str, frozenset[str]] | None = None
+    memory_limit: str = "2GB"
+    problems_shown: int = 20
+
+
+def replay_logs(
+    logs: Iterable[str], candidate: PolicySnapshot, options: ReplayOptions = ReplayOptions()
+) -> dict[str, Any]:
+    """Re-decide every logged decision of `logs` under `candidate`; the JSON-ready result."""
+    files = expand_logs(logs)
+    con = duckdb.connect(config={"memory_limit": options.memory_limit})
+    try:
+        load_logs(con, files)
+        tally = _Tally(options.examples)
+        redecider = Redecider(candidate, options.logged_keys)
+        for row in _rows(con):
+            request = _request(row)
+            tally.add(row, redecider.decide(request) if request else None)
+        problems = problems_section(con, options.problems_shown)
+    finally:
+        con.close()
+    return {
+        "schema": REPLAY_SCHEMA,
+        "candidate": {
+            "name": candidate.name,
+            "version": candidate.version,
+            "digest": candidate.digest,
+        },
+        "files": list(files.all),
+        "problems": problems,
+        **tally.result(),
+    }
+
+
+def _rows(con: duckdb.DuckDBPyConnection) -> Iterator[dict[str, Any]]:
+    cursor = con.execute(_ROWS)
+    names = [column[0] for column in cursor.description or ()]
+    while chunk := cursor.fetchmany(10_000):
+        for values in chunk:
+            yield dict(zip(names, values, strict=True))
+
+
+def _mapping(text: str | None) -> dict[str, Any]:
+    """A logged JSON object (absent or not an object: empty, so every read is unlogged)."""
+    if not text:
+        return {}
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _request(row: Mapping[str, Any]) -> LoggedRequest | None:
+    """The logged request of `row`; ``None`` when its identity fields are missing."""
+    needed = ("principal_id", "principal_tenant", "action", "resource_kind", "resource_tenant")
+    if any(not isinstance(row[name], str) for name in needed):
+        return None
+    principal = Principal(
+        id=row["principal_id"],
+        tenant=row["principal_tenant"],
+        roles=tuple(row["principal_roles"]),
+        attributes=_mapping(row["principal_attributes"]),
+    )
+    resource = Resource(
+        kind=row["resource_kind"],
+        id=row["resource_id"] or "",
+        tenant=row["resource_tenant"],
+        attributes=_mapping(row["resource_attributes"]),
+    )
+    return LoggedRequest(
+        principal=principal,
+        action=row["action"],
+        resource=resource,
+        context=_mapping(row["context"]),
+        now=float(row["now"]),
+        complete=bool(row["complete"]),
+    )
+
+
+class _Tally:
+    """Counts and groups the outcomes, keeping a few examples per group."""
+
+    def __init__(self, examples: int) -> None:
+        self._examples = examples
+        self.counts: Counter[str] = Counter()
+        self.unlogged: Counter[str] = Counter()
+        self.groups: dict[str, dict[str, dict[str, Any]]] = {name: {} for name in GROUPS}
+
+    def add(self, row: Mapping[str, Any], result: Redecided | None) -> None:
+        self.counts["replayed"] += 1
+        if result is None or result.invalid is not None:
+            self.counts["invalid"] += 1
+            return
+        if result.decision is None:
+            self.counts["undetermined"] += 1
+            self.unlogged.update(result.unlogged)
+            return
+        before = row["outcome"]
+        after = "allow" if result.decision.allowed else "deny"
+        if before == after:
+            self.counts["unchanged"] += 1
+            return
+        direction = f"{before}_to_{after}"
+        self.counts[direction] += 1
+        rules = list(result.decision.rule_ids) or list(row["rule_ids"]) or ["(default deny)"]
+        keys = {
+            "rule": rules,
+            "role": list(row["principal_roles"]) or ["(none)"],
+            "tenant": [row["principal_tenant"]],
+            "kind": [row["resource_kind"]],
+            "action": [row["action"]],
+        }
+        example = {
+            "file": row["file"],
+            "line": row["line"],
+            "decision_id": row["decision_id"],
+            "principal_id": row["principal_id"],
+            "tenant": row["principal_tenant"],
+            "action": row["action"],
+            "kind": row["resource_kind"],
+            "resource_id": row["resource_id"],
+            "resource_tenant": row["resource_tenant"],
+            "before": before,
+            "after": after,
+            "rules": list(result.decision.rule_ids),
+        }
+        for name, values in keys.items():
+            for value in dict.fromkeys(values):
+                group = self.groups[name].setdefault(
+                    value, {"value": value, "allow_to_deny": 0, "deny_to_allow": 0, "examples": []}
+                )
+                group[direction] += 1
+                if len(group["examples"]) < self._examples:
+                    group["examples"].append(example)
+
+    def result(self) -> dict[str, Any]:
+        counts = self.counts
+        return {
+            "replayed": counts["replayed"],
+            "unchanged": counts["unchanged"],
+            "allow_to_deny": counts["allow_to_deny"],
+            "deny_to_allow": counts["deny_to_allow"],
+            "undetermined": counts["undetermined"],
+            "invalid": counts["invalid"],
+            "unlogged_inputs": dict(self.unlogged.most_common()),
+            "groups": {
+                name: sorted(
+                    groups.values(),
+                    key=lambda g: (-(g["allow_to_deny"] + g["deny_to_allow"]), str(g["value"])),
+                )
+                for name, groups in self.groups.items()
+            },
+        }
