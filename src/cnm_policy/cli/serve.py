@@ -8,6 +8,7 @@ configuration error, 4 when the bundle cannot be loaded or fails its own tests.
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import threading
@@ -22,6 +23,7 @@ from cnm_policy.cli._serve_flags import add_serve_arguments, runtime_options, se
 from cnm_policy.distribution.http_source import HttpBundleSource
 from cnm_policy.errors import CnmPolicyError
 from cnm_policy.log_pipeline import configure_logging
+from cnm_policy.ops import config as config_layers
 from cnm_policy.reload import PolicyReloader
 from cnm_policy.server.app import ServerConfig, is_local_address
 from cnm_policy.server.runtime import Runtime, RuntimeOptions, open_runtime
@@ -44,11 +46,20 @@ def register(subparsers: Any) -> None:
         "or fails its own tests.",
     )
     add_serve_arguments(parser)
+    config_layers.install(parser)  # last: every flag above is also a file key and env variable
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Serve until a stop signal; returns the exit code."""
+    try:
+        sources = config_layers.resolve(args, os.environ)
+    except ValueError as exc:
+        print(f"cnm-policy serve: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    if getattr(args, "print_config", False):
+        print(config_layers.render(args, sources), end="")
+        return EXIT_OK
     try:
         configure_logging(args.log_file, args.log_format, args.log_level)
         config = server_config(args)
@@ -123,6 +134,8 @@ def _serve(
     if signals.stop.is_set():  # asked to stop while loading: nothing was ever served
         log.info("sidecar_stopped")
         return EXIT_OK
+    if source is not None:  # before start: a restored version is as fresh as its record
+        source.attach(runtime.reloader, lambda: runtime.engine.snapshot.digest)
     try:
         address = runtime.start()
     except CnmPolicyError as exc:
@@ -130,7 +143,6 @@ def _serve(
         return EXIT_CONFIG
     signals.attach(runtime.reloader)
     if source is not None:  # from now on the source drives reloads
-        source.attach(runtime.reloader, lambda: runtime.engine.snapshot.digest)
         source.start()
     snapshot = runtime.engine.snapshot
     log.info(
