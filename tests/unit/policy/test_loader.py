@@ -212,6 +212,7 @@ def test_long_inheritance_is_refused_quickly(
         remove=(
             "rules/customer.yaml",
             "rules/internal.yaml",
+            "rules/guardrails.yaml",
             "tests/customer_test.yaml",
             "tests/internal_test.yaml",
         ),
