@@ -15,6 +15,7 @@ from typing import Any
 
 from cnm_policy.engine.evaluate import decide
 from cnm_policy.engine.explain import trace_rules
+from cnm_policy.engine.plan import Plan, plan
 from cnm_policy.engine.requests import prepare_principal, validate_target
 from cnm_policy.engine.snapshot import PolicySnapshot, load_snapshot
 from cnm_policy.model import AccessRequest, Decision, Principal, Resource
@@ -82,6 +83,16 @@ class Engine:
         """One decision per (action, resource), in order, all from the same policy version."""
         snapshot = self._snapshot
         return decide_batch(snapshot, principal, items, context, self._clock(), explain=explain)
+
+    def plan(
+        self,
+        principal: Principal,
+        action: str,
+        kind: str,
+        context: Mapping[str, Any] | None = None,
+    ) -> Plan:
+        """Which resources of `kind` may `principal` `action`? See docs/design/plans.md."""
+        return plan(self._snapshot, principal, action, kind, context, self._clock())
 
 
 def decide_batch(

@@ -1,0 +1,243 @@
+"""What may this principal do to resources of a kind: a query plan, not a decision per row.
+
+Everything that does not depend on the resource (roles, scopes, principal and context
+conditions, the clock) is decided once; the remainder is a filter over the resource's fields
+that holds exactly where :func:`decide` would allow (docs/design/plans.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from cnm_policy.engine._plan_conditions import Pred, partial_condition
+from cnm_policy.engine._plan_nodes import (
+    Node,
+    Unplannable,
+    all_of,
+    any_of,
+    compare,
+    holds,
+    negate,
+    within,
+)
+from cnm_policy.engine.requests import PreparedPrincipal, prepare_principal, validate_target
+from cnm_policy.engine.snapshot import PolicySnapshot
+from cnm_policy.errors import PlanUnsupportedError
+from cnm_policy.model import Principal, Resource
+from cnm_policy.policy import Effect, RuleDef, Scope, is_within
+from cnm_policy.policy.conditions import EvalEnv
+
+__all__ = ["ALWAYS_ALLOWED", "ALWAYS_DENIED", "CONDITIONAL", "MAX_FILTER_NODES", "Plan", "plan"]
+
+ALWAYS_ALLOWED = "always_allowed"
+ALWAYS_DENIED = "always_denied"
+CONDITIONAL = "conditional"
+MAX_FILTER_NODES = 10_000  # a filter is sent to a database: its size is bounded like a request's
+_ALWAYS = Pred(True, False)
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """Which resources of `resource_kind` `principal` may `action`, as of one policy version.
+
+    `filter` is ``None`` unless `kind` is ``conditional``; then it is a tree of plain dicts in
+    the documented node set (read-only: plans are shared by the cache). `valid_until` is the
+    epoch second at which a time-based part of the plan may change.
+    """
+
+    kind: str
+    filter: dict[str, Any] | None
+    action: str
+    resource_kind: str
+    rule_ids: tuple[str, ...]
+    reason: str
+    policy_name: str
+    policy_version: str
+    policy_digest: str
+    valid_until: float | None = None
+    cached: bool = False
+
+    def matches(self, resource: Resource) -> bool:
+        """Whether the decision for `resource` is an allow; raises InvalidRequestError."""
+        validate_target(self.action, resource, None)
+        if resource.kind != self.resource_kind or self.kind == ALWAYS_DENIED:
+            return False
+        return self.filter is None or holds(self.filter, resource)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The plan as JSON-ready data (what `explain --plan` and the wire forms carry)."""
+        return {
+            "kind": self.kind,
+            "filter": self.filter,
+            "action": self.action,
+            "resource_kind": self.resource_kind,
+            "rule_ids": list(self.rule_ids),
+            "reason": self.reason,
+            "policy_name": self.policy_name,
+            "policy_version": self.policy_version,
+            "policy_digest": self.policy_digest,
+            "valid_until": self.valid_until,
+        }
+
+
+def plan(
+    snapshot: PolicySnapshot,
+    principal: Principal,
+    action: str,
+    kind: str,
+    context: Mapping[str, Any] | None,
+    now: float,
+) -> Plan:
+    """The plan for one principal, action and kind; raises InvalidRequestError or
+    PlanUnsupportedError."""
+    prepared = prepare_principal(snapshot, principal)
+    checked = validate_target(action, Resource(kind, "", prepared.principal.tenant), context)
+    if prepared.mixed_sides:
+        reason = "principal holds both customer-side and internal-side roles"
+        return _fixed(snapshot, action, kind, ALWAYS_DENIED, reason)
+    by_role = snapshot.index.get((kind, action))
+    if by_role is None:
+        return _fixed(snapshot, action, kind, ALWAYS_DENIED, _no_rules(snapshot, action, kind))
+    env = EvalEnv(prepared.view, action, {"kind": kind}, checked, now)
+    allows: list[Node] = []
+    blocks: list[Node] = []
+    in_play: list[str] = []
+    for rule in _rules_in_play(by_role, prepared.roles).values():
+        reach = _reach(rule, prepared)
+        if reach is False:
+            continue
+        verdict = _verdict(rule, env)
+        applies = all_of(reach, verdict.true)
+        failing = all_of(reach, verdict.error)
+        if applies is not False or failing is not False:
+            in_play.append(rule.id)
+        (allows if rule.effect is Effect.ALLOW else blocks).append(applies)
+        blocks.append(failing)
+    # INVARIANT: deny overrides allow, and a condition that raises blocks like a deny (as decide).
+    node = all_of(any_of(*allows), negate(any_of(*blocks)))
+    return _result(snapshot, action, kind, node, tuple(sorted(in_play)), env.valid_until)
+
+
+def _rules_in_play(by_role: Mapping[str, Any], roles: tuple[str, ...]) -> dict[str, RuleDef]:
+    found: dict[str, RuleDef] = {}
+    for role in roles:
+        bucket = by_role.get(role)
+        if bucket is None:
+            continue
+        for rule in bucket.general:
+            found[rule.id] = rule
+        for pinned in bucket.pinned.values():
+            for rule in pinned:
+                found[rule.id] = rule
+    return found
+
+
+def _verdict(rule: RuleDef, env: EvalEnv) -> Pred:
+    if rule.condition is None:
+        return _ALWAYS
+    try:
+        return partial_condition(rule.condition.source)(env)
+    except Unplannable as exc:
+        raise PlanUnsupportedError(rule.id, str(exc)) from None
+
+
+def _reach(rule: RuleDef, principal: PreparedPrincipal) -> Node:
+    """The tenants a rule's scope and pins reach, met segment-wise so the filter stays small."""
+    own = principal.principal.tenant
+    if rule.scope is Scope.ANY:
+        roots: list[str] | None = None
+    elif rule.scope is Scope.OWN:
+        if rule.tenants and not any(is_within(own, pin) for pin in rule.tenants):
+            return False
+        return compare("eq", "tenant", own)
+    elif rule.scope is Scope.SUBTREE:
+        roots = [own]
+    else:
+        roots = list(principal.assigned)
+    if not rule.tenants:
+        return True if roots is None else any_of(*(within(root) for root in roots))
+    if roots is None:
+        return any_of(*(within(pin) for pin in rule.tenants))
+    met = {deeper for root in roots for pin in rule.tenants if (deeper := _deeper(root, pin))}
+    return any_of(*(within(root) for root in sorted(met)))
+
+
+def _deeper(a: str, b: str) -> str | None:
+    if is_within(a, b):
+        return a
+    return b if is_within(b, a) else None
+
+
+def _result(
+    snapshot: PolicySnapshot,
+    action: str,
+    kind: str,
+    node: Node,
+    rule_ids: tuple[str, ...],
+    valid_until: float | None,
+) -> Plan:
+    if node is True:
+        shape, reason, filter_ = ALWAYS_ALLOWED, f"allowed by {_listed(rule_ids)}", None
+    elif node is False:
+        shape, reason, filter_ = ALWAYS_DENIED, f"no rule allows `{action}` on `{kind}` here", None
+    else:
+        _bound(node, rule_ids)
+        shape, reason, filter_ = CONDITIONAL, f"filtered by {_listed(rule_ids)}", node
+    return Plan(
+        kind=shape,
+        filter=filter_,
+        action=action,
+        resource_kind=kind,
+        rule_ids=rule_ids,
+        reason=reason,
+        policy_name=snapshot.name,
+        policy_version=snapshot.version,
+        policy_digest=snapshot.digest,
+        valid_until=valid_until,
+    )
+
+
+def _bound(node: dict[str, Any], rule_ids: tuple[str, ...]) -> None:
+    """Refuse a filter larger than MAX_FILTER_NODES (shared subtrees count once per use)."""
+    stack: list[Any] = [node]
+    count = 0
+    while stack:
+        current = stack.pop()
+        count += 1
+        if count > MAX_FILTER_NODES:
+            message = f"the filter needs more than {MAX_FILTER_NODES} nodes"
+            raise PlanUnsupportedError(rule_ids[0] if rule_ids else "", message)
+        if "args" in current:
+            stack.extend(current["args"])
+        elif "arg" in current:
+            stack.append(current["arg"])
+
+
+def _listed(ids: tuple[str, ...]) -> str:
+    label = "rule" if len(ids) == 1 else "rules"
+    return f"{label} " + ", ".join(f"`{rule_id}`" for rule_id in ids)
+
+
+def _no_rules(snapshot: PolicySnapshot, action: str, kind: str) -> str:
+    definition = snapshot.bundle.kinds.get(kind)
+    if definition is None:
+        return f"unknown resource kind `{kind}`"
+    if action not in definition.actions:
+        return f"action `{action}` is not defined for `{kind}`"
+    return f"no rule allows `{action}` on `{kind}`"
+
+
+def _fixed(snapshot: PolicySnapshot, action: str, kind: str, shape: str, reason: str) -> Plan:
+    return Plan(
+        kind=shape,
+        filter=None,
+        action=action,
+        resource_kind=kind,
+        rule_ids=(),
+        reason=reason,
+        policy_name=snapshot.name,
+        policy_version=snapshot.version,
+        policy_digest=snapshot.digest,
+    )
