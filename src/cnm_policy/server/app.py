@@ -130,6 +130,10 @@ class Sidecar:
         self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
         self.address: str | None = None
 
+    def add_service(self, name: str, handlers: dict[str, grpc.RpcMethodHandler[Any, Any]]) -> None:
+        """Serve another service on this listener (Envoy's ext_authz); before `start` only."""
+        self._server.add_registered_method_handlers(name, handlers)  # type: ignore[attr-defined]
+
     def start(self) -> str:
         """Bind, start serving and report SERVING; returns the address actually bound."""
         self.address = self._bind(self._config.listen)

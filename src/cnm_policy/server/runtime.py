@@ -26,6 +26,8 @@ from cnm_policy.ops.tracing import Tracing
 from cnm_policy.policy.commit import load_tree
 from cnm_policy.reload import DEFAULT_SETTLE_SECONDS, PolicyReloader
 from cnm_policy.server.app import ServerConfig, Sidecar, build_sidecar
+from cnm_policy.server.doors import FrontDoorOptions, FrontDoors, open_front_doors
+from cnm_policy.server.ext_authz import EXT_AUTHZ_SERVICE, ext_authz_handlers
 from cnm_policy.server.http import HttpListener, HttpListenerConfig
 from cnm_policy.testing import run_suite
 
@@ -57,6 +59,7 @@ class RuntimeOptions:
     max_policy_age: float | None = None
     ops: HttpListenerConfig | None = None
     tracing: Tracing = field(default_factory=Tracing)
+    doors: FrontDoorOptions = field(default_factory=FrontDoorOptions)  # HTTP, ext_authz, PIP
 
     def __post_init__(self) -> None:
         # Checked here, before anything starts: `Runtime.start` must not fail half-way with
@@ -77,6 +80,7 @@ class Runtime:
     readiness: Readiness = field(default_factory=lambda: Readiness(Freshness(None, lambda: None)))
     ops: HttpListener | None = None
     watch: StalenessWatch | None = None
+    doors: FrontDoors | None = None
 
     def start(self) -> str:
         """Start serving, then start watching the bundle; returns the bound address.
@@ -96,6 +100,14 @@ class Runtime:
             if self.ops is not None:
                 self.ops.stop(0)
             raise
+        if self.doors is not None:
+            try:
+                self.doors.start(self.options.watch_interval)
+            except BaseException:
+                self.sidecar.stop(0)
+                if self.ops is not None:
+                    self.ops.stop(0)
+                raise
         self.readiness.started()
         if self.watch is not None:
             self.watch.start()
@@ -109,6 +121,8 @@ class Runtime:
         The ops listener stops last, so probes see "stopping" during the drain.
         """
         self.readiness.stopping()
+        if self.doors is not None:
+            self.doors.stop(grace)
         self.sidecar.stop(grace)
         if self.watch is not None:
             self.watch.stop()
@@ -173,10 +187,11 @@ def open_runtime(options: RuntimeOptions, config: ServerConfig) -> Runtime:
     freshness = Freshness(options.max_policy_age, lambda: reloader.status.last_confirmed_at)
     metrics = DecisionMetrics()
     cache_stats = engine.stats if isinstance(engine, CachedEngine) else None
+    decision_log = DecisionLog(allow=options.log_allow)
     sidecar = build_sidecar(
         engine,
         config=config,
-        decision_log=DecisionLog(allow=options.log_allow),
+        decision_log=decision_log,
         reload_status=lambda: reloader.status,
         cache_stats=cache_stats,
         metrics=metrics,
@@ -184,6 +199,18 @@ def open_runtime(options: RuntimeOptions, config: ServerConfig) -> Runtime:
         tracing=options.tracing,
     )
     readiness = Readiness(freshness, on_change=sidecar.set_serving)
+    doors = open_front_doors(
+        options.doors,
+        engine=engine,
+        limits=config.limits,
+        decision_log=decision_log,
+        reload_status=lambda: reloader.status,
+        cache_stats=cache_stats,
+        metrics=metrics,
+        freshness=freshness if options.max_policy_age is not None else None,
+        settle_seconds=options.settle_seconds,
+    )
+    sidecar.add_service(EXT_AUTHZ_SERVICE, ext_authz_handlers(doors.ext_authz))
     ops = None
     if options.ops is not None:
         sources = OpsSources(metrics, lambda: engine.snapshot, readiness, lambda: reloader.status)
@@ -201,4 +228,5 @@ def open_runtime(options: RuntimeOptions, config: ServerConfig) -> Runtime:
         readiness=readiness,
         ops=ops,
         watch=watch,
+        doors=doors,
     )

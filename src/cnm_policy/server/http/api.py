@@ -8,12 +8,14 @@ and every failure becomes the gRPC status table's answer as a JSON body naming t
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+import time
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any, Final, cast
 
 import orjson
 
 from cnm_policy.errors import InvalidRequestError, LimitExceededError
+from cnm_policy.ops.metrics import DecisionMetrics
 from cnm_policy.principals import bearer_token
 from cnm_policy.review.requests import load_json
 from cnm_policy.server.http import authzen, native
@@ -24,8 +26,8 @@ __all__ = ["Handler", "HttpApi"]
 
 # A handler: the decider, the parsed body (None for GET), the call, the request's origin.
 Handler = Callable[[HttpDecider, Any, HttpCall, str], Mapping[str, Any]]
-Receive = Callable[[], Awaitable[Mapping[str, Any]]]
-Send = Callable[[Mapping[str, Any]], Awaitable[None]]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 _MAX_REQUEST_ID: Final = 128
 _JSON: Final = (b"content-type", b"application/json")
@@ -46,8 +48,9 @@ def _routes() -> dict[tuple[str, str], Handler]:
 class HttpApi:
     """The ASGI app of the HTTP decision listener (`--http-listen`)."""
 
-    def __init__(self, decider: HttpDecider) -> None:
+    def __init__(self, decider: HttpDecider, *, metrics: DecisionMetrics | None = None) -> None:
         self.decider = decider
+        self._metrics = metrics
         self._routes = _routes()
         self._paths = {path for _, path in self._routes}
         self._max_body = decider.limits.max_message_bytes
@@ -64,6 +67,9 @@ class HttpApi:
             return
         call_status, payload = 200, cast(Mapping[str, Any], {})
         call = HttpCall(request_id=request_id)
+        metrics = self._metrics
+        if metrics is not None:
+            metrics.begin()
         try:
             call = HttpCall(request_id, bearer_token(headers.get("authorization")), call.started)
             body = None
@@ -75,6 +81,8 @@ class HttpApi:
         except Exception as exc:
             self.decider.rejected(exc, call)  # one `outcome: rejected` event per refused call
             call_status, payload = http_error(exc)
+        if metrics is not None:
+            _count(metrics, scope["path"], call, call_status, payload)
         await _respond(send, call_status, payload, request_id)
 
     def _not_routed(self, method: str, path: str) -> tuple[int, dict[str, Any]]:
@@ -95,6 +103,19 @@ class HttpApi:
             chunks.append(chunk)
             if not message.get("more_body", False):
                 return b"".join(chunks)
+
+
+def _count(
+    metrics: DecisionMetrics, path: str, call: HttpCall, status: int, payload: Mapping[str, Any]
+) -> None:
+    """Exactly one metrics ending per call: its decisions, or its refusal's code."""
+    seconds = time.perf_counter() - call.started
+    if status != 200:
+        metrics.rejected(path, str(payload["error"]["code"]), seconds)
+    elif call.allowed + call.denied == 1:
+        metrics.decided(path, call.allowed == 1, seconds)
+    else:
+        metrics.decided_batch(path, call.allowed, call.denied, seconds)
 
 
 def _headers(scope: Any) -> dict[str, str]:

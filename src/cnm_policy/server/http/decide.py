@@ -18,6 +18,7 @@ from typing import Any
 from cnm_policy.audit import DecisionLog
 from cnm_policy.errors import CnmPolicyError, InvalidRequestError
 from cnm_policy.model import AccessRequest, Decision, Principal, Resource
+from cnm_policy.ops.health import Freshness
 from cnm_policy.principals import PrincipalResolver, ResolvedPrincipal, capped
 from cnm_policy.reload import ReloadStatus
 from cnm_policy.server.limits import Limits
@@ -31,13 +32,16 @@ __all__ = ["HttpCall", "HttpDecider"]
 _SOURCE_KEY = "principal_source"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class HttpCall:
-    """What an HTTP request carries besides its body: request id, bearer token, start time."""
+    """What an HTTP request carries besides its body (request id, bearer token, start time),
+    and the decisions it made (for the metrics: one call, any number of decisions)."""
 
     request_id: str | None = None
     token: str | None = None
     started: float = field(default_factory=time.perf_counter)
+    allowed: int = 0
+    denied: int = 0
 
 
 class HttpDecider:
@@ -53,6 +57,7 @@ class HttpDecider:
         default_tenant: str | None = None,
         reload_status: Callable[[], ReloadStatus] | None = None,
         cache_stats: Callable[[], CacheStatsView] | None = None,
+        freshness: Freshness | None = None,
         timer: Callable[[], float] = time.perf_counter,
     ) -> None:
         self.engine = engine
@@ -65,6 +70,8 @@ class HttpDecider:
         self._resolver = resolver or PrincipalResolver()
         self._timer = timer
         self._decoder = RequestDecoder(limits)
+        # With --max-policy-age, a policy its source has not confirmed lately decides nothing.
+        self._freshness = freshness
 
     @property
     def completes_principals(self) -> bool:
@@ -75,6 +82,7 @@ class HttpDecider:
         self, request: AccessRequest, call: HttpCall, *, explain: bool = False
     ) -> tuple[Decision, str]:
         """One decision and its id; raises a CnmPolicyError otherwise (the door logs it)."""
+        self._check_fresh()
         resolved = self._resolve(request.principal, call)
         message = convert.access_request_to_proto(
             replace(request, principal=resolved.principal), explain=explain
@@ -108,6 +116,10 @@ class HttpDecider:
             latency_seconds=self._timer() - call.started,
             peer={_SOURCE_KEY: resolved.source},
         )
+        if decision.allowed:
+            call.allowed += 1
+        else:
+            call.denied += 1
         return decision, decision_id
 
     def check_batch(
@@ -120,6 +132,7 @@ class HttpDecider:
         explain: bool = False,
     ) -> tuple[list[Decision], list[str]]:
         """Decisions for one principal, in order, and their ids (errors name the item)."""
+        self._check_fresh()
         resolved = self._resolve(principal, call)
         message = pb.CheckBatchRequest(
             principal=convert.principal_to_proto(resolved.principal),
@@ -142,7 +155,14 @@ class HttpDecider:
             latency_seconds=self._timer() - call.started,
             peer={_SOURCE_KEY: resolved.source},
         )
+        allowed = sum(1 for d in decisions if d.allowed)
+        call.allowed += allowed
+        call.denied += len(decisions) - allowed
         return decisions, ids
+
+    def _check_fresh(self) -> None:
+        if self._freshness is not None and self._freshness.stale:
+            raise self._freshness.error()
 
     def _batch(self, query: convert.BatchQuery) -> list[Decision]:
         engine = self._fingerprinted
