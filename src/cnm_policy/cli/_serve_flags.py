@@ -14,6 +14,7 @@ from cnm_policy.audit import AttributeAllowList
 from cnm_policy.cache import DEFAULT_MAXSIZE, DEFAULT_TTL
 from cnm_policy.cli._args import default_policy_dir
 from cnm_policy.cli._bundle_flags import add_bundle_arguments
+from cnm_policy.cli._door_flags import add_door_arguments, door_options
 from cnm_policy.cli._ops_flags import add_ops_arguments, ops_options
 from cnm_policy.reload import DEFAULT_SETTLE_SECONDS
 from cnm_policy.server.app import (
@@ -158,6 +159,7 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add_ops_arguments(parser)
     add_bundle_arguments(parser)
+    add_door_arguments(parser)
 
 
 def runtime_options(args: argparse.Namespace) -> RuntimeOptions:
@@ -181,6 +183,7 @@ def runtime_options(args: argparse.Namespace) -> RuntimeOptions:
         watch_interval=args.watch_interval or None,
         settle_seconds=args.settle,
         log_allow=_allow_list(args.log_attribute),
+        doors=door_options(args),
         **ops_options(args),  # type: ignore[arg-type]
     )
 

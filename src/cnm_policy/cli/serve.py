@@ -149,6 +149,7 @@ def _serve(
         "sidecar_started",
         address=address,
         ops_address=runtime.ops.address if runtime.ops is not None else None,
+        http_address=runtime.doors.http_address if runtime.doors is not None else None,
         tls=config.tls is not None,
         policy_name=snapshot.name,
         policy_version=snapshot.version,
