@@ -253,9 +253,10 @@ class PlanUnsupportedError(CnmPolicyError):
 
     code = "plan_unsupported"
 
-    def __init__(self, rule_id: str, message: str) -> None:
+    def __init__(self, message: str, rule_id: str | None = None) -> None:
+        self.reason = message
         self.rule_id = rule_id
-        super().__init__(f"rule `{rule_id}`: {message}")
+        super().__init__(f"rule `{rule_id}`: {message}" if rule_id else message)
 
 
 class SqlMappingError(CnmPolicyError):

@@ -68,7 +68,7 @@ def partial_condition(source: str) -> Callable[[EvalEnv], Pred]:
     try:
         body = _compile(ast.parse(source, mode="eval").body)
     except Unplannable as exc:
-        problem = str(exc)
+        problem = exc.reason
 
         def unplannable(env: EvalEnv) -> Pred:
             raise Unplannable(problem)

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from cnm_policy.errors import PlanUnsupportedError as Unplannable
 from cnm_policy.model import Resource
 from cnm_policy.policy._condition_runtime import MISSING, type_of
 
@@ -33,10 +34,6 @@ __all__ = [
 ]
 
 Node = bool | dict[str, Any]
-
-
-class Unplannable(Exception):  # noqa: N818 - internal signal, raised as PlanUnsupportedError
-    """A condition uses the resource in a way the filter node set cannot express."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -140,7 +140,7 @@ def _verdict(rule: RuleDef, env: EvalEnv) -> Pred:
     try:
         return partial_condition(rule.condition.source)(env)
     except Unplannable as exc:
-        raise PlanUnsupportedError(rule.id, str(exc)) from None
+        raise PlanUnsupportedError(exc.reason, rule.id) from None
 
 
 def _reach(rule: RuleDef, principal: PreparedPrincipal) -> Node:
@@ -208,7 +208,7 @@ def _bound(node: dict[str, Any], rule_ids: tuple[str, ...]) -> None:
         count += 1
         if count > MAX_FILTER_NODES:
             message = f"the filter needs more than {MAX_FILTER_NODES} nodes"
-            raise PlanUnsupportedError(rule_ids[0] if rule_ids else "", message)
+            raise PlanUnsupportedError(message)
         if "args" in current:
             stack.extend(current["args"])
         elif "arg" in current:
