@@ -177,6 +177,8 @@ class DecisionLog:
             event["error_count"] = len(decision.errors)  # the texts can quote attribute values
         if decision.obligations:
             event["obligations"] = [o.type for o in decision.obligations]
+        if decision.limits_exceeded:
+            event["limits_exceeded"] = [o.name for o in decision.limits_exceeded]
         if peer:
             event.update(peer)
         allow = self._allow

@@ -13,7 +13,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["AccessRequest", "Decision", "Obligation", "Principal", "Resource", "RuleTrace"]
+__all__ = [
+    "AccessRequest",
+    "Decision",
+    "LimitExceeded",
+    "Obligation",
+    "Principal",
+    "Resource",
+    "RuleTrace",
+]
 
 
 def _empty() -> Mapping[str, Any]:
@@ -102,6 +110,16 @@ class Obligation:
 
 
 @dataclass(frozen=True, slots=True)
+class LimitExceeded:
+    """An allow rule that would have applied, had the request not asked above its limit."""
+
+    rule_id: str
+    name: str
+    limit: float
+    asked: float
+
+
+@dataclass(frozen=True, slots=True)
 class Decision:
     """The answer, with the reasons that make it auditable.
 
@@ -110,8 +128,8 @@ class Decision:
     where no allow applied. `matched_denies` lists every deny rule whose condition held, deciding
     or not. `errors` lists condition failures. `valid_until` is the epoch second at which a
     time-dependent decision may change (``None``: it does not depend on the clock). `reason` is
-    safe to show the caller. `obligations` come from the deciding rules
-    (docs/design/obligations.md).
+    safe to show the caller. `obligations` come from the deciding rules; `limits_exceeded` names
+    the allows a request asked too much of (docs/design/obligations.md).
     """
 
     allowed: bool
@@ -126,3 +144,4 @@ class Decision:
     trace: tuple[RuleTrace, ...] = ()
     matched_denies: tuple[str, ...] = ()
     obligations: tuple[Obligation, ...] = ()
+    limits_exceeded: tuple[LimitExceeded, ...] = ()

@@ -14,7 +14,7 @@ from cnm_policy.engine import casbin_backend
 from cnm_policy.engine.requests import PreparedPrincipal
 from cnm_policy.engine.snapshot import PolicySnapshot
 from cnm_policy.errors import ConditionError
-from cnm_policy.model import Decision, Obligation, Resource
+from cnm_policy.model import Decision, LimitExceeded, Obligation, Resource
 from cnm_policy.policy import Effect, RuleDef, Scope, is_within
 from cnm_policy.policy.conditions import EvalEnv
 
@@ -104,14 +104,17 @@ def decide(
     failed: list[str] = []
     allow_failed = False
     errors: list[str] = []
+    over: list[LimitExceeded] = []
     for rule in candidates.values():
         if not in_scope(rule.scope, rule.tenants, principal, resource.tenant):
             continue
-        if rule.condition is not None:
+        if rule.condition is not None or rule.limits:
             if env is None:
                 env = make_env(principal, action, resource, context, now)
             try:
-                if not rule.condition.evaluate(env):
+                if rule.condition is not None and not rule.condition.evaluate(env):
+                    continue
+                if rule.limits and _over_limits(rule, env, over):
                     continue
             except ConditionError as exc:
                 failed.append(rule.id)
@@ -120,11 +123,13 @@ def decide(
                 continue
         (denies if rule.effect is Effect.DENY else allows).append(rule.id)
     allowed = casbin_backend.final_allowed(bool(allows), bool(denies or failed))
-    in_play = bool(allows) or allow_failed
+    in_play = bool(allows) or allow_failed or bool(over)
     ids, reason = _attribution(allowed, in_play, allows, denies, failed, action, resource.kind)
+    if not allowed and over and not (denies or failed):
+        ids, reason = tuple(sorted({o.rule_id for o in over})), _limit_reason(over)
     obligations = (
         _obligations(candidates, ids, resource.tenant)
-        if allowed or (in_play and not failed)
+        if allowed or (in_play and denies and not failed)
         else ()
     )
     return Decision(
@@ -138,6 +143,26 @@ def decide(
         valid_until=env.valid_until if env is not None else None,
         matched_denies=tuple(sorted(denies)),
         obligations=obligations,
+        limits_exceeded=tuple(over) if not allowed else (),
+    )
+
+
+def _over_limits(rule: RuleDef, env: EvalEnv, over: list[LimitExceeded]) -> bool:
+    """Whether the request asks above one of `rule`'s limits (each one noted in `over`)."""
+    exceeded = False
+    for limit in rule.limits:
+        found = limit.exceeded(env)
+        if found is not None:
+            over.append(LimitExceeded(rule.id, limit.name, *found))
+            exceeded = True
+    return exceeded
+
+
+def _limit_reason(over: list[LimitExceeded]) -> str:
+    first = over[0]
+    return (
+        f"limit_exceeded: `{first.name}` asked {first.asked:g}, "
+        f"limit {first.limit:g} (rule `{first.rule_id}`)"
     )
 
 

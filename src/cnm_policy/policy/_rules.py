@@ -22,6 +22,7 @@ from cnm_policy.policy._fields import (
     names,
     text,
 )
+from cnm_policy.policy._limits import parse_limits
 from cnm_policy.policy._obligations import parse_obligations
 from cnm_policy.policy._yaml import LineDict
 from cnm_policy.policy.bundle import RULES_DIR, Effect, KindDef, RoleDef, RuleDef, Scope, Side
@@ -31,7 +32,7 @@ from cnm_policy.policy.tenancy import tenant_problem
 __all__ = ["parse_rules"]
 
 _RULE_REQUIRED = ("id", "description", "effect", "resources", "actions", "scope")
-_RULE_OPTIONAL = ("roles", "side", "tenants", "when", "obligations")
+_RULE_OPTIONAL = ("roles", "side", "tenants", "when", "obligations", "limits")
 
 
 def parse_rules(
@@ -92,8 +93,10 @@ def _rule(
     tenants = _tenants(node, file, report)
     condition = _condition(node, file, report)
     obligations = parse_obligations(node, rule_id or "?", effect, file, report)
+    limits = parse_limits(node, rule_id or "?", effect, file, report)
     if (
         obligations is None
+        or limits is None
         or rule_id is None
         or effect is None
         or scope is None
@@ -125,6 +128,7 @@ def _rule(
         file=file,
         line=line,
         obligations=obligations,
+        limits=limits,
     )
 
 

@@ -15,6 +15,7 @@ from cnm_policy.errors import PolicyProblem
 from cnm_policy.policy.conditions import Condition
 
 if TYPE_CHECKING:
+    from cnm_policy.policy._limits import LimitDef
     from cnm_policy.policy._obligations import ObligationDef
     from cnm_policy.policy._principal_mapping import ClaimsMapping
     from cnm_policy.policy._routes import RouteTable
@@ -140,6 +141,7 @@ class RuleDef:
     file: str
     line: int
     obligations: tuple[ObligationDef, ...] = ()
+    limits: tuple[LimitDef, ...] = ()
 
     @property
     def kinds(self) -> tuple[str, ...]:

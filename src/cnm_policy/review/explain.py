@@ -95,6 +95,10 @@ class Explanation:
                 {"type": o.type, "rule_id": o.rule_id, "params": dict(o.params)}
                 for o in decision.obligations
             ],
+            "limits_exceeded": [
+                {"rule_id": o.rule_id, "name": o.name, "limit": o.limit, "asked": o.asked}
+                for o in decision.limits_exceeded
+            ],
             "errors": list(decision.errors),
             "policy": {
                 "name": decision.policy_name,

@@ -81,7 +81,7 @@ class RuleTrace(_message.Message):
     def __init__(self, rule_id: _Optional[str] = ..., effect: _Optional[str] = ..., role_matched: _Optional[bool] = ..., kind_matched: _Optional[bool] = ..., action_matched: _Optional[bool] = ..., scope_matched: _Optional[bool] = ..., condition: _Optional[bool] = ..., error: _Optional[str] = ..., applied: _Optional[bool] = ...) -> None: ...
 
 class CheckResponse(_message.Message):
-    __slots__ = ("allowed", "rule_ids", "reason", "policy", "cached", "trace", "errors", "valid_until", "decision_id", "matched_denies", "obligations")
+    __slots__ = ("allowed", "rule_ids", "reason", "policy", "cached", "trace", "errors", "valid_until", "decision_id", "matched_denies", "obligations", "limits_exceeded")
     ALLOWED_FIELD_NUMBER: _ClassVar[int]
     RULE_IDS_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
@@ -93,6 +93,7 @@ class CheckResponse(_message.Message):
     DECISION_ID_FIELD_NUMBER: _ClassVar[int]
     MATCHED_DENIES_FIELD_NUMBER: _ClassVar[int]
     OBLIGATIONS_FIELD_NUMBER: _ClassVar[int]
+    LIMITS_EXCEEDED_FIELD_NUMBER: _ClassVar[int]
     allowed: bool
     rule_ids: _containers.RepeatedScalarFieldContainer[str]
     reason: str
@@ -104,7 +105,20 @@ class CheckResponse(_message.Message):
     decision_id: str
     matched_denies: _containers.RepeatedScalarFieldContainer[str]
     obligations: _containers.RepeatedCompositeFieldContainer[Obligation]
-    def __init__(self, allowed: _Optional[bool] = ..., rule_ids: _Optional[_Iterable[str]] = ..., reason: _Optional[str] = ..., policy: _Optional[_Union[PolicyRef, _Mapping]] = ..., cached: _Optional[bool] = ..., trace: _Optional[_Iterable[_Union[RuleTrace, _Mapping]]] = ..., errors: _Optional[_Iterable[str]] = ..., valid_until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., decision_id: _Optional[str] = ..., matched_denies: _Optional[_Iterable[str]] = ..., obligations: _Optional[_Iterable[_Union[Obligation, _Mapping]]] = ...) -> None: ...
+    limits_exceeded: _containers.RepeatedCompositeFieldContainer[LimitExceeded]
+    def __init__(self, allowed: _Optional[bool] = ..., rule_ids: _Optional[_Iterable[str]] = ..., reason: _Optional[str] = ..., policy: _Optional[_Union[PolicyRef, _Mapping]] = ..., cached: _Optional[bool] = ..., trace: _Optional[_Iterable[_Union[RuleTrace, _Mapping]]] = ..., errors: _Optional[_Iterable[str]] = ..., valid_until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., decision_id: _Optional[str] = ..., matched_denies: _Optional[_Iterable[str]] = ..., obligations: _Optional[_Iterable[_Union[Obligation, _Mapping]]] = ..., limits_exceeded: _Optional[_Iterable[_Union[LimitExceeded, _Mapping]]] = ...) -> None: ...
+
+class LimitExceeded(_message.Message):
+    __slots__ = ("rule_id", "name", "limit", "asked")
+    RULE_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    ASKED_FIELD_NUMBER: _ClassVar[int]
+    rule_id: str
+    name: str
+    limit: float
+    asked: float
+    def __init__(self, rule_id: _Optional[str] = ..., name: _Optional[str] = ..., limit: _Optional[float] = ..., asked: _Optional[float] = ...) -> None: ...
 
 class Obligation(_message.Message):
     __slots__ = ("type", "rule_id", "params")

@@ -15,7 +15,15 @@ from typing import Any
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from cnm_policy.errors import InvalidRequestError
-from cnm_policy.model import AccessRequest, Decision, Obligation, Principal, Resource, RuleTrace
+from cnm_policy.model import (
+    AccessRequest,
+    Decision,
+    LimitExceeded,
+    Obligation,
+    Principal,
+    Resource,
+    RuleTrace,
+)
 from cnm_policy.server.limits import Limits
 from cnm_policy.server.wire.structs import NO_DEPTH_LIMIT, dict_to_struct, struct_to_dict
 from cnm_policy.v1 import policy_pb2 as pb
@@ -228,6 +236,10 @@ def _fill_response(
         response.obligations.add(
             type=obligation.type, rule_id=obligation.rule_id, params=dict(obligation.params)
         )
+    for over in decision.limits_exceeded:
+        response.limits_exceeded.add(
+            rule_id=over.rule_id, name=over.name, limit=over.limit, asked=over.asked
+        )
     if decision.valid_until is not None:
         response.valid_until.CopyFrom(timestamp_from_epoch(decision.valid_until))
 
@@ -251,6 +263,9 @@ def decision_from_proto(response: pb.CheckResponse) -> Decision:
         obligations=tuple(
             Obligation(o.type, o.rule_id, tuple(sorted(o.params.items())))
             for o in response.obligations
+        ),
+        limits_exceeded=tuple(
+            LimitExceeded(o.rule_id, o.name, o.limit, o.asked) for o in response.limits_exceeded
         ),
     )
 
