@@ -21,7 +21,8 @@ _STYLE = """
 body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222;padding:0 1em}
 table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{border:1px solid #ccc;padding:3px 8px;
 text-align:left;vertical-align:top}th{background:#f3f3f3}td{font-variant-numeric:tabular-nums}
-caption{text-align:left;font-style:italic}svg{display:block;margin:.5em 0;max-width:100%;height:auto}
+caption{text-align:left;font-style:italic}
+svg{display:block;margin:.5em 0;max-width:100%;height:auto}
 .legend span{display:inline-block;margin-right:1em}.legend i{display:inline-block;width:10px;
 height:10px;margin-right:4px}
 """
