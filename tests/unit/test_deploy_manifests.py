@@ -2,7 +2,7 @@
 
 `kubernetes-validate` checks every document offline against the published schemas (strict:
 unknown fields are errors). The rest checks what schemas cannot: every container is locked
-down, every sidecar's arguments are real `serve` flags, and the ConfigMap is `policies/cnm`.
+down, every sidecar's arguments are real `serve` flags, the ConfigMap is a bundle that passes.
 """
 
 from __future__ import annotations
@@ -16,7 +16,9 @@ import pytest
 import yaml
 
 from cnm_policy.cli import build_parser
-from tests.conftest import DEFAULT_BUNDLE, REPO_ROOT
+from cnm_policy.engine import load_snapshot
+from cnm_policy.testing import run_suite
+from tests.conftest import REPO_ROOT
 
 DEPLOY = REPO_ROOT / "deploy" / "kubernetes"
 MANIFESTS = sorted(DEPLOY.rglob("*.yaml"))
@@ -120,17 +122,26 @@ def test_each_sidecars_arguments_are_real_serve_flags(name: str) -> None:
     assert (args.command, args.listen.startswith(("127.0.0.1:", "unix:"))) == ("serve", True)
 
 
-def test_the_configmap_is_the_default_bundle_and_every_file_is_mounted_at_its_path() -> None:
-    """policy-bundle.yaml equals policies/cnm; the volume's items put each key at its path."""
+def test_the_configmap_mounted_through_its_items_is_a_bundle_that_passes_its_tests(
+    tmp_path: Path,
+) -> None:
+    """Every key is mounted at its path, and that tree loads and passes its own tests."""
     spec = importlib.util.spec_from_file_location("render", DEPLOY / "render_configmap.py")
     assert spec is not None and spec.loader is not None
     render = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(render)
     (configmap,) = documents(DEPLOY / "configmap" / "policy-bundle.yaml")
-    assert configmap == render.configmap(DEFAULT_BUNDLE), (
-        "regenerate: python deploy/kubernetes/render_configmap.py policies/cnm "
-        "> deploy/kubernetes/configmap/policy-bundle.yaml"
-    )
     (deployment,) = documents(DEPLOY / "configmap" / "deployment.yaml")
     volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
-    assert volumes["policies"]["configMap"]["items"] == render.items(DEFAULT_BUNDLE)
+    items = volumes["policies"]["configMap"]["items"]
+    assert sorted(item["key"] for item in items) == sorted(configmap["data"])
+    assert all(render.key_for(item["path"]) == item["key"] for item in items)
+    for item in items:  # what the kubelet does with `items:`
+        path = tmp_path / item["path"]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(configmap["data"][item["key"]], encoding="utf-8")
+    result = run_suite(load_snapshot(tmp_path))
+    assert (result.ok, result.total > 0) == (True, True), (
+        "regenerate from policies/cnm: cd deploy/kubernetes && python render_configmap.py "
+        "../../policies/cnm > configmap/policy-bundle.yaml"
+    )
