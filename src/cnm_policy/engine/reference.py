@@ -31,8 +31,11 @@ def build_reference(snapshot: PolicySnapshot, *, allows_only: bool = False) -> C
         return in_scope(Scope(scope), tuple(tenants.split()), principal, resource.tenant)
 
     def holds(rule_id: str, env: EvalEnv) -> bool:
-        condition = rules[rule_id].condition
-        return True if condition is None else condition.evaluate(env)
+        rule = rules[rule_id]
+        if rule.condition is not None and not rule.condition.evaluate(env):
+            return False
+        # An allow asked above its limit is still in play (its limit decides the deny).
+        return allows_only or all(limit.exceeded(env) is None for limit in rule.limits)
 
     rows = [row for row in snapshot.casbin_rows() if not allows_only or row[-1] == "allow"]
     return CasbinReference(rows, snapshot.casbin_links(), scope_matches, holds)
