@@ -34,7 +34,7 @@ from cnm_policy.policy._condition_runtime import (
     read_step,
 )
 
-__all__ = ["ERROR", "Pred", "as_pred", "partial_condition", "settled"]
+__all__ = ["ERROR", "Pred", "as_pred", "partial_condition", "partial_expression", "settled"]
 
 _EVAL_ERRORS = (ConditionError, TypeError, ValueError, KeyError, OverflowError, RecursionError)
 _LITERALS = {"true": True, "false": False, "null": None, "True": True, "False": False, "None": None}
@@ -65,16 +65,22 @@ _Fn = Callable[[EvalEnv], Any]
 @lru_cache(maxsize=4096)
 def partial_condition(source: str) -> Callable[[EvalEnv], Pred]:
     """The partial evaluator of a condition (memoised: conditions repeat across plans)."""
+    body = partial_expression(source)
+    return lambda env: as_pred(body(env))
+
+
+@lru_cache(maxsize=4096)
+def partial_expression(source: str) -> _Fn:
+    """The partial evaluator of an expression: a value, a :class:`Field`, ERROR or a Pred."""
     try:
-        body = _compile(ast.parse(source, mode="eval").body)
+        return _compile(ast.parse(source.strip(), mode="eval").body)
     except Unplannable as exc:
         problem = exc.reason
 
-        def unplannable(env: EvalEnv) -> Pred:
+        def unplannable(env: EvalEnv) -> Any:
             raise Unplannable(problem)
 
         return unplannable
-    return lambda env: as_pred(body(env))
 
 
 def as_pred(value: Any) -> Pred:
@@ -257,22 +263,22 @@ def _compare(node: ast.Compare) -> _Fn:
 
 
 def _call(node: ast.Call) -> _Fn:
-    if not isinstance(node.func, ast.Name) or len(node.args) != 1:
+    if not isinstance(node.func, ast.Name) or node.func.id not in FUNCTIONS or not node.args:
         raise Unplannable(f"`{ast.unparse(node)}` is not supported in a plan")
     name = node.func.id
     if name == "has":
         return _has(node.args[0])
     impl = FUNCTIONS[name]
-    argument = _compile(node.args[0])
+    arguments = [_compile(argument) for argument in node.args]
 
     def call(env: EvalEnv) -> Any:
-        value = settled(argument(env))
-        if value is ERROR:
+        values = [settled(argument(env)) for argument in arguments]
+        if any(value is ERROR for value in values):
             return ERROR
-        if isinstance(value, Field | Pred):
+        if any(isinstance(value, Field | Pred) for value in values):
             raise Unplannable(f"`{name}` of a resource field is not supported in a plan")
         try:
-            return impl(env, value)
+            return impl(env, *values)
         except _EVAL_ERRORS:
             return ERROR
 

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from cnm_policy.engine._plan_conditions import Pred, partial_condition
+from cnm_policy.engine._plan_index import rules_in_play
+from cnm_policy.engine._plan_limits import limits_verdict
 from cnm_policy.engine._plan_nodes import (
     Node,
     Unplannable,
@@ -101,46 +103,43 @@ def plan(
     if by_role is None:
         return _fixed(snapshot, action, kind, ALWAYS_DENIED, _no_rules(snapshot, action, kind))
     env = EvalEnv(prepared.view, action, {"kind": kind}, checked, now)
+    roots = (prepared.principal.tenant, *prepared.assigned)
+    rules = rules_in_play(snapshot, (kind, action), by_role, prepared.roles, roots)
     allows: list[Node] = []
     blocks: list[Node] = []
     in_play: list[str] = []
-    for rule in _rules_in_play(by_role, prepared.roles).values():
-        reach = _reach(rule, prepared)
-        if reach is False:
-            continue
-        verdict = _verdict(rule, env)
-        applies = all_of(reach, verdict.true)
-        failing = all_of(reach, verdict.error)
-        if applies is not False or failing is not False:
-            in_play.append(rule.id)
-        (allows if rule.effect is Effect.ALLOW else blocks).append(applies)
-        blocks.append(failing)
+    # Allow rules first: when none can apply, no deny or error needs evaluating.
+    for effect in (Effect.ALLOW, Effect.DENY):
+        for rule in rules.values():
+            if rule.effect is not effect or (reach := _reach(rule, prepared)) is False:
+                continue
+            verdict = _verdict(rule, env)
+            applies = all_of(reach, verdict.true)
+            failing = all_of(reach, verdict.error)
+            if applies is not False or failing is not False:
+                in_play.append(rule.id)
+            (allows if effect is Effect.ALLOW else blocks).append(applies)
+            blocks.append(failing)
+        if any_of(*allows) is False:
+            return _result(snapshot, action, kind, False, (), env.valid_until)
     # INVARIANT: deny overrides allow, and a condition that raises blocks like a deny (as decide).
     node = all_of(any_of(*allows), negate(any_of(*blocks)))
     return _result(snapshot, action, kind, node, tuple(sorted(in_play)), env.valid_until)
 
 
-def _rules_in_play(by_role: Mapping[str, Any], roles: tuple[str, ...]) -> dict[str, RuleDef]:
-    found: dict[str, RuleDef] = {}
-    for role in roles:
-        bucket = by_role.get(role)
-        if bucket is None:
-            continue
-        for rule in bucket.general:
-            found[rule.id] = rule
-        for pinned in bucket.pinned.values():
-            for rule in pinned:
-                found[rule.id] = rule
-    return found
-
-
 def _verdict(rule: RuleDef, env: EvalEnv) -> Pred:
-    if rule.condition is None:
-        return _ALWAYS
+    """Where the rule's condition (then its limits) holds, and where evaluating them raises."""
     try:
-        return partial_condition(rule.condition.source)(env)
+        verdict = (
+            _ALWAYS if rule.condition is None else partial_condition(rule.condition.source)(env)
+        )
+        if not rule.limits or verdict.true is False:
+            return verdict
+        limits = limits_verdict(rule, env)
     except Unplannable as exc:
         raise PlanUnsupportedError(exc.reason, rule.id) from None
+    true = all_of(verdict.true, limits.true)
+    return Pred(true, any_of(verdict.error, all_of(verdict.true, limits.error)))
 
 
 def _reach(rule: RuleDef, principal: PreparedPrincipal) -> Node:
