@@ -266,7 +266,7 @@ def test_a_rejected_version_leaves_current_on_the_last_good_tree(
     running, script = sidecar
     script.body, script.etag = versions.archive("failing"), '"f"'
     assert running.source.poll() is PollOutcome.REJECTED
-    assert load_snapshot(tmp_path / "state" / "current").digest == versions.digests["v1"]
+    assert load_snapshot(running.source.path).digest == versions.digests["v1"]
     script.body, script.etag = versions.archive("v1"), '"v1-again"'
     assert running.source.poll() is PollOutcome.CONFIRMED  # the source is back on v1
     assert running.runtime.reloader.status.last_error_code is None

@@ -1,7 +1,7 @@
 """`serve`'s bundle-distribution flags: fetch the bundle archive from a URL instead of a folder.
 
 Kept apart from `_serve_flags.py`; `serve` builds the source here and points the runtime at
-the directory the source maintains (``STATE/current``), with the directory watcher off: the
+the directory the source maintains (``STATE/proc-<pid>/current``), the directory watcher off: the
 source drives every reload (docs/operations.md).
 """
 

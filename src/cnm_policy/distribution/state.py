@@ -1,9 +1,10 @@
 """`--state-dir`: the last good archive, and the unpacked tree the reload gate reads.
 
 Layout: ``good.tar.gz`` and ``good.json`` (URL, ETag, digest, when the source last confirmed
-it) are the last archive that passed the gate; ``trees/<digest>-<n>/`` are verified archives
-unpacked with their ``bundle.lock.json``; ``current`` is a symbolic link to the tree the
-sidecar serves or is trying, swapped with one rename (an atomic pattern: docs/design/reload.md).
+it) are the last archive that passed the gate, shared by the processes of one sidecar
+(`--processes`); each process has ``proc-<pid>/``: ``trees/<digest>-<n>/`` (verified archives
+unpacked with their ``bundle.lock.json``) and ``current``, a link to the tree it serves or is
+trying, swapped with one rename (an atomic pattern: docs/design/reload.md).
 """
 
 from __future__ import annotations
@@ -39,21 +40,24 @@ class GoodRecord:
 
 
 class StateDir:
-    """One sidecar's state directory (never shared by two processes that write it)."""
+    """One sidecar's state directory, seen from one of its processes."""
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
-        self.current = self.root / "current"
-        self._trees = self.root / "trees"
+        self._own = self.root / f"proc-{os.getpid()}"
+        self.current = self._own / "current"
+        self._trees = self._own / "trees"
         self._counter = itertools.count()
 
     def ensure(self) -> None:
-        """Create the directory (and `trees/`); raises `PolicySourceError` naming it."""
+        """Create this process's folder, clearing what a dead process left; raises
+        `PolicySourceError` naming the directory when it is not writable."""
         try:
-            self._trees.mkdir(parents=True, exist_ok=True)
-            probe = self.root / ".write-probe"
-            probe.write_bytes(b"")
-            probe.unlink()
+            self.root.mkdir(parents=True, exist_ok=True)
+            for folder in self.root.glob("proc-*"):
+                if folder == self._own or not _alive(folder.name.removeprefix("proc-")):
+                    shutil.rmtree(folder, ignore_errors=True)  # ours from a reused pid, too
+            self._trees.mkdir(parents=True)
         except OSError as exc:
             raise PolicySourceError(
                 f"state directory `{self.root}` is not writable: {exc.strerror}"
@@ -75,9 +79,9 @@ class StateDir:
 
     def point_current(self, tree: Path) -> None:
         """Re-point `current` at `tree` with one rename."""
-        link = self.root / ".current.tmp"
+        link = self._own / ".current.tmp"
         link.unlink(missing_ok=True)
-        link.symlink_to(os.path.relpath(tree, self.root))
+        link.symlink_to(os.path.relpath(tree, self._own))
         os.replace(link, self.current)
 
     def current_tree(self) -> Path | None:
@@ -118,12 +122,25 @@ class StateDir:
 
     @staticmethod
     def _write(path: Path, data: bytes) -> None:
-        staged = path.with_name(f".{path.name}.tmp")
+        staged = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # processes write it too
         with open(staged, "wb") as stream:
             stream.write(data)
             stream.flush()
             os.fsync(stream.fileno())  # the last good version survives a node crash
         os.replace(staged, path)
+
+
+def _alive(pid: str) -> bool:
+    """Whether a process with this id exists (its folder is still in use)."""
+    if not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
 
 
 def _read(path: Path, limit: int) -> bytes:

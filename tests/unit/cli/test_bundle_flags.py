@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 import pytest
@@ -19,11 +20,12 @@ def parse(*argv: str) -> argparse.Namespace:
 
 
 def test_a_bundle_url_points_the_runtime_at_the_state_directory(tmp_path: Path) -> None:
-    """The reloader reads STATE/current and does not poll it: the source drives reloads."""
+    """The reloader reads this process's STATE/proc-<pid>/current, unpolled: the source drives."""
     args = parse("--bundle-url", "https://b.example/cnm.tar.gz", "--state-dir", str(tmp_path))
     source, options = bundle_source(args, runtime_options(args))
     assert source is not None
-    assert (options.policies, options.watch_interval) == (tmp_path / "current", None)
+    own = tmp_path / f"proc-{os.getpid()}" / "current"
+    assert (options.policies, options.watch_interval) == (own, None)
 
 
 def test_without_a_url_nothing_changes() -> None:
