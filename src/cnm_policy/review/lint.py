@@ -15,6 +15,7 @@ from cnm_policy.engine import compile_bundle
 from cnm_policy.errors import PolicyProblem
 from cnm_policy.policy import Bundle, BundleSource, RuleDef, parse_bundle
 from cnm_policy.review import _lint_checks as checks
+from cnm_policy.review._lint_routes import route_findings
 from cnm_policy.review.validate import problem_dict, sorted_problems
 from cnm_policy.testing import run_suite
 
@@ -121,6 +122,16 @@ LINT_CODES: Mapping[str, LintCode] = {
             Severity.INFO,
             "part of what a rule grants or denies is already covered by another rule",
         ),
+        LintCode(
+            "route_unreachable",
+            Severity.ERROR,
+            "a route in routes.yaml never matches: an earlier route matches all its requests",
+        ),
+        LintCode(
+            "route_overlap",
+            Severity.WARNING,
+            "two routes in routes.yaml match some of the same requests; the earlier decides",
+        ),
     )
 }
 
@@ -214,7 +225,14 @@ def lint_bundle(
             for rule in bundle.rules
             if rule.id not in covered
         )
-    return tuple(sorted(_findings(raw, disabled), key=lambda f: (f.file, f.line or 0, f.code)))
+    found = [*_findings(raw, disabled), *_route_findings(bundle, disabled)]
+    return tuple(sorted(found, key=lambda f: (f.file, f.line or 0, f.code)))
+
+
+def _route_findings(bundle: Bundle, disabled: Collection[str]) -> Iterable[Finding]:
+    for code, message, file, line in route_findings(bundle):
+        if code not in disabled:
+            yield Finding(code, LINT_CODES[code].severity, message, file, line)
 
 
 def _findings(
