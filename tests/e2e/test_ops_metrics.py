@@ -3,7 +3,6 @@ reloads; /healthz and /readyz answer as probes expect; nothing else is served.""
 
 from __future__ import annotations
 
-import http.client
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,6 +14,7 @@ import orjson
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from cnm_policy.ops.unix_http import http_connection
 from cnm_policy.server.app import ServerConfig
 from cnm_policy.server.http import HttpListenerConfig
 from cnm_policy.server.runtime import Runtime, RuntimeOptions, open_runtime
@@ -51,9 +51,8 @@ def ops_sidecar(bundle: Path, **options: Any) -> Iterator[tuple[Runtime, Any, st
 
 
 def http_get(address: str, path: str, method: str = "GET") -> tuple[int, dict[str, str], bytes]:
-    """One plain HTTP request: (status, lower-cased headers, body)."""
-    host, _, port = address.rpartition(":")
-    connection = http.client.HTTPConnection(host, int(port), timeout=5)
+    """One plain HTTP request to HOST:PORT or unix:PATH: (status, lower-cased headers, body)."""
+    connection = http_connection(address, timeout=5)
     try:
         connection.request(method, path)
         response = connection.getresponse()

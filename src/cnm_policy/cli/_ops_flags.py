@@ -18,7 +18,7 @@ __all__ = ["add_ops_arguments", "ops_options"]
 
 
 def add_ops_arguments(parser: argparse.ArgumentParser) -> None:
-    """--ops-listen and --max-policy-age."""
+    """--ops-listen, --max-policy-age and --processes."""
     parser.add_argument(
         "--ops-listen",
         metavar="ADDR",
@@ -32,10 +32,20 @@ def add_ops_arguments(parser: argparse.ArgumentParser) -> None:
         help="stop deciding (UNAVAILABLE), and report not ready, when no load has confirmed "
         "the policy for this long (e.g. 10m, 1h; default: no limit)",
     )
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        metavar="N",
+        help="serve from N processes behind one TCP address (each its own engine and cache; "
+        "a supervisor holds the port and forwards SIGHUP; default: %(default)s)",
+    )
 
 
 def ops_options(args: argparse.Namespace) -> dict[str, object]:
     """The `RuntimeOptions` fields these flags set; ValueError naming the flag otherwise."""
+    if not 1 <= args.processes <= 64:
+        raise ValueError("--processes: must be between 1 and 64")
     max_age = None
     if args.max_policy_age is not None:
         try:

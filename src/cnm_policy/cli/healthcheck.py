@@ -10,12 +10,13 @@ from __future__ import annotations
 import argparse
 import http.client
 import os
-import socket
 import sys
 from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from cnm_policy.ops.unix_http import get
 
 __all__ = ["register", "run"]
 
@@ -60,45 +61,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _http(address: str, path: str, timeout: float) -> tuple[bool, str]:
-    connection = _connection(address, timeout)
-    try:
-        connection.request("GET", path, headers={"user-agent": "cnm-policy-healthcheck"})
-        response = connection.getresponse()
-        body = response.read(_MAX_BODY).decode("utf-8", "replace").strip()
-        return response.status == 200, f"{path} {response.status} {body}"
-    finally:
-        connection.close()
-
-
-def _connection(address: str, timeout: float) -> http.client.HTTPConnection:
-    """A connection to HOST:PORT (a wildcard host means this host) or to unix:PATH."""
-    if address.startswith("unix:"):
-        return _UnixConnection(address.removeprefix("unix://").removeprefix("unix:"), timeout)
-    host, sep, port = address.rpartition(":")
-    if not sep or not port.isdigit():
-        raise ValueError(f"`{address}` is not `HOST:PORT` or `unix:PATH`")
-    host = host.removeprefix("[").removesuffix("]")
-    host = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
-    return http.client.HTTPConnection(host, int(port), timeout=timeout)
-
-
-class _UnixConnection(http.client.HTTPConnection):
-    """http.client over a unix socket: only where it connects changes."""
-
-    def __init__(self, path: str, timeout: float) -> None:
-        super().__init__("localhost", timeout=timeout)
-        self._path = path
-
-    def connect(self) -> None:
-        """Connect to the socket file instead of a host and port."""
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(self.timeout)
-        try:
-            sock.connect(self._path)
-        except OSError:
-            sock.close()
-            raise
-        self.sock = sock
+    status, body = get(address, path, timeout, _MAX_BODY)
+    text = body.decode("utf-8", "replace").strip()
+    return status == 200, f"{path} {status} {text}"
 
 
 def _grpc(target: str, timeout: float) -> tuple[bool, str]:

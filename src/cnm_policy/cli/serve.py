@@ -8,6 +8,7 @@ configuration error, 4 when the bundle cannot be loaded or fails its own tests.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import signal
 import sys
@@ -19,6 +20,7 @@ import structlog
 
 from cnm_policy._early_signals import take_remembered
 from cnm_policy.cli._bundle_flags import bundle_source
+from cnm_policy.cli._processes import is_child, supervise
 from cnm_policy.cli._serve_flags import add_serve_arguments, runtime_options, server_config
 from cnm_policy.distribution.http_source import HttpBundleSource
 from cnm_policy.errors import CnmPolicyError
@@ -64,6 +66,10 @@ def run(args: argparse.Namespace) -> int:
         configure_logging(args.log_file, args.log_format, args.log_level)
         config = server_config(args)
         options = runtime_options(args)
+        if getattr(args, "processes", 1) > 1 and not is_child():
+            return supervise(args, sources, structlog.get_logger("cnm_policy.serve"))
+        if is_child():  # the supervisor holds the port: join it
+            config = dataclasses.replace(config, reuse_port=True)
         source, options = bundle_source(args, options)
     except (CnmPolicyError, ValueError, OSError) as exc:
         print(f"cnm-policy serve: {exc}", file=sys.stderr)

@@ -8,23 +8,33 @@ serves no decision and reads no request body.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
-from cnm_policy.ops.health import Readiness
-
-__all__ = ["OpsApp"]
+__all__ = ["OpsApp", "ReadinessView"]
 
 Message = MutableMapping[str, Any]
+
+
+class ReadinessView(Protocol):
+    """What /readyz asks: one sidecar's `Readiness`, or the `--processes` supervisor's."""
+
+    def check(self) -> tuple[bool, str]:
+        """(ready, reason) now; reason ``ok`` when ready."""
+        ...
+
+    def policy_age(self) -> float | None:
+        """Seconds since the serving policy was confirmed (``None``: not known)."""
+        ...
 
 
 class OpsApp:
     """An ASGI application over one registry and one readiness state."""
 
-    def __init__(self, registry: CollectorRegistry, readiness: Readiness) -> None:
+    def __init__(self, registry: CollectorRegistry, readiness: ReadinessView) -> None:
         self._registry = registry
         self._readiness = readiness
 
@@ -66,7 +76,7 @@ class OpsApp:
     def _ready(self) -> tuple[int, bytes, str]:
         ready, reason = self._readiness.check()
         body: dict[str, Any] = {"status": "ready" if ready else "not_ready", "reason": reason}
-        age = self._readiness.freshness.age()
+        age = self._readiness.policy_age()
         if age is not None:
             body["policy_age_seconds"] = round(age, 3)
         return (200 if ready else 503), _json(body), "application/json"

@@ -127,7 +127,8 @@ def _read_file(path: Path, layers: Layers) -> dict[str, Any]:
         action = layers.actions.get(dest)
         if action is None:
             raise ValueError(f"{at}: unknown key `{key}`{_suggest(dest, layers)}")
-        values[dest] = _typed(action, value, f"{at}: `{key}`")
+        if value is not None:  # `key: null` is the default, as --print-config shows it
+            values[dest] = _typed(action, value, f"{at}: `{key}`")
     return values
 
 
@@ -198,12 +199,16 @@ _SECRET_NAME = re.compile(r"secret|password|passphrase|token|credential|private"
 _URL_USERINFO = re.compile(r"^([a-z][a-z0-9+.-]*://)[^/@]*@", re.IGNORECASE)
 
 
-def render(args: argparse.Namespace, sources: Mapping[str, str]) -> str:
-    """The effective settings as a `--config` file would hold them, secrets masked."""
+def render(args: argparse.Namespace, sources: Mapping[str, str], *, mask: bool = True) -> str:
+    """The effective settings as a `--config` file would hold them, secrets masked.
+
+    Unmasked only for the `--processes` children's private file (mode 0600 in a 0700 folder).
+    """
     layers: Layers = args._layers
     settings: dict[str, Any] = {}
     for dest in layers.actions:
-        settings[dest.replace("_", "-")] = _masked(dest, getattr(args, dest))
+        value = getattr(args, dest)
+        settings[dest.replace("_", "-")] = _masked(dest, value) if mask else _plain(value)
     body = yaml.safe_dump(settings, sort_keys=False, default_flow_style=False)
     given = {dest: where for dest, where in sources.items() if where != "default"}
     header = "".join(f"# {dest.replace('_', '-')}: from {where}\n" for dest, where in given.items())
@@ -221,3 +226,9 @@ def _masked(dest: str, value: Any) -> Any:
     if _SECRET_NAME.search(dest):
         return "***"
     return _URL_USERINFO.sub(r"\1***@", text)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_plain(item) for item in value]
+    return str(value) if isinstance(value, Path) else value

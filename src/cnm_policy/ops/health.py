@@ -70,6 +70,10 @@ class Readiness:
         self._stopping = False
         self._ready = False
 
+    def policy_age(self) -> float | None:
+        """Seconds since a load last confirmed the serving policy."""
+        return self.freshness.age()
+
     def started(self) -> None:
         """The listeners are up and a tested policy serves."""
         with self._lock:

@@ -64,6 +64,8 @@ class ServerConfig:
     limits: Limits = DEFAULT_LIMITS
     max_workers: int = DEFAULT_WORKERS
     grace_seconds: float = 10.0
+    # Only for `serve --processes N`: the supervisor holds the port, its children share it.
+    reuse_port: bool = False
 
     def __post_init__(self) -> None:
         if not self.allow_remote and not is_local_address(self.listen):
@@ -106,7 +108,7 @@ class Sidecar:
                 ("grpc.max_receive_message_length", config.limits.max_message_bytes),
                 # Without this, Linux lets a second sidecar bind the same port and silently
                 # take half the traffic, possibly with another policy version.
-                ("grpc.so_reuseport", 0),
+                ("grpc.so_reuseport", 1 if config.reuse_port else 0),
             ],
         )
         self.health = health.HealthServicer()
@@ -196,7 +198,8 @@ class Sidecar:
         bound, bare = 0, host.removeprefix("[").removesuffix("]")
         for ip in resolve(address, bare, port):
             target = f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
-            if not can_bind(address, ip, port, target):
+            # Under --processes the supervisor holds the port: grpc joins it with SO_REUSEPORT.
+            if not self._config.reuse_port and not can_bind(address, ip, port, target):
                 if is_ip(bare):
                     raise ServerConfigError(
                         f"cannot listen on `{address}`: `{ip}` is not an address of this host"
