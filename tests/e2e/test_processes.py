@@ -48,7 +48,12 @@ def supervised(bundle: Path, count: int) -> Iterator[tuple[subprocess.Popen[str]
     lines: queue.Queue[str] = queue.Queue()
     assert process.stdout is not None
     stdout = process.stdout
-    threading.Thread(target=lambda: [lines.put(line) for line in stdout], daemon=True).start()
+
+    def pump() -> None:
+        for line in stdout:
+            lines.put(line)
+
+    threading.Thread(target=pump, daemon=True).start()
     try:
         started = _started(lines)
         poll(lambda: main(["healthcheck", "--ops", ops, "--timeout", "1"]) == 0, seconds=60)
