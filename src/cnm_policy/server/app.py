@@ -261,9 +261,13 @@ def build_sidecar(
     metrics: DecisionMetrics | None = None,
     freshness: Freshness | None = None,
     tracing: Tracing | None = None,
+    servicer_type: Callable[..., PolicyServicer] = PolicyServicer,
 ) -> Sidecar:
-    """Wire a servicer around `engine` and wrap it in a `Sidecar` (not started)."""
-    servicer = PolicyServicer(
+    """Wire a servicer around `engine` and wrap it in a `Sidecar` (not started).
+
+    `servicer_type` is `server.resolving.ResolvingServicer` when principals are resolved.
+    """
+    servicer = servicer_type(
         engine,
         limits=config.limits,
         decision_log=decision_log or DecisionLog(),

@@ -58,6 +58,7 @@ class FrontDoors:
     """The built doors: start after the gRPC listener, stop before it."""
 
     resolver: PrincipalResolver
+    decider: HttpDecider
     ext_authz: ExtAuthzServicer
     http: HttpListener | None = None
     directory: PolicyReloader[Directory] | None = None
@@ -122,7 +123,9 @@ def open_front_doors(
         gateway=options.trusted_gateway,
         metrics=metrics,
     )
-    return FrontDoors(resolver=resolver, ext_authz=ext_authz, http=http, directory=reloader)
+    return FrontDoors(
+        resolver=resolver, decider=decider, ext_authz=ext_authz, http=http, directory=reloader
+    )
 
 
 def _bundle_part(engine: DecisionEngine, name: str) -> Any:

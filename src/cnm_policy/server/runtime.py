@@ -8,8 +8,10 @@ the CLI: they belong to a process, not to a library object.
 
 from __future__ import annotations
 
+import functools
 import gc
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -29,6 +31,8 @@ from cnm_policy.server.app import ServerConfig, Sidecar, build_sidecar
 from cnm_policy.server.doors import FrontDoorOptions, FrontDoors, open_front_doors
 from cnm_policy.server.ext_authz import EXT_AUTHZ_SERVICE, ext_authz_handlers
 from cnm_policy.server.http import HttpListener, HttpListenerConfig
+from cnm_policy.server.resolving import ResolvingServicer
+from cnm_policy.server.servicer import PolicyServicer
 from cnm_policy.testing import run_suite
 
 __all__ = ["Runtime", "RuntimeOptions", "open_runtime"]
@@ -188,17 +192,6 @@ def open_runtime(options: RuntimeOptions, config: ServerConfig) -> Runtime:
     metrics = DecisionMetrics()
     cache_stats = engine.stats if isinstance(engine, CachedEngine) else None
     decision_log = DecisionLog(allow=options.log_allow)
-    sidecar = build_sidecar(
-        engine,
-        config=config,
-        decision_log=decision_log,
-        reload_status=lambda: reloader.status,
-        cache_stats=cache_stats,
-        metrics=metrics,
-        freshness=freshness if options.max_policy_age is not None else None,
-        tracing=options.tracing,
-    )
-    readiness = Readiness(freshness, on_change=sidecar.set_serving)
     doors = open_front_doors(
         options.doors,
         engine=engine,
@@ -210,6 +203,21 @@ def open_runtime(options: RuntimeOptions, config: ServerConfig) -> Runtime:
         freshness=freshness if options.max_policy_age is not None else None,
         settle_seconds=options.settle_seconds,
     )
+    servicer_type: Callable[..., PolicyServicer] = PolicyServicer
+    if doors.resolver.configured:  # gRPC callers' principals are completed too
+        servicer_type = functools.partial(ResolvingServicer, decider=doors.decider)
+    sidecar = build_sidecar(
+        engine,
+        config=config,
+        decision_log=decision_log,
+        reload_status=lambda: reloader.status,
+        cache_stats=cache_stats,
+        metrics=metrics,
+        freshness=freshness if options.max_policy_age is not None else None,
+        tracing=options.tracing,
+        servicer_type=servicer_type,
+    )
+    readiness = Readiness(freshness, on_change=sidecar.set_serving)
     sidecar.add_service(EXT_AUTHZ_SERVICE, ext_authz_handlers(doors.ext_authz))
     ops = None
     if options.ops is not None:
