@@ -46,7 +46,7 @@ class Script:
     """What the server answers next: `reply(handler)` writes one whole response."""
 
     body: bytes = b""
-    etag: str = '"v1"'
+    etag: str | None = '"v1"'  # None: a server that sends no ETag (never 304)
     mode: str = "archive"  # archive | error | truncated
     seen_etags: list[str | None] = field(default_factory=list)
 
@@ -60,13 +60,14 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         script.seen_etags.append(self.headers.get("If-None-Match"))
         if script.mode == "error":
             self.send_error(500)
-        elif self.headers.get("If-None-Match") == script.etag:
+        elif script.etag is not None and self.headers.get("If-None-Match") == script.etag:
             self.send_response(304)
             self.send_header("ETag", script.etag)
             self.end_headers()
         else:
             self.send_response(200)
-            self.send_header("ETag", script.etag)
+            if script.etag is not None:
+                self.send_header("ETag", script.etag)
             self.send_header("Content-Length", str(len(script.body)))
             self.end_headers()
             cut = len(script.body) // 2 if script.mode == "truncated" else len(script.body)
@@ -270,6 +271,19 @@ def test_a_rejected_version_leaves_current_on_the_last_good_tree(
     script.body, script.etag = versions.archive("v1"), '"v1-again"'
     assert running.source.poll() is PollOutcome.CONFIRMED  # the source is back on v1
     assert running.runtime.reloader.status.last_error_code is None
+
+
+def test_without_etags_a_rejected_archive_is_not_gated_again(
+    sidecar: tuple[Sidecar, Script], versions: Versions
+) -> None:
+    """A server that sends no ETag re-sends the failing archive: it is recognised, not re-run."""
+    running, script = sidecar
+    script.body, script.etag = versions.archive("failing"), None
+    outcomes = [running.source.poll(), running.source.poll()]
+    assert (outcomes, running.runtime.reloader.status.failures) == (
+        [PollOutcome.REJECTED, PollOutcome.NOT_MODIFIED],
+        1,
+    )
 
 
 def _tampered(archive: bytes) -> bytes:

@@ -78,6 +78,7 @@ class HttpBundleSource:
         self._clock = clock
         self._fetch = fetcher
         self._etag: str | None = None  # of the archive decided last (good or rejected)
+        self._rejected: str | None = None  # digest the gate refused last: not gated again
         self._good: GoodRecord | None = None
         self._good_tree: Path | None = None
         self._candidate: _Candidate | None = None  # fetched at startup, gated by the first load
@@ -141,6 +142,8 @@ class HttpBundleSource:
                 self._etag = fetched.etag  # not fetched again until it changes
                 return self._failed(exc)
             digest = archive.manifest.digest
+            if digest == self._rejected:  # a server without ETags offers it again
+                return PollOutcome.NOT_MODIFIED
             if self._good_tree is not None and digest == self._serving():
                 self._mark_good(_Candidate(fetched.body, fetched.etag, digest, self._good_tree))
                 return PollOutcome.CONFIRMED
@@ -158,7 +161,7 @@ class HttpBundleSource:
         if self._serving() == candidate.digest:
             self._mark_good(replace(candidate, tree=tree))
             return PollOutcome.SWAPPED
-        self._etag = candidate.etag  # rejected: remembered, not retried until it changes
+        self._etag, self._rejected = candidate.etag, candidate.digest  # not retried as is
         if self._good_tree is not None:
             self._state.point_current(self._good_tree)  # a restart serves the last good one
         self._state.prune(set() if self._good_tree is None else {self._good_tree})
