@@ -1,9 +1,8 @@
 """Bundle archives: a bundle's YAML files, its manifest and an optional signature, as tar.gz.
 
-`cnm-policy build DIR -o bundle.tar.gz` writes one (byte for byte the same for the same
-files, so a static server's ETag is stable); a sidecar reads it with every bound of
-`_bounds.py`, checks the signature, then every file against the manifest, before anything
-touches the disk or the reload gate (docs/operations.md).
+`build -o` writes one (the same bytes for the same files: a static server's ETag is stable); a
+sidecar reads it within `_bounds.py`, checks the signature, then every file against the
+manifest, before anything touches the disk or the reload gate (docs/operations.md).
 """
 
 from __future__ import annotations

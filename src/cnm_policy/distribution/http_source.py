@@ -1,10 +1,9 @@
 """The HTTP bundle source: poll a URL for an archive, verify it, hand it to the reload gate.
 
-A new archive is fetched with If-None-Match, read with every bound and its signature checked,
-unpacked under `--state-dir` and pointed at by `current`; the reloader then proves it (lock,
-validation, the bundle's own tests) exactly as it proves a directory. Only a version that went
-live is persisted as the last good one, and only the source answering for the serving version
-confirms it (`--max-policy-age`). Nothing here sleeps: tests call `poll()` (docs/operations.md).
+A verified archive is unpacked under `--state-dir` behind `current`; the reloader proves it as
+it proves a directory. Only a version that went live is kept as the last good one, and only the
+server's answer for the serving version confirms it (`--max-policy-age`). Tests call `poll()`;
+the outcomes and restart story: docs/operations.md.
 """
 
 from __future__ import annotations

@@ -1,10 +1,8 @@
-"""`--state-dir`: the last good archive, and the unpacked tree the reload gate reads.
+"""`--state-dir`: the last good archive, and the unpacked trees the reload gate reads.
 
-Layout: ``good.tar.gz`` and ``good.json`` (URL, ETag, digest, when the source last confirmed
-it) are the last archive that passed the gate, shared by the processes of one sidecar
-(`--processes`); each process has ``proc-<pid>/``: ``trees/<digest>-<n>/`` (verified archives
-unpacked with their ``bundle.lock.json``) and ``current``, a link to the tree it serves or is
-trying, swapped with one rename (an atomic pattern: docs/design/reload.md).
+``good.tar.gz`` and ``good.json`` (URL, ETag, digest, last confirmed) are shared by a sidecar's
+processes; each process has ``proc-<pid>/trees/`` (archives unpacked with their lock) and
+``proc-<pid>/current``, a link swapped with one rename (atomic: docs/design/reload.md).
 """
 
 from __future__ import annotations
