@@ -63,7 +63,8 @@ def _entity(
     for key in ("type", "id"):
         if not isinstance(value.get(key), str):
             raise InvalidRequestError(f"{field}.{key}", "is required and must be a string")
-    properties = value.get("properties") or {}
+    properties = value.get("properties")
+    properties = {} if properties is None else properties
     if not isinstance(properties, dict):
         raise InvalidRequestError(f"{field}.properties", "must be a JSON object")
     attributes = {k: v for k, v in value.items() if k not in _ENTITY_KEYS}
