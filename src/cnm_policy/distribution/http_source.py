@@ -99,13 +99,13 @@ class HttpBundleSource:
         Raises when there is neither: a sidecar with nothing proven to serve does not start.
         """
         self._state.ensure()
-        if self._restore():
-            return self.path
-        fetched = self._fetch(self._url, None, timeout=self._timeout)
-        if fetched.body is None:
-            raise BundleFetchError(f"`{redacted(self._url)}` answered 304 to an unconditional GET")
-        archive = read_archive(fetched.body, self._key)
         try:
+            if self._restore():
+                return self.path
+            fetched = self._fetch(self._url, None, timeout=self._timeout)
+            if fetched.body is None:
+                raise BundleFetchError(f"`{redacted(self._url)}` answered 304 to a plain GET")
+            archive = read_archive(fetched.body, self._key)
             tree = self._state.stage(archive)
             self._state.point_current(tree)
         except OSError as exc:
@@ -191,18 +191,27 @@ class HttpBundleSource:
 
     def _mark_good(self, candidate: _Candidate) -> None:
         record = GoodRecord(self._url, candidate.etag, candidate.digest, self._clock())
-        self._state.save_good(candidate.data, record)
         self._good, self._good_tree, self._etag = record, candidate.tree, candidate.etag
-        self._state.prune({candidate.tree})
         if self._reloader is not None:
             self._reloader.confirm(at=record.confirmed_at)
+        self._persist(lambda: self._state.save_good(candidate.data, record))
+        self._persist(lambda: self._state.prune({candidate.tree}))
 
     def _confirm(self) -> PollOutcome:
         assert self._good is not None and self._reloader is not None
-        self._good = replace(self._good, confirmed_at=self._clock())
-        self._state.save_record(self._good)
-        self._reloader.confirm(at=self._good.confirmed_at)
+        good = self._good = replace(self._good, confirmed_at=self._clock())
+        self._reloader.confirm(at=good.confirmed_at)
+        self._persist(lambda: self._state.save_record(good))
         return PollOutcome.CONFIRMED
+
+    def _persist(self, write: Callable[[], None]) -> None:
+        """A state volume that fails costs the next restart its head start, not this answer."""
+        try:
+            write()
+        except OSError as exc:
+            self._log.error(
+                "bundle_state_not_saved", state_dir=str(self._state.root), error=str(exc)
+            )
 
     def _failed(self, error: Exception) -> PollOutcome:
         if self._reloader is not None:
