@@ -9,6 +9,7 @@ filter returns exactly the allowed rows on SQLite and PostgreSQL.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -57,6 +58,12 @@ PLAN_CONDITIONS = (
     "resource.attributes.name != 'a%_\\'\"\\\\é'",
     "resource.attributes.flag == true or resource.attributes.level > 2",
     "not (resource.attributes.level <= 'b' and resource.id != 'r-1')",
+    "ip_in(context.ip, ['10.0.0.0/8']) or resource.attributes.flag == false",
+)
+LIMITS = (
+    {"bandwidth": 100},
+    {"bandwidth": "resource.attributes.level"},
+    {"bandwidth": "principal.attributes.level", "ports": 4},
 )
 TENANTS = (
     "acme",
@@ -76,6 +83,20 @@ FLAGS = (True, False, None, "true", 1)
 REGIONS = ("eu", "us", "EU", 1, None)
 
 
+@dataclass(frozen=True)
+class LimitedRule(GeneratedRule):
+    """A generated rule that may also declare limits."""
+
+    limits: dict[str, Any] | None = None
+
+    def as_yaml_dict(self) -> dict[str, Any]:
+        """The rule for the loader, with its limits."""
+        data = super().as_yaml_dict()
+        if self.limits:
+            data["limits"] = self.limits
+        return data
+
+
 @st.composite
 def plan_rules(draw: st.DrawFn, index: int) -> GeneratedRule:
     """One valid rule with a plan-shaped condition; customer allows stay own/subtree."""
@@ -93,8 +114,9 @@ def plan_rules(draw: st.DrawFn, index: int) -> GeneratedRule:
     pins = st.lists(st.sampled_from(TENANTS), min_size=1, max_size=2, unique=True)
     tenants = tuple(draw(pins)) if draw(st.integers(0, 3)) == 0 else ()
     condition = draw(st.sampled_from((None, *PLAN_CONDITIONS)))
-    return GeneratedRule(
-        f"r{index}", effect, roles, ("device",), ("read",), scope, tenants, condition
+    limits = draw(st.sampled_from((None, *LIMITS))) if effect == "allow" else None
+    return LimitedRule(
+        f"r{index}", effect, roles, ("device",), ("read",), scope, tenants, condition, limits
     )
 
 
@@ -139,6 +161,9 @@ def plan_contexts(draw: st.DrawFn) -> dict[str, Any]:
         "ids": st.sampled_from((["r-1"], ["r-1", "%"], {"r-2": True}, None)),
         "ticket": st.just("CHG-1"),
         "tag": HOSTILE_TEXT,
+        "ip": st.sampled_from(("10.1.2.3", "192.0.2.1", "nonsense", 7)),
+        "bandwidth": st.sampled_from((50, 150, 2.5, "x", None)),
+        "ports": st.sampled_from((1, 8)),
     }
     for key, strategy in options.items():
         if draw(st.booleans()):
