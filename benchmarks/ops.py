@@ -108,7 +108,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.ops", description=__doc__)
     parser.add_argument("--calls", type=int, default=20_000, help="calls per round")
     parser.add_argument("--rounds", type=int, default=9, help="rounds per variant")
+    parser.add_argument(
+        "--processes",
+        action="store_true",
+        help="instead: req/s and server CPU per decision of `serve --processes` 1 and 2",
+    )
+    parser.add_argument("--seconds", type=float, default=5.0, help="timed window (--processes)")
     args = parser.parse_args(argv)
+    if args.processes:
+        from benchmarks.ops_processes import table  # noqa: PLC0415 - its own mode
+
+        print(f"# serve --processes, cached Check\n\nMachine: {machine_description()}\n")
+        print(table(args.seconds))
+        return 0
     results = run(args.calls, args.rounds)
     print(f"# Ops overhead per cached Check\n\nMachine: {machine_description()}\n")
     rows = [(name, f"{median:.2f}", f"{overhead:+.2f}") for name, median, overhead in results]
