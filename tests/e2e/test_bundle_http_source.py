@@ -16,6 +16,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -36,6 +37,8 @@ from cnm_policy.server.app import ServerConfig
 from cnm_policy.server.runtime import Runtime, RuntimeOptions, open_runtime
 from cnm_policy.v1 import policy_pb2 as pb
 from tests.e2e.harness import copy_bundle, device, health_status, policy_stub, principal
+from tests.e2e.test_ops_metrics import poll
+from tests.e2e.test_ops_metrics import scrape as scrape_unix
 from tests.unit.distribution.test_signing import write_keys
 
 pytestmark = pytest.mark.e2e
@@ -373,3 +376,50 @@ def test_a_restart_while_the_server_is_down_serves_the_last_good_archive(
     finally:
         _stop(process)
     shutil.rmtree(work, ignore_errors=True)
+
+
+def test_two_processes_share_a_state_dir_and_a_sighup_moves_both_to_the_new_archive(
+    versions: Versions, tmp_path: Path
+) -> None:
+    """`serve --processes 2 --bundle-url`: both serve v1; after a publish, one SIGHUP -> v2."""
+    script = Script(body=versions.archive("v1"))
+    handler = type("Handler", (_Handler,), {"script": script})
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{httpd.server_address[1]}/bundle.tar.gz"
+    private = Path(tempfile.mkdtemp(prefix="cnm-", dir="/tmp"))
+    ops = f"unix:{private}/ops.sock"
+    command = [
+        sys.executable, "-m", "cnm_policy", "serve", "--bundle-url", url,
+        "--state-dir", str(tmp_path / "state"), "--bundle-public-key", str(versions.public_pem),
+        "--bundle-poll-interval", "1h", "--listen", "127.0.0.1:0", "--processes", "2",
+        "--ops-listen", ops, "--log-format", "json", "--log-file", str(private / "log"),
+    ]  # fmt: skip
+    process = subprocess.Popen(command, start_new_session=True, stderr=subprocess.DEVNULL)
+
+    def digests() -> list[str]:
+        try:
+            samples = scrape_unix(ops)
+        except OSError:
+            return []
+        return sorted(
+            dict(labels)["digest"]
+            for (name, labels), _ in samples.items()
+            if name == "cnm_policy_bundle_info"
+        )
+
+    try:
+        v1, v2 = versions.digests["v1"], versions.digests["v2"]
+        poll(lambda: digests() == [v1, v1], seconds=60)
+        state = tmp_path / "state"
+        assert len(list(state.glob("proc-*"))) == 2  # one folder of trees per process
+        script.body, script.etag = versions.archive("v2"), '"v2"'
+        process.send_signal(signal.SIGHUP)  # forwarded to both; each source fetches now
+        poll(lambda: digests() == [v2, v2], seconds=30)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait(timeout=30)
+        httpd.shutdown()
+        httpd.server_close()
+        shutil.rmtree(private, ignore_errors=True)

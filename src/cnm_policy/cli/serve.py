@@ -147,7 +147,7 @@ def _serve(
     except CnmPolicyError as exc:
         print(f"cnm-policy serve: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    signals.attach(runtime.reloader)
+    signals.attach(runtime.reloader if source is None else source)  # SIGHUP: fetch now
     if source is not None:  # from now on the source drives reloads
         source.start()
     snapshot = runtime.engine.snapshot
@@ -183,7 +183,7 @@ class _Signals:
 
     def __init__(self) -> None:
         self.stop = threading.Event()
-        self._reloader: PolicyReloader[Any] | None = None
+        self._reloader: PolicyReloader[Any] | HttpBundleSource | None = None
         self._reload_pending = False
         self._previous: dict[int, Any] = {}
 
@@ -198,7 +198,7 @@ class _Signals:
         for signum, handler in self._previous.items():
             signal.signal(signum, handler)
 
-    def attach(self, reloader: PolicyReloader[Any]) -> None:
+    def attach(self, reloader: PolicyReloader[Any] | HttpBundleSource) -> None:
         """Route SIGHUP to `reloader` from now on, and reload now if one came in before."""
         self._reloader = reloader
         if self._reload_pending:

@@ -85,6 +85,7 @@ class HttpBundleSource:
         self._serving: Callable[[], str] = lambda: ""
         self._lock = threading.Lock()
         self._stopping = threading.Event()
+        self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._log = structlog.get_logger(__name__)
 
@@ -220,6 +221,10 @@ class HttpBundleSource:
 
     # --- background polling (production only; tests call poll()) -----------------------------
 
+    def request_reload(self) -> None:
+        """Poll now (SIGHUP; safe to call from a signal handler)."""
+        self._wake.set()
+
     def start(self) -> None:
         """Poll every `interval` seconds (with jitter) in a daemon thread, the first at once."""
         self._thread = threading.Thread(target=self._run, name="cnm-policy-bundle", daemon=True)
@@ -228,13 +233,18 @@ class HttpBundleSource:
     def stop(self, timeout: float | None = None) -> None:
         """Stop polling, letting a poll in progress finish."""
         self._stopping.set()
+        self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None
 
     def _run(self) -> None:
         wait = 0.0
-        while not self._stopping.wait(wait):
+        while True:
+            self._wake.wait(wait)
+            if self._stopping.is_set():
+                return
+            self._wake.clear()
             try:
                 self.poll()
             except Exception:  # the poller must outlive any one failure
