@@ -97,3 +97,19 @@ def test_flag_misuse_is_a_usage_error(
         "cnm-policy build: --check and --output do not go together",
         f"cnm-policy build: private key `{garbage}` is not a PEM private key",
     ]
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl is not installed")
+def test_keys_made_as_the_operations_guide_says_sign_and_verify(
+    bundle: Path, tmp_path: Path
+) -> None:
+    """`openssl genpkey -algorithm ed25519` and `openssl pkey -pubout` keys work as documented."""
+    private, public = tmp_path / "signing.pem", tmp_path / "bundle.pub"
+    for command in (
+        ["openssl", "genpkey", "-algorithm", "ed25519", "-out", str(private)],
+        ["openssl", "pkey", "-in", str(private), "-pubout", "-out", str(public)],
+    ):
+        subprocess.run(command, check=True, capture_output=True, timeout=30)
+    out = tmp_path / "b.tar.gz"
+    assert main(["build", str(bundle), "-o", str(out), "--sign", str(private)]) == EXIT_OK
+    assert read_archive(out.read_bytes(), load_public_key(public)).signature is not None
