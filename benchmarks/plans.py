@@ -130,7 +130,8 @@ def _fetch_and_check(
     connection: sa.Connection, table: sa.Table, engine: Engine, principal: Principal, number: int
 ) -> list[str]:
     """The baseline: read rows in id order, CHUNK at a time, keep those check_batch allows."""
-    wanted, kept, after = number * PAGE, [], ""
+    wanted, after = number * PAGE, ""
+    kept: list[str] = []
     while len(kept) < wanted:
         query = sa.select(table).where(table.c.id > after).order_by(table.c.id).limit(CHUNK)
         rows = connection.execute(query).all()
