@@ -31,6 +31,7 @@ def test_a_customer_plan_is_its_subtree_minus_the_guardrail(engine: Engine) -> N
     """A customer viewer's device list is its subtree, without shared infrastructure."""
     found = engine.plan(VIEWER, "read", "device")
     assert (found.kind, found.action, found.resource_kind) == ("conditional", "read", "device")
+    assert found.filter is not None
     assert found.filter["args"][0] == {"op": "within", "field": "tenant", "root": "acme"}
     assert found.rule_ids == ("customer-read-network", "deny-customer-shared-infrastructure")
     assert [
