@@ -1,4 +1,7 @@
-"""One conditional GET: bounded bytes and time, safe redirects, URLs shown without secrets."""
+"""One conditional GET against a real local server: bounded bytes, safe redirects, no secrets.
+
+In e2e/ because it opens sockets; `distribution/fetch.py` is the module under test.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +13,8 @@ import pytest
 
 from cnm_policy.distribution.fetch import fetch, redacted, validate_url
 from cnm_policy.errors import BundleFetchError
+
+pytestmark = pytest.mark.e2e
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
