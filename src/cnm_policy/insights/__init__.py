@@ -11,14 +11,24 @@ from cnm_policy.insights.render import render_json, render_markdown
 from cnm_policy.insights.render_replay import render_replay_markdown
 from cnm_policy.insights.replay import REPLAY_SCHEMA, ReplayOptions, replay_logs
 from cnm_policy.insights.report import REPORT_SCHEMA, ReportOptions, build_report
+from cnm_policy.insights.shadow import (
+    SHADOW_DIVERGENCE_EVENT,
+    ShadowEvaluator,
+    ShadowRunner,
+    ShadowTask,
+)
 
 __all__ = [
     "INPUT_EVENT",
     "REPLAY_SCHEMA",
     "REPORT_SCHEMA",
+    "SHADOW_DIVERGENCE_EVENT",
     "InputCapture",
     "ReplayOptions",
     "ReportOptions",
+    "ShadowEvaluator",
+    "ShadowRunner",
+    "ShadowTask",
     "build_report",
     "encode_input_line",
     "input_record",

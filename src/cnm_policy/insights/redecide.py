@@ -8,8 +8,8 @@ get (docs/design/insights.md).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, replace
+from collections.abc import Hashable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from cnm_policy.engine.evaluate import decide
@@ -20,6 +20,8 @@ from cnm_policy.model import Decision, Principal, Resource
 from cnm_policy.policy import ASSIGNED_TENANTS_ATTRIBUTE, Scope
 
 __all__ = ["LoggedRequest", "LoggedValues", "Redecided", "Redecider"]
+
+_MAX_PRINCIPALS = 100_000  # prepared principals kept for reuse
 
 
 class LoggedValues(Mapping[str, Any]):
@@ -95,6 +97,7 @@ class LoggedRequest:
     context: Mapping[str, Any]
     now: float
     complete: bool
+    principal_key: Hashable | None = None  # equal keys: the same principal, prepared once
 
 
 class Redecider:
@@ -112,6 +115,7 @@ class Redecider:
             if rule.scope is Scope.ASSIGNED
             for role in rule.roles
         )
+        self._principals: dict[Hashable, PreparedPrincipal | str] = {}
 
     @property
     def snapshot(self) -> PolicySnapshot:
@@ -120,29 +124,27 @@ class Redecider:
 
     def decide(self, request: LoggedRequest) -> Redecided:
         """The candidate's decision on `request`, or the unlogged inputs it would need."""
+        prepared = self._prepare(request)
+        if isinstance(prepared, str):
+            return Redecided(None, invalid=prepared)
         if request.complete:
-            return self._decide_complete(request)
+            return self._decide_prepared(prepared, request, request.resource, request.context)
         reads: list[str] = []
+        logged = self._logged
         attributes = request.principal.attributes
-        known = self._logged.get("principal", frozenset())
-        principal = replace(request.principal, attributes=dict(attributes))
-        try:
-            prepared = prepare_principal(self._snapshot, principal)
-        except InvalidRequestError as exc:
-            return Redecided(None, invalid=str(exc))
-        view = {**prepared.view, "attributes": LoggedValues(attributes, known, "principal", reads)}
-        prepared = replace(prepared, view=view)
-        resource = replace(
-            request.resource,
-            attributes=LoggedValues(
-                request.resource.attributes,
-                self._logged.get("resource", frozenset()),
-                "resource",
-                reads,
-            ),
+        known = logged.get("principal", frozenset())
+        view = dict(prepared.view)
+        view["attributes"] = LoggedValues(attributes, known, "principal", reads)
+        prepared = _with(prepared, prepared.assigned, view)
+        target = request.resource
+        resource = Resource(
+            target.kind,
+            target.id,
+            target.tenant,
+            LoggedValues(target.attributes, logged.get("resource", frozenset()), "resource", reads),
         )
         context = LoggedValues(
-            request.context, self._logged.get("context", frozenset()), "context", reads
+            request.context, logged.get("context", frozenset()), "context", reads
         )
         first = self._decide_prepared(prepared, request, resource, context)
         assigned_known = ASSIGNED_TENANTS_ATTRIBUTE in attributes or (
@@ -150,7 +152,7 @@ class Redecider:
         )
         if not assigned_known and self._assigned_roles.intersection(prepared.roles):
             # Both cases of the unlogged list: it reaches the resource's tenant, or it does not.
-            reaching = replace(prepared, assigned=(request.resource.tenant,))
+            reaching = _with(prepared, (target.tenant,), view)
             other = self._decide_prepared(reaching, request, resource, context)
             if first.decision is None or other.decision is None:
                 return first if first.decision is None else other
@@ -160,12 +162,20 @@ class Redecider:
             return Redecided(None, unlogged=tuple(dict.fromkeys(reads)))
         return first
 
-    def _decide_complete(self, request: LoggedRequest) -> Redecided:
-        try:
-            prepared = prepare_principal(self._snapshot, request.principal)
-        except InvalidRequestError as exc:
-            return Redecided(None, invalid=str(exc))
-        return self._decide_prepared(prepared, request, request.resource, request.context)
+    def _prepare(self, request: LoggedRequest) -> PreparedPrincipal | str:
+        """The principal validated and its roles resolved (kept per principal key), or why not."""
+        key = request.principal_key
+        found = self._principals.get(key) if key is not None else None
+        if found is None:
+            try:
+                found = prepare_principal(self._snapshot, request.principal)
+            except InvalidRequestError as exc:
+                found = str(exc)
+            if key is not None:
+                if len(self._principals) >= _MAX_PRINCIPALS:
+                    self._principals.clear()  # bounded memory; a cold start costs only time
+                self._principals[key] = found
+        return found
 
     def _decide_prepared(
         self,
@@ -182,3 +192,18 @@ class Redecider:
         except InvalidRequestError as exc:
             return Redecided(None, invalid=str(exc))
         return Redecided(decision)
+
+
+def _with(
+    prepared: PreparedPrincipal, assigned: tuple[str, ...], view: Mapping[str, Any]
+) -> PreparedPrincipal:
+    """`prepared` with other assigned tenants and view (a direct build: `replace` costs more)."""
+    return PreparedPrincipal(
+        principal=prepared.principal,
+        roles=prepared.roles,
+        unknown_roles=prepared.unknown_roles,
+        side=prepared.side,
+        mixed_sides=prepared.mixed_sides,
+        assigned=assigned,
+        view=view,
+    )

@@ -31,9 +31,9 @@ _ROWS: Final = f"""
 SELECT file, line, epoch(ts) AS now, event = '{INPUT_EVENT}' AS complete, outcome, decision_id,
   principal_id, principal_tenant, principal_roles, action, resource_kind, resource_id,
   resource_tenant, rule_ids, principal_attributes, resource_attributes, context
-FROM decisions WHERE outcome <> 'rejected' AND (event = '{INPUT_EVENT}' OR decision_id IS NULL
-  OR decision_id NOT IN (SELECT decision_id FROM decisions WHERE event = '{INPUT_EVENT}'
-  AND decision_id IS NOT NULL))
+FROM numbered_decisions WHERE outcome <> 'rejected' AND (event = '{INPUT_EVENT}'
+  OR decision_id IS NULL OR decision_id NOT IN (SELECT decision_id FROM decisions
+  WHERE event = '{INPUT_EVENT}' AND decision_id IS NOT NULL))
 ORDER BY file, line
 """
 
@@ -55,11 +55,12 @@ def replay_logs(
     files = expand_logs(logs)
     con = duckdb.connect(config={"memory_limit": options.memory_limit})
     try:
-        load_logs(con, files)
+        load_logs(con, files, replay=True)
         tally = _Tally(options.examples)
         redecider = Redecider(candidate, options.logged_keys)
+        requests = _Requests()
         for row in _rows(con):
-            request = _request(row)
+            request = requests.request(row)
             tally.add(row, redecider.decide(request) if request else None)
         problems = problems_section(con, options.problems_shown)
     finally:
@@ -77,50 +78,73 @@ def replay_logs(
     }
 
 
-def _rows(con: duckdb.DuckDBPyConnection) -> Iterator[dict[str, Any]]:
+_COLUMNS: Final = (
+    "file",
+    "line",
+    "now",
+    "complete",
+    "outcome",
+    "decision_id",
+    "principal_id",
+    "principal_tenant",
+    "principal_roles",
+    "action",
+    "resource_kind",
+    "resource_id",
+    "resource_tenant",
+    "rule_ids",
+    "principal_attributes",
+    "resource_attributes",
+    "context",
+)
+_MAX_TEXTS: Final = 100_000  # parsed attribute texts kept for reuse
+
+
+def _rows(con: duckdb.DuckDBPyConnection) -> Iterator[tuple[Any, ...]]:
+    """The rows to replay, as tuples in `_COLUMNS` order."""
     cursor = con.execute(_ROWS)
-    names = [column[0] for column in cursor.description or ()]
+    assert tuple(column[0] for column in cursor.description or ()) == _COLUMNS
     while chunk := cursor.fetchmany(10_000):
-        for values in chunk:
-            yield dict(zip(names, values, strict=True))
+        yield from chunk
 
 
-def _mapping(text: str | None) -> dict[str, Any]:
-    """A logged JSON object (absent or not an object: empty, so every read is unlogged)."""
-    if not text:
-        return {}
-    try:
-        value = orjson.loads(text)
-    except orjson.JSONDecodeError:
-        return {}
-    return value if isinstance(value, dict) else {}
+class _Requests:
+    """Builds logged requests from rows; each distinct attribute text is parsed once."""
 
+    def __init__(self) -> None:
+        self._texts: dict[str | None, dict[str, Any]] = {}
 
-def _request(row: Mapping[str, Any]) -> LoggedRequest | None:
-    """The logged request of `row`; ``None`` when its identity fields are missing."""
-    needed = ("principal_id", "principal_tenant", "action", "resource_kind", "resource_tenant")
-    if any(not isinstance(row[name], str) for name in needed):
-        return None
-    principal = Principal(
-        id=row["principal_id"],
-        tenant=row["principal_tenant"],
-        roles=tuple(row["principal_roles"]),
-        attributes=_mapping(row["principal_attributes"]),
-    )
-    resource = Resource(
-        kind=row["resource_kind"],
-        id=row["resource_id"] or "",
-        tenant=row["resource_tenant"],
-        attributes=_mapping(row["resource_attributes"]),
-    )
-    return LoggedRequest(
-        principal=principal,
-        action=row["action"],
-        resource=resource,
-        context=_mapping(row["context"]),
-        now=float(row["now"]),
-        complete=bool(row["complete"]),
-    )
+    def mapping(self, text: str | None) -> dict[str, Any]:
+        """A logged JSON object (absent or not an object: empty, every read then unlogged)."""
+        found = self._texts.get(text)
+        if found is None:
+            try:
+                value = orjson.loads(text) if text else {}
+            except orjson.JSONDecodeError:
+                value = {}
+            found = value if isinstance(value, dict) else {}
+            if len(self._texts) >= _MAX_TEXTS:
+                self._texts.clear()
+            self._texts[text] = found
+        return found
+
+    def request(self, row: tuple[Any, ...]) -> LoggedRequest | None:
+        """The logged request of `row`; ``None`` when its identity fields are missing."""
+        (_, _, now, complete, _, _, pid, ptenant, roles, action, kind, rid, rtenant, _) = row[:14]
+        if not all(isinstance(v, str) for v in (pid, ptenant, action, kind, rtenant)):
+            return None
+        attributes_text = row[14]
+        principal = Principal(pid, ptenant, tuple(roles), self.mapping(attributes_text))
+        resource = Resource(kind, rid or "", rtenant, self.mapping(row[15]))
+        return LoggedRequest(
+            principal=principal,
+            action=action,
+            resource=resource,
+            context=self.mapping(row[16]),
+            now=float(now),
+            complete=bool(complete),
+            principal_key=(pid, ptenant, principal.roles, attributes_text),
+        )
 
 
 class _Tally:
@@ -132,7 +156,7 @@ class _Tally:
         self.unlogged: Counter[str] = Counter()
         self.groups: dict[str, dict[str, dict[str, Any]]] = {name: {} for name in GROUPS}
 
-    def add(self, row: Mapping[str, Any], result: Redecided | None) -> None:
+    def add(self, values: tuple[Any, ...], result: Redecided | None) -> None:
         self.counts["replayed"] += 1
         if result is None or result.invalid is not None:
             self.counts["invalid"] += 1
@@ -141,13 +165,14 @@ class _Tally:
             self.counts["undetermined"] += 1
             self.unlogged.update(result.unlogged)
             return
-        before = row["outcome"]
+        before = values[4]
         after = "allow" if result.decision.allowed else "deny"
         if before == after:
             self.counts["unchanged"] += 1
             return
         direction = f"{before}_to_{after}"
         self.counts[direction] += 1
+        row = dict(zip(_COLUMNS, values, strict=True))
         rules = list(result.decision.rule_ids) or list(row["rule_ids"]) or ["(default deny)"]
         keys = {
             "rule": rules,
@@ -170,8 +195,8 @@ class _Tally:
             "after": after,
             "rules": list(result.decision.rule_ids),
         }
-        for name, values in keys.items():
-            for value in dict.fromkeys(values):
+        for name, named in keys.items():
+            for value in dict.fromkeys(named):
                 group = self.groups[name].setdefault(
                     value, {"value": value, "allow_to_deny": 0, "deny_to_allow": 0, "examples": []}
                 )

@@ -64,7 +64,7 @@ def test_bad_lines_are_problems_with_their_line_numbers(
     con = duckdb.connect()
     loaded = load_logs(con, expand_logs([str(path)]))
     problems = fetch_dicts(con, "SELECT line, kind FROM problems ORDER BY line")
-    decisions = fetch_dicts(con, "SELECT line FROM decisions ORDER BY line")
+    decisions = fetch_dicts(con, "SELECT line FROM numbered_decisions ORDER BY line")
     assert [(p["line"], p["kind"]) for p in problems] == EXPECTED
     assert [d["line"] for d in decisions] == [1, 10, 11]
     assert (loaded.lines, loaded.decisions, loaded.other_events) == (11, 3, 1)
