@@ -23,20 +23,22 @@ import pytest
 
 from cnm_policy.cli import main
 from tests.e2e.harness import copy_bundle, policy_stub
-from tests.e2e.test_ops_metrics import ALLOW, poll
+from tests.e2e.test_ops_metrics import ALLOW, http_get, poll
 from tests.e2e.test_ops_metrics import scrape as scrape_unix
 
 pytestmark = pytest.mark.e2e
 
 
 @contextmanager
-def supervised(bundle: Path, count: int) -> Iterator[tuple[subprocess.Popen[str], str, str]]:
-    """`cnm-policy serve --processes count` on 127.0.0.1:0: (process, address, ops socket)."""
+def supervised(
+    bundle: Path, count: int
+) -> Iterator[tuple[subprocess.Popen[str], dict[str, Any], str]]:
+    """`serve --processes count` on 127.0.0.1:0, HTTP doors too: (process, started, ops)."""
     private = Path(tempfile.mkdtemp(prefix="cnm-", dir="/tmp"))
     ops = f"unix:{private}/ops.sock"
     command = [sys.executable, "-m", "cnm_policy", "serve", "--policies", str(bundle)]
     command += ["--listen", "127.0.0.1:0", "--processes", str(count), "--ops-listen", ops]
-    command += ["--log-format", "json", "--watch-interval", "0"]
+    command += ["--log-format", "json", "--watch-interval", "0", "--http-listen", "127.0.0.1:0"]
     process = subprocess.Popen(
         command,
         stdout=subprocess.PIPE,
@@ -57,7 +59,7 @@ def supervised(bundle: Path, count: int) -> Iterator[tuple[subprocess.Popen[str]
     try:
         started = _started(lines)
         poll(lambda: main(["healthcheck", "--ops", ops, "--timeout", "1"]) == 0, seconds=60)
-        yield process, started["address"], ops
+        yield process, started, ops
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
@@ -90,10 +92,13 @@ def _check_on_new_connections(address: str, calls: int) -> None:
 def test_two_processes_share_one_address_and_both_reload(tmp_path: Path) -> None:
     """Both processes answer; a foreign socket cannot bind the port; SIGHUP moves both to v2."""
     bundle = copy_bundle(tmp_path / "bundle")
-    with supervised(bundle, 2) as (process, address, ops):
-        host, _, port = address.rpartition(":")
-        with pytest.raises(OSError), socket.socket() as foreign:
-            foreign.bind((host, int(port)))  # no SO_REUSEPORT: refused
+    with supervised(bundle, 2) as (process, started, ops):
+        address = started["address"]
+        for shared in (address, started["http_address"]):
+            host, _, port = shared.rpartition(":")
+            with pytest.raises(OSError), socket.socket() as foreign:
+                foreign.bind((host, int(port)))  # no SO_REUSEPORT: refused
+        assert http_get(started["http_address"], "/v1/policy")[0] == 200
 
         def both_answered() -> bool:
             _check_on_new_connections(address, 8)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import dataclasses
 import os
 import shutil
 import signal
@@ -26,10 +27,12 @@ from cnm_policy.errors import ServerConfigError
 from cnm_policy.ops import config as config_layers
 from cnm_policy.ops.aggregate import ChildrenReadiness, children_registry
 from cnm_policy.ops.app import OpsApp
+from cnm_policy.server.app import ServerConfig
 from cnm_policy.server.binding import resolve
 from cnm_policy.server.http import HttpListener, HttpListenerConfig
+from cnm_policy.server.runtime import RuntimeOptions
 
-__all__ = ["CHILD_ENV", "is_child", "reserve_port", "supervise"]
+__all__ = ["CHILD_ENV", "is_child", "join_supervisor", "reserve_port", "supervise"]
 
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
 CHILD_ENV = "_CNM_POLICY_REUSE_PORT"  # not CNM_POLICY_*: not a setting anyone may give
@@ -38,6 +41,17 @@ CHILD_ENV = "_CNM_POLICY_REUSE_PORT"  # not CNM_POLICY_*: not a setting anyone m
 def is_child(environ: Mapping[str, str] = os.environ) -> bool:
     """Whether this process is a `--processes` child (it joins its supervisor's port)."""
     return environ.get(CHILD_ENV) == "1"
+
+
+def join_supervisor(
+    config: ServerConfig, options: RuntimeOptions
+) -> tuple[ServerConfig, RuntimeOptions]:
+    """A child's settings: the gRPC and HTTP listeners join the ports the supervisor holds."""
+    http = options.doors.http
+    if http is not None:
+        doors = dataclasses.replace(options.doors, http=dataclasses.replace(http, reuse_port=True))
+        options = dataclasses.replace(options, doors=doors)
+    return dataclasses.replace(config, reuse_port=True), options
 
 
 def reserve_port(listen: str) -> tuple[list[socket.socket], str]:
@@ -75,6 +89,15 @@ def reserve_port(listen: str) -> tuple[list[socket.socket], str]:
 def supervise(args: argparse.Namespace, sources: Mapping[str, str], log: Any) -> int:
     """Run `args.processes` children until a stop signal or a child's exit; its exit code."""
     held, address = reserve_port(args.listen)
+    http_address = None
+    if getattr(args, "http_listen", None):  # the HTTP doors are shared the same way
+        try:
+            more, http_address = reserve_port(args.http_listen)
+        except BaseException:
+            for sock in held:
+                sock.close()
+            raise
+        held += more
     private = Path(tempfile.mkdtemp(prefix="cnm-policy-"))  # 0700: the unmasked settings
     ops: HttpListener | None = None
     try:
@@ -87,10 +110,11 @@ def supervise(args: argparse.Namespace, sources: Mapping[str, str], log: Any) ->
             app = OpsApp(children_registry(sockets), ChildrenReadiness(sockets))
             ops = HttpListener(app, ops_config, name="ops")
             ops.start()
-        children = [_spawn(settings, address, ops_socket) for ops_socket in sockets]
+        children = [_spawn(settings, address, http_address, sock) for sock in sockets]
         log.info(
             "supervisor_started",
             address=address,
+            http_address=http_address,
             ops_address=ops.address if ops is not None else None,
             processes=[child.pid for child in children],
         )
@@ -103,11 +127,15 @@ def supervise(args: argparse.Namespace, sources: Mapping[str, str], log: Any) ->
         shutil.rmtree(private, ignore_errors=True)
 
 
-def _spawn(settings: Path, address: str, ops_socket: str) -> subprocess.Popen[bytes]:
+def _spawn(
+    settings: Path, address: str, http_address: str | None, ops_socket: str
+) -> subprocess.Popen[bytes]:
     environ = {k: v for k, v in os.environ.items() if not k.startswith(config_layers.ENV_PREFIX)}
     environ[CHILD_ENV] = "1"
     command = [sys.executable, "-m", "cnm_policy", "serve", "--config", str(settings)]
     command += ["--listen", address, "--ops-listen", ops_socket, "--processes", "1"]
+    if http_address is not None:
+        command += ["--http-listen", http_address]
     return subprocess.Popen(command, env=environ, preexec_fn=_die_with_parent)  # noqa: PLW1509
 
 

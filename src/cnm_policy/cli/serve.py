@@ -8,7 +8,6 @@ configuration error, 4 when the bundle cannot be loaded or fails its own tests.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import signal
 import sys
@@ -20,7 +19,7 @@ import structlog
 
 from cnm_policy._early_signals import take_remembered
 from cnm_policy.cli._bundle_flags import bundle_source
-from cnm_policy.cli._processes import is_child, supervise
+from cnm_policy.cli._processes import is_child, join_supervisor, supervise
 from cnm_policy.cli._serve_flags import add_serve_arguments, runtime_options, server_config
 from cnm_policy.distribution.http_source import HttpBundleSource
 from cnm_policy.errors import CnmPolicyError
@@ -68,8 +67,8 @@ def run(args: argparse.Namespace) -> int:
         options = runtime_options(args)
         if getattr(args, "processes", 1) > 1 and not is_child():
             return supervise(args, sources, structlog.get_logger("cnm_policy.serve"))
-        if is_child():  # the supervisor holds the port: join it
-            config = dataclasses.replace(config, reuse_port=True)
+        if is_child():  # the supervisor holds the ports: join them
+            config, options = join_supervisor(config, options)
         source, options = bundle_source(args, options)
     except (CnmPolicyError, ValueError, OSError) as exc:
         print(f"cnm-policy serve: {exc}", file=sys.stderr)

@@ -55,6 +55,8 @@ class HttpListenerConfig:
     max_connections: int = 256
     max_header_bytes: int = 16 * 1024
     keep_alive_seconds: float = 5.0
+    # Only for `serve --processes N`: the supervisor holds the port, its children share it.
+    reuse_port: bool = False
 
     def __post_init__(self) -> None:
         try:
@@ -175,8 +177,11 @@ class HttpListener:
         target = f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
         sock = socket.socket(family, socket.SOCK_STREAM)
         try:
-            # SO_REUSEADDR only (as grpc): never SO_REUSEPORT, no other process may share it.
+            # SO_REUSEADDR only (as grpc): no other process may share the port, but the
+            # children of a `--processes` supervisor, which reserved it (cli/_processes.py).
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if self._config.reuse_port:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             if family == socket.AF_INET6:
                 sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
             sock.bind((ip, port))
