@@ -142,7 +142,12 @@ def tracing_from_environment(environ: Mapping[str, str]) -> Tracing:
         protocol = environ.get(name, "http/protobuf").strip()
         if protocol != "http/protobuf":
             raise ServerConfigError(f"{name}: `{protocol}` is not supported (http/protobuf)")
-    return Tracing(_provider(environ))
+    try:
+        return Tracing(_provider(environ))
+    except ImportError as exc:  # e.g. another package's copy of the OTLP protos over ours
+        raise ServerConfigError(
+            f"OTEL_EXPORTER_OTLP_ENDPOINT: the OTLP exporter cannot be loaded: {exc}"
+        ) from exc
 
 
 def _provider(environ: Mapping[str, str]) -> Any:
