@@ -8,13 +8,22 @@ from __future__ import annotations
 
 import argparse
 import os
+from typing import TypedDict
 
 from cnm_policy.errors import ServerConfigError
 from cnm_policy.ops.durations import parse_duration
-from cnm_policy.ops.tracing import tracing_from_environment
+from cnm_policy.ops.tracing import Tracing, tracing_from_environment
 from cnm_policy.server.http import HttpListenerConfig
 
-__all__ = ["add_ops_arguments", "ops_options"]
+__all__ = ["OpsOptions", "add_ops_arguments", "ops_options"]
+
+
+class OpsOptions(TypedDict):
+    """The `RuntimeOptions` fields these flags (and ``OTEL_*``) set."""
+
+    max_policy_age: float | None
+    ops: HttpListenerConfig | None
+    tracing: Tracing
 
 
 def add_ops_arguments(parser: argparse.ArgumentParser) -> None:
@@ -42,7 +51,7 @@ def add_ops_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def ops_options(args: argparse.Namespace) -> dict[str, object]:
+def ops_options(args: argparse.Namespace) -> OpsOptions:
     """The `RuntimeOptions` fields these flags set; ValueError naming the flag otherwise."""
     if not 1 <= args.processes <= 64:
         raise ValueError("--processes: must be between 1 and 64")

@@ -184,7 +184,7 @@ def runtime_options(args: argparse.Namespace) -> RuntimeOptions:
         settle_seconds=args.settle,
         log_allow=_allow_list(args.log_attribute),
         doors=door_options(args),
-        **ops_options(args),  # type: ignore[arg-type]
+        **ops_options(args),
     )
 
 
