@@ -8,6 +8,7 @@ one with it costs a regex match. The OpenTelemetry SDK is imported only when exp
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Mapping
 from typing import Any, Protocol
 
@@ -123,10 +124,16 @@ class Tracing:
             attributes={"rpc.system": "grpc", "rpc.service": self._service, "rpc.method": method},
         )
 
-    def shutdown(self) -> None:
-        """Export what is pending and stop (bounded by the SDK's own export timeout)."""
+    def shutdown(self, timeout: float = 3.0) -> None:
+        """Export what is pending and stop, waiting at most `timeout` seconds.
+
+        The SDK's own flush waits up to 30 s for an unreachable collector: a sidecar's stop
+        must not (the export thread is a daemon and is left behind).
+        """
         if self._provider is not None:
-            self._provider.shutdown()
+            flusher = threading.Thread(target=self._provider.shutdown, daemon=True)
+            flusher.start()
+            flusher.join(timeout)
 
 
 def tracing_from_environment(environ: Mapping[str, str]) -> Tracing:
