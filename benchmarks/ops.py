@@ -95,9 +95,12 @@ def run(calls: int, rounds: int) -> list[tuple[str, float, float]]:
     samples: dict[str, list[float]] = {name: [] for name in variants}
     gc.collect()
     gc.freeze()
-    for _ in range(rounds):
-        for name, (servicer, context) in variants.items():
-            samples[name].append(_round(servicer, request, context, calls))
+    try:
+        for _ in range(rounds):
+            for name, (servicer, context) in variants.items():
+                samples[name].append(_round(servicer, request, context, calls))
+    finally:
+        gc.unfreeze()
     medians = {name: statistics.median(values) for name, values in samples.items()}
     bare = medians["bare (no metrics)"]
     return [(name, median, median - bare) for name, median in medians.items()]
