@@ -82,6 +82,10 @@ def run(args: argparse.Namespace) -> int:
             source=str(options.policies),
             hint="pass --policies DIR to serve your own bundle",
         )
+    age, every = options.max_policy_age, options.watch_interval
+    if age is not None and source is None and (every is None or every >= age):
+        # Only polls and reloads confirm a directory's policy: it would go stale between them.
+        log.warning("max_policy_age_unconfirmable", max_policy_age=age, watch_interval=every)
     # Handlers go in before the (possibly slow) first load: a SIGHUP or SIGTERM arriving then
     # must not kill the process with the default action.
     with _Signals() as signals:
