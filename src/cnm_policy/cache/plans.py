@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import marshal
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -21,6 +21,8 @@ from cnm_policy.model import Principal, Resource
 __all__ = ["PlanCache"]
 
 _DEFAULT_MAXSIZE = 4096
+# request_key has already refused anything marshal cannot write exactly (docs/design/cache.md).
+_dumps: Callable[[Any], bytes] = marshal.dumps
 
 
 class PlanCache:
@@ -59,7 +61,7 @@ class PlanCache:
             return found[0]
         # A private copy: the caller's attribute and context dicts may change meanwhile.
         attributes, copied_context = marshal.loads(
-            marshal.dumps((principal.attributes, {} if context is None else context))
+            _dumps((principal.attributes, {} if context is None else context))
         )
         private = Principal(principal.id, principal.tenant, principal.roles, attributes)
         built = plan(snapshot, private, action, kind, copied_context, now)
