@@ -7,7 +7,7 @@ test (``Engine.from_path("policies/cnm").check(principal, "read", resource)``).
 # First, before the slow imports: a `cnm-policy serve` process remembers stop signals from here.
 from cnm_policy import _early_signals  # noqa: F401
 from cnm_policy.cache import CachedEngine, CacheStats
-from cnm_policy.engine import Engine, PolicySnapshot, load_snapshot
+from cnm_policy.engine import Engine, Plan, PolicySnapshot, load_snapshot
 from cnm_policy.errors import (
     BundleInvalidError,
     CnmPolicyError,
@@ -27,6 +27,7 @@ __all__ = [
     "Engine",
     "InvalidRequestError",
     "Obligation",
+    "Plan",
     "PolicyProblem",
     "PolicySnapshot",
     "PolicySourceError",
