@@ -93,7 +93,7 @@ def parse(fields: tuple[str, ...]) -> str:
     return f"""
 CREATE OR REPLACE TEMP TABLE parsed AS
 SELECT file, ord, CASE
-    WHEN line IS NULL OR trim(line) = '' THEN 'empty_line'
+    WHEN line IS NULL OR trim(line, ' ' || chr(9) || chr(13)) = '' THEN 'empty_line'
     WHEN f IS NULL THEN 'malformed_json'
     WHEN f[1] IS NULL AND json_type(line) <> 'OBJECT' THEN 'not_an_object' END AS problem,
   CASE WHEN f IS NULL OR f[1] IS NULL THEN left(line, {SNIPPET_CHARS}) END AS snippet,

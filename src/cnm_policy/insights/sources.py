@@ -34,7 +34,7 @@ def expand_logs(patterns: Iterable[str]) -> LogFiles:
     """Expand each pattern (a file or a glob); raises FileNotFoundError for one naming nothing."""
     seen: dict[str, None] = {}
     for pattern in patterns:
-        if _GLOB_CHARS.isdisjoint(pattern):
+        if _GLOB_CHARS.isdisjoint(pattern) or Path(pattern).is_file():
             path = Path(pattern)
             if not path.is_file():
                 raise FileNotFoundError(f"`{pattern}` is not a readable file")

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from cnm_policy.insights.logs import fetch_dicts, load_logs
 from cnm_policy.insights.sources import expand_logs
@@ -98,3 +100,47 @@ def test_an_empty_file_has_nothing_and_no_problem(tmp_path: Path) -> None:
     path.write_bytes(b"")
     loaded = load_logs(duckdb.connect(), expand_logs([str(path)]))
     assert (loaded.lines, loaded.decisions, loaded.other_events) == (0, 0, 0)
+
+
+LINE_KINDS = {
+    "decision": None,
+    "empty": (b"", "empty_line"),
+    "blank": (b" \t ", "empty_line"),
+    "malformed": (b'{"event": "decision",', "malformed_json"),
+    "list": (b"[1]", "not_an_object"),
+    "text": (b'"decision"', "not_an_object"),
+    "bad utf-8": (b'{"a": "\xc3\x28"}', "unreadable_line"),
+    "control": (b'{"a": "\x01"}', "unreadable_line"),
+    "no time": (b'{"event": "decision", "allowed": true}', "invalid_decision_event"),
+    "operational": (OPERATIONAL, None),
+}
+
+
+@settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    st.lists(st.sampled_from(sorted(LINE_KINDS)), max_size=25),
+    st.booleans(),
+)
+def test_every_line_is_counted_once_at_its_number(
+    day_lines: list[bytes], tmp_path: Path, kinds: list[str], packed: bool
+) -> None:
+    """Any mix of lines: each decision and each problem at its own 1-based line, once."""
+    lines = [day_lines[0] if kind == "decision" else LINE_KINDS[kind][0] for kind in kinds]  # type: ignore[index]
+    data = b"\n".join(lines) + (b"\n" if lines else b"")
+    path = tmp_path / f"mix-{len(kinds)}-{packed}.jsonl{'.gz' if packed else ''}"
+    path.write_bytes(gzip.compress(data) if packed else data)
+    con = duckdb.connect()
+    loaded = load_logs(con, expand_logs([str(path)]))
+    expected_problems = [
+        (n, LINE_KINDS[kind][1])  # type: ignore[index]
+        for n, kind in enumerate(kinds, 1)
+        if LINE_KINDS[kind] is not None and LINE_KINDS[kind][1] is not None  # type: ignore[index]
+    ]
+    problems = con.execute("SELECT line, kind FROM problems ORDER BY line").fetchall()
+    decisions = con.execute("SELECT line FROM numbered_decisions ORDER BY line").fetchall()
+    assert problems == expected_problems
+    assert [n for (n,) in decisions] == [n for n, k in enumerate(kinds, 1) if k == "decision"]
+    assert loaded.lines == len(kinds)
+    assert loaded.other_events == kinds.count("operational")
