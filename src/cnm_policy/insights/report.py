@@ -14,7 +14,7 @@ from typing import Any, Final
 import duckdb
 
 from cnm_policy.insights import sections
-from cnm_policy.insights.logs import fetch_dicts, load_logs
+from cnm_policy.insights.logs import LoadedLogs, fetch_dicts, load_logs
 from cnm_policy.insights.sources import expand_logs
 from cnm_policy.policy import Bundle, Effect
 
@@ -69,7 +69,7 @@ def _period(options: ReportOptions) -> str:
 def _sections(
     con: duckdb.DuckDBPyConnection,
     files: tuple[str, ...],
-    loaded: Any,
+    loaded: LoadedLogs,
     bundle: Bundle | None,
     options: ReportOptions,
 ) -> dict[str, Any]:
