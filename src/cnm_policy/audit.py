@@ -95,9 +95,10 @@ class DecisionLog:
         request_id: str | None,
         latency_seconds: float,
         peer: Mapping[str, Any] | None = None,
+        actor: Principal | None = None,
     ) -> None:
         """Log the one decision of a Check call."""
-        head = _head(request_id, latency_seconds)
+        head = _head(request_id, latency_seconds, actor)
         head["decision_id"] = decision_id
         self._emit(head, principal, context, action, resource, decision, peer)
 
@@ -112,13 +113,14 @@ class DecisionLog:
         request_id: str | None,
         latency_seconds: float,
         peer: Mapping[str, Any] | None = None,
+        actor: Principal | None = None,
     ) -> None:
         """Log every decision of a CheckBatch call, one event each (`latency_ms` is the batch's)."""
         if not len(items) == len(decisions) == len(decision_ids):
             raise ValueError(
                 f"{len(items)} items, {len(decisions)} decisions, {len(decision_ids)} ids"
             )
-        call = _head(request_id, latency_seconds)
+        call = _head(request_id, latency_seconds, actor)
         with one_write():
             for index, ((action, resource), item) in enumerate(zip(items, decisions, strict=True)):
                 head = {**call, "batch_size": len(items), "batch_index": index}
@@ -179,6 +181,8 @@ class DecisionLog:
             event["obligations"] = [o.type for o in decision.obligations]
         if decision.limits_exceeded:
             event["limits_exceeded"] = [o.name for o in decision.limits_exceeded]
+        if decision.audit_class:
+            event["class"] = decision.audit_class  # break_glass, self_managed_crossing
         if peer:
             event.update(peer)
         allow = self._allow
@@ -192,13 +196,20 @@ class DecisionLog:
         self._logger.info(DECISION_EVENT, **event)
 
 
-def _head(request_id: str | None, latency_seconds: float) -> dict[str, Any]:
-    """The call's request id (clipped, ``None`` if absent) and latency in ms, to the microsecond."""
+def _head(
+    request_id: str | None, latency_seconds: float, actor: Principal | None = None
+) -> dict[str, Any]:
+    """The call's request id (clipped, ``None`` if absent), latency in ms to the microsecond,
+    and who acted on the principal's behalf, if anyone."""
     try:
         latency_ms = round(latency_seconds * 1_000_000) / 1000
     except (ValueError, OverflowError):  # a timer gone wrong costs the value, never the call
         latency_ms = float(latency_seconds)
-    return {
+    head: dict[str, Any] = {
         "request_id": request_id[:_MAX_REQUEST_ID_CHARS] if request_id else None,
         "latency_ms": latency_ms,
     }
+    if actor is not None:
+        head["actor_id"], head["actor_tenant"] = actor.id, actor.tenant
+        head["actor_roles"] = list(actor.roles)
+    return head

@@ -60,6 +60,7 @@ class AccessRequest:
     action: str
     resource: Resource
     context: Mapping[str, Any] = field(default_factory=_empty)
+    actor: Principal | None = None  # who acts on the principal's behalf, if anyone
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,7 +130,8 @@ class Decision:
     or not. `errors` lists condition failures. `valid_until` is the epoch second at which a
     time-dependent decision may change (``None``: it does not depend on the clock). `reason` is
     safe to show the caller. `obligations` come from the deciding rules; `limits_exceeded` names
-    the allows a request asked too much of (docs/design/obligations.md).
+    the allows a request asked too much of (docs/design/obligations.md). `audit_class` marks
+    allows that need an audit trail: ``break_glass``, ``self_managed_crossing``.
     """
 
     allowed: bool
@@ -145,3 +147,4 @@ class Decision:
     matched_denies: tuple[str, ...] = ()
     obligations: tuple[Obligation, ...] = ()
     limits_exceeded: tuple[LimitExceeded, ...] = ()
+    audit_class: str | None = None

@@ -64,11 +64,12 @@ class _GatedEngine(Engine):
         context: Mapping[str, Any] | None = None,
         *,
         explain: bool = False,
+        actor: Principal | None = None,
     ) -> list[Decision]:
         if any(resource.id == "slow" for _, resource in items):
             self.entered.set()
             assert self.release.wait(30)
-        return super().check_batch(principal, items, context, explain=explain)
+        return super().check_batch(principal, items, context, explain=explain, actor=actor)
 
 
 def test_graceful_stop_reports_not_serving_and_drains_in_flight_calls(bundle: Path) -> None:

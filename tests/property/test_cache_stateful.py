@@ -317,7 +317,8 @@ class CacheMachine(RuleBasedStateMachine):
             rebuilt = keyed_request(key)
             if rebuilt is None:  # a caller fingerprint: `_check` covers those
                 continue
-            principal, action, resource, context = rebuilt
+            principal, action, resource, context, actor = rebuilt
+            assert actor is None  # the machine's requests name no actor
             expected = _fresh(versions[key[0]], principal, [(action, resource)], context, stored_at)
             assert expected == _uncached([decision])
 

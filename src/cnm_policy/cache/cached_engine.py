@@ -22,6 +22,7 @@ __all__ = ["DEFAULT_TTL", "CachedEngine"]
 DEFAULT_TTL: Final = 60.0
 
 _Item = tuple[str, Resource]
+_Request = tuple[Principal, str, Resource, Mapping[str, Any] | None, Principal | None]
 
 
 class CachedEngine:
@@ -106,8 +107,9 @@ class CachedEngine:
 
     def check_request(self, request: AccessRequest, *, explain: bool = False) -> Decision:
         """:meth:`check` for a request already bundled as an :class:`AccessRequest`."""
+        principal, action, resource = request.principal, request.action, request.resource
         return self.check(
-            request.principal, request.action, request.resource, request.context, explain=explain
+            principal, action, resource, request.context, explain=explain, actor=request.actor
         )
 
     def check(
@@ -118,20 +120,24 @@ class CachedEngine:
         context: Mapping[str, Any] | None = None,
         *,
         explain: bool = False,
+        actor: Principal | None = None,
     ) -> Decision:
-        """May `principal` do `action` on `resource`? Raises InvalidRequestError on bad input."""
+        """May `principal` do `action` on `resource` (with `actor` acting on its behalf)?
+        Raises InvalidRequestError on bad input."""
         snapshot = self._engine.snapshot  # read once: the key and the evaluation share it
         store = self._store
         if explain or not store.maxsize:
-            return self._evaluate(snapshot, principal, [(action, resource)], context, explain)[0]
-        key = request_key(self._digest(snapshot), principal, action, resource, context)
+            items = [(action, resource)]
+            return self._evaluate(snapshot, principal, items, context, explain, actor)[0]
+        key = request_key(self._digest(snapshot), principal, action, resource, context, actor)
         now = self._clock()
         if key is not None:
             found = store.live(key, now)
             if found is not None:
                 store.hit()
                 return found
-        return self._miss(snapshot, key, principal, action, resource, context, now, trusted=False)
+        request = (principal, action, resource, context, actor)
+        return self._miss(snapshot, key, request, now, trusted=False)
 
     def check_fingerprinted(
         self,
@@ -140,6 +146,7 @@ class CachedEngine:
         action: str,
         resource: Resource,
         context: Mapping[str, Any] | None = None,
+        actor: Principal | None = None,
     ) -> Decision:
         """:meth:`check`, keyed by `fingerprint`, an exact encoding the caller already holds.
 
@@ -156,16 +163,14 @@ class CachedEngine:
             if found is not None:
                 store.hit()
                 return found
-        return self._miss(snapshot, key, principal, action, resource, context, now, trusted=True)
+        request = (principal, action, resource, context, actor)
+        return self._miss(snapshot, key, request, now, trusted=True)
 
     def _miss(
         self,
         snapshot: PolicySnapshot,
         key: Key | None,
-        principal: Principal,
-        action: str,
-        resource: Resource,
-        context: Mapping[str, Any] | None,
+        request: _Request,
         now: float,
         *,
         trusted: bool,
@@ -177,8 +182,10 @@ class CachedEngine:
             if copy is None:
                 key = None
             else:
-                principal, action, resource, context = copy
-        decision = decide_batch(snapshot, principal, ((action, resource),), context, now)[0]
+                request = copy
+        principal, action, resource, context, actor = request
+        item = ((action, resource),)
+        decision = decide_batch(snapshot, principal, item, context, now, actor=actor)[0]
         store.miss()
         if key is not None:
             store.put(key, decision, now)
@@ -199,15 +206,16 @@ class CachedEngine:
         context: Mapping[str, Any] | None = None,
         *,
         explain: bool = False,
+        actor: Principal | None = None,
     ) -> list[Decision]:
         """One decision per (action, resource), in order, all from the same policy version."""
         snapshot = self._engine.snapshot
         if not self._store.maxsize or explain or not items:
-            return self._evaluate(snapshot, principal, items, context, explain)
+            return self._evaluate(snapshot, principal, items, context, explain, actor)
         if not isinstance(items, list | tuple):
             items = list(items)
-        keys = batch_keys(self._digest(snapshot), principal, items, context)
-        return self._answer_batch(snapshot, keys, principal, items, context, trusted=False)
+        keys = batch_keys(self._digest(snapshot), principal, items, context, actor)
+        return self._answer_batch(snapshot, keys, principal, items, context, actor, trusted=False)
 
     def check_batch_fingerprinted(
         self,
@@ -216,10 +224,11 @@ class CachedEngine:
         principal: Principal,
         items: Sequence[_Item],
         context: Mapping[str, Any] | None = None,
+        actor: Principal | None = None,
     ) -> list[Decision]:
         """:meth:`check_batch`, keyed by fingerprints (as :meth:`check_fingerprinted`).
 
-        `shared` encodes the principal and context exactly and is never empty,
+        `shared` encodes the principal, context and actor exactly and is never empty,
         ``fingerprints[i]`` the i-th item.
         """
         if len(fingerprints) != len(items):
@@ -228,7 +237,7 @@ class CachedEngine:
             raise ValueError("the shared fingerprint of a batch must not be empty")
         snapshot = self._engine.snapshot
         if not self._store.maxsize or not items:
-            return self._evaluate(snapshot, principal, items, context, False)
+            return self._evaluate(snapshot, principal, items, context, False, actor)
         digest = self._digest(snapshot)
         exact = type(shared) is bytes and all(type(f) is bytes for f in fingerprints)
         keys: list[Key | None] = (
@@ -236,7 +245,7 @@ class CachedEngine:
             if exact
             else [None] * len(items)
         )
-        return self._answer_batch(snapshot, keys, principal, items, context, trusted=True)
+        return self._answer_batch(snapshot, keys, principal, items, context, actor, trusted=True)
 
     def _answer_batch(
         self,
@@ -245,6 +254,7 @@ class CachedEngine:
         principal: Principal,
         items: Sequence[_Item],
         context: Mapping[str, Any] | None,
+        actor: Principal | None,
         *,
         trusted: bool,
     ) -> list[Decision]:
@@ -259,10 +269,10 @@ class CachedEngine:
             keep = [keys[i] for i in missing]
             evaluated = [items[i] for i in missing]
             if not trusted:
-                principal, evaluated, context, keep = batch_copy(
-                    keep, principal, evaluated, context
+                principal, evaluated, context, actor, keep = batch_copy(
+                    keep, principal, evaluated, context, actor
                 )
-            fresh = decide_batch(snapshot, principal, evaluated, context, now)
+            fresh = decide_batch(snapshot, principal, evaluated, context, now, actor=actor)
         # Hits are counted once the whole batch succeeded: hits + misses = decisions answered.
         self._store.put_many(keep, fresh, now, hits=len(keys) - len(missing))
         for index, decision in zip(missing, fresh, strict=True):
@@ -276,9 +286,12 @@ class CachedEngine:
         items: Sequence[_Item],
         context: Mapping[str, Any] | None,
         explain: bool,
+        actor: Principal | None = None,
     ) -> list[Decision]:
         """Evaluate without storing (disabled or explain); still counted."""
         now = self._clock()
-        decisions = decide_batch(snapshot, principal, items, context, now, explain=explain)
+        decisions = decide_batch(
+            snapshot, principal, items, context, now, explain=explain, actor=actor
+        )
         self._store.count(0, len(decisions))
         return decisions

@@ -27,10 +27,16 @@ __all__ = [
 # (digest, six names, marshal of roles, attributes and context) | (digest, shared fingerprint,
 # item fingerprint): different lengths, so the kinds never answer for each other
 Key = tuple[str, str, str, str, str, str, str, bytes] | tuple[str, bytes, bytes]
-# (principal, action, resource, context): what a library key encodes (`keyed_request`).
-KeyedRequest = tuple[Principal, str, Resource, Mapping[str, Any]]
+# (principal, action, resource, context, actor): what a library key encodes (`keyed_request`).
+KeyedRequest = tuple[Principal, str, Resource, Mapping[str, Any], Principal | None]
 # (principal, items, context) to evaluate, and the key each decision may be stored under
-BatchCopy = tuple[Principal, list[tuple[str, Resource]], Mapping[str, Any] | None, list[Key | None]]
+BatchCopy = tuple[
+    Principal,
+    list[tuple[str, Resource]],
+    Mapping[str, Any] | None,
+    Principal | None,
+    list[Key | None],
+]
 
 _LIBRARY_PARTS: Final = 8
 _MARSHAL_FORMAT: Final = 2  # the newest format without back-references (docs/design/cache.md)
@@ -49,6 +55,7 @@ def request_key(
     action: str,
     resource: Resource,
     context: Mapping[str, Any] | None,
+    actor: Principal | None = None,
 ) -> Key | None:
     """The key of one check under policy `digest`, or ``None`` when it cannot be keyed exactly.
 
@@ -57,6 +64,11 @@ def request_key(
     """
     if type(principal) is not Principal or type(resource) is not Resource:
         return None
+    acting = None
+    if actor is not None:
+        if type(actor) is not Principal or type(actor.roles) is not tuple:
+            return None
+        acting = (actor.id, actor.tenant, actor.roles, actor.attributes)
     principal_id, tenant, roles = principal.id, principal.tenant, principal.roles
     kind, resource_id, resource_tenant = resource.kind, resource.id, resource.tenant
     if not (
@@ -71,7 +83,7 @@ def request_key(
         return None
     rest = (roles, principal.attributes, _NO_CONTEXT if context is None else context)
     try:
-        encoded = _dumps((*rest, resource.attributes), _MARSHAL_FORMAT)
+        encoded = _dumps((*rest, resource.attributes, acting), _MARSHAL_FORMAT)
     except Exception:  # marshal refuses anything but exact built-in types (ValueError)
         return None
     return (digest, principal_id, tenant, action, kind, resource_id, resource_tenant, encoded)
@@ -82,6 +94,7 @@ def batch_keys(
     principal: Principal,
     items: Sequence[tuple[str, Resource]],
     context: Mapping[str, Any] | None,
+    actor: Principal | None = None,
 ) -> list[Key | None]:
     """The key of each item, as a single check of it would have."""
     keys: list[Key | None] = []
@@ -91,7 +104,7 @@ def batch_keys(
         except (TypeError, ValueError):  # malformed item: the engine reports it
             keys.append(None)
         else:
-            keys.append(request_key(digest, principal, action, resource, context))
+            keys.append(request_key(digest, principal, action, resource, context, actor))
     return keys
 
 
@@ -115,12 +128,13 @@ def keyed_request(key: Key) -> KeyedRequest | None:
     if not _plain(decoded):
         return None
     _, principal_id, tenant, action, kind, resource_id, resource_tenant, _ = key
-    roles, attributes, context, resource_attributes = decoded
+    roles, attributes, context, resource_attributes, acting = decoded
     return (
         Principal(principal_id, tenant, roles, attributes),
         action,
         Resource(kind, resource_id, resource_tenant, resource_attributes),
         context,
+        None if acting is None else Principal(*acting),
     )
 
 
@@ -129,15 +143,16 @@ def batch_copy(
     principal: Principal,
     items: Sequence[tuple[str, Resource]],
     context: Mapping[str, Any] | None,
+    actor: Principal | None = None,
 ) -> BatchCopy:
-    """What a library batch evaluates: the copies its keys rebuild, with the principal and
-    context of the first copy; an item whose key holds another principal or context (changed
+    """What a library batch evaluates: the copies its keys rebuild, with the principal, context
+    and actor of the first copy; an item whose key holds another principal or context (changed
     while the batch was keyed), or none, is evaluated as given and never stored."""
     copies = [None if key is None else keyed_request(key) for key in keys]
     first = next((copy for copy in copies if copy is not None), None)
     if first is None:
-        return principal, list(items), context, [None] * len(keys)
-    shared_principal, _, _, shared_context = first
+        return principal, list(items), context, actor, [None] * len(keys)
+    shared_principal, _, _, shared_context, shared_actor = first
     evaluated: list[tuple[str, Resource]] = []
     keep: list[Key | None] = []
     for key, copy, item in zip(keys, copies, items, strict=True):
@@ -145,13 +160,13 @@ def batch_copy(
             evaluated.append(item)
             keep.append(None)
             continue
-        _, action, resource, _ = copy
+        _, action, resource, _, _ = copy
         evaluated.append((action, resource))
         same = copy is first or key == request_key(
-            key[0], shared_principal, action, resource, shared_context
+            key[0], shared_principal, action, resource, shared_context, shared_actor
         )
         keep.append(key if same else None)
-    return shared_principal, evaluated, shared_context, keep
+    return shared_principal, evaluated, shared_context, shared_actor, keep
 
 
 def _plain(decoded: object) -> bool:

@@ -16,7 +16,7 @@ from typing import Any
 from cnm_policy.engine.evaluate import decide
 from cnm_policy.engine.explain import trace_rules
 from cnm_policy.engine.plan import Plan, plan
-from cnm_policy.engine.requests import prepare_principal, validate_target
+from cnm_policy.engine.requests import prepare_actor, prepare_principal, validate_target
 from cnm_policy.engine.snapshot import PolicySnapshot, load_snapshot
 from cnm_policy.model import AccessRequest, Decision, Principal, Resource
 
@@ -62,14 +62,22 @@ class Engine:
         context: Mapping[str, Any] | None = None,
         *,
         explain: bool = False,
+        actor: Principal | None = None,
     ) -> Decision:
-        """May `principal` do `action` on `resource`? Raises InvalidRequestError on bad input."""
-        return self.check_batch(principal, ((action, resource),), context, explain=explain)[0]
+        """May `principal` do `action` on `resource` (with `actor` acting on its behalf)?
+        Raises InvalidRequestError on bad input."""
+        items = ((action, resource),)
+        return self.check_batch(principal, items, context, explain=explain, actor=actor)[0]
 
     def check_request(self, request: AccessRequest, *, explain: bool = False) -> Decision:
         """:meth:`check` for a request already bundled as an :class:`AccessRequest`."""
         return self.check(
-            request.principal, request.action, request.resource, request.context, explain=explain
+            request.principal,
+            request.action,
+            request.resource,
+            request.context,
+            explain=explain,
+            actor=request.actor,
         )
 
     def check_batch(
@@ -79,10 +87,11 @@ class Engine:
         context: Mapping[str, Any] | None = None,
         *,
         explain: bool = False,
+        actor: Principal | None = None,
     ) -> list[Decision]:
         """One decision per (action, resource), in order, all from the same policy version."""
-        snapshot = self._snapshot
-        return decide_batch(snapshot, principal, items, context, self._clock(), explain=explain)
+        snapshot, now = self._snapshot, self._clock()
+        return decide_batch(snapshot, principal, items, context, now, explain=explain, actor=actor)
 
     def plan(
         self,
@@ -103,15 +112,17 @@ def decide_batch(
     now: float,
     *,
     explain: bool = False,
+    actor: Principal | None = None,
 ) -> list[Decision]:
     """Decisions for one principal against one snapshot at one instant; validates input."""
     prepared = prepare_principal(snapshot, principal)
+    acting = None if actor is None else prepare_actor(snapshot, actor)
     decisions = []
     for action, resource in items:
         checked_context = validate_target(action, resource, context)
-        decision = decide(snapshot, prepared, action, resource, checked_context, now)
+        decision = decide(snapshot, prepared, action, resource, checked_context, now, acting)
         if explain:
-            traces = trace_rules(snapshot, prepared, action, resource, checked_context, now)
+            traces = trace_rules(snapshot, prepared, action, resource, checked_context, now, acting)
             decision = replace(decision, trace=traces)
         decisions.append(decision)
     return decisions

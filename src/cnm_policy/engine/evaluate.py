@@ -10,25 +10,42 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from cnm_policy.engine import casbin_backend
+from cnm_policy.engine._governance import (
+    actor_refusal,
+    barrier_between,
+    break_glass_justified,
+    side_refusal,
+)
+from cnm_policy.engine._outcome import Tally, conclude, over_limits
 from cnm_policy.engine.requests import PreparedPrincipal
 from cnm_policy.engine.snapshot import PolicySnapshot
 from cnm_policy.errors import ConditionError
-from cnm_policy.model import Decision, LimitExceeded, Obligation, Resource
-from cnm_policy.policy import Effect, RuleDef, Scope, is_within
+from cnm_policy.model import Decision, LimitExceeded, Resource
+from cnm_policy.policy import Bundle, Effect, RuleDef, Scope, is_within
 from cnm_policy.policy.conditions import EvalEnv
 
-__all__ = ["decide", "in_scope", "make_env", "tenant_ancestors"]
+__all__ = ["NO_BARRIERS", "decide", "in_scope", "make_env", "tenant_ancestors"]
+
+NO_BARRIERS: frozenset[str] = frozenset()
+NO_ACTOR: Mapping[str, Any] = {}  # what conditions read as `actor` when nobody acts for another
 
 
 def in_scope(
-    scope: Scope, tenants: tuple[str, ...], principal: PreparedPrincipal, resource_tenant: str
+    scope: Scope,
+    tenants: tuple[str, ...],
+    principal: PreparedPrincipal,
+    resource_tenant: str,
+    barriers: frozenset[str] = NO_BARRIERS,
 ) -> bool:
-    """Whether `resource_tenant` is inside the reach `scope` (and pins) give this principal."""
+    """Whether `resource_tenant` is inside the reach `scope` (and pins) give this principal;
+    subtree reach stops at the self-managed tenants in `barriers`."""
     if tenants and not any(is_within(resource_tenant, t) for t in tenants):
         return False
     if scope is Scope.SUBTREE:
-        return is_within(resource_tenant, principal.principal.tenant)
+        home = principal.principal.tenant
+        if barriers and barrier_between(resource_tenant, home, barriers):
+            return False
+        return is_within(resource_tenant, home)
     if scope is Scope.OWN:
         return resource_tenant == principal.principal.tenant
     if scope is Scope.ASSIGNED:
@@ -52,6 +69,7 @@ def make_env(
     resource: Resource,
     context: Mapping[str, Any],
     now: float,
+    actor: PreparedPrincipal | None = None,
 ) -> EvalEnv:
     """The read-only view of a request that conditions evaluate against."""
     resource_view = {
@@ -60,7 +78,8 @@ def make_env(
         "tenant": resource.tenant,
         "attributes": resource.attributes,
     }
-    return EvalEnv(principal.view, action, resource_view, context, now)
+    view = NO_ACTOR if actor is None else actor.view
+    return EvalEnv(principal.view, action, resource_view, context, now, actor=view)
 
 
 def _candidates(
@@ -91,10 +110,14 @@ def decide(
     resource: Resource,
     context: Mapping[str, Any],
     now: float,
+    actor: PreparedPrincipal | None = None,
 ) -> Decision:
-    """The decision for one validated request against one snapshot."""
-    if principal.mixed_sides:
-        return _deny(snapshot, "principal holds both customer-side and internal-side roles")
+    """The decision for one validated request (acted by `actor`, if any) against one snapshot."""
+    bundle = snapshot.bundle
+    if principal.mixed_sides or bundle.internal_tenants or actor is not None:
+        refusal = _refusal(bundle, principal, actor, resource.tenant)
+        if refusal is not None:
+            return _deny(snapshot, refusal)
     candidates = _candidates(snapshot, principal, action, resource)
     if candidates is None:
         return _deny(snapshot, _no_rules_reason(snapshot, action, resource))
@@ -105,113 +128,58 @@ def decide(
     allow_failed = False
     errors: list[str] = []
     over: list[LimitExceeded] = []
+    glass: list[str] = []
+    barriers = bundle.self_managed
     for rule in candidates.values():
-        if not in_scope(rule.scope, rule.tenants, principal, resource.tenant):
+        if rule.actor is not None and (rule.actor == "required") is (actor is None):
             continue
-        if rule.condition is not None or rule.limits:
+        reach = NO_BARRIERS if rule.crosses_self_managed else barriers
+        if not in_scope(rule.scope, rule.tenants, principal, resource.tenant, reach):
+            continue
+        if rule.condition is not None or rule.limits or rule.break_glass is not None:
             if env is None:
-                env = make_env(principal, action, resource, context, now)
+                env = make_env(principal, action, resource, context, now, actor)
             try:
+                if rule.break_glass is not None and not break_glass_justified(context):
+                    continue
                 if rule.condition is not None and not rule.condition.evaluate(env):
                     continue
-                if rule.limits and _over_limits(rule, env, over):
+                if rule.limits and over_limits(rule, env, over):
                     continue
             except ConditionError as exc:
                 failed.append(rule.id)
                 allow_failed = allow_failed or rule.effect is Effect.ALLOW
                 errors.append(f"rule `{rule.id}`: {exc}")
                 continue
-        (denies if rule.effect is Effect.DENY else allows).append(rule.id)
-    allowed = casbin_backend.final_allowed(bool(allows), bool(denies or failed))
-    in_play = bool(allows) or allow_failed or bool(over)
-    ids, reason = _attribution(allowed, in_play, allows, denies, failed, action, resource.kind)
-    if not allowed and over and not (denies or failed):
-        ids, reason = tuple(sorted({o.rule_id for o in over})), _limit_reason(over)
-    obligations = (
-        _obligations(candidates, ids, resource.tenant)
-        if allowed or (in_play and denies and not failed)
-        else ()
-    )
-    return Decision(
-        allowed=allowed,
-        rule_ids=ids,
-        reason=reason,
-        policy_name=snapshot.name,
-        policy_version=snapshot.version,
-        policy_digest=snapshot.digest,
-        errors=tuple(errors),
-        valid_until=env.valid_until if env is not None else None,
-        matched_denies=tuple(sorted(denies)),
-        obligations=obligations,
-        limits_exceeded=tuple(over) if not allowed else (),
+        if rule.effect is Effect.DENY:
+            denies.append(rule.id)
+        else:
+            (allows if rule.break_glass is None else glass).append(rule.id)
+    return conclude(
+        snapshot,
+        candidates,
+        principal,
+        action,
+        resource,
+        now,
+        env,
+        Tally(allows, denies, failed, glass, over, errors, allow_failed),
     )
 
 
-def _over_limits(rule: RuleDef, env: EvalEnv, over: list[LimitExceeded]) -> bool:
-    """Whether the request asks above one of `rule`'s limits (each one noted in `over`)."""
-    exceeded = False
-    for limit in rule.limits:
-        found = limit.exceeded(env)
-        if found is not None:
-            over.append(LimitExceeded(rule.id, limit.name, *found))
-            exceeded = True
-    return exceeded
-
-
-def _limit_reason(over: list[LimitExceeded]) -> str:
-    first = over[0]
-    return (
-        f"limit_exceeded: `{first.name}` asked {first.asked:g}, "
-        f"limit {first.limit:g} (rule `{first.rule_id}`)"
-    )
-
-
-def _obligations(
-    rules: Mapping[str, RuleDef], ids: tuple[str, ...], tenant: str
-) -> tuple[Obligation, ...]:
-    """What the deciding rules oblige: every allow's notifications; for a deny, the step-ups,
-    but only when every deciding deny can be lifted by one (docs/design/obligations.md)."""
-    found: list[Obligation] = []
-    for rule_id in ids:
-        declared = rules[rule_id].obligations
-        if not declared:
-            if rules[rule_id].effect is Effect.DENY:
-                return ()  # a deny no step-up lifts: stronger authentication would not help
-            continue
-        for obligation in declared:
-            params = obligation.params
-            if obligation.type == "notify":
-                params = (*params, ("tenant", tenant))
-            found.append(Obligation(obligation.type, rule_id, params))
-    return tuple(found)
-
-
-def _attribution(
-    allowed: bool,
-    in_play: bool,
-    allows: list[str],
-    denies: list[str],
-    failed: list[str],
-    action: str,
-    kind: str,
-) -> tuple[tuple[str, ...], str]:
-    """The rules that decided, and the reason (see docs/design/decision-semantics.md)."""
-    if allowed:
-        ids = tuple(sorted(allows))
-        return ids, f"allowed by {_rule_list(ids)}"
-    if not in_play:
-        # No allow could apply: the default deny decided, whatever deny rules matched too.
-        return (), f"no rule allows `{action}` on `{kind}` here"
-    if failed:
-        reason = f"denied: a condition could not be evaluated ({_rule_list(tuple(sorted(failed)))})"
-        return tuple(sorted(failed + denies)), reason
-    ids = tuple(sorted(denies))
-    return ids, f"denied by {_rule_list(ids)}"
-
-
-def _rule_list(ids: tuple[str, ...]) -> str:
-    label = "rule" if len(ids) == 1 else "rules"
-    return f"{label} " + ", ".join(f"`{rule_id}`" for rule_id in ids)
+def _refusal(
+    bundle: Bundle,
+    principal: PreparedPrincipal,
+    actor: PreparedPrincipal | None,
+    resource_tenant: str,
+) -> str | None:
+    """Why nobody's rules are even consulted: a principal or actor that may not act here."""
+    refusal = side_refusal("principal", principal, bundle.internal_tenants)
+    if refusal is None and actor is not None:
+        refusal = actor_refusal(
+            actor, resource_tenant, bundle.internal_tenants, bundle.self_managed
+        )
+    return refusal
 
 
 def _no_rules_reason(snapshot: PolicySnapshot, action: str, resource: Resource) -> str:

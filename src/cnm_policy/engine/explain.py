@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from cnm_policy.engine.evaluate import in_scope, make_env
+from cnm_policy.engine.evaluate import NO_BARRIERS, in_scope, make_env
 from cnm_policy.engine.requests import PreparedPrincipal
 from cnm_policy.engine.snapshot import PolicySnapshot
 from cnm_policy.errors import ConditionError
@@ -25,9 +25,11 @@ def trace_rules(
     resource: Resource,
     context: Mapping[str, Any],
     now: float,
+    actor: PreparedPrincipal | None = None,
 ) -> tuple[RuleTrace, ...]:
     """One trace per rule that targets the requested kind or action, in bundle order."""
-    env = make_env(principal, action, resource, context, now)
+    env = make_env(principal, action, resource, context, now, actor)
+    barriers = snapshot.bundle.self_managed
     roles = set(principal.roles)
     traces = []
     for rule in snapshot.bundle.rules:
@@ -38,7 +40,10 @@ def trace_rules(
         if not kind_matched and not action_matched:
             continue
         role_matched = bool(roles.intersection(rule.roles)) and not principal.mixed_sides
-        scope_matched = in_scope(rule.scope, rule.tenants, principal, resource.tenant)
+        reach = NO_BARRIERS if rule.crosses_self_managed else barriers
+        scope_matched = in_scope(rule.scope, rule.tenants, principal, resource.tenant, reach)
+        if rule.actor is not None and (rule.actor == "required") is (actor is None):
+            scope_matched = False  # the rule is for requests with (or without) an actor
         condition: bool | None = None
         error: str | None = None
         if role_matched and kind_matched and action_matched and scope_matched:

@@ -15,7 +15,13 @@ from cnm_policy.errors import InvalidRequestError
 from cnm_policy.model import Principal, Resource
 from cnm_policy.policy import ASSIGNED_TENANTS_ATTRIBUTE, Side, tenant_problem
 
-__all__ = ["MAX_ID_LENGTH", "PreparedPrincipal", "prepare_principal", "validate_target"]
+__all__ = [
+    "MAX_ID_LENGTH",
+    "PreparedPrincipal",
+    "prepare_actor",
+    "prepare_principal",
+    "validate_target",
+]
 
 MAX_ID_LENGTH = 256
 
@@ -88,6 +94,16 @@ def prepare_principal(snapshot: PolicySnapshot, principal: object) -> PreparedPr
         assigned=assigned,
         view=view,
     )
+
+
+def prepare_actor(snapshot: PolicySnapshot, actor: object) -> PreparedPrincipal:
+    """:func:`prepare_principal` for who acts on the principal's behalf (fields `actor.*`)."""
+    try:
+        return prepare_principal(snapshot, actor)
+    except InvalidRequestError as exc:
+        field = "actor" + exc.field.removeprefix("principal")
+        message = exc.message.replace("a Principal", "a Principal (the actor)")
+        raise InvalidRequestError(field, message) from None
 
 
 def _assigned_tenants(value: object) -> tuple[str, ...]:

@@ -38,12 +38,13 @@ class _Missing:
 
 
 MISSING: Any = _Missing()
+_NOBODY: Mapping[str, Any] = {}
 
 
 class EvalEnv:
     """The request as seen by conditions, plus when a time-based answer stops being valid."""
 
-    __slots__ = ("action", "context", "now", "principal", "resource", "valid_until")
+    __slots__ = ("action", "actor", "context", "now", "principal", "resource", "valid_until")
 
     def __init__(
         self,
@@ -52,8 +53,11 @@ class EvalEnv:
         resource: Mapping[str, Any],
         context: Mapping[str, Any],
         now: float,
+        *,
+        actor: Mapping[str, Any] = _NOBODY,
     ) -> None:
         self.principal = principal
+        self.actor = actor  # who acts on the principal's behalf; empty when nobody does
         self.action = action
         self.resource = resource
         self.context = context

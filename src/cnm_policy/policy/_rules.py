@@ -22,6 +22,7 @@ from cnm_policy.policy._fields import (
     names,
     text,
 )
+from cnm_policy.policy._governance import GOVERNANCE_RULE_FIELDS, rule_governance
 from cnm_policy.policy._limits import parse_limits
 from cnm_policy.policy._obligations import parse_obligations
 from cnm_policy.policy._yaml import LineDict
@@ -33,6 +34,7 @@ __all__ = ["parse_rules"]
 
 _RULE_REQUIRED = ("id", "description", "effect", "resources", "actions", "scope")
 _RULE_OPTIONAL = ("roles", "side", "tenants", "when", "obligations", "limits")
+_OPTIONAL_FIELDS = (*_RULE_OPTIONAL, *GOVERNANCE_RULE_FIELDS)
 
 
 def parse_rules(
@@ -69,7 +71,7 @@ def _rule(
     kinds: Mapping[str, KindDef],
     report: Report,
 ) -> RuleDef | None:
-    if not check_fields(node, "a rule", _RULE_REQUIRED, _RULE_OPTIONAL, file, report):
+    if not check_fields(node, "a rule", _RULE_REQUIRED, _OPTIONAL_FIELDS, file, report):
         return None
     if "roles" not in node and "side" not in node:
         report.error("missing_field", "a rule needs `roles`, `side`, or both", file, line)
@@ -112,6 +114,9 @@ def _rule(
     if role_ids is None or grants is None:
         return None
     _check_customer_reach(rule_id, effect, scope, role_ids, roles, node, file, report)
+    terms = rule_governance(node, rule_id, effect, obligations, roles, role_ids, file, report)
+    if terms is None:
+        return None
     return RuleDef(
         id=rule_id,
         description=description,
@@ -129,6 +134,9 @@ def _rule(
         line=line,
         obligations=obligations,
         limits=limits,
+        actor=terms.actor,
+        crosses_self_managed=terms.crosses_self_managed,
+        break_glass=terms.break_glass,
     )
 
 

@@ -104,6 +104,9 @@ class RoleDef:
     description: str
     file: str
     line: int
+    break_glass: bool = False  # may exceed its assignment under break-glass rules
+    delegable: bool = False  # holders may grant it to others (`Engine.can_grant`)
+    max_validity: float | None = None  # seconds a delegated grant may last at most
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +145,9 @@ class RuleDef:
     line: int
     obligations: tuple[ObligationDef, ...] = ()
     limits: tuple[LimitDef, ...] = ()
+    actor: str | None = None  # "required" or "forbidden": whether the request names an actor
+    crosses_self_managed: bool = False  # subtree reach crosses self-managed tenants (audited)
+    break_glass: float | None = None  # a break-glass rule: the longest an allow may last (s)
 
     @property
     def kinds(self) -> tuple[str, ...]:
@@ -167,6 +173,8 @@ class Bundle:
     weight: int = 0  # of its parsed files: what the tests' budget starts from
     claims: ClaimsMapping | None = None  # principals.yaml: token claims -> principal
     routes: RouteTable | None = None  # routes.yaml: gateway requests -> checks
+    self_managed: frozenset[str] = frozenset()  # tenants.yaml: barriers to subtree reach
+    internal_tenants: frozenset[str] = frozenset()  # tenants.yaml: where staff may be
 
     @property
     def actions(self) -> tuple[str, ...]:

@@ -106,8 +106,10 @@ def _check_depth(root: ast.expr) -> None:
 
 _ROOT_FIELDS: Mapping[str, frozenset[str]] = {
     "principal": frozenset({"id", "tenant", "roles", "attributes"}),
+    "actor": frozenset({"id", "tenant", "roles", "attributes"}),  # null without an actor
     "resource": frozenset({"kind", "id", "tenant", "attributes"}),
 }
+_ROOTS_HINT = "names start at principal, actor, resource, context or action"
 _LITERAL_NAMES: Mapping[str, Any] = {
     "true": True,
     "false": False,
@@ -155,9 +157,7 @@ class _Compiler:
             raise ConditionSyntaxError(
                 f"`{node.id}` alone is not a value; use a field such as `{node.id}.attributes.x`"
             )
-        raise ConditionSyntaxError(
-            f"unknown name `{node.id}` (names start at principal, resource, context or action)"
-        )
+        raise ConditionSyntaxError(f"unknown name `{node.id}` ({_ROOTS_HINT})")
 
     def _attribute(self, node: ast.Attribute) -> _Fn:
         return self._path(node)
@@ -195,9 +195,7 @@ class _Compiler:
             if field != "attributes" and len(keys) > 1:
                 raise ConditionSyntaxError(f"`{root}.{field}` has no sub-fields")
         elif root != "context":
-            raise ConditionSyntaxError(
-                f"unknown name `{root}` (names start at principal, resource, context or action)"
-            )
+            raise ConditionSyntaxError(f"unknown name `{root}` ({_ROOTS_HINT})")
         steps = tuple(keys)
 
         def read(env: EvalEnv) -> Any:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import astuple
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,12 @@ from cnm_policy.policy._fields import (
     mapping,
     names,
     text,
+)
+from cnm_policy.policy._governance import (
+    GOVERNANCE_ROLE_FIELDS,
+    TENANTS_FILE,
+    parse_tenants,
+    role_governance,
 )
 from cnm_policy.policy._principal_mapping import PRINCIPALS_FILE, parse_claims
 from cnm_policy.policy._routes import ROUTES_FILE, parse_routes
@@ -48,7 +55,14 @@ from cnm_policy.policy.source import INCOMPLETE_CODES, bundle_digest, read_bundl
 
 __all__ = ["MAX_ROLE_DEPTH", "load_bundle", "parse_bundle"]
 
-_LAYOUT_FILES = (MANIFEST_FILE, ROLES_FILE, RESOURCES_FILE, PRINCIPALS_FILE, ROUTES_FILE)
+_LAYOUT_FILES = (
+    MANIFEST_FILE,
+    ROLES_FILE,
+    RESOURCES_FILE,
+    PRINCIPALS_FILE,
+    ROUTES_FILE,
+    TENANTS_FILE,
+)
 MAX_ROLE_DEPTH = 8  # casbin's role manager follows at most 10 links; stay well inside it
 
 
@@ -86,6 +100,7 @@ def parse_bundle(
     # The front doors' files (#20): how tokens and gateway routes become requests.
     claims = parse_claims(docs.get(PRINCIPALS_FILE), report)
     routes = parse_routes(docs.get(ROUTES_FILE), kinds, report)
+    self_managed, internal_tenants = parse_tenants(docs.get(TENANTS_FILE), report)
     problems = tuple(report.problems)
     if manifest is None or any(p.severity == "error" for p in problems):
         return None, problems
@@ -99,6 +114,8 @@ def parse_bundle(
         weight=budget.spent,
         claims=claims,
         routes=routes,
+        self_managed=self_managed,
+        internal_tenants=internal_tenants,
     )
     return bundle, problems
 
@@ -121,7 +138,7 @@ def _parse_documents(source: BundleSource, report: Report, budget: NodeBudget) -
             report.warning(
                 "unexpected_file",
                 f"`{excerpt(name)}` is not part of the bundle layout and is ignored "
-                f"(expected {MANIFEST_FILE}, {ROLES_FILE}, {RESOURCES_FILE}, "
+                f"(expected {MANIFEST_FILE}, {ROLES_FILE}, {RESOURCES_FILE}, {TENANTS_FILE}, "
                 f"{RULES_DIR}/*.yaml, {TESTS_DIR}/*_test.yaml)",
                 name,
                 None,
@@ -177,9 +194,8 @@ def _roles(doc: Any, report: Report) -> dict[str, RoleDef]:
         return {}
     roles: dict[str, RoleDef] = {}
     for entry, line in entries(doc, "roles", file, report):
-        if not check_fields(
-            entry, "a role", ("id", "side"), ("inherits", "description"), file, report
-        ):
+        optional = ("inherits", "description", *GOVERNANCE_ROLE_FIELDS)
+        if not check_fields(entry, "a role", ("id", "side"), optional, file, report):
             continue
         role_id = identifier(entry, "id", "role id", file, report)
         side = enum(Side, entry, "side", file, report, "unknown_side")
@@ -192,7 +208,8 @@ def _roles(doc: Any, report: Report) -> dict[str, RoleDef]:
             report.error("duplicate_role", f"role `{role_id}` is defined twice", file, line)
             continue
         description = text(entry, "description", file, report, default="")
-        roles[role_id] = RoleDef(role_id, side, inherits, description, file, line)
+        terms = role_governance(entry, role_id, side, file, report)
+        roles[role_id] = RoleDef(role_id, side, inherits, description, file, line, *astuple(terms))
     _check_inheritance(roles, report)
     return roles
 

@@ -33,7 +33,14 @@ MAX_REQUEST_BYTES = 4 * 1024 * 1024
 MAX_VALUE_DEPTH = 8
 _MAX_EXACT_INT = 2**53
 
-_TOP = {"principal": True, "action": True, "resource": True, "context": False, "explain": False}
+_TOP = {
+    "principal": True,
+    "action": True,
+    "resource": True,
+    "context": False,
+    "explain": False,
+    "actor": False,
+}
 _PRINCIPAL = {"id": True, "tenant": True, "roles": False, "attributes": False}
 _RESOURCE = {"kind": True, "id": False, "tenant": True, "attributes": False}
 # A principal the server completes (from a token or its directory) may be named by id alone.
@@ -43,9 +50,10 @@ _PARTIAL = {
     "resource": True,
     "context": False,
     "explain": False,
+    "actor": False,
 }
 _PARTIAL_PRINCIPAL = {"id": False, "tenant": False, "roles": False, "attributes": False}
-_BATCH = {"principal": True, "items": True, "context": False, "explain": False}
+_BATCH = {"principal": True, "items": True, "context": False, "explain": False, "actor": False}
 _ITEM = {"action": True, "resource": True}
 
 
@@ -70,6 +78,7 @@ class JsonBatch:
     items: list[tuple[str, Resource]]
     context: dict[str, Any]
     explain: bool = False
+    actor: Principal | None = None
 
 
 def parse_json_request(text: str) -> JsonRequest:
@@ -87,6 +96,7 @@ def json_request_from_object(data: Any, *, partial_principal: bool = False) -> J
             action=_string(top["action"], "action"),
             resource=_resource(top["resource"], "resource"),
             context=_struct(top.get("context"), "context"),
+            actor=_actor(top),
         ),
         _explain(top),
     )
@@ -108,17 +118,23 @@ def json_batch_from_object(data: Any, *, partial_principal: bool = False) -> Jso
         parsed,
         _struct(top.get("context"), "context"),
         _explain(top),
+        _actor(top),
     )
 
 
-def _principal(value: Any, partial: bool) -> Principal:
-    principal = _object(value, "principal", _PARTIAL_PRINCIPAL if partial else _PRINCIPAL)
+def _principal(value: Any, partial: bool, field: str = "principal") -> Principal:
+    principal = _object(value, field, _PARTIAL_PRINCIPAL if partial else _PRINCIPAL)
     return Principal(
-        id=_string(principal.get("id", ""), "principal.id"),
-        tenant=_string(principal.get("tenant", ""), "principal.tenant"),
-        roles=_roles(principal.get("roles", [])),
-        attributes=_struct(principal.get("attributes"), "principal.attributes"),
+        id=_string(principal.get("id", ""), f"{field}.id"),
+        tenant=_string(principal.get("tenant", ""), f"{field}.tenant"),
+        roles=_roles(principal.get("roles", []), field),
+        attributes=_struct(principal.get("attributes"), f"{field}.attributes"),
     )
+
+
+def _actor(top: Mapping[str, Any]) -> Principal | None:
+    """Who acts on the principal's behalf: a whole principal, never completed by the server."""
+    return None if top.get("actor") is None else _principal(top["actor"], False, "actor")
 
 
 def _resource(value: Any, field: str) -> Resource:
@@ -201,10 +217,10 @@ def _string(value: Any, field: str) -> str:
     return value
 
 
-def _roles(value: Any) -> tuple[str, ...]:
+def _roles(value: Any, field: str = "principal") -> tuple[str, ...]:
     if not isinstance(value, list):
-        raise InvalidRequestError("principal.roles", "must be a list of strings")
-    return tuple(_string(role, f"principal.roles[{i}]") for i, role in enumerate(value))
+        raise InvalidRequestError(f"{field}.roles", "must be a list of strings")
+    return tuple(_string(role, f"{field}.roles[{i}]") for i, role in enumerate(value))
 
 
 def _struct(value: Any, field: str) -> dict[str, Any]:

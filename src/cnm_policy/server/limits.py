@@ -63,6 +63,7 @@ def check_request(request: pb.CheckRequest, limits: Limits) -> None:
     _check_struct(request.principal.attributes, "principal.attributes", limits)
     _check_struct(request.resource.attributes, "resource.attributes", limits)
     _check_struct(request.context, "context", limits)
+    _check_struct(request.actor.attributes, "actor.attributes", limits)
 
 
 def check_batch_request(request: pb.CheckBatchRequest, limits: Limits) -> None:
@@ -77,6 +78,7 @@ def check_batch_request(request: pb.CheckBatchRequest, limits: Limits) -> None:
         )
     _check_struct(request.principal.attributes, "principal.attributes", limits)
     _check_struct(request.context, "context", limits)
+    _check_struct(request.actor.attributes, "actor.attributes", limits)
 
 
 def check_batch_item(item: pb.CheckBatchItem, index: int, limits: Limits) -> None:

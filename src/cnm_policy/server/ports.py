@@ -59,6 +59,7 @@ class DecisionEngine(Protocol):
         context: Mapping[str, Any] | None = None,
         *,
         explain: bool = False,
+        actor: Principal | None = None,
     ) -> Decision: ...
 
     def check_batch(
@@ -68,6 +69,7 @@ class DecisionEngine(Protocol):
         context: Mapping[str, Any] | None = None,
         *,
         explain: bool = False,
+        actor: Principal | None = None,
     ) -> list[Decision]: ...
 
 
@@ -85,6 +87,7 @@ class FingerprintedEngine(DecisionEngine, Protocol):
         action: str,
         resource: Resource,
         context: Mapping[str, Any] | None = None,
+        actor: Principal | None = None,
     ) -> Decision: ...
 
     def check_batch_fingerprinted(
@@ -94,4 +97,5 @@ class FingerprintedEngine(DecisionEngine, Protocol):
         principal: Principal,
         items: Sequence[tuple[str, Resource]],
         context: Mapping[str, Any] | None = None,
+        actor: Principal | None = None,
     ) -> list[Decision]: ...

@@ -103,6 +103,7 @@ class PolicyServicer:
                     query.action,
                     query.resource,
                     query.context,
+                    query.actor,
                 )
                 if fingerprinted is not None and not decoded.explain
                 else self._engine.check(
@@ -111,6 +112,7 @@ class PolicyServicer:
                     query.resource,
                     query.context,
                     explain=decoded.explain,
+                    actor=query.actor,
                 )
             )
             decision_id = self._log.new_decision_id()
@@ -125,6 +127,7 @@ class PolicyServicer:
                 request_id=request_id,
                 latency_seconds=latency,
                 peer=self._extras(context, trace),
+                actor=query.actor,
             )
             if self._metrics is not None:
                 self._metrics.decided("Check", decision.allowed, latency)
@@ -243,10 +246,15 @@ class PolicyServicer:
                     query.principal,
                     query.items,
                     query.context,
+                    query.actor,
                 )
                 if fingerprinted is not None and not query.explain and query.shared_fingerprint
                 else self._engine.check_batch(
-                    query.principal, query.items, query.context, explain=query.explain
+                    query.principal,
+                    query.items,
+                    query.context,
+                    explain=query.explain,
+                    actor=query.actor,
                 )
             )
         except InvalidRequestError as exc:
@@ -264,6 +272,7 @@ class PolicyServicer:
             request_id=request_id,
             latency_seconds=latency,
             peer=self._extras(context, trace),
+            actor=query.actor,
         )
         if self._metrics is not None or trace is not None:
             allowed = sum(1 for decision in decisions if decision.allowed)

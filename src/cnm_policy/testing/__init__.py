@@ -119,6 +119,7 @@ def run_cases(snapshot: PolicySnapshot, cases: tuple[TestCase, ...]) -> SuiteRes
                 ((case.action, case.resource),),
                 case.context,
                 case.now,
+                actor=case.actor,
             )[0]
         except CnmPolicyError as exc:
             results.append(CaseResult(case, None, str(exc)))

@@ -20,6 +20,7 @@ from cnm_policy.policy._yaml import LineDict, load_yaml
 from cnm_policy.policy._yaml_bounds import NodeBudget
 from cnm_policy.policy.bundle import TESTS_DIR
 from cnm_policy.policy.source import INCOMPLETE_CODES
+from cnm_policy.testing._values import plain_value, principal_from
 
 __all__ = ["DEFAULT_NOW", "TEST_FILE_SUFFIX", "TestCase", "load_cases"]
 
@@ -43,6 +44,7 @@ class TestCase:
     now: float
     expect_allowed: bool
     expect_rules: tuple[str, ...] | None
+    actor: Principal | None = None  # who acts on the principal's behalf
 
 
 def load_cases(
@@ -139,7 +141,7 @@ class _TestFile:
             node,
             "a test case",
             ("name", "principal", "action", "resource", "expect"),
-            ("context", "now", "rules"),
+            ("context", "now", "rules", "actor"),
             self.file,
             self.report,
         ):
@@ -151,6 +153,7 @@ class _TestFile:
         ):
             return None
         principal = self._resolve(node, "principal", self.principals)
+        actor = self._resolve(node, "actor", self.principals) if "actor" in node else {}
         resource = self._resolve(node, "resource", self.resources)
         expect = node.get("expect")
         if expect not in ("allow", "deny"):
@@ -173,7 +176,12 @@ class _TestFile:
             )
             return None
         context = node.get("context", {})
-        if principal is None or resource is None or not isinstance(context, Mapping):
+        if (
+            principal is None
+            or actor is None
+            or resource is None
+            or not isinstance(context, Mapping)
+        ):
             if not isinstance(context, Mapping):
                 self.report.error(
                     "invalid_type",
@@ -186,12 +194,7 @@ class _TestFile:
             name=name,
             file=self.file,
             line=line,
-            principal=Principal(
-                id=principal.get("id", ""),
-                tenant=principal.get("tenant", ""),
-                roles=tuple(principal.get("roles", ())),
-                attributes=dict(principal.get("attributes", {})),
-            ),
+            principal=principal_from(principal),
             action=action,
             resource=Resource(
                 kind=resource.get("kind", ""),
@@ -199,10 +202,11 @@ class _TestFile:
                 tenant=resource.get("tenant", ""),
                 attributes=dict(resource.get("attributes", {})),
             ),
-            context=_plain(context),
+            context=plain_value(context),
             now=self._now(node.get("now"), node.line_of("now"), default_now),
             expect_allowed=expect == "allow",
             expect_rules=tuple(rules) if rules is not None else None,
+            actor=principal_from(actor) if actor else None,
         )
 
     def _resolve(
@@ -232,14 +236,14 @@ class _TestFile:
                 return None
             base = fixtures[base_name]
         if isinstance(value, str):
-            plain_base: Mapping[str, Any] = _plain(base)
+            plain_base: Mapping[str, Any] = plain_value(base)
             return plain_base if self._typed(key, plain_base, line) else None
         if not isinstance(value, Mapping):
             self.report.error(
                 "invalid_type", f"`{key}` must be a fixture name or a mapping", self.file, line
             )
             return None
-        merged = dict(_plain(base))
+        merged = dict(plain_value(base))
         for field_name, field_value in value.items():
             if field_name == "use":
                 continue
@@ -249,9 +253,9 @@ class _TestFile:
                 and isinstance(field_value, Mapping)
                 and isinstance(inherited, Mapping)
             ):
-                merged["attributes"] = {**inherited, **_plain(field_value)}
+                merged["attributes"] = {**inherited, **plain_value(field_value)}
             else:
-                merged[field_name] = _plain(field_value)
+                merged[field_name] = plain_value(field_value)
         return merged if self._typed(key, merged, line) else None
 
     def _is_text(self, node: LineDict, key: str, what: str) -> bool:
@@ -268,10 +272,10 @@ class _TestFile:
             if not isinstance(part.get(name, ""), str)
         ]
         roles = part.get("roles", [])
-        if key == "principal" and not (
+        if key != "resource" and not (
             isinstance(roles, list) and all(isinstance(role, str) for role in roles)
         ):
-            wrong.append("`principal.roles` must be a list of role ids")
+            wrong.append(f"`{key}.roles` must be a list of role ids")
         if not isinstance(part.get("attributes", {}), Mapping):
             wrong.append(f"`{key}.attributes` must be a mapping")
         for message in wrong:
@@ -279,16 +283,8 @@ class _TestFile:
         return not wrong
 
 
-_TEXT_FIELDS = {"principal": ("id", "tenant"), "resource": ("kind", "id", "tenant")}
-
-
-def _plain(value: Any) -> Any:
-    """Line-annotated YAML values -> plain dicts and lists (what a request carries).
-
-    The YAML reader yields JSON types only (an unquoted timestamp stays the string written).
-    """
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
+_TEXT_FIELDS = {
+    "principal": ("id", "tenant"),
+    "actor": ("id", "tenant"),
+    "resource": ("kind", "id", "tenant"),
+}

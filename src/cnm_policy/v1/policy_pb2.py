@@ -26,7 +26,7 @@ from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x63nm_policy/v1/policy.proto\x12\rcnm_policy.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"c\n\tPrincipal\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06tenant\x18\x02 \x01(\t\x12\r\n\x05roles\x18\x03 \x03(\t\x12+\n\nattributes\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\"a\n\x08Resource\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\n\n\x02id\x18\x02 \x01(\t\x12\x0e\n\x06tenant\x18\x03 \x01(\t\x12+\n\nattributes\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\":\n\tPolicyRef\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x0e\n\x06\x64igest\x18\x03 \x01(\t\"\xb1\x01\n\x0c\x43heckRequest\x12+\n\tprincipal\x18\x01 \x01(\x0b\x32\x18.cnm_policy.v1.Principal\x12\x0e\n\x06\x61\x63tion\x18\x02 \x01(\t\x12)\n\x08resource\x18\x03 \x01(\x0b\x32\x17.cnm_policy.v1.Resource\x12(\n\x07\x63ontext\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x0f\n\x07\x65xplain\x18\x05 \x01(\x08\"\xcd\x01\n\tRuleTrace\x12\x0f\n\x07rule_id\x18\x01 \x01(\t\x12\x0e\n\x06\x65\x66\x66\x65\x63t\x18\x02 \x01(\t\x12\x14\n\x0crole_matched\x18\x03 \x01(\x08\x12\x14\n\x0ckind_matched\x18\x04 \x01(\x08\x12\x16\n\x0e\x61\x63tion_matched\x18\x05 \x01(\x08\x12\x15\n\rscope_matched\x18\x06 \x01(\x08\x12\x16\n\tcondition\x18\x07 \x01(\x08H\x00\x88\x01\x01\x12\r\n\x05\x65rror\x18\x08 \x01(\t\x12\x0f\n\x07\x61pplied\x18\t \x01(\x08\x42\x0c\n\n_condition\"\xfa\x02\n\rCheckResponse\x12\x0f\n\x07\x61llowed\x18\x01 \x01(\x08\x12\x10\n\x08rule_ids\x18\x02 \x03(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12(\n\x06policy\x18\x04 \x01(\x0b\x32\x18.cnm_policy.v1.PolicyRef\x12\x0e\n\x06\x63\x61\x63hed\x18\x05 \x01(\x08\x12\'\n\x05trace\x18\x06 \x03(\x0b\x32\x18.cnm_policy.v1.RuleTrace\x12\x0e\n\x06\x65rrors\x18\x07 \x03(\t\x12/\n\x0bvalid_until\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0b\x64\x65\x63ision_id\x18\t \x01(\t\x12\x16\n\x0ematched_denies\x18\n \x03(\t\x12.\n\x0bobligations\x18\x0b \x03(\x0b\x32\x19.cnm_policy.v1.Obligation\x12\x35\n\x0flimits_exceeded\x18\x0c \x03(\x0b\x32\x1c.cnm_policy.v1.LimitExceeded\"L\n\rLimitExceeded\x12\x0f\n\x07rule_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\r\n\x05limit\x18\x03 \x01(\x01\x12\r\n\x05\x61sked\x18\x04 \x01(\x01\"\x91\x01\n\nObligation\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x0f\n\x07rule_id\x18\x02 \x01(\t\x12\x35\n\x06params\x18\x03 \x03(\x0b\x32%.cnm_policy.v1.Obligation.ParamsEntry\x1a-\n\x0bParamsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"K\n\x0e\x43heckBatchItem\x12\x0e\n\x06\x61\x63tion\x18\x01 \x01(\t\x12)\n\x08resource\x18\x02 \x01(\x0b\x32\x17.cnm_policy.v1.Resource\"\xa9\x01\n\x11\x43heckBatchRequest\x12+\n\tprincipal\x18\x01 \x01(\x0b\x32\x18.cnm_policy.v1.Principal\x12,\n\x05items\x18\x02 \x03(\x0b\x32\x1d.cnm_policy.v1.CheckBatchItem\x12(\n\x07\x63ontext\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x0f\n\x07\x65xplain\x18\x04 \x01(\x08\"C\n\x12\x43heckBatchResponse\x12-\n\x07results\x18\x01 \x03(\x0b\x32\x1c.cnm_policy.v1.CheckResponse\"\x16\n\x14GetPolicyInfoRequest\"\x82\x01\n\nCacheStats\x12\x0f\n\x07\x65nabled\x18\x01 \x01(\x08\x12\x0c\n\x04hits\x18\x02 \x01(\x04\x12\x0e\n\x06misses\x18\x03 \x01(\x04\x12\x11\n\tevictions\x18\x04 \x01(\x04\x12\x0c\n\x04size\x18\x05 \x01(\x04\x12\x0f\n\x07maxsize\x18\x06 \x01(\x04\x12\x13\n\x0bttl_seconds\x18\x07 \x01(\x01\"\xb1\x01\n\x0cReloadStatus\x12\x33\n\x0flast_attempt_at\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x33\n\x0flast_success_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nlast_error\x18\x03 \x01(\t\x12\x11\n\tsuccesses\x18\x04 \x01(\x04\x12\x10\n\x08\x66\x61ilures\x18\x05 \x01(\x04\"v\n\x06Limits\x12\x17\n\x0fmax_batch_items\x18\x01 \x01(\r\x12\x1b\n\x13max_attribute_depth\x18\x02 \x01(\r\x12\x1b\n\x13max_attribute_bytes\x18\x03 \x01(\r\x12\x19\n\x11max_message_bytes\x18\x04 \x01(\r\"\x92\x02\n\x15GetPolicyInfoResponse\x12(\n\x06policy\x18\x01 \x01(\x0b\x32\x18.cnm_policy.v1.PolicyRef\x12-\n\tloaded_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nrule_count\x18\x03 \x01(\r\x12\x0e\n\x06source\x18\x04 \x01(\t\x12+\n\x06reload\x18\x05 \x01(\x0b\x32\x1b.cnm_policy.v1.ReloadStatus\x12(\n\x05\x63\x61\x63he\x18\x06 \x01(\x0b\x32\x19.cnm_policy.v1.CacheStats\x12%\n\x06limits\x18\x07 \x01(\x0b\x32\x15.cnm_policy.v1.Limits2\x82\x02\n\rPolicyService\x12\x42\n\x05\x43heck\x12\x1b.cnm_policy.v1.CheckRequest\x1a\x1c.cnm_policy.v1.CheckResponse\x12Q\n\nCheckBatch\x12 .cnm_policy.v1.CheckBatchRequest\x1a!.cnm_policy.v1.CheckBatchResponse\x12Z\n\rGetPolicyInfo\x12#.cnm_policy.v1.GetPolicyInfoRequest\x1a$.cnm_policy.v1.GetPolicyInfoResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x63nm_policy/v1/policy.proto\x12\rcnm_policy.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"c\n\tPrincipal\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06tenant\x18\x02 \x01(\t\x12\r\n\x05roles\x18\x03 \x03(\t\x12+\n\nattributes\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\"a\n\x08Resource\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\n\n\x02id\x18\x02 \x01(\t\x12\x0e\n\x06tenant\x18\x03 \x01(\t\x12+\n\nattributes\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\":\n\tPolicyRef\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x0e\n\x06\x64igest\x18\x03 \x01(\t\"\xda\x01\n\x0c\x43heckRequest\x12+\n\tprincipal\x18\x01 \x01(\x0b\x32\x18.cnm_policy.v1.Principal\x12\x0e\n\x06\x61\x63tion\x18\x02 \x01(\t\x12)\n\x08resource\x18\x03 \x01(\x0b\x32\x17.cnm_policy.v1.Resource\x12(\n\x07\x63ontext\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x0f\n\x07\x65xplain\x18\x05 \x01(\x08\x12\'\n\x05\x61\x63tor\x18\x06 \x01(\x0b\x32\x18.cnm_policy.v1.Principal\"\xcd\x01\n\tRuleTrace\x12\x0f\n\x07rule_id\x18\x01 \x01(\t\x12\x0e\n\x06\x65\x66\x66\x65\x63t\x18\x02 \x01(\t\x12\x14\n\x0crole_matched\x18\x03 \x01(\x08\x12\x14\n\x0ckind_matched\x18\x04 \x01(\x08\x12\x16\n\x0e\x61\x63tion_matched\x18\x05 \x01(\x08\x12\x15\n\rscope_matched\x18\x06 \x01(\x08\x12\x16\n\tcondition\x18\x07 \x01(\x08H\x00\x88\x01\x01\x12\r\n\x05\x65rror\x18\x08 \x01(\t\x12\x0f\n\x07\x61pplied\x18\t \x01(\x08\x42\x0c\n\n_condition\"\xfa\x02\n\rCheckResponse\x12\x0f\n\x07\x61llowed\x18\x01 \x01(\x08\x12\x10\n\x08rule_ids\x18\x02 \x03(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12(\n\x06policy\x18\x04 \x01(\x0b\x32\x18.cnm_policy.v1.PolicyRef\x12\x0e\n\x06\x63\x61\x63hed\x18\x05 \x01(\x08\x12\'\n\x05trace\x18\x06 \x03(\x0b\x32\x18.cnm_policy.v1.RuleTrace\x12\x0e\n\x06\x65rrors\x18\x07 \x03(\t\x12/\n\x0bvalid_until\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0b\x64\x65\x63ision_id\x18\t \x01(\t\x12\x16\n\x0ematched_denies\x18\n \x03(\t\x12.\n\x0bobligations\x18\x0b \x03(\x0b\x32\x19.cnm_policy.v1.Obligation\x12\x35\n\x0flimits_exceeded\x18\x0c \x03(\x0b\x32\x1c.cnm_policy.v1.LimitExceeded\"L\n\rLimitExceeded\x12\x0f\n\x07rule_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\r\n\x05limit\x18\x03 \x01(\x01\x12\r\n\x05\x61sked\x18\x04 \x01(\x01\"\x91\x01\n\nObligation\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x0f\n\x07rule_id\x18\x02 \x01(\t\x12\x35\n\x06params\x18\x03 \x03(\x0b\x32%.cnm_policy.v1.Obligation.ParamsEntry\x1a-\n\x0bParamsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"K\n\x0e\x43heckBatchItem\x12\x0e\n\x06\x61\x63tion\x18\x01 \x01(\t\x12)\n\x08resource\x18\x02 \x01(\x0b\x32\x17.cnm_policy.v1.Resource\"\xd2\x01\n\x11\x43heckBatchRequest\x12+\n\tprincipal\x18\x01 \x01(\x0b\x32\x18.cnm_policy.v1.Principal\x12,\n\x05items\x18\x02 \x03(\x0b\x32\x1d.cnm_policy.v1.CheckBatchItem\x12(\n\x07\x63ontext\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x0f\n\x07\x65xplain\x18\x04 \x01(\x08\x12\'\n\x05\x61\x63tor\x18\x05 \x01(\x0b\x32\x18.cnm_policy.v1.Principal\"C\n\x12\x43heckBatchResponse\x12-\n\x07results\x18\x01 \x03(\x0b\x32\x1c.cnm_policy.v1.CheckResponse\"\x16\n\x14GetPolicyInfoRequest\"\x82\x01\n\nCacheStats\x12\x0f\n\x07\x65nabled\x18\x01 \x01(\x08\x12\x0c\n\x04hits\x18\x02 \x01(\x04\x12\x0e\n\x06misses\x18\x03 \x01(\x04\x12\x11\n\tevictions\x18\x04 \x01(\x04\x12\x0c\n\x04size\x18\x05 \x01(\x04\x12\x0f\n\x07maxsize\x18\x06 \x01(\x04\x12\x13\n\x0bttl_seconds\x18\x07 \x01(\x01\"\xb1\x01\n\x0cReloadStatus\x12\x33\n\x0flast_attempt_at\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x33\n\x0flast_success_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nlast_error\x18\x03 \x01(\t\x12\x11\n\tsuccesses\x18\x04 \x01(\x04\x12\x10\n\x08\x66\x61ilures\x18\x05 \x01(\x04\"v\n\x06Limits\x12\x17\n\x0fmax_batch_items\x18\x01 \x01(\r\x12\x1b\n\x13max_attribute_depth\x18\x02 \x01(\r\x12\x1b\n\x13max_attribute_bytes\x18\x03 \x01(\r\x12\x19\n\x11max_message_bytes\x18\x04 \x01(\r\"\x92\x02\n\x15GetPolicyInfoResponse\x12(\n\x06policy\x18\x01 \x01(\x0b\x32\x18.cnm_policy.v1.PolicyRef\x12-\n\tloaded_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nrule_count\x18\x03 \x01(\r\x12\x0e\n\x06source\x18\x04 \x01(\t\x12+\n\x06reload\x18\x05 \x01(\x0b\x32\x1b.cnm_policy.v1.ReloadStatus\x12(\n\x05\x63\x61\x63he\x18\x06 \x01(\x0b\x32\x19.cnm_policy.v1.CacheStats\x12%\n\x06limits\x18\x07 \x01(\x0b\x32\x15.cnm_policy.v1.Limits2\x82\x02\n\rPolicyService\x12\x42\n\x05\x43heck\x12\x1b.cnm_policy.v1.CheckRequest\x1a\x1c.cnm_policy.v1.CheckResponse\x12Q\n\nCheckBatch\x12 .cnm_policy.v1.CheckBatchRequest\x1a!.cnm_policy.v1.CheckBatchResponse\x12Z\n\rGetPolicyInfo\x12#.cnm_policy.v1.GetPolicyInfoRequest\x1a$.cnm_policy.v1.GetPolicyInfoResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -42,33 +42,33 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_POLICYREF']._serialized_start=308
   _globals['_POLICYREF']._serialized_end=366
   _globals['_CHECKREQUEST']._serialized_start=369
-  _globals['_CHECKREQUEST']._serialized_end=546
-  _globals['_RULETRACE']._serialized_start=549
-  _globals['_RULETRACE']._serialized_end=754
-  _globals['_CHECKRESPONSE']._serialized_start=757
-  _globals['_CHECKRESPONSE']._serialized_end=1135
-  _globals['_LIMITEXCEEDED']._serialized_start=1137
-  _globals['_LIMITEXCEEDED']._serialized_end=1213
-  _globals['_OBLIGATION']._serialized_start=1216
-  _globals['_OBLIGATION']._serialized_end=1361
-  _globals['_OBLIGATION_PARAMSENTRY']._serialized_start=1316
-  _globals['_OBLIGATION_PARAMSENTRY']._serialized_end=1361
-  _globals['_CHECKBATCHITEM']._serialized_start=1363
-  _globals['_CHECKBATCHITEM']._serialized_end=1438
-  _globals['_CHECKBATCHREQUEST']._serialized_start=1441
-  _globals['_CHECKBATCHREQUEST']._serialized_end=1610
-  _globals['_CHECKBATCHRESPONSE']._serialized_start=1612
-  _globals['_CHECKBATCHRESPONSE']._serialized_end=1679
-  _globals['_GETPOLICYINFOREQUEST']._serialized_start=1681
-  _globals['_GETPOLICYINFOREQUEST']._serialized_end=1703
-  _globals['_CACHESTATS']._serialized_start=1706
-  _globals['_CACHESTATS']._serialized_end=1836
-  _globals['_RELOADSTATUS']._serialized_start=1839
-  _globals['_RELOADSTATUS']._serialized_end=2016
-  _globals['_LIMITS']._serialized_start=2018
-  _globals['_LIMITS']._serialized_end=2136
-  _globals['_GETPOLICYINFORESPONSE']._serialized_start=2139
-  _globals['_GETPOLICYINFORESPONSE']._serialized_end=2413
-  _globals['_POLICYSERVICE']._serialized_start=2416
-  _globals['_POLICYSERVICE']._serialized_end=2674
+  _globals['_CHECKREQUEST']._serialized_end=587
+  _globals['_RULETRACE']._serialized_start=590
+  _globals['_RULETRACE']._serialized_end=795
+  _globals['_CHECKRESPONSE']._serialized_start=798
+  _globals['_CHECKRESPONSE']._serialized_end=1176
+  _globals['_LIMITEXCEEDED']._serialized_start=1178
+  _globals['_LIMITEXCEEDED']._serialized_end=1254
+  _globals['_OBLIGATION']._serialized_start=1257
+  _globals['_OBLIGATION']._serialized_end=1402
+  _globals['_OBLIGATION_PARAMSENTRY']._serialized_start=1357
+  _globals['_OBLIGATION_PARAMSENTRY']._serialized_end=1402
+  _globals['_CHECKBATCHITEM']._serialized_start=1404
+  _globals['_CHECKBATCHITEM']._serialized_end=1479
+  _globals['_CHECKBATCHREQUEST']._serialized_start=1482
+  _globals['_CHECKBATCHREQUEST']._serialized_end=1692
+  _globals['_CHECKBATCHRESPONSE']._serialized_start=1694
+  _globals['_CHECKBATCHRESPONSE']._serialized_end=1761
+  _globals['_GETPOLICYINFOREQUEST']._serialized_start=1763
+  _globals['_GETPOLICYINFOREQUEST']._serialized_end=1785
+  _globals['_CACHESTATS']._serialized_start=1788
+  _globals['_CACHESTATS']._serialized_end=1918
+  _globals['_RELOADSTATUS']._serialized_start=1921
+  _globals['_RELOADSTATUS']._serialized_end=2098
+  _globals['_LIMITS']._serialized_start=2100
+  _globals['_LIMITS']._serialized_end=2218
+  _globals['_GETPOLICYINFORESPONSE']._serialized_start=2221
+  _globals['_GETPOLICYINFORESPONSE']._serialized_end=2495
+  _globals['_POLICYSERVICE']._serialized_start=2498
+  _globals['_POLICYSERVICE']._serialized_end=2756
 # @@protoc_insertion_point(module_scope)

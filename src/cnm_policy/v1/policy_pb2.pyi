@@ -45,18 +45,20 @@ class PolicyRef(_message.Message):
     def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., digest: _Optional[str] = ...) -> None: ...
 
 class CheckRequest(_message.Message):
-    __slots__ = ("principal", "action", "resource", "context", "explain")
+    __slots__ = ("principal", "action", "resource", "context", "explain", "actor")
     PRINCIPAL_FIELD_NUMBER: _ClassVar[int]
     ACTION_FIELD_NUMBER: _ClassVar[int]
     RESOURCE_FIELD_NUMBER: _ClassVar[int]
     CONTEXT_FIELD_NUMBER: _ClassVar[int]
     EXPLAIN_FIELD_NUMBER: _ClassVar[int]
+    ACTOR_FIELD_NUMBER: _ClassVar[int]
     principal: Principal
     action: str
     resource: Resource
     context: _struct_pb2.Struct
     explain: bool
-    def __init__(self, principal: _Optional[_Union[Principal, _Mapping]] = ..., action: _Optional[str] = ..., resource: _Optional[_Union[Resource, _Mapping]] = ..., context: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., explain: _Optional[bool] = ...) -> None: ...
+    actor: Principal
+    def __init__(self, principal: _Optional[_Union[Principal, _Mapping]] = ..., action: _Optional[str] = ..., resource: _Optional[_Union[Resource, _Mapping]] = ..., context: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., explain: _Optional[bool] = ..., actor: _Optional[_Union[Principal, _Mapping]] = ...) -> None: ...
 
 class RuleTrace(_message.Message):
     __slots__ = ("rule_id", "effect", "role_matched", "kind_matched", "action_matched", "scope_matched", "condition", "error", "applied")
@@ -146,16 +148,18 @@ class CheckBatchItem(_message.Message):
     def __init__(self, action: _Optional[str] = ..., resource: _Optional[_Union[Resource, _Mapping]] = ...) -> None: ...
 
 class CheckBatchRequest(_message.Message):
-    __slots__ = ("principal", "items", "context", "explain")
+    __slots__ = ("principal", "items", "context", "explain", "actor")
     PRINCIPAL_FIELD_NUMBER: _ClassVar[int]
     ITEMS_FIELD_NUMBER: _ClassVar[int]
     CONTEXT_FIELD_NUMBER: _ClassVar[int]
     EXPLAIN_FIELD_NUMBER: _ClassVar[int]
+    ACTOR_FIELD_NUMBER: _ClassVar[int]
     principal: Principal
     items: _containers.RepeatedCompositeFieldContainer[CheckBatchItem]
     context: _struct_pb2.Struct
     explain: bool
-    def __init__(self, principal: _Optional[_Union[Principal, _Mapping]] = ..., items: _Optional[_Iterable[_Union[CheckBatchItem, _Mapping]]] = ..., context: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., explain: _Optional[bool] = ...) -> None: ...
+    actor: Principal
+    def __init__(self, principal: _Optional[_Union[Principal, _Mapping]] = ..., items: _Optional[_Iterable[_Union[CheckBatchItem, _Mapping]]] = ..., context: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., explain: _Optional[bool] = ..., actor: _Optional[_Union[Principal, _Mapping]] = ...) -> None: ...
 
 class CheckBatchResponse(_message.Message):
     __slots__ = ("results",)

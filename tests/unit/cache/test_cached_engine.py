@@ -522,9 +522,9 @@ def assert_entries_answer_for_their_keys(cached: CachedEngine) -> None:
     for key, (decision, stored_at, _) in cached._store.items():
         rebuilt = keyed_request(key)
         assert rebuilt is not None
-        principal, action, resource, context = rebuilt
+        principal, action, resource, context, actor = rebuilt
         expected = decide_batch(
-            cached.snapshot, principal, [(action, resource)], context, stored_at
+            cached.snapshot, principal, [(action, resource)], context, stored_at, actor=actor
         )
         assert expected == [replace(decision, cached=False)]
 
@@ -586,10 +586,12 @@ def test_a_principal_changed_while_a_batch_is_keyed_stores_only_what_was_decided
     other = Resource("device", "dev-2", "acme")
     real = batch_keys
 
-    def racing(digest: str, principal: Principal, items: Any, context: Any) -> list[Any]:
-        keys = real(digest, principal, items[:1], context)
+    def racing(
+        digest: str, principal: Principal, items: Any, context: Any, actor: Any = None
+    ) -> list[Any]:
+        keys = real(digest, principal, items[:1], context, actor)
         attributes["mfa"] = True
-        return keys + real(digest, principal, items[1:], context)
+        return keys + real(digest, principal, items[1:], context, actor)
 
     monkeypatch.setattr(cache_module, "batch_keys", racing)
     decisions = cached.check_batch(shared, [("configure", ROUTER), ("configure", other)])

@@ -52,6 +52,7 @@ class FakeEngine:
         context: Mapping[str, Any] | None = None,
         *,
         explain: bool = False,
+        actor: Principal | None = None,
     ) -> Decision:
         return self.check_batch(principal, [(action, resource)], context, explain=explain)[0]
 
@@ -62,6 +63,7 @@ class FakeEngine:
         context: Mapping[str, Any] | None = None,
         *,
         explain: bool = False,
+        actor: Principal | None = None,
     ) -> list[Decision]:
         self.batch_calls.append((principal, list(items), context))
         if self.fail_with is not None:

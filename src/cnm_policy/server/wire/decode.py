@@ -74,7 +74,7 @@ class RequestDecoder:
         request = parse_request(pb.CheckBatchRequest, data)
         limits = self._limits
         check_batch_request(request, limits)
-        principal, context = convert.batch_shared_from_proto(request, limits)
+        principal, context, actor = convert.batch_shared_from_proto(request, limits)
         shared = _shared_fingerprint(request)
         messages = request.items
         raw = [item.SerializeToString() for item in messages]
@@ -97,6 +97,7 @@ class RequestDecoder:
             items=[item for item, _ in items],
             context=context,
             explain=request.explain,
+            actor=actor,
             shared_fingerprint=shared,
             item_fingerprints=[fingerprint for _, fingerprint in items],
         )
@@ -112,14 +113,17 @@ class RequestDecoder:
 
 
 def _shared_fingerprint(request: pb.CheckBatchRequest) -> bytes:
-    """An exact encoding of what a batch's items share: its principal and context.
+    """An exact encoding of what a batch's items share: its principal, actor and context.
 
-    Deterministic (map entries sorted), as the items' are. The length prefix makes the split
-    between the two unambiguous, and the result non-empty.
+    Deterministic (map entries sorted), as the items' are. The length prefixes make the splits
+    unambiguous (-1: no actor), and the result non-empty.
     """
     principal = request.principal.SerializeToString(deterministic=True)
     context = request.context.SerializeToString(deterministic=True)
-    return b"%d:%b%b" % (len(principal), principal, context)
+    if not request.HasField("actor"):
+        return b"%d:%b-1:%b" % (len(principal), principal, context)
+    actor = request.actor.SerializeToString(deterministic=True)
+    return b"%d:%b%d:%b%b" % (len(principal), principal, len(actor), actor, context)
 
 
 def parse_request(message_type: type[_M], data: bytes) -> _M:
