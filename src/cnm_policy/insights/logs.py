@@ -7,6 +7,9 @@ result: the `decisions` view (`numbered_decisions` adds line numbers) and the `p
 
 from __future__ import annotations
 
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,7 +18,7 @@ import duckdb
 from cnm_policy.insights import _log_sql as sql
 from cnm_policy.insights.sources import LogFiles
 
-__all__ = ["LoadedLogs", "fetch_dicts", "load_logs"]
+__all__ = ["LoadedLogs", "connect", "fetch_dicts", "load_logs"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +29,18 @@ class LoadedLogs:
     decisions: int
     inputs: int
     other_events: int
+
+
+@contextmanager
+def connect(memory_limit: str) -> Iterator[duckdb.DuckDBPyConnection]:
+    """An in-memory DuckDB bounded to `memory_limit`, spilling to a private temporary folder
+    (removed afterwards) rather than to `.tmp` in the working directory."""
+    with tempfile.TemporaryDirectory(prefix="cnm-policy-logs-") as spill:
+        con = duckdb.connect(config={"memory_limit": memory_limit, "temp_directory": spill})
+        try:
+            yield con
+        finally:
+            con.close()
 
 
 def load_logs(

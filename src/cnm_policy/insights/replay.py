@@ -17,7 +17,7 @@ import orjson
 
 from cnm_policy.engine.snapshot import PolicySnapshot
 from cnm_policy.insights.capture import INPUT_EVENT
-from cnm_policy.insights.logs import load_logs
+from cnm_policy.insights.logs import connect, load_logs
 from cnm_policy.insights.redecide import LoggedRequest, Redecided, Redecider
 from cnm_policy.insights.report import problems_section
 from cnm_policy.insights.sources import expand_logs
@@ -53,8 +53,7 @@ def replay_logs(
 ) -> dict[str, Any]:
     """Re-decide every logged decision of `logs` under `candidate`; the JSON-ready result."""
     files = expand_logs(logs)
-    con = duckdb.connect(config={"memory_limit": options.memory_limit})
-    try:
+    with connect(options.memory_limit) as con:
         load_logs(con, files, replay=True)
         tally = _Tally(options.examples)
         redecider = Redecider(candidate, options.logged_keys)
@@ -63,8 +62,6 @@ def replay_logs(
             request = requests.request(row)
             tally.add(row, redecider.decide(request) if request else None)
         problems = problems_section(con, options.problems_shown)
-    finally:
-        con.close()
     return {
         "schema": REPLAY_SCHEMA,
         "candidate": {

@@ -14,7 +14,7 @@ from typing import Any, Final
 import duckdb
 
 from cnm_policy.insights import sections
-from cnm_policy.insights.logs import LoadedLogs, fetch_dicts, load_logs
+from cnm_policy.insights.logs import LoadedLogs, connect, fetch_dicts, load_logs
 from cnm_policy.insights.sources import expand_logs
 from cnm_policy.policy import Bundle, Effect
 
@@ -43,8 +43,7 @@ def build_report(
     Raises FileNotFoundError for a pattern naming no file, duckdb.Error for an unreadable one.
     """
     files = expand_logs(logs)
-    con = duckdb.connect(config={"memory_limit": options.memory_limit})
-    try:
+    with connect(options.memory_limit) as con:
         loaded = load_logs(con, files)
         role_sides = {r.id: str(r.side) for r in bundle.roles.values()} if bundle else {}
         con.execute(
@@ -52,8 +51,6 @@ def build_report(
             f"AS side FROM decisions WHERE event = 'decision' AND {_period(options)}"
         )
         return _sections(con, files.all, loaded, bundle, options)
-    finally:
-        con.close()
 
 
 def _period(options: ReportOptions) -> str:
