@@ -53,11 +53,7 @@ class Pred:
         return all_of(negate(self.true), negate(self.error))
 
 
-class _Error:
-    """A value whose evaluation raised at plan time, whatever the resource."""
-
-
-ERROR = _Error()
+ERROR: Any = object()  # a value whose evaluation raised at plan time, for every resource
 _RAISES = Pred(False, True)
 _Fn = Callable[[EvalEnv], Any]
 
@@ -211,12 +207,14 @@ def _boolop(node: ast.BoolOp) -> _Fn:
             if result.true is (not conjunction) or result.error is True:
                 return result
             following = as_pred(part(env))
-            go_on = result.true if conjunction else result.false
+            # The right side counts only where the left lets evaluation go on (docs/design).
             if conjunction:
                 true = all_of(result.true, following.true)
+                error = any_of(result.error, all_of(result.true, following.error))
             else:
-                true = any_of(result.true, all_of(go_on, following.true))
-            result = Pred(true, any_of(result.error, all_of(go_on, following.error)))
+                true = any_of(result.true, all_of(negate(result.error), following.true))
+                error = any_of(result.error, all_of(negate(result.true), following.error))
+            result = Pred(true, error)
         return result
 
     return combine

@@ -134,3 +134,14 @@ def test_a_plan_is_json_serialisable_as_it_is() -> None:
     found = plan(snapshot, Principal("u", "acme", ("c-view",)), "read", "device", {}, NOW).to_dict()
     assert found == json.loads(json.dumps(found))
     assert found["filter"]["args"][1]["op"] == "in"
+
+
+def test_a_filter_past_the_node_bound_is_refused_quickly() -> None:
+    """24 parenthesised `or`s that may raise would double the filter per level: refused."""
+    condition = "resource.attributes.x > 0"
+    for bound in range(1, 25):
+        condition = f"({condition} or resource.attributes.x > {bound})"
+    snapshot = snapshot_of([rule("r1", "allow", condition)])
+    with pytest.raises(PlanUnsupportedError) as caught:
+        plan(snapshot, Principal("u", "acme", ("c-view",)), "read", "device", {}, NOW)
+    assert "more than 10000 nodes" in str(caught.value)
