@@ -7,7 +7,9 @@ any byte is written to disk, with a message naming the member (docs/operations.m
 
 from __future__ import annotations
 
+import io
 import zlib
+from typing import Any
 
 from cnm_policy.errors import BundleArchiveError
 from cnm_policy.policy.source import MAX_BUNDLE_BYTES, MAX_BUNDLE_DEPTH, MAX_BUNDLE_ENTRIES
@@ -28,24 +30,54 @@ MAX_MEMBERS = MAX_BUNDLE_ENTRIES + 2  # every file, the manifest and its signatu
 MAX_NAME_CHARS = 1024
 FILES_PREFIX = "bundle/"
 _SUFFIXES = (".yaml", ".yml")
+_CHUNK = 64 * 1024
 
 
-def gunzip(data: bytes, limit: int = MAX_UNPACKED_BYTES) -> bytes:
-    """Decompress one whole gzip member, never producing more than `limit` bytes."""
+def gunzip(data: bytes, limit: int = MAX_UNPACKED_BYTES) -> io.BufferedReader:
+    """A stream of one whole gzip member's bytes: never more than `limit` of them, and an
+    error at its end when the member is truncated or followed by anything."""
     if len(data) > MAX_ARCHIVE_BYTES:
         raise BundleArchiveError(f"the archive is larger than {MAX_ARCHIVE_BYTES} bytes")
-    inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)  # gzip framing only
-    try:
-        out = inflater.decompress(data, limit + 1)
-    except zlib.error as exc:
-        raise BundleArchiveError(f"the archive is not gzip data: {shown(str(exc))}") from None
-    if len(out) > limit:
-        raise BundleArchiveError(f"the archive decompresses to more than {limit} bytes")
-    if not inflater.eof:
-        raise BundleArchiveError("the archive is truncated (the gzip stream does not end)")
-    if inflater.unused_data:
-        raise BundleArchiveError("the archive has data after its gzip stream")
-    return out
+    return io.BufferedReader(_Gunzip(data, limit), _CHUNK)
+
+
+class _Gunzip(io.RawIOBase):
+    """Inflates on demand, so a bomb is refused after `limit` bytes, never held whole."""
+
+    def __init__(self, data: bytes, limit: int) -> None:
+        self._data, self._position, self._produced, self._limit = memoryview(data), 0, 0, limit
+        self._inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)  # gzip framing only
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not self._inflater.eof:
+            source: bytes | memoryview = self._inflater.unconsumed_tail
+            if not source:
+                if self._position >= len(self._data):
+                    raise BundleArchiveError(
+                        "the archive is truncated (its gzip stream ends early)"
+                    )
+                source = self._data[self._position : self._position + _CHUNK]
+                self._position += len(source)
+            try:
+                out = self._inflater.decompress(source, len(buffer))
+            except zlib.error as exc:
+                raise BundleArchiveError(
+                    f"the archive is not gzip data: {shown(str(exc))}"
+                ) from None
+            self._produced += len(out)
+            if self._produced > self._limit:
+                raise BundleArchiveError(
+                    f"the archive decompresses to more than {self._limit} bytes"
+                )
+            if out:
+                buffer[: len(out)] = out
+                return len(out)
+        if self._inflater.unused_data or self._position < len(self._data):
+            raise BundleArchiveError("the archive has data after its gzip stream")
+        return 0
 
 
 def bundle_path(name: str) -> str:

@@ -43,6 +43,7 @@ __all__ = ["MANIFEST_NAME", "SIGNATURE_NAME", "BundleArchive", "build_archive", 
 
 MANIFEST_NAME = "cnm-bundle.json"
 SIGNATURE_NAME = "cnm-bundle.json.sig"
+_DRAIN = 64 * 1024
 _META_BOUNDS = {MANIFEST_NAME: MAX_MANIFEST_BYTES, SIGNATURE_NAME: MAX_SIGNATURE_BYTES}
 
 
@@ -98,12 +99,16 @@ def read_archive(data: bytes, public_key: Ed25519PublicKey | None = None) -> Bun
     return BundleArchive(manifest, files, signature)
 
 
-def _members(raw: bytes) -> dict[str, bytes]:
-    """Every member's bytes by name: regular files only, bounded in count and size."""
+def _members(stream: io.BufferedReader) -> dict[str, bytes]:
+    """Every member's bytes by name: regular files only, bounded in count and size.
+
+    The tar is read as a stream (each member's bytes when its header passed), then the rest
+    of the gzip stream is drained, so a truncated or padded archive is refused too.
+    """
     found: dict[str, bytes] = {}
     total = 0
     try:
-        with tarfile.open(fileobj=io.BytesIO(raw), mode="r:") as tar:
+        with tarfile.open(fileobj=stream, mode="r|") as tar:
             while (member := tar.next()) is not None:
                 if len(found) >= MAX_MEMBERS:
                     raise BundleArchiveError(f"the archive has more than {MAX_MEMBERS} members")
@@ -128,6 +133,8 @@ def _members(raw: bytes) -> dict[str, bytes]:
                 if name in found:
                     raise BundleArchiveError(f"archive member `{shown(name)}` appears twice")
                 found[name] = _read(tar, member)
+        while stream.read(_DRAIN):  # the end blocks, and whatever follows them (bounded)
+            pass
     except (tarfile.TarError, EOFError, ValueError, UnicodeError, OverflowError) as exc:
         raise BundleArchiveError(f"the archive is not a valid tar: {shown(str(exc))}") from None
     return found

@@ -165,8 +165,18 @@ def test_a_gzip_bomb_stops_at_the_decompression_bound() -> None:
     """A small archive that inflates past the bound is refused without inflating it all."""
     bomb = gzip.compress(b"\0" * (8 * 1024 * 1024))
     with pytest.raises(BundleArchiveError, match="decompresses to more than 1048576 bytes"):
-        _bounds.gunzip(bomb, limit=1024 * 1024)
+        _bounds.gunzip(bomb, limit=1024 * 1024).read()
     assert len(bomb) < 20_000
+
+
+def test_a_bomb_after_the_tar_end_is_refused_by_the_archive_reader() -> None:
+    """Zeros padded after a valid tar past the bound: the reader drains to the bound and stops."""
+    tar = gzip.decompress(archive())
+    packer = zlib.compressobj(1, zlib.DEFLATED, 31)
+    zeros = b"\0" * (1 << 20)
+    bomb = packer.compress(tar) + b"".join(packer.compress(zeros) for _ in range(100))
+    with pytest.raises(BundleArchiveError, match="decompresses to more than 100663296 bytes"):
+        read_archive(bomb + packer.flush())
 
 
 @pytest.mark.parametrize(
