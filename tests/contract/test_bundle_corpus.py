@@ -19,7 +19,7 @@ from cnm_policy import Engine
 from cnm_policy.cache import CachedEngine
 from cnm_policy.engine import PolicySnapshot, load_snapshot
 from cnm_policy.engine.reference import Outcome, reference_outcome
-from cnm_policy.engine.requests import prepare_principal, validate_target
+from cnm_policy.engine.requests import prepare_actor, prepare_principal, validate_target
 from cnm_policy.model import AccessRequest
 from cnm_policy.server.wire.convert import access_request_to_proto
 from cnm_policy.testing import TestCase, load_cases
@@ -67,6 +67,11 @@ def corpus(request: pytest.FixtureRequest) -> Iterator[_Corpus]:
         yield _Corpus(snapshot, cases, clock, sidecar)
 
 
+def _request(case: TestCase) -> AccessRequest:
+    """The case as one request, its actor included."""
+    return AccessRequest(case.principal, case.action, case.resource, case.context, case.actor)
+
+
 def _verdict(decision: Any) -> tuple[bool, tuple[str, ...]]:
     """A `Decision`'s or a `CheckResponse`'s allowed and rule ids."""
     return (bool(decision.allowed), tuple(decision.rule_ids))
@@ -74,15 +79,13 @@ def _verdict(decision: Any) -> tuple[bool, tuple[str, ...]]:
 
 def _engine(corpus: _Corpus) -> Callable[[TestCase], Verdict]:
     engine = Engine(corpus.snapshot, clock=corpus.clock)
-    return lambda case: _verdict(
-        engine.check(case.principal, case.action, case.resource, case.context)
-    )
+    return lambda case: _verdict(engine.check_request(_request(case)))
 
 
 def _cached_cold(corpus: _Corpus) -> Callable[[TestCase], Verdict]:
     def decide(case: TestCase) -> Verdict:
         cached = CachedEngine(Engine(corpus.snapshot, clock=corpus.clock))
-        decision = cached.check(case.principal, case.action, case.resource, case.context)
+        decision = cached.check_request(_request(case))
         assert not decision.cached, case.name
         return _verdict(decision)
 
@@ -93,8 +96,8 @@ def _cached_warm(corpus: _Corpus) -> Callable[[TestCase], Verdict]:
     cached = CachedEngine(Engine(corpus.snapshot, clock=corpus.clock))
 
     def decide(case: TestCase) -> Verdict:
-        cached.check(case.principal, case.action, case.resource, case.context)
-        decision = cached.check(case.principal, case.action, case.resource, case.context)
+        cached.check_request(_request(case))
+        decision = cached.check_request(_request(case))
         assert decision.cached, case.name
         return _verdict(decision)
 
@@ -104,9 +107,10 @@ def _cached_warm(corpus: _Corpus) -> Callable[[TestCase], Verdict]:
 def _reference(corpus: _Corpus) -> Callable[[TestCase], Verdict]:
     def decide(case: TestCase) -> Verdict:
         prepared = prepare_principal(corpus.snapshot, case.principal)
+        actor = None if case.actor is None else prepare_actor(corpus.snapshot, case.actor)
         context = validate_target(case.action, case.resource, case.context)
         return reference_outcome(
-            corpus.snapshot, prepared, case.action, case.resource, context, case.now
+            corpus.snapshot, prepared, case.action, case.resource, context, case.now, actor
         )
 
     return decide
@@ -114,22 +118,22 @@ def _reference(corpus: _Corpus) -> Callable[[TestCase], Verdict]:
 
 def _sidecar(corpus: _Corpus) -> Callable[[TestCase], Verdict]:
     def decide(case: TestCase) -> Verdict:
-        request = AccessRequest(case.principal, case.action, case.resource, case.context)
-        return _verdict(corpus.sidecar.stub.Check(access_request_to_proto(request), timeout=10))
+        request = access_request_to_proto(_request(case))
+        return _verdict(corpus.sidecar.stub.Check(request, timeout=10))
 
     return decide
 
 
 def _sidecar_batch(corpus: _Corpus) -> Callable[[TestCase], Verdict]:
     def decide(case: TestCase) -> Verdict:
-        single = access_request_to_proto(
-            AccessRequest(case.principal, case.action, case.resource, case.context)
-        )
+        single = access_request_to_proto(_request(case))
         batch = pb.CheckBatchRequest(
             principal=single.principal,
             items=[pb.CheckBatchItem(action=single.action, resource=single.resource)],
             context=single.context,
         )
+        if single.HasField("actor"):
+            batch.actor.CopyFrom(single.actor)
         (result,) = corpus.sidecar.stub.CheckBatch(batch, timeout=10).results
         return _verdict(result)
 
@@ -151,7 +155,7 @@ def _expected(corpus: _Corpus, case: TestCase, *, outcome: bool) -> Verdict:
     rules = case.expect_rules
     if rules is None:
         engine = Engine(corpus.snapshot, clock=lambda: case.now)
-        rules = engine.check(case.principal, case.action, case.resource, case.context).rule_ids
+        rules = engine.check_request(_request(case)).rule_ids
     if outcome:
         return "allow" if case.expect_allowed else "deny" if rules else "default deny"
     return (case.expect_allowed, tuple(sorted(rules)))

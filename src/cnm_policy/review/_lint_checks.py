@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from cnm_policy.policy import Bundle, Effect, RuleDef, Scope, Side
 from cnm_policy.policy.roles import role_closures
 from cnm_policy.review._absence import Kind, absence_of
-from cnm_policy.review.reach import Reach, rule_reach
+from cnm_policy.review.reach import Reach, conditional, rule_reach
 
 Raw = tuple[str, RuleDef, str, tuple[str, ...]]
 Triple = tuple[str, str, str]  # (role, kind, action)
@@ -93,7 +93,7 @@ def customer_wildcards(view: BundleView) -> Iterator[Raw]:
 def internal_any_unconditioned(view: BundleView) -> Iterator[Raw]:
     """Internal-side grants across every customer without a condition."""
     for rule in view.bundle.rules:
-        if rule.effect is not Effect.ALLOW or rule.scope is not Scope.ANY or rule.condition:
+        if rule.effect is not Effect.ALLOW or rule.scope is not Scope.ANY or conditional(rule):
             continue
         internal = [r for r in rule.roles if view.side(r) is Side.INTERNAL]
         if internal:
@@ -108,9 +108,9 @@ def internal_any_unconditioned(view: BundleView) -> Iterator[Raw]:
 
 def unguarded_destructive(view: BundleView, destructive: frozenset[str]) -> Iterator[Raw]:
     """Unconditional allows of destructive actions that no conditional deny guards."""
-    guards = [r for r in view.bundle.rules if r.effect is Effect.DENY and r.condition]
+    guards = [r for r in view.bundle.rules if r.effect is Effect.DENY and conditional(r)]
     for rule in view.bundle.rules:
-        if rule.effect is not Effect.ALLOW or rule.condition is not None:
+        if rule.effect is not Effect.ALLOW or conditional(rule):
             continue
         unguarded = [
             t

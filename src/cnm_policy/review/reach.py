@@ -62,6 +62,7 @@ class Reach:
     scope: Scope
     tenants: tuple[str, ...] = ()
     condition: str | None = None
+    crosses: bool = False  # subtree reach that also enters self-managed tenants
 
     def covers(self, other: Reach) -> bool:
         """True when this reach applies to every request `other` applies to.
@@ -73,6 +74,7 @@ class Reach:
             scope_covers(self.scope, other.scope)
             and tenants_cover(self.tenants, other.tenants)
             and (self.condition is None or self.condition == other.condition)
+            and (self.crosses or not other.crosses or self.scope is not Scope.SUBTREE)
         )
 
     def describe_scope(self) -> str:
@@ -88,5 +90,23 @@ class Reach:
 
 
 def rule_reach(rule: RuleDef) -> Reach:
-    """The reach of one rule, with its condition in canonical text."""
-    return Reach(rule.scope, tuple(sorted(rule.tenants)), condition_text(rule.condition))
+    """The reach of one rule, with its condition in canonical text; an actor requirement or
+    a break-glass justification counts as part of the condition."""
+    parts = [condition_text(rule.condition), *_governance_terms(rule)]
+    condition = " and ".join(f"({p})" if " or " in p else p for p in parts if p) or None
+    crosses = rule.crosses_self_managed and rule.scope is Scope.SUBTREE
+    return Reach(rule.scope, tuple(sorted(rule.tenants)), condition, crosses)
+
+
+def conditional(rule: RuleDef) -> bool:
+    """Whether the rule applies only to some requests of its grants (not always)."""
+    return rule.condition is not None or any(_governance_terms(rule))
+
+
+def _governance_terms(rule: RuleDef) -> list[str]:
+    terms = []
+    if rule.actor is not None:
+        terms.append("has(actor.id)" if rule.actor == "required" else "not has(actor.id)")
+    if rule.break_glass is not None:
+        terms.append("has(context.break_glass)")
+    return terms
