@@ -37,7 +37,7 @@ from cnm_policy.server.app import ServerConfig
 from cnm_policy.server.runtime import Runtime, RuntimeOptions, open_runtime
 from cnm_policy.v1 import policy_pb2 as pb
 from tests.e2e.harness import copy_bundle, device, health_status, policy_stub, principal
-from tests.e2e.test_ops_metrics import poll
+from tests.e2e.test_ops_metrics import http_get, poll
 from tests.e2e.test_ops_metrics import scrape as scrape_unix
 from tests.unit.distribution.test_signing import write_keys
 
@@ -326,6 +326,12 @@ def _serve_process(
     return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE), socket
 
 
+def _started_readyz(ops: str) -> tuple[int, dict[str, str], bytes] | None:
+    """/readyz once the sidecar is past "starting" (``None`` before)."""
+    answer = http_get(ops, "/readyz")
+    return None if b"starting" in answer[2] else answer
+
+
 def _stop(process: subprocess.Popen[bytes]) -> None:
     if process.poll() is None:
         process.send_signal(signal.SIGTERM)
@@ -343,6 +349,7 @@ def test_a_restart_while_the_server_is_down_serves_the_last_good_archive(
     url = f"http://127.0.0.1:{httpd.server_address[1]}/bundle.tar.gz"
     state, work = tmp_path / "state", tmp_path / "work"
     work.mkdir()
+    socket_dir = Path(tempfile.mkdtemp(prefix="cnm-", dir="/tmp"))
     process, socket = _serve_process(url, state, versions.public_pem, work)
     try:
         _wait(lambda: _serving(f"unix:{socket}"), 60, "the first start to serve")
@@ -360,11 +367,14 @@ def test_a_restart_while_the_server_is_down_serves_the_last_good_archive(
     record = json.loads((state / "good.json").read_text())
     record["confirmed_at"] -= 7200  # the source last vouched for it two hours ago
     (state / "good.json").write_text(json.dumps(record))
+    ops = f"unix:{socket_dir}/ops.sock"
     process, socket = _serve_process(
-        url, state, versions.public_pem, work, "--max-policy-age", "1h"
+        url, state, versions.public_pem, work, "--max-policy-age", "1h", "--ops-listen", ops
     )
     try:
         _wait(lambda: Path(socket).exists(), 60, "the stale restart to listen")
+        readyz = poll(lambda: _started_readyz(ops))
+        assert (readyz[0], b"policy_stale" in readyz[2]) == (503, True)  # what the kubelet sees
         with grpc.insecure_channel(f"unix:{socket}") as channel:
             request = pb.CheckRequest(principal=principal(), action="read", resource=device())
             with pytest.raises(grpc.RpcError) as refused:
@@ -375,6 +385,7 @@ def test_a_restart_while_the_server_is_down_serves_the_last_good_archive(
             )
     finally:
         _stop(process)
+        shutil.rmtree(socket_dir, ignore_errors=True)
     shutil.rmtree(work, ignore_errors=True)
 
 
