@@ -144,3 +144,17 @@ def test_every_line_is_counted_once_at_its_number(
     assert [n for (n,) in decisions] == [n for n, k in enumerate(kinds, 1) if k == "decision"]
     assert loaded.lines == len(kinds)
     assert loaded.other_events == kinds.count("operational")
+
+
+def test_a_line_past_the_scanners_limit_is_a_bounded_problem(
+    day_lines: list[bytes], tmp_path: Path
+) -> None:
+    """A 3 MB line costs no more than its refusal: a located problem, the next line read."""
+    path = tmp_path / "long.jsonl"
+    path.write_bytes(b'{"a": "' + b"x" * 3_000_000 + b'"}\n' + day_lines[0] + b"\n")
+    con = duckdb.connect()
+    load_logs(con, expand_logs([str(path)]))
+    assert con.execute("SELECT line, kind, detail FROM problems").fetchall() == [
+        (1, "unreadable_line", "line_size_over_maximum")
+    ]
+    assert con.execute("SELECT line FROM numbered_decisions").fetchall() == [(2,)]
