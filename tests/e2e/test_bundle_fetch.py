@@ -5,11 +5,19 @@ In e2e/ because it opens sockets; `distribution/fetch.py` is the module under te
 
 from __future__ import annotations
 
+import datetime
 import http.server
+import ipaddress
+import ssl
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from cnm_policy.distribution.fetch import fetch, redacted, validate_url
 from cnm_policy.errors import BundleFetchError
@@ -18,9 +26,15 @@ pytestmark = pytest.mark.e2e
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
+    redirect_to = ""
+
     def do_GET(self) -> None:
         """Answer by path."""
-        if self.path == "/big":
+        if self.path == "/to-http":
+            self.send_response(302)
+            self.send_header("Location", self.redirect_to)
+            self.end_headers()
+        elif self.path == "/big":
             self.send_response(200)
             self.send_header("Content-Length", "999999999")
             self.end_headers()
@@ -109,3 +123,72 @@ def test_only_absolute_http_urls_are_accepted(url: str) -> None:
     """Other schemes and relative paths are configuration errors."""
     with pytest.raises(ValueError, match="is not an absolute http"):
         validate_url(url)
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 (its own CA) and its key, as PEM files."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "cnm-bundles-test")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    directory = tmp_path_factory.mktemp("tls")
+    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+@pytest.fixture
+def https_base(certificate: tuple[Path, Path]) -> Iterator[str]:
+    """The same handler behind TLS."""
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(*certificate)
+    httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        yield f"https://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def test_https_verifies_the_server_against_the_trusted_cas(
+    https_base: str, certificate: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Trusted through SSL_CERT_FILE: fetched; without it: refused, never fetched unverified."""
+    with pytest.raises(BundleFetchError, match="CERTIFICATE_VERIFY_FAILED"):
+        fetch(f"{https_base}/ok", None, timeout=5)
+    monkeypatch.setenv("SSL_CERT_FILE", str(certificate[0]))
+    assert fetch(f"{https_base}/ok", None, timeout=5).body == b"archive"
+
+
+def test_a_redirect_from_https_down_to_http_is_refused(
+    https_base: str, base: str, certificate: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An archive fetched over TLS is never continued in the clear."""
+    monkeypatch.setenv("SSL_CERT_FILE", str(certificate[0]))
+    _Handler.redirect_to = f"{base}/ok"
+    with pytest.raises(BundleFetchError, match="refusing a redirect to `http://127"):
+        fetch(f"{https_base}/to-http", None, timeout=5)
