@@ -48,6 +48,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             target = "file:///etc/passwd" if self.path == "/to-file" else "ftp://h/x.tar.gz"
             self.send_header("Location", target)
             self.end_headers()
+        elif self.path == "/large":  # several reads' worth
+            body = b"y" * 300_000
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
         elif self.path == "/to-ok":
             self.send_response(302)
             self.send_header("Location", "/ok")
@@ -92,6 +98,14 @@ def test_an_unannounced_body_is_cut_at_the_bound(base: str) -> None:
     """No Content-Length: the bytes are counted as they come."""
     with pytest.raises(BundleFetchError, match="sent more than 1000 bytes"):
         fetch(f"{base}/unannounced", None, timeout=5, max_bytes=1000)
+
+
+def test_a_body_still_arriving_at_the_deadline_is_refused(base: str) -> None:
+    """The deadline covers the whole body (a trickling server), on the injected clock."""
+    ticks = iter(range(0, 1000, 4))  # each read of a chunk "takes" 4 seconds
+
+    with pytest.raises(BundleFetchError, match="did not finish sending in time"):
+        fetch(f"{base}/large", None, timeout=10, clock=lambda: float(next(ticks)))
 
 
 @pytest.mark.parametrize(

@@ -12,6 +12,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -55,9 +56,10 @@ def fetch(
     *,
     timeout: float = DEFAULT_TIMEOUT_SECONDS,
     max_bytes: int = MAX_ARCHIVE_BYTES,
+    clock: Callable[[], float] = time.monotonic,
 ) -> Fetched:
     """GET `url` (``If-None-Match: etag``); the whole exchange ends within `timeout` seconds."""
-    deadline = time.monotonic() + timeout
+    deadline = clock() + timeout
     headers = {"User-Agent": f"cnm-policy/{__version__}", "Accept-Encoding": "identity"}
     if etag is not None:
         headers["If-None-Match"] = etag
@@ -65,7 +67,8 @@ def fetch(
     where = redacted(url)
     try:
         with _OPENER.open(request, timeout=timeout) as response:
-            return Fetched(_body(response, deadline, max_bytes, where), response.headers["ETag"])
+            body = _body(response, deadline, max_bytes, where, clock)
+            return Fetched(body, response.headers["ETag"])
     except urllib.error.HTTPError as exc:
         if exc.code == 304:
             return Fetched(None, exc.headers.get("ETag", etag))
@@ -79,7 +82,9 @@ def fetch(
         raise BundleFetchError(f"cannot fetch `{where}`: {reason}") from None
 
 
-def _body(response: Any, deadline: float, max_bytes: int, where: str) -> bytes:
+def _body(
+    response: Any, deadline: float, max_bytes: int, where: str, clock: Callable[[], float]
+) -> bytes:
     """The body, refused when over `max_bytes`, past the deadline or shorter than announced."""
     announced = response.headers.get("Content-Length")
     if announced is not None and announced.isdigit() and int(announced) > max_bytes:
@@ -90,7 +95,7 @@ def _body(response: Any, deadline: float, max_bytes: int, where: str) -> bytes:
         total += len(chunk)
         if total > max_bytes:
             raise BundleFetchError(f"`{where}` sent more than {max_bytes} bytes")
-        if time.monotonic() > deadline:  # a server trickling bytes cannot hold a poll forever
+        if clock() > deadline:  # a server trickling bytes cannot hold a poll forever
             raise BundleFetchError(f"`{where}` did not finish sending in time")
         chunks.append(chunk)
     if announced is not None and announced.isdigit() and total != int(announced):
