@@ -283,9 +283,13 @@ def test_without_etags_a_rejected_archive_is_not_gated_again(
     running, script = sidecar
     script.body, script.etag = versions.archive("failing"), None
     outcomes = [running.source.poll(), running.source.poll()]
+    script.body = versions.archive("v2")  # a good version, then the failing one once more
+    outcomes += [running.source.poll()]
+    script.body = versions.archive("failing")
+    outcomes += [running.source.poll()]
     assert (outcomes, running.runtime.reloader.status.failures) == (
-        [PollOutcome.REJECTED, PollOutcome.NOT_MODIFIED],
-        1,
+        [PollOutcome.REJECTED, PollOutcome.NOT_MODIFIED, PollOutcome.SWAPPED, PollOutcome.REJECTED],
+        2,  # offered again after another version, it is gated (and reported) again
     )
 
 

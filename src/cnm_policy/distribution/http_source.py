@@ -193,6 +193,7 @@ class HttpBundleSource:
     def _mark_good(self, candidate: _Candidate) -> None:
         record = GoodRecord(self._url, candidate.etag, candidate.digest, self._clock())
         self._good, self._good_tree, self._etag = record, candidate.tree, candidate.etag
+        self._rejected = None  # offered again after another version, it is gated again
         if self._reloader is not None:
             self._reloader.confirm(at=record.confirmed_at)
         self._persist(lambda: self._state.save_good(candidate.data, record))
