@@ -16,6 +16,7 @@ from typing import Any
 __all__ = [
     "AccessRequest",
     "Decision",
+    "GrantDecision",
     "LimitExceeded",
     "Obligation",
     "Principal",
@@ -148,3 +149,14 @@ class Decision:
     obligations: tuple[Obligation, ...] = ()
     limits_exceeded: tuple[LimitExceeded, ...] = ()
     audit_class: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class GrantDecision:
+    """May a granter give a role to a user of a tenant (`Engine.can_grant`), and why."""
+
+    allowed: bool
+    reason: str
+    policy_name: str
+    policy_version: str
+    policy_digest: str

@@ -8,14 +8,15 @@ answer the engine would give now is argued in docs/design/cache.md.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Final, cast
+from typing import Any, Final
 
+from cnm_policy.cache.batches import BatchChecks
 from cnm_policy.cache.decisions import DecisionStore
-from cnm_policy.cache.keys import Key, batch_copy, batch_keys, key_bytes, keyed_request, request_key
+from cnm_policy.cache.keys import Key, key_bytes, keyed_request, request_key
 from cnm_policy.cache.stats import CacheStats
 from cnm_policy.cache.store import DEFAULT_MAX_KEY_BYTES, DEFAULT_MAXSIZE
 from cnm_policy.engine import Clock, Engine, PolicySnapshot, decide_batch
-from cnm_policy.model import AccessRequest, Decision, Principal, Resource
+from cnm_policy.model import AccessRequest, Decision, GrantDecision, Principal, Resource
 
 __all__ = ["DEFAULT_TTL", "CachedEngine"]
 
@@ -25,7 +26,7 @@ _Item = tuple[str, Resource]
 _Request = tuple[Principal, str, Resource, Mapping[str, Any] | None, Principal | None]
 
 
-class CachedEngine:
+class CachedEngine(BatchChecks):
     """`Engine`'s interface, answering repeated checks from a bounded, versioned cache.
 
     `maxsize` bounds the number of cached decisions (``0`` or ``enabled=False`` disables
@@ -104,6 +105,16 @@ class CachedEngine:
     def stats(self) -> CacheStats:
         """A consistent copy of the counters."""
         return self._store.stats()
+
+    def can_grant(
+        self,
+        granter: Principal,
+        role: str,
+        grantee_tenant: str,
+        valid_until: float | None = None,
+    ) -> GrantDecision:
+        """:meth:`Engine.can_grant` (not cached: it reads no request attributes worth keying)."""
+        return self._engine.can_grant(granter, role, grantee_tenant, valid_until)
 
     def check_request(self, request: AccessRequest, *, explain: bool = False) -> Decision:
         """:meth:`check` for a request already bundled as an :class:`AccessRequest`."""
@@ -198,86 +209,6 @@ class CachedEngine:
         if memo[0] is not snapshot:
             memo = self._digest_memo = (snapshot, snapshot.digest)
         return memo[1]
-
-    def check_batch(
-        self,
-        principal: Principal,
-        items: Sequence[_Item],
-        context: Mapping[str, Any] | None = None,
-        *,
-        explain: bool = False,
-        actor: Principal | None = None,
-    ) -> list[Decision]:
-        """One decision per (action, resource), in order, all from the same policy version."""
-        snapshot = self._engine.snapshot
-        if not self._store.maxsize or explain or not items:
-            return self._evaluate(snapshot, principal, items, context, explain, actor)
-        if not isinstance(items, list | tuple):
-            items = list(items)
-        keys = batch_keys(self._digest(snapshot), principal, items, context, actor)
-        return self._answer_batch(snapshot, keys, principal, items, context, actor, trusted=False)
-
-    def check_batch_fingerprinted(
-        self,
-        shared: bytes,
-        fingerprints: Sequence[bytes],
-        principal: Principal,
-        items: Sequence[_Item],
-        context: Mapping[str, Any] | None = None,
-        actor: Principal | None = None,
-    ) -> list[Decision]:
-        """:meth:`check_batch`, keyed by fingerprints (as :meth:`check_fingerprinted`).
-
-        `shared` encodes the principal, context and actor exactly and is never empty,
-        ``fingerprints[i]`` the i-th item.
-        """
-        if len(fingerprints) != len(items):
-            raise ValueError(f"{len(fingerprints)} fingerprints for {len(items)} items")
-        if not shared:
-            raise ValueError("the shared fingerprint of a batch must not be empty")
-        snapshot = self._engine.snapshot
-        if not self._store.maxsize or not items:
-            return self._evaluate(snapshot, principal, items, context, False, actor)
-        digest = self._digest(snapshot)
-        exact = type(shared) is bytes and all(type(f) is bytes for f in fingerprints)
-        keys: list[Key | None] = (
-            [(digest, shared, fingerprint) for fingerprint in fingerprints]
-            if exact
-            else [None] * len(items)
-        )
-        return self._answer_batch(snapshot, keys, principal, items, context, actor, trusted=True)
-
-    def _answer_batch(
-        self,
-        snapshot: PolicySnapshot,
-        keys: Sequence[Key | None],
-        principal: Principal,
-        items: Sequence[_Item],
-        context: Mapping[str, Any] | None,
-        actor: Principal | None,
-        *,
-        trusted: bool,
-    ) -> list[Decision]:
-        """Live entries where there are some; the rest evaluated together and stored."""
-        now = self._clock()
-        live = self._store.live
-        results = [None if key is None else live(key, now) for key in keys]
-        missing = [index for index, found in enumerate(results) if found is None]
-        fresh: list[Decision] = []
-        keep: list[Key | None] = []
-        if missing:
-            keep = [keys[i] for i in missing]
-            evaluated = [items[i] for i in missing]
-            if not trusted:
-                principal, evaluated, context, actor, keep = batch_copy(
-                    keep, principal, evaluated, context, actor
-                )
-            fresh = decide_batch(snapshot, principal, evaluated, context, now, actor=actor)
-        # Hits are counted once the whole batch succeeded: hits + misses = decisions answered.
-        self._store.put_many(keep, fresh, now, hits=len(keys) - len(missing))
-        for index, decision in zip(missing, fresh, strict=True):
-            results[index] = decision
-        return cast(list[Decision], results)  # INVARIANT: every slot is filled by now
 
     def _evaluate(
         self,

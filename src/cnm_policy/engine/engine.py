@@ -13,12 +13,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from cnm_policy.engine.delegation import can_grant
 from cnm_policy.engine.evaluate import decide
 from cnm_policy.engine.explain import trace_rules
 from cnm_policy.engine.plan import Plan, plan
 from cnm_policy.engine.requests import prepare_actor, prepare_principal, validate_target
 from cnm_policy.engine.snapshot import PolicySnapshot, load_snapshot
-from cnm_policy.model import AccessRequest, Decision, Principal, Resource
+from cnm_policy.model import AccessRequest, Decision, GrantDecision, Principal, Resource
 
 __all__ = ["Clock", "Engine"]
 
@@ -92,6 +93,18 @@ class Engine:
         """One decision per (action, resource), in order, all from the same policy version."""
         snapshot, now = self._snapshot, self._clock()
         return decide_batch(snapshot, principal, items, context, now, explain=explain, actor=actor)
+
+    def can_grant(
+        self,
+        granter: Principal,
+        role: str,
+        grantee_tenant: str,
+        valid_until: float | None = None,
+    ) -> GrantDecision:
+        """May `granter` give `role` to a user of `grantee_tenant` (until `valid_until`)?
+        Raises InvalidRequestError on bad input (docs/design/governance.md)."""
+        snapshot, now = self._snapshot, self._clock()
+        return can_grant(snapshot, granter, role, grantee_tenant, valid_until, now)
 
     def plan(
         self,

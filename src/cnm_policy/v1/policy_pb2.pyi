@@ -232,3 +232,27 @@ class GetPolicyInfoResponse(_message.Message):
     cache: CacheStats
     limits: Limits
     def __init__(self, policy: _Optional[_Union[PolicyRef, _Mapping]] = ..., loaded_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., rule_count: _Optional[int] = ..., source: _Optional[str] = ..., reload: _Optional[_Union[ReloadStatus, _Mapping]] = ..., cache: _Optional[_Union[CacheStats, _Mapping]] = ..., limits: _Optional[_Union[Limits, _Mapping]] = ...) -> None: ...
+
+class CanGrantRequest(_message.Message):
+    __slots__ = ("granter", "role", "grantee_tenant", "valid_until")
+    GRANTER_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    GRANTEE_TENANT_FIELD_NUMBER: _ClassVar[int]
+    VALID_UNTIL_FIELD_NUMBER: _ClassVar[int]
+    granter: Principal
+    role: str
+    grantee_tenant: str
+    valid_until: _timestamp_pb2.Timestamp
+    def __init__(self, granter: _Optional[_Union[Principal, _Mapping]] = ..., role: _Optional[str] = ..., grantee_tenant: _Optional[str] = ..., valid_until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class CanGrantResponse(_message.Message):
+    __slots__ = ("allowed", "reason", "policy", "decision_id")
+    ALLOWED_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    POLICY_FIELD_NUMBER: _ClassVar[int]
+    DECISION_ID_FIELD_NUMBER: _ClassVar[int]
+    allowed: bool
+    reason: str
+    policy: PolicyRef
+    decision_id: str
+    def __init__(self, allowed: _Optional[bool] = ..., reason: _Optional[str] = ..., policy: _Optional[_Union[PolicyRef, _Mapping]] = ..., decision_id: _Optional[str] = ...) -> None: ...

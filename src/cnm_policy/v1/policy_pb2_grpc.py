@@ -50,6 +50,11 @@ class PolicyServiceStub:
                 request_serializer=cnm__policy_dot_v1_dot_policy__pb2.GetPolicyInfoRequest.SerializeToString,
                 response_deserializer=cnm__policy_dot_v1_dot_policy__pb2.GetPolicyInfoResponse.FromString,
                 _registered_method=True)
+        self.CanGrant = channel.unary_unary(
+                '/cnm_policy.v1.PolicyService/CanGrant',
+                request_serializer=cnm__policy_dot_v1_dot_policy__pb2.CanGrantRequest.SerializeToString,
+                response_deserializer=cnm__policy_dot_v1_dot_policy__pb2.CanGrantResponse.FromString,
+                _registered_method=True)
 
 
 class PolicyServiceServicer:
@@ -78,6 +83,15 @@ class PolicyServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CanGrant(self, request, context):
+        """May `granter` give `role` to a user of `grantee_tenant`? Asked by portals before a customer
+        admin delegates a role (docs/design/governance.md). A refusal is `allowed: false`, not an
+        error; malformed input is INVALID_ARGUMENT.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PolicyServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -95,6 +109,11 @@ def add_PolicyServiceServicer_to_server(servicer, server):
                     servicer.GetPolicyInfo,
                     request_deserializer=cnm__policy_dot_v1_dot_policy__pb2.GetPolicyInfoRequest.FromString,
                     response_serializer=cnm__policy_dot_v1_dot_policy__pb2.GetPolicyInfoResponse.SerializeToString,
+            ),
+            'CanGrant': grpc.unary_unary_rpc_method_handler(
+                    servicer.CanGrant,
+                    request_deserializer=cnm__policy_dot_v1_dot_policy__pb2.CanGrantRequest.FromString,
+                    response_serializer=cnm__policy_dot_v1_dot_policy__pb2.CanGrantResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -179,6 +198,33 @@ class PolicyService:
             '/cnm_policy.v1.PolicyService/GetPolicyInfo',
             cnm__policy_dot_v1_dot_policy__pb2.GetPolicyInfoRequest.SerializeToString,
             cnm__policy_dot_v1_dot_policy__pb2.GetPolicyInfoResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CanGrant(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cnm_policy.v1.PolicyService/CanGrant',
+            cnm__policy_dot_v1_dot_policy__pb2.CanGrantRequest.SerializeToString,
+            cnm__policy_dot_v1_dot_policy__pb2.CanGrantResponse.FromString,
             options,
             channel_credentials,
             insecure,

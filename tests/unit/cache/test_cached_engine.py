@@ -15,6 +15,7 @@ import pytest
 
 from cnm_policy import Decision, Engine, InvalidRequestError, Principal, Resource
 from cnm_policy.cache import DEFAULT_MAXSIZE, CachedEngine, CacheStats
+from cnm_policy.cache import batches as batch_module
 from cnm_policy.cache import cached_engine as cache_module
 from cnm_policy.cache.keys import batch_keys, keyed_request, request_key
 from cnm_policy.cache.store import FifoStore
@@ -561,6 +562,7 @@ def test_facts_changed_while_a_check_is_decided_never_poison_the_cache(
         return decide_batch(*args, **kwargs)
 
     monkeypatch.setattr(cache_module, "decide_batch", racing)
+    monkeypatch.setattr(batch_module, "decide_batch", racing)
     if way == "check":
         cached.check(principal, action, resource, context)
     else:
@@ -593,7 +595,7 @@ def test_a_principal_changed_while_a_batch_is_keyed_stores_only_what_was_decided
         attributes["mfa"] = True
         return keys + real(digest, principal, items[1:], context, actor)
 
-    monkeypatch.setattr(cache_module, "batch_keys", racing)
+    monkeypatch.setattr(batch_module, "batch_keys", racing)
     decisions = cached.check_batch(shared, [("configure", ROUTER), ("configure", other)])
     monkeypatch.undo()
     assert [decision.allowed for decision in decisions] == [False, False]

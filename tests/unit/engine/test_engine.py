@@ -172,7 +172,7 @@ def test_swap_serves_the_new_version(engine: Engine, make_bundle: BundleFactory)
 def test_snapshot_metadata(engine: Engine, default_bundle: Path) -> None:
     """The snapshot reports name, rule count and where it came from."""
     snapshot = engine.snapshot
-    assert (snapshot.name, snapshot.rule_count, snapshot.loaded_at) == ("cnm", 20, FIXED_NOW)
+    assert (snapshot.name, snapshot.rule_count, snapshot.loaded_at) == ("cnm", 23, FIXED_NOW)
     assert snapshot.source == str(default_bundle)
 
 
