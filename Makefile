@@ -16,12 +16,19 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 
+# xds-protos (Envoy's ext_authz stubs) ships stale copies of opentelemetry-proto's modules over
+# the real ones; reinstalling opentelemetry-proto last keeps OTLP export working.
+OTEL_PROTO_FIX = $(PY) -m pip install --quiet --force-reinstall --no-deps \
+	"opentelemetry-proto==$$($(PY) -c 'import importlib.metadata as m; print(m.version("opentelemetry-proto"))')"
+
 $(RUN_STAMP): pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet -e .
+	$(OTEL_PROTO_FIX)
 	touch $(RUN_STAMP)
 
 $(STAMP): pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet -e '.[dev]'
+	$(OTEL_PROTO_FIX)
 	touch $(STAMP) $(RUN_STAMP)
 
 setup: $(STAMP) ## create .venv with the project and its dev tools
