@@ -4,6 +4,7 @@ and `cnm-policy healthcheck` exits 0 or 1 from the ops listener or gRPC health."
 from __future__ import annotations
 
 import shutil
+import time
 from pathlib import Path
 
 import grpc
@@ -12,7 +13,10 @@ import pytest
 from grpc_health.v1 import health_pb2
 
 from cnm_policy.cli import main
+from cnm_policy.server.app import ServerConfig
 from cnm_policy.server.errors import ERROR_CODE_METADATA
+from cnm_policy.server.http.runner import HttpListenerConfig
+from cnm_policy.server.runtime import RuntimeOptions, open_runtime
 from tests.e2e.harness import copy_bundle, health_status
 from tests.e2e.test_ops_metrics import ALLOW, http_get, ops_sidecar, poll, scrape
 
@@ -86,3 +90,27 @@ def test_healthcheck_exits_0_when_ready_and_1_when_not(
     lines = capsys.readouterr().err.splitlines()
     assert lines[3].startswith("cnm-policy healthcheck: unhealthy: /readyz 503")
     assert lines[5].startswith("cnm-policy healthcheck: unhealthy: unreachable:")
+
+
+def test_a_sidecar_stale_from_its_start_is_not_serving(tmp_path: Path) -> None:
+    """Confirmed too long ago before it starts: gRPC health NOT_SERVING from the start, 503."""
+    runtime = open_runtime(
+        RuntimeOptions(
+            policies=copy_bundle(tmp_path / "bundle"),
+            watch_interval=None,
+            max_policy_age=3600.0,
+            ops=HttpListenerConfig(listen="127.0.0.1:0", flag="--ops-listen", allow_remote=True),
+        ),
+        ServerConfig(listen="127.0.0.1:0", grace_seconds=1.0),
+    )
+    runtime.reloader.confirm(at=time.time() - 7200)  # as a restored, old archive is
+    address = runtime.start()
+    try:
+        assert runtime.ops is not None and runtime.ops.address is not None
+        with grpc.insecure_channel(address) as channel:
+            assert (health_status(channel), _ready(runtime.ops.address)) == (
+                NOT_SERVING,
+                (503, "policy_stale"),
+            )
+    finally:
+        runtime.stop(grace=1.0)

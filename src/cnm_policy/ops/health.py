@@ -58,7 +58,11 @@ class Freshness:
 
 
 class Readiness:
-    """The sidecar's ready state: started, not stopping, fresh. Every change calls `on_change`."""
+    """The sidecar's ready state: started, not stopping, fresh. Every change calls `on_change`.
+
+    `started()` always reports its verdict: the listeners came up SERVING on their own, so a
+    sidecar stale from its first moment must be turned NOT_SERVING then, not at a later change.
+    """
 
     def __init__(
         self, freshness: Freshness, on_change: Callable[[bool], None] = lambda _ready: None
@@ -78,7 +82,7 @@ class Readiness:
         """The listeners are up and a tested policy serves."""
         with self._lock:
             self._started = True
-        self.check()
+        self._evaluate(report=True)
 
     def stopping(self) -> None:
         """Shutdown began: not ready from now on, whatever else happens."""
@@ -88,8 +92,12 @@ class Readiness:
 
     def check(self) -> tuple[bool, str]:
         """Re-evaluate now; returns (ready, reason) with reason ``ok`` when ready."""
-        stale = self.freshness.refresh()
+        return self._evaluate(report=False)
+
+    def _evaluate(self, *, report: bool) -> tuple[bool, str]:
+        # One lock around verdict and report: two threads never report out of order.
         with self._lock:
+            stale = self.freshness.refresh()
             if self._stopping:
                 reason = "stopping"
             elif not self._started:
@@ -98,8 +106,8 @@ class Readiness:
                 reason = "policy_stale" if stale else "ok"
             ready = reason == "ok"
             changed, self._ready = ready != self._ready, ready
-        if changed:
-            self._on_change(ready)
+            if changed or report:
+                self._on_change(ready)
         return ready, reason
 
 

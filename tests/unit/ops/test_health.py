@@ -66,3 +66,23 @@ def test_readiness_reports_each_change_once() -> None:
     confirmed[0] = 2000.0
     assert readiness.check() == (False, "stopping")
     assert changes == [True, False, True, False]
+
+
+def test_a_sidecar_stale_from_its_start_reports_not_ready_at_once() -> None:
+    """Stale when started: the listeners' own SERVING is overturned by one report of False."""
+    clock = Clock()
+    changes: list[bool] = []
+    readiness = Readiness(Freshness(10.0, lambda: 900.0, clock=clock), changes.append)
+    assert readiness.check() == (False, "starting")
+    readiness.started()
+    assert (readiness.check(), changes) == ((False, "policy_stale"), [False])
+
+
+def test_started_reports_ready_once_even_after_a_probe_while_starting() -> None:
+    """A probe while starting reports nothing; started() reports True once, later checks none."""
+    changes: list[bool] = []
+    readiness = Readiness(Freshness(10.0, lambda: 1000.0, clock=Clock()), changes.append)
+    readiness.check()
+    readiness.started()
+    readiness.check()
+    assert changes == [True]
