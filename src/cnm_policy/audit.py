@@ -16,7 +16,7 @@ from typing import Any, Final
 import structlog
 
 from cnm_policy.log_pipeline import one_write
-from cnm_policy.model import Decision, Principal, Resource
+from cnm_policy.model import Decision, GrantDecision, Principal, Resource
 
 __all__ = ["DECISION_EVENT", "AttributeAllowList", "DecisionLog"]
 
@@ -145,6 +145,33 @@ class DecisionLog:
         if error_field:
             event["error_field"] = error_field[:_MAX_FIELD_CHARS]
         self._logger.info(DECISION_EVENT, **event, **(peer or {}))
+
+    def record_grant(
+        self,
+        *,
+        granter: Principal,
+        role: str,
+        grantee_tenant: str,
+        answer: GrantDecision,
+        decision_id: str,
+        request_id: str | None,
+        latency_seconds: float,
+    ) -> None:
+        """Log a delegation question (`CanGrant`): ``kind: grant``, who, what, where, the answer."""
+        event = _head(request_id, latency_seconds)
+        event.update(
+            decision_id=decision_id,
+            kind="grant",
+            principal_id=granter.id,
+            principal_tenant=granter.tenant,
+            principal_roles=list(granter.roles),
+            role=role,
+            grantee_tenant=grantee_tenant,
+            allowed=answer.allowed,
+            policy_version=answer.policy_version,
+            policy_digest=answer.policy_digest,
+        )
+        self._logger.info(DECISION_EVENT, **event)
 
     def _emit(
         self,

@@ -33,4 +33,7 @@ def rpc_handlers(servicer: Any) -> dict[str, grpc.RpcMethodHandler[Any, Any]]:
         "GetPolicyInfo": grpc.unary_unary_rpc_method_handler(
             functools.partial(methods.policy_info_bytes, servicer)
         ),
+        "CanGrant": grpc.unary_unary_rpc_method_handler(
+            functools.partial(methods.can_grant_bytes, servicer)
+        ),
     }

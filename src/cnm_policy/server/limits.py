@@ -24,6 +24,7 @@ __all__ = [
     "check_batch_item",
     "check_batch_request",
     "check_request",
+    "check_struct",
 ]
 
 
@@ -60,10 +61,10 @@ DEFAULT_LIMITS = Limits()
 
 def check_request(request: pb.CheckRequest, limits: Limits) -> None:
     """Raise `LimitExceededError` when a single check request exceeds `limits`."""
-    _check_struct(request.principal.attributes, "principal.attributes", limits)
-    _check_struct(request.resource.attributes, "resource.attributes", limits)
-    _check_struct(request.context, "context", limits)
-    _check_struct(request.actor.attributes, "actor.attributes", limits)
+    check_struct(request.principal.attributes, "principal.attributes", limits)
+    check_struct(request.resource.attributes, "resource.attributes", limits)
+    check_struct(request.context, "context", limits)
+    check_struct(request.actor.attributes, "actor.attributes", limits)
 
 
 def check_batch_request(request: pb.CheckBatchRequest, limits: Limits) -> None:
@@ -76,17 +77,18 @@ def check_batch_request(request: pb.CheckBatchRequest, limits: Limits) -> None:
         raise LimitExceededError(
             "items", f"{count} items exceed the limit of {limits.max_batch_items} per batch"
         )
-    _check_struct(request.principal.attributes, "principal.attributes", limits)
-    _check_struct(request.context, "context", limits)
-    _check_struct(request.actor.attributes, "actor.attributes", limits)
+    check_struct(request.principal.attributes, "principal.attributes", limits)
+    check_struct(request.context, "context", limits)
+    check_struct(request.actor.attributes, "actor.attributes", limits)
 
 
 def check_batch_item(item: pb.CheckBatchItem, index: int, limits: Limits) -> None:
     """Raise `LimitExceededError` when item `index` of a batch exceeds `limits`."""
-    _check_struct(item.resource.attributes, f"items[{index}].resource.attributes", limits)
+    check_struct(item.resource.attributes, f"items[{index}].resource.attributes", limits)
 
 
-def _check_struct(struct: Struct, field: str, limits: Limits) -> None:
+def check_struct(struct: Struct, field: str, limits: Limits) -> None:
+    """Raise `LimitExceededError` when `struct` encodes larger than the attribute limit."""
     size = struct.ByteSize()
     if size > limits.max_attribute_bytes:
         raise LimitExceededError(

@@ -28,6 +28,7 @@ from cnm_policy.server.calls import (
     peer_identity,
 )
 from cnm_policy.server.errors import abort_with
+from cnm_policy.server.grants import can_grant_bytes
 from cnm_policy.server.handlers import rpc_handlers
 from cnm_policy.server.limits import Limits
 from cnm_policy.server.ports import CacheStatsView, DecisionEngine, FingerprintedEngine
@@ -203,6 +204,11 @@ class PolicyServicer:
         response = self.check_batch_bytes(request.SerializeToString(), context)
         return pb.CheckBatchResponse.FromString(response)
 
+    def can_grant_bytes(self, request: bytes, context: grpc.ServicerContext) -> bytes:
+        """`CanGrant` on serialized messages (server/grants.py)."""
+        parts = (self._engine, self._log, self._limits, self._timer, self._freshness)
+        return can_grant_bytes(*parts, request, context)
+
     def policy_info_bytes(self, request: bytes, context: grpc.ServicerContext) -> bytes:
         """`GetPolicyInfo` on serialized messages: undecodable bytes are INVALID_ARGUMENT."""
         try:
@@ -239,23 +245,13 @@ class PolicyServicer:
         check_deadline(context)
         fingerprinted = self._fingerprinted
         try:
+            shared = (query.principal, query.items, query.context)
             decisions = (
                 fingerprinted.check_batch_fingerprinted(
-                    query.shared_fingerprint,
-                    query.item_fingerprints,
-                    query.principal,
-                    query.items,
-                    query.context,
-                    query.actor,
+                    query.shared_fingerprint, query.item_fingerprints, *shared, query.actor
                 )
                 if fingerprinted is not None and not query.explain and query.shared_fingerprint
-                else self._engine.check_batch(
-                    query.principal,
-                    query.items,
-                    query.context,
-                    explain=query.explain,
-                    actor=query.actor,
-                )
+                else self._engine.check_batch(*shared, explain=query.explain, actor=query.actor)
             )
         except InvalidRequestError as exc:
             raise self._locate(exc, query) from exc
