@@ -79,14 +79,18 @@ class Reach:
 
     def describe_scope(self) -> str:
         """``subtree``, or ``any within `acme`, `beta``` when pinned to tenants."""
+        scope = self.scope.value + (" crossing self-managed tenants" if self.crosses else "")
         if not self.tenants:
-            return self.scope.value
+            return scope
         pins = ", ".join(f"`{tenant}`" for tenant in self.tenants)
-        return f"{self.scope.value} within {pins}"
+        return f"{scope} within {pins}"
 
     def sort_key(self) -> tuple[str, tuple[str, ...], str]:
         """A total order for stable output (``None`` conditions first)."""
         return (self.scope.value, self.tenants, self.condition or "")
+
+
+BREAK_GLASS_TERM = "break_glass_justified(context)"  # how review output names the requirement
 
 
 def rule_reach(rule: RuleDef) -> Reach:
@@ -108,5 +112,6 @@ def _governance_terms(rule: RuleDef) -> list[str]:
     if rule.actor is not None:
         terms.append("has(actor.id)" if rule.actor == "required" else "not has(actor.id)")
     if rule.break_glass is not None:
-        terms.append("has(context.break_glass)")
+        terms.append(BREAK_GLASS_TERM)
+    terms.extend(f"context.{limit.name} <= {limit.source}" for limit in rule.limits)
     return terms

@@ -14,7 +14,7 @@ from cnm_policy.policy import Side
 from cnm_policy.review.definitions import DefinitionChanges, ItemChanges
 from cnm_policy.review.diff import BundleDiff, GrantChange, Impact
 from cnm_policy.review.grants import GrantSource
-from cnm_policy.review.reach import Reach
+from cnm_policy.review.reach import BREAK_GLASS_TERM, Reach
 from cnm_policy.review.report import Format, counted, md_cell, md_code, md_table, to_json
 
 __all__ = ["render_diff"]
@@ -138,6 +138,9 @@ def _reach_text(old: Reach | None, new: Reach | None, code: bool) -> tuple[str, 
     """(scope, condition) cells: the value, or ``old → new`` when it changed."""
 
     def condition(reach: Reach) -> str:
+        if reach.condition is not None and BREAK_GLASS_TERM in reach.condition:
+            shown = md_code(reach.condition) if code else f"`{reach.condition}`"
+            return f"**BREAK-GLASS** {shown}" if code else f"BREAK-GLASS {shown}"
         if reach.condition is None:
             return "none"
         return md_code(reach.condition) if code else f"`{reach.condition}`"
