@@ -131,6 +131,24 @@ def test_urls_are_shown_without_credentials_or_query() -> None:
 
 
 @pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("https://u:p@h:8443/b.tar.gz?token=abc#f", "https://***@h:8443/b.tar.gz?***#***"),
+        ("http://[::1]:8080/b.tar.gz?sig=x", "http://[::1]:8080/b.tar.gz?***"),
+        ("https://h/b.tar.gz", "https://h/b.tar.gz"),
+    ],
+)
+def test_masked_urls_say_what_was_hidden(url: str, shown: str) -> None:
+    """With a mask, credentials, query and fragment are replaced by it; IPv6 hosts keep brackets."""
+    assert redacted(url, "***") == shown
+
+
+def test_redacted_ipv6_hosts_keep_their_brackets() -> None:
+    """Without a mask an IPv6 host and port still read as one address."""
+    assert redacted("http://u@[::1]:8080/b?t=1") == "http://[::1]:8080/b"
+
+
+@pytest.mark.parametrize(
     "url", ["file:///etc/passwd", "ftp://h/x", "bundles/cnm.tar.gz", "http://"]
 )
 def test_only_absolute_http_urls_are_accepted(url: str) -> None:

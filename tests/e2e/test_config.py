@@ -101,6 +101,17 @@ def test_print_config_masks_secrets(
     assert "# bundle-url: from env" in out
 
 
+def test_print_config_masks_a_token_in_the_query(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A `?token=...` (and a fragment) of --bundle-url is masked like user:pass@ is."""
+    url = "https://bundles.example:8443/cnm.tar.gz?token=s3cret&x=1#f"
+    code = main(["serve", "--print-config", "--bundle-url", url, "--state-dir", "/tmp/x"])
+    out = capsys.readouterr().out
+    assert (code, "s3cret" in out) == (0, False)
+    assert "bundle-url: https://bundles.example:8443/cnm.tar.gz?***#***" in out
+
+
 def test_a_process_configured_by_file_and_env_alone(tmp_path: Path) -> None:
     """No serve flags: the file names the bundle and ops socket, env the decision socket."""
     sockets = Path(os.path.realpath("/tmp")) / f"cnm-cfg-{os.getpid()}"

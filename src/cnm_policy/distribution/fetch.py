@@ -42,12 +42,18 @@ def validate_url(url: str) -> str:
     return url
 
 
-def redacted(url: str) -> str:
-    """The URL as logs may show it: no user, password, query or fragment."""
+def redacted(url: str, mask: str | None = None) -> str:
+    """The URL as logs may show it: no user, password, query or fragment.
+
+    With `mask` (`--print-config`), each of those that is present is replaced by it instead.
+    """
     parts = urllib.parse.urlsplit(url)
-    host = parts.hostname or ""
-    port = f":{parts.port}" if parts.port else ""
-    return urllib.parse.urlunsplit((parts.scheme, host + port, parts.path, "", ""))[:300]
+    _userinfo, at, host = parts.netloc.rpartition("@")  # host keeps its port and [brackets]
+    query = fragment = ""
+    if mask is not None:
+        host = f"{mask}@{host}" if at else host
+        query, fragment = (mask if parts.query else ""), (mask if parts.fragment else "")
+    return urllib.parse.urlunsplit((parts.scheme, host, parts.path, query, fragment))[:300]
 
 
 def fetch(

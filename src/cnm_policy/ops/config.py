@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from cnm_policy.distribution.fetch import redacted
 from cnm_policy.errors import YamlError
 from cnm_policy.policy._yaml import load_yaml
 
@@ -196,7 +197,7 @@ def _copy(value: Any) -> Any:
 
 
 _SECRET_NAME = re.compile(r"secret|password|passphrase|token|credential|private", re.IGNORECASE)
-_URL_USERINFO = re.compile(r"^([a-z][a-z0-9+.-]*://)[^/@]*@", re.IGNORECASE)
+_URL = re.compile(r"^[a-z][a-z0-9+.-]*://", re.IGNORECASE)
 
 
 def render(args: argparse.Namespace, sources: Mapping[str, str], *, mask: bool = True) -> str:
@@ -225,7 +226,7 @@ def _masked(dest: str, value: Any) -> Any:
     text = str(value)
     if _SECRET_NAME.search(dest):
         return "***"
-    return _URL_USERINFO.sub(r"\1***@", text)
+    return redacted(text, "***") if _URL.match(text) else text  # credentials, ?token=...
 
 
 def _plain(value: Any) -> Any:
