@@ -8,6 +8,8 @@ filter returns exactly the allowed rows on SQLite and PostgreSQL.
 
 from __future__ import annotations
 
+import functools
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -18,17 +20,19 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy.dialects.postgresql import JSONB
 
-from cnm_policy import Principal, Resource
-from cnm_policy.engine import PolicySnapshot, decide_batch
+from cnm_policy import Principal, Resource, load_snapshot
+from cnm_policy.engine import PolicySnapshot, compile_bundle, decide_batch
 from cnm_policy.engine.plan import Plan, plan
+from cnm_policy.policy import BundleSource, parse_bundle
 from cnm_policy.sql import to_sqlalchemy
+from tests.conftest import DEFAULT_BUNDLE
 from tests.strategies import (
     CUSTOMER_ROLES,
     NOW,
     ROLES,
     WINDOWS,
     GeneratedRule,
-    snapshot_of,
+    bundle_files,
 )
 from tests.support_postgres import postgres_url
 
@@ -60,6 +64,7 @@ PLAN_CONDITIONS = (
     "not (resource.attributes.level <= 'b' and resource.id != 'r-1')",
     "ip_in(context.ip, ['10.0.0.0/8']) or resource.attributes.flag == false",
 )
+GLASS_ROLE = "i-support"
 LIMITS = (
     {"bandwidth": 100},
     {"bandwidth": "resource.attributes.level"},
@@ -85,15 +90,25 @@ REGIONS = ("eu", "us", "EU", 1, None)
 
 @dataclass(frozen=True)
 class LimitedRule(GeneratedRule):
-    """A generated rule that may also declare limits."""
+    """A generated rule that may also declare limits and governance terms."""
 
     limits: dict[str, Any] | None = None
+    actor: str | None = None
+    crosses: bool = False
+    glass: bool = False
 
     def as_yaml_dict(self) -> dict[str, Any]:
-        """The rule for the loader, with its limits."""
+        """The rule for the loader, with its limits and governance terms."""
         data = super().as_yaml_dict()
         if self.limits:
             data["limits"] = self.limits
+        if self.actor:
+            data["actor"] = self.actor
+        if self.crosses:
+            data["crosses_self_managed"] = True
+        if self.glass:
+            data["break_glass"] = {"max_duration": "4h"}
+            data["obligations"] = [{"type": "notify", "audience": "tenant-admins"}]
         return data
 
 
@@ -112,19 +127,46 @@ def plan_rules(draw: st.DrawFn, index: int) -> GeneratedRule:
     ):
         scope = draw(st.sampled_from(("own", "subtree")))
     pins = st.lists(st.sampled_from(TENANTS), min_size=1, max_size=2, unique=True)
-    tenants = tuple(draw(pins)) if draw(st.integers(0, 3)) == 0 else ()
-    condition = draw(st.sampled_from((None, *PLAN_CONDITIONS)))
-    limits = draw(st.sampled_from((None, *LIMITS))) if effect == "allow" else None
+    tenants = tuple(draw(pins)) if draw(st.integers(0, 5)) == 5 else ()
+    condition = draw(st.sampled_from((None, None, None, *PLAN_CONDITIONS)))
+    limits = draw(st.sampled_from((None, None, None, *LIMITS))) if effect == "allow" else None
+    glass = effect == "allow" and draw(st.integers(0, 7)) == 7
+    if glass:
+        roles, scope = (GLASS_ROLE,), draw(st.sampled_from(("any", "assigned", "subtree")))
     return LimitedRule(
-        f"r{index}", effect, roles, ("device",), ("read",), scope, tenants, condition, limits
+        f"r{index}",
+        effect,
+        roles,
+        ("device",),
+        ("read",),
+        scope,
+        tenants,
+        condition,
+        limits,
+        actor=draw(st.sampled_from((None, None, None, None, "forbidden", "required"))),
+        crosses=effect == "allow" and draw(st.booleans()),
+        glass=glass,
     )
 
 
 @st.composite
 def plan_snapshots(draw: st.DrawFn) -> PolicySnapshot:
-    """A compiled random policy of 2..8 rules over `device`/`read`."""
+    """A compiled random policy of 2..8 rules over `device`/`read`, with self-managed tenants,
+    sometimes internal ones, and a break-glass eligible role."""
     count = draw(st.integers(min_value=2, max_value=8))
-    return snapshot_of([draw(plan_rules(i)) for i in range(count)])
+    files = bundle_files([draw(plan_rules(i)) for i in range(count)])
+    roles = json.loads(files["roles.yaml"])
+    for role in roles["roles"]:
+        role["break_glass"] = role["id"] == GLASS_ROLE
+    files["roles.yaml"] = json.dumps(roles)
+    managed = draw(st.lists(st.sampled_from(TENANTS), max_size=2, unique=True))
+    internal = draw(st.sampled_from(((), (), (), ("acme", "ac_e"), ("globex",))))
+    entries = [{"path": t, "self_managed": True} for t in managed]
+    entries += [{"path": t, "internal": True} for t in internal if t not in managed]
+    files["tenants.yaml"] = json.dumps({"tenants": entries})
+    bundle, problems = parse_bundle(BundleSource("generated", files))
+    assert bundle is not None, problems
+    return compile_bundle(bundle, loaded_at=NOW)
 
 
 @st.composite
@@ -140,9 +182,8 @@ def plan_principals(draw: st.DrawFn) -> Principal:
     assigned = draw(st.lists(st.sampled_from(TENANTS), max_size=2, unique=True))
     if assigned:
         attributes["assigned_tenants"] = assigned
-    roles = draw(
-        st.lists(st.sampled_from((*sorted(side), "ghost")), min_size=1, max_size=3, unique=True)
-    )
+    some = st.lists(st.sampled_from((*sorted(side), "ghost")), min_size=1, max_size=3, unique=True)
+    roles = draw(st.just(sorted(side)) | some)
     return Principal(
         id=draw(st.sampled_from(("u-1", "u-2"))),
         tenant=draw(st.sampled_from(TENANTS)),
@@ -164,6 +205,9 @@ def plan_contexts(draw: st.DrawFn) -> dict[str, Any]:
         "ip": st.sampled_from(("10.1.2.3", "192.0.2.1", "nonsense", 7)),
         "bandwidth": st.sampled_from((50, 150, 2.5, "x", None)),
         "ports": st.sampled_from((1, 8)),
+        "break_glass": st.sampled_from(
+            ({"incident": "INC-1", "reason": "outage"}, {"incident": "", "reason": "x"}, "yes")
+        ),
     }
     for key, strategy in options.items():
         if draw(st.booleans()):
@@ -182,9 +226,9 @@ def plan_resources(draw: st.DrawFn, index: int, near: str = "acme") -> Resource:
         if draw(st.booleans()):
             attributes[name] = draw(HOSTILE_TEXT | st.sampled_from(("u-1", "u-2", "m", "z")))
     return Resource(
-        kind=draw(st.sampled_from(("device", "device", "device", "ticket"))),
+        kind=draw(st.sampled_from(("device",) * 7 + ("ticket",))),
         id=draw(st.sampled_from((f"r-{index}", "r-1", "%", "a_b", "é"))),
-        tenant=draw(st.sampled_from((near, f"{near}/x", *TENANTS))),
+        tenant=draw(st.sampled_from((near, near, f"{near}/x", f"{near}/x/y", *TENANTS))),
         attributes=attributes,
     )
 
@@ -309,3 +353,78 @@ def test_postgresql_returns_exactly_the_allowed_rows(
 
 
 __all__ = ["postgres_url"]  # the fixture, imported so pytest finds it here
+
+
+@functools.cache
+def snapshot_for_default() -> PolicySnapshot:
+    """The shipped bundle, compiled once."""
+    return load_snapshot(DEFAULT_BUNDLE)
+
+
+DEFAULT_PRINCIPALS = (
+    Principal("u-1", "acme", ("customer-viewer",)),
+    Principal("u-2", "acme/emea", ("customer-admin",), {"mfa": True, "contracted_mbps": 500}),
+    Principal("u-3", "acme", ("customer-billing",)),
+    Principal("n-1", "provider/noc", ("noc-engineer",), {"mfa": True}),
+    Principal(
+        "s-1", "provider/support", ("support-agent",), {"mfa": True, "assigned_tenants": ["acme"]}
+    ),
+    Principal("b-1", "provider/billing", ("billing-clerk",), {"mfa": False}),
+    Principal("x-1", "acme", ("noc-engineer",), {"mfa": True}),
+)
+DEFAULT_CONTEXTS = st.fixed_dictionaries(
+    {},
+    optional={
+        "channel": st.sampled_from(("portal", "api")),
+        "change_ticket": st.just("CHG-1"),
+        "source_ip": st.sampled_from(("10.255.0.9", "192.0.2.1", "bad")),
+        "maintenance_window": st.sampled_from(WINDOWS),
+        "bandwidth_mbps": st.sampled_from((100, 1000, "x")),
+        "break_glass": st.sampled_from(({"incident": "INC-9", "reason": "outage"}, {})),
+    },
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    st.sampled_from(DEFAULT_PRINCIPALS),
+    st.sampled_from(
+        sorted({(k, a) for k, d in snapshot_for_default().bundle.kinds.items() for a in d.actions})
+    ),
+    DEFAULT_CONTEXTS,
+    st.lists(
+        st.builds(
+            dict,
+            tenant=st.sampled_from(
+                ("acme", "acme/emea", "acme/emea/labs", "acme/emea/labs/x", "acme-evil", "globex")
+            ),
+            attributes=st.fixed_dictionaries(
+                {},
+                optional={
+                    "shared": st.sampled_from((True, False, "yes")),
+                    "change_freeze": st.sampled_from((True, False, None)),
+                },
+            ),
+        ),
+        min_size=1,
+        max_size=6,
+    ),
+)
+def test_the_default_bundle_plans_what_it_decides(
+    principal: Principal,
+    kind_action: tuple[str, str],
+    context: dict[str, Any],
+    rows: list[dict[str, Any]],
+) -> None:
+    """Every kind and action of the shipped bundle: plan.matches(r) equals the decision."""
+    snapshot = snapshot_for_default()
+    kind, action = kind_action
+    found = plan(snapshot, principal, action, kind, context, NOW)
+    resources = [
+        Resource(kind, f"r-{i}", row["tenant"], row["attributes"]) for i, row in enumerate(rows)
+    ]
+    expected = [
+        decide_batch(snapshot, principal, ((action, r),), context, NOW)[0].allowed
+        for r in resources
+    ]
+    assert [found.matches(r) for r in resources] == expected

@@ -7,10 +7,12 @@ that holds exactly where :func:`decide` would allow (docs/design/plans.md).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from cnm_policy.engine._governance import side_refusal
 from cnm_policy.engine._plan_conditions import Pred, partial_condition
 from cnm_policy.engine._plan_index import rules_in_play
 from cnm_policy.engine._plan_limits import limits_verdict
@@ -19,16 +21,15 @@ from cnm_policy.engine._plan_nodes import (
     Unplannable,
     all_of,
     any_of,
-    compare,
     holds,
     negate,
-    within,
 )
-from cnm_policy.engine.requests import PreparedPrincipal, prepare_principal, validate_target
+from cnm_policy.engine._plan_reach import barriers_below, glass_gate, reach
+from cnm_policy.engine.requests import prepare_principal, validate_target
 from cnm_policy.engine.snapshot import PolicySnapshot
 from cnm_policy.errors import PlanUnsupportedError
 from cnm_policy.model import Principal, Resource
-from cnm_policy.policy import Effect, RuleDef, Scope, is_within
+from cnm_policy.policy import Effect, RuleDef
 from cnm_policy.policy.conditions import EvalEnv
 
 __all__ = ["ALWAYS_ALLOWED", "ALWAYS_DENIED", "CONDITIONAL", "MAX_FILTER_NODES", "Plan", "plan"]
@@ -96,35 +97,48 @@ def plan(
     PlanUnsupportedError."""
     prepared = prepare_principal(snapshot, principal)
     checked = validate_target(action, Resource(kind, "", prepared.principal.tenant), context)
-    if prepared.mixed_sides:
-        reason = "principal holds both customer-side and internal-side roles"
-        return _fixed(snapshot, action, kind, ALWAYS_DENIED, reason)
+    bundle = snapshot.bundle
+    refusal = side_refusal("principal", prepared, bundle.internal_tenants)
+    if refusal is not None:
+        return _fixed(snapshot, action, kind, ALWAYS_DENIED, refusal)
     by_role = snapshot.index.get((kind, action))
     if by_role is None:
         return _fixed(snapshot, action, kind, ALWAYS_DENIED, _no_rules(snapshot, action, kind))
     env = EvalEnv(prepared.view, action, {"kind": kind}, checked, now)
-    roots = (prepared.principal.tenant, *prepared.assigned)
-    rules = rules_in_play(snapshot, (kind, action), by_role, prepared.roles, roots)
+    home = prepared.principal.tenant
+    rules = rules_in_play(
+        snapshot, (kind, action), by_role, prepared.roles, (home, *prepared.assigned)
+    )
+    barriers = barriers_below(home, bundle.self_managed)
+    glass_until: float | None = None
     allows: list[Node] = []
     blocks: list[Node] = []
     in_play: list[str] = []
     # Allow rules first: when none can apply, no deny or error needs evaluating.
     for effect in (Effect.ALLOW, Effect.DENY):
         for rule in rules.values():
-            if rule.effect is not effect or (reach := _reach(rule, prepared)) is False:
+            # A plan has no actor: rules that require one never apply (as in decide).
+            if rule.effect is not effect or rule.actor == "required":
                 continue
-            verdict = _verdict(rule, env)
-            applies = all_of(reach, verdict.true)
-            failing = all_of(reach, verdict.error)
+            if (where := reach(rule, prepared, barriers)) is False:
+                continue
+            verdict = glass_gate(rule, checked) or _verdict(rule, env)
+            applies = all_of(where, verdict.true)
+            failing = all_of(where, verdict.error)
             if applies is not False or failing is not False:
                 in_play.append(rule.id)
+            if rule.break_glass is not None and applies is not False:
+                glass_until = min(now + rule.break_glass, glass_until or math.inf)
             (allows if effect is Effect.ALLOW else blocks).append(applies)
             blocks.append(failing)
         if any_of(*allows) is False:
             return _result(snapshot, action, kind, False, (), env.valid_until)
     # INVARIANT: deny overrides allow, and a condition that raises blocks like a deny (as decide).
+    # Break-glass allows count as allows: decide uses them exactly when no everyday one applies.
     node = all_of(any_of(*allows), negate(any_of(*blocks)))
-    return _result(snapshot, action, kind, node, tuple(sorted(in_play)), env.valid_until)
+    until = min(env.valid_until or math.inf, glass_until or math.inf)
+    valid_until = None if until == math.inf else until
+    return _result(snapshot, action, kind, node, tuple(sorted(in_play)), valid_until)
 
 
 def _verdict(rule: RuleDef, env: EvalEnv) -> Pred:
@@ -140,33 +154,6 @@ def _verdict(rule: RuleDef, env: EvalEnv) -> Pred:
         raise PlanUnsupportedError(exc.reason, rule.id) from None
     true = all_of(verdict.true, limits.true)
     return Pred(true, any_of(verdict.error, all_of(verdict.true, limits.error)))
-
-
-def _reach(rule: RuleDef, principal: PreparedPrincipal) -> Node:
-    """The tenants a rule's scope and pins reach, met segment-wise so the filter stays small."""
-    own = principal.principal.tenant
-    if rule.scope is Scope.ANY:
-        roots: list[str] | None = None
-    elif rule.scope is Scope.OWN:
-        if rule.tenants and not any(is_within(own, pin) for pin in rule.tenants):
-            return False
-        return compare("eq", "tenant", own)
-    elif rule.scope is Scope.SUBTREE:
-        roots = [own]
-    else:
-        roots = list(principal.assigned)
-    if not rule.tenants:
-        return True if roots is None else any_of(*(within(root) for root in roots))
-    if roots is None:
-        return any_of(*(within(pin) for pin in rule.tenants))
-    met = {deeper for root in roots for pin in rule.tenants if (deeper := _deeper(root, pin))}
-    return any_of(*(within(root) for root in sorted(met)))
-
-
-def _deeper(a: str, b: str) -> str | None:
-    if is_within(a, b):
-        return a
-    return b if is_within(b, a) else None
 
 
 def _result(
