@@ -7,13 +7,12 @@ at its `valid_until` or after `ttl`, whichever comes first (docs/design/plans.md
 
 from __future__ import annotations
 
-import marshal
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-from cnm_policy.cache.keys import request_key
+from cnm_policy.cache.keys import keyed_request, request_key
 from cnm_policy.engine import Engine
 from cnm_policy.engine.plan import Plan, plan
 from cnm_policy.model import Principal, Resource
@@ -21,8 +20,6 @@ from cnm_policy.model import Principal, Resource
 __all__ = ["PlanCache"]
 
 _DEFAULT_MAXSIZE = 4096
-# request_key has already refused anything marshal cannot write exactly (docs/design/cache.md).
-_dumps: Callable[[Any], bytes] = marshal.dumps
 
 
 class PlanCache:
@@ -59,12 +56,11 @@ class PlanCache:
         found = self._entries.get(key)
         if found is not None and now < found[1]:
             return found[0]
-        # A private copy: the caller's attribute and context dicts may change meanwhile.
-        attributes, copied_context = marshal.loads(
-            _dumps((principal.attributes, {} if context is None else context))
-        )
-        private = Principal(principal.id, principal.tenant, principal.roles, attributes)
-        built = plan(snapshot, private, action, kind, copied_context, now)
+        # The key's own copy: the caller's attribute and context dicts may change meanwhile.
+        copy = keyed_request(key)
+        if copy is None:
+            return plan(snapshot, principal, action, kind, context, now)
+        built = plan(snapshot, copy[0], action, kind, copy[3], now)
         expires = min(now + self.ttl, math.inf if built.valid_until is None else built.valid_until)
         self._store(key, replace(built, cached=True), expires)
         return built
