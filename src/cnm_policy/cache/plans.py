@@ -22,6 +22,18 @@ __all__ = ["PlanCache"]
 _DEFAULT_MAXSIZE = 4096
 
 
+_PROBES: dict[str, Resource] = {}  # the resource a plan key stands on, per kind (bounded)
+_MAX_PROBES = 256
+
+
+def _probe(kind: str) -> Resource:
+    """A plan's key is a check's key on a resource reduced to its kind."""
+    probe = Resource(kind, "", "")
+    if len(_PROBES) < _MAX_PROBES:
+        _PROBES[kind] = probe  # kinds are few; a caller inventing kinds only fills it once
+    return probe
+
+
 class PlanCache:
     """At most `maxsize` plans, each reused for at most `ttl` seconds (FIFO eviction)."""
 
@@ -47,7 +59,9 @@ class PlanCache:
     ) -> Plan:
         """`engine`'s plan at `now`, from the cache when an equal request was planned."""
         snapshot = engine.snapshot  # read once: the key and the plan share it
-        probe = Resource(kind, "", "") if type(kind) is str else None
+        probe = _PROBES.get(kind) if type(kind) is str else None
+        if probe is None and type(kind) is str:
+            probe = _probe(kind)
         key = None
         if probe is not None and self.maxsize:
             key = request_key(snapshot.digest, principal, action, probe, context)
