@@ -141,3 +141,28 @@ def test_a_child_that_cannot_start_stops_the_supervisor(tmp_path: Path) -> None:
         command, check=False, capture_output=True, text=True, timeout=120, cwd=tmp_path
     )
     assert result.returncode == 4, result.stderr
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--bundle-url", "ftp://h/b.tar.gz", "--state-dir", "s"], "--bundle-url: bundle URL"),
+        (["--state-dir", "s"], "--state-dir needs --bundle-url"),
+        (["--bundle-url", "http://h/b", "--state-dir", "s", "--bundle-timeout", "soon"],
+         "--bundle-timeout:"),
+        (["--bundle-url", "http://h/b", "--state-dir", "s", "--bundle-public-key", "nokey.pem"],
+         "nokey.pem"),
+    ],
+)  # fmt: skip
+def test_the_supervisor_checks_the_bundle_flags_before_any_child(
+    tmp_path: Path, flags: list[str], message: str
+) -> None:
+    """A bad bundle flag is one error from the supervisor (exit 2), no child ever started."""
+    command = [sys.executable, "-m", "cnm_policy", "serve", "--listen", "127.0.0.1:0"]
+    command += ["--processes", "2", *flags]
+    result = subprocess.run(
+        command, check=False, capture_output=True, text=True, timeout=60, cwd=tmp_path
+    )
+    errors = [line for line in result.stderr.splitlines() if line.startswith("cnm-policy serve:")]
+    assert (result.returncode, len(errors), message in result.stderr) == (2, 1, True), result.stderr
+    assert ("supervisor_started" in result.stderr, (tmp_path / "s").exists()) == (False, False)

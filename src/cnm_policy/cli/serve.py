@@ -65,11 +65,11 @@ def run(args: argparse.Namespace) -> int:
         configure_logging(args.log_file, args.log_format, args.log_level)
         config = server_config(args)
         options = runtime_options(args)
+        source, options = bundle_source(args, options)  # checked once, before any child starts
         if getattr(args, "processes", 1) > 1 and not is_child():
             return supervise(args, sources, structlog.get_logger("cnm_policy.serve"))
         if is_child():  # the supervisor holds the ports: join them
             config, options = join_supervisor(config, options)
-        source, options = bundle_source(args, options)
     except (CnmPolicyError, ValueError, OSError) as exc:
         print(f"cnm-policy serve: {exc}", file=sys.stderr)
         return EXIT_CONFIG
