@@ -60,7 +60,8 @@ def _random_id() -> str:
 class DecisionLog:
     """Logs each decision as one ``decision`` event; ids and logger are injectable for tests.
 
-    `peer` (``peer_subject``, ``peer_san``) names the caller's certificate under mTLS.
+    `peer` (``peer_subject``, ``peer_san``) names the caller's certificate under mTLS; `trace`
+    (``trace_id``, ``span_id``) the W3C trace the call belongs to. Both are merged into events.
     """
 
     def __init__(
@@ -96,11 +97,12 @@ class DecisionLog:
         latency_seconds: float,
         peer: Mapping[str, Any] | None = None,
         actor: Principal | None = None,
+        trace: Mapping[str, Any] | None = None,
     ) -> None:
         """Log the one decision of a Check call."""
         head = _head(request_id, latency_seconds, actor)
         head["decision_id"] = decision_id
-        self._emit(head, principal, context, action, resource, decision, peer)
+        self._emit(head, principal, context, action, resource, decision, peer, trace)
 
     def record_batch(
         self,
@@ -114,6 +116,7 @@ class DecisionLog:
         latency_seconds: float,
         peer: Mapping[str, Any] | None = None,
         actor: Principal | None = None,
+        trace: Mapping[str, Any] | None = None,
     ) -> None:
         """Log every decision of a CheckBatch call, one event each (`latency_ms` is the batch's)."""
         if not len(items) == len(decisions) == len(decision_ids):
@@ -125,7 +128,7 @@ class DecisionLog:
             for index, ((action, resource), item) in enumerate(zip(items, decisions, strict=True)):
                 head = {**call, "batch_size": len(items), "batch_index": index}
                 head["decision_id"] = decision_ids[index]
-                self._emit(head, principal, context, action, resource, item, peer)
+                self._emit(head, principal, context, action, resource, item, peer, trace)
 
     def record_rejected(
         self,
@@ -135,6 +138,7 @@ class DecisionLog:
         request_id: str | None,
         latency_seconds: float,
         peer: Mapping[str, Any] | None = None,
+        trace: Mapping[str, Any] | None = None,
     ) -> None:
         """Log a call refused before any decision: ``outcome: rejected`` and why.
 
@@ -144,7 +148,7 @@ class DecisionLog:
         event.update(decision_id=self._new_id(), outcome="rejected", error_code=error_code)
         if error_field:
             event["error_field"] = error_field[:_MAX_FIELD_CHARS]
-        self._logger.info(DECISION_EVENT, **event, **(peer or {}))
+        self._logger.info(DECISION_EVENT, **event, **(peer or {}), **(trace or {}))
 
     def record_grant(
         self,
@@ -182,6 +186,7 @@ class DecisionLog:
         resource: Resource,
         decision: Decision,
         peer: Mapping[str, Any] | None,
+        trace: Mapping[str, Any] | None = None,
     ) -> None:
         """Log `head`, then who asked what about which resource and the answer (new lists: a
         processor may edit an event in place)."""
@@ -212,6 +217,8 @@ class DecisionLog:
             event["class"] = decision.audit_class  # break_glass, self_managed_crossing
         if peer:
             event.update(peer)
+        if trace:
+            event.update(trace)
         allow = self._allow
         for name, values, keys in (
             ("principal_attributes", principal.attributes, allow.principal),

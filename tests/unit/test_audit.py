@@ -491,3 +491,22 @@ def test_concurrent_batches_keep_their_lines_together() -> None:
     for run in runs:
         assert [event["batch_index"] for event in run] == list(range(20))
         assert len({event["decision_id"].rpartition("-")[0] for event in run}) == 1
+
+
+def test_trace_ids_are_merged_into_every_kind_of_event() -> None:
+    """`trace=` puts trace_id/span_id into Check, batch and rejected events, beside the peer."""
+    trace = {"trace_id": "0af7651916cd43dd8448eb211c80319c", "span_id": "b7ad6b7169203331"}
+    peer = {"peer_subject": "CN=portal"}
+    log = DecisionLog(new_id=lambda: "c")
+    with capture_logs() as events:
+        _record(log, peer=peer, trace=trace)
+        _batch(log, [("read", RESOURCE), ("read", OTHER)], trace=trace)
+        log.record_rejected(
+            error_code="c", error_field=None, request_id=None, latency_seconds=0, trace=trace
+        )
+    assert [{key: event.get(key) for key in (*trace, *peer)} for event in events] == [
+        {**trace, **peer},
+        {**trace, "peer_subject": None},
+        {**trace, "peer_subject": None},
+        {**trace, "peer_subject": None},
+    ]

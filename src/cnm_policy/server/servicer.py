@@ -48,6 +48,10 @@ __all__ = [
 SERVICE_NAME: str = pb.DESCRIPTOR.services_by_name["PolicyService"].full_name
 
 
+def _no_peer(_context: grpc.ServicerContext) -> None:
+    return None
+
+
 class PolicyServicer:
     """Serves decisions from `engine`, which may be swapped under it at any time."""
 
@@ -73,8 +77,10 @@ class PolicyServicer:
         self._reload_status = reload_status
         self._cache_stats = cache_stats
         self._timer = timer
-        # With mTLS, decision events name the caller's certificate (`peer_identity`).
-        self._identify_peers = identify_peers
+        # With mTLS, decision events name the caller's certificate.
+        self._peer: Callable[[grpc.ServicerContext], Any] = (
+            peer_identity if identify_peers else _no_peer
+        )
         self._decoder = RequestDecoder(limits)
         self._metrics = metrics
         # With --max-policy-age, a policy its source has not confirmed lately decides nothing.
@@ -127,7 +133,8 @@ class PolicyServicer:
                 decision_id=decision_id,
                 request_id=request_id,
                 latency_seconds=latency,
-                peer=self._extras(context, trace),
+                peer=self._peer(context),
+                trace=None if trace is None else trace.ids,
                 actor=query.actor,
             )
             if self._metrics is not None:
@@ -153,13 +160,6 @@ class PolicyServicer:
         except Exception as exc:
             self._log_rejected("CheckBatch", exc, context, started, request_id, trace)
             abort_with(context, exc)
-
-    def _extras(self, context: grpc.ServicerContext, trace: CallTrace | None) -> Any:
-        """The event's caller fields: the client certificate (mTLS) and the trace ids."""
-        peer = peer_identity(context) if self._identify_peers else None
-        if trace is None:
-            return peer
-        return {**peer, **trace.ids} if peer else trace.ids
 
     def _log_rejected(
         self,
@@ -188,7 +188,8 @@ class PolicyServicer:
                     error_field=error.field if isinstance(error, InvalidRequestError) else None,
                     request_id=request_id,
                     latency_seconds=latency,
-                    peer=self._extras(context, trace),
+                    peer=self._peer(context),
+                    trace=None if trace is None else trace.ids,
                 )
 
     def Check(  # noqa: N802
@@ -267,7 +268,8 @@ class PolicyServicer:
             decision_ids=decision_ids,
             request_id=request_id,
             latency_seconds=latency,
-            peer=self._extras(context, trace),
+            peer=self._peer(context),
+            trace=None if trace is None else trace.ids,
             actor=query.actor,
         )
         if self._metrics is not None or trace is not None:
