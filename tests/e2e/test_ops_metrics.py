@@ -131,7 +131,32 @@ def test_no_label_names_a_tenant_or_principal(tmp_path: Path) -> None:
     with ops_sidecar(copy_bundle(tmp_path / "bundle")) as (_runtime, stub, ops):
         stub.Check(ALLOW, timeout=5)
         labels = {name for (_metric, pairs) in scrape(ops) for name, _value in pairs}
-    assert labels <= {"method", "outcome", "code", "le", "name", "version", "digest"}
+    assert labels <= {"method", "outcome", "code", "le", "name", "version", "digest", "class"}
+
+
+def test_a_break_glass_check_is_counted_as_audited(tmp_path: Path) -> None:
+    """A break-glass allow moves cnm_policy_audited_decisions_total{class="break_glass"} by one."""
+    support = pb.Principal(id="s-910", tenant="provider/support", roles=["support-agent"])
+    support.attributes.update({"mfa": True, "assigned_tenants": ["acme"]})
+    request = pb.CheckRequest(
+        principal=support,
+        action="configure",
+        resource=pb.Resource(kind="circuit", id="c-1", tenant="globex"),
+    )
+    request.context.update({"break_glass": {"incident": "INC-1", "reason": "outage"}})
+    default_bundle = Path(__file__).resolve().parents[2] / "policies" / "cnm"
+    with ops_sidecar(default_bundle) as (_runtime, stub, ops):
+        before = scrape(ops)
+        assert stub.Check(request, timeout=5).allowed
+        stub.Check(ALLOW, timeout=5)  # an everyday decision is not audited
+        after = scrape(ops)
+    audited = "cnm_policy_audited_decisions_total"
+    moved = {
+        dict(labels)["class"]: after[(name, labels)] - before[(name, labels)]
+        for (name, labels) in after
+        if name == audited
+    }
+    assert moved == {"break_glass": 1, "self_managed_crossing": 0}
 
 
 def test_health_and_readiness_answer_probes(tmp_path: Path) -> None:

@@ -72,6 +72,14 @@ def _decisions(metrics: DecisionMetrics) -> Iterator[Metric]:
     for (method, outcome), value in sorted(counts.decisions.items()):
         decisions.add_metric([method, outcome], value)
     yield decisions
+    audited = CounterMetricFamily(
+        "cnm_policy_audited_decisions",
+        "Decisions that need an audit trail (break_glass, self_managed_crossing), by class.",
+        labels=["class"],
+    )
+    for audit_class, value in sorted(counts.audited.items()):
+        audited.add_metric([audit_class], value)
+    yield audited
     rejected = CounterMetricFamily(
         "cnm_policy_requests_rejected",
         "Requests refused before a decision, by method and stable error code.",

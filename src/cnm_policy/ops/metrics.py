@@ -10,9 +10,13 @@ from __future__ import annotations
 import bisect
 import itertools
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-__all__ = ["DEFAULT_BUCKETS", "DecisionMetrics", "MetricsSnapshot"]
+__all__ = ["AUDIT_CLASSES", "DEFAULT_BUCKETS", "DecisionMetrics", "MetricsSnapshot"]
+
+# `Decision.audit_class` values, exported at 0 from the start so "any increase" alerts work.
+AUDIT_CLASSES = ("break_glass", "self_managed_crossing")
 
 # Seconds: a cached check takes tens of microseconds, an uncached one up to milliseconds.
 DEFAULT_BUCKETS = (
@@ -25,6 +29,7 @@ class MetricsSnapshot:
     """Counters at one instant; `latency[method]` is (per-bucket counts, +Inf last; sum)."""
 
     decisions: dict[tuple[str, str], int]
+    audited: dict[str, int]
     rejected: dict[tuple[str, str], int]
     latency: dict[str, tuple[list[int], float]]
     in_flight: int
@@ -32,7 +37,8 @@ class MetricsSnapshot:
 
 
 class DecisionMetrics:
-    """Decisions by method and outcome, rejections by code, latency, requests in flight.
+    """Decisions by method and outcome, audited decisions by class, rejections by code,
+    latency, requests in flight.
 
     `begin()` at the start of a call, then exactly one of `decided`, `decided_batch` or
     `rejected` (or `failed`) at its end: in flight is begun minus ended.
@@ -42,6 +48,7 @@ class DecisionMetrics:
         self._bounds = tuple(sorted(buckets))
         self._lock = threading.Lock()
         self._decisions: dict[tuple[str, str], int] = {}
+        self._audited = dict.fromkeys(AUDIT_CLASSES, 0)
         self._rejected: dict[tuple[str, str], int] = {}
         self._buckets: dict[str, list[int]] = {}
         self._sums: dict[str, float] = {}
@@ -51,15 +58,26 @@ class DecisionMetrics:
         self._begun = itertools.count()
         self.begin = self._begun.__next__
 
-    def decided(self, method: str, allowed: bool, seconds: float) -> None:
-        """One call that answered one decision."""
+    def decided(
+        self, method: str, allowed: bool, seconds: float, audit_class: str | None = None
+    ) -> None:
+        """One call that answered one decision (`audit_class`: the decision's, if any)."""
         index = bisect.bisect_left(self._bounds, seconds)
         key = (method, "allow" if allowed else "deny")
         with self._lock:
             self._decisions[key] = self._decisions.get(key, 0) + 1
+            if audit_class is not None:
+                self._audited[audit_class] = self._audited.get(audit_class, 0) + 1
             self._observe(method, index, seconds)
 
-    def decided_batch(self, method: str, allowed: int, denied: int, seconds: float) -> None:
+    def decided_batch(
+        self,
+        method: str,
+        allowed: int,
+        denied: int,
+        seconds: float,
+        audit_classes: Iterable[str | None] = (),
+    ) -> None:
         """One call that answered `allowed + denied` decisions (latency counted once)."""
         index = bisect.bisect_left(self._bounds, seconds)
         with self._lock:
@@ -67,6 +85,9 @@ class DecisionMetrics:
                 if count:
                     key = (method, outcome)
                     self._decisions[key] = self._decisions.get(key, 0) + count
+            for audit_class in audit_classes:
+                if audit_class is not None:
+                    self._audited[audit_class] = self._audited.get(audit_class, 0) + 1
             self._observe(method, index, seconds)
 
     def rejected(self, method: str, code: str, seconds: float) -> None:
@@ -94,6 +115,7 @@ class DecisionMetrics:
             self._reads += 1
             return MetricsSnapshot(
                 decisions=dict(self._decisions),
+                audited=dict(self._audited),
                 rejected=dict(self._rejected),
                 latency={m: (list(c), self._sums[m]) for m, c in self._buckets.items()},
                 in_flight=max(0, begun - self._ended),

@@ -138,7 +138,7 @@ class PolicyServicer:
                 actor=query.actor,
             )
             if self._metrics is not None:
-                self._metrics.decided("Check", decision.allowed, latency)
+                self._metrics.decided("Check", decision.allowed, latency, decision.audit_class)
             if trace is not None:
                 trace.end("allow" if decision.allowed else "deny", decision_facts(decision))
             return convert.decision_to_proto(decision, decision_id=decision_id).SerializeToString()
@@ -275,8 +275,9 @@ class PolicyServicer:
         if self._metrics is not None or trace is not None:
             allowed = sum(1 for decision in decisions if decision.allowed)
             if self._metrics is not None:
+                classes = (decision.audit_class for decision in decisions)
                 self._metrics.decided_batch(
-                    "CheckBatch", allowed, len(decisions) - allowed, latency
+                    "CheckBatch", allowed, len(decisions) - allowed, latency, classes
                 )
             if trace is not None:
                 trace.end("decided", {"cnm_policy.allowed": str(allowed)})

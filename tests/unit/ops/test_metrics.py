@@ -35,6 +35,17 @@ def test_counts_by_method_and_outcome() -> None:
     assert snapshot.in_flight == 1  # five begun, four ended
 
 
+def test_audited_decisions_are_counted_by_class_from_zero() -> None:
+    """Every audit class starts at 0; Check and batch decisions with a class add one each."""
+    metrics = DecisionMetrics()
+    assert metrics.snapshot().audited == {"break_glass": 0, "self_managed_crossing": 0}
+    metrics.decided("Check", True, 0.0001, "break_glass")
+    metrics.decided("Check", True, 0.0001)
+    classes = ["self_managed_crossing", None, "break_glass", "self_managed_crossing"]
+    metrics.decided_batch("CheckBatch", 4, 0, 0.001, classes)
+    assert metrics.snapshot().audited == {"break_glass": 2, "self_managed_crossing": 2}
+
+
 def test_in_flight_is_not_changed_by_reading_it() -> None:
     """Snapshots draw from the same atomic counter as `begin`, and are subtracted out."""
     metrics = DecisionMetrics()
