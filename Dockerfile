@@ -16,9 +16,15 @@ COPY pyproject.toml README.md ./
 COPY src ./src
 COPY policies ./policies
 COPY proto ./proto
+# xds-protos (Envoy's ext_authz stubs) ships stale copies of opentelemetry-proto's modules over
+# the real ones: reinstalling opentelemetry-proto last keeps OTLP export working (the Makefile
+# does the same), and importing the exporter proves it.
 RUN python -m venv /opt/cnm-policy \
     && /opt/cnm-policy/bin/pip wheel --no-deps -w /dist . \
     && /opt/cnm-policy/bin/pip install /dist/cnm_policy-*.whl \
+    && /opt/cnm-policy/bin/pip install --force-reinstall --no-deps \
+       "opentelemetry-proto==$(/opt/cnm-policy/bin/python -c 'import importlib.metadata as m; print(m.version("opentelemetry-proto"))')" \
+    && /opt/cnm-policy/bin/python -c 'import opentelemetry.exporter.otlp.proto.http.trace_exporter' \
     && /opt/cnm-policy/bin/cnm-policy --version
 
 # --- runtime: the venv, the default bundle, an unprivileged user --------------------------

@@ -9,8 +9,12 @@ and venv install it performs are the ones tests/e2e/test_install.py runs.
 from __future__ import annotations
 
 import fnmatch
+import importlib
+import importlib.metadata
 import json
 import re
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +25,8 @@ from tests.conftest import REPO_ROOT
 from tests.e2e.test_install import _BUILD_INPUTS
 
 DOCKERFILE = REPO_ROOT / "Dockerfile"
+VENV = "/opt/cnm-policy/bin"
+OTLP_EXPORTER = "opentelemetry.exporter.otlp.proto.http.trace_exporter"
 
 
 @dataclass(frozen=True)
@@ -167,3 +173,28 @@ def test_the_default_bundle_is_where_serve_looks_without_flags(
     (image_root / "policies" / "cnm").mkdir(parents=True)
     monkeypatch.chdir(image_root)
     assert default_policy_dir() == image_root / "policies" / "cnm"
+
+
+def test_the_image_restores_opentelemetry_proto_after_the_install() -> None:
+    """As the Makefile's OTEL_PROTO_FIX: opentelemetry-proto reinstalled (its own version, no
+    deps) after the wheel, whose xds-protos overwrote its modules; then the exporter imports."""
+    (run,) = [i for i in instructions() if i.keyword == "RUN" and i.stage == 0]
+    steps = [step.strip() for step in run.arguments.split("&&")]
+    wheel = next(n for n, step in enumerate(steps) if step.startswith(f"{VENV}/pip install /dist/"))
+    fix = next(n for n, step in enumerate(steps) if "--force-reinstall" in step)
+    exporter = steps.index(f"{VENV}/python -c 'import {OTLP_EXPORTER}'")
+    found = re.fullmatch(
+        rf'{VENV}/pip install --force-reinstall --no-deps "opentelemetry-proto==\$\((.+)\)"',
+        steps[fix],
+    )
+    assert (wheel < fix < exporter, found is not None) == (True, True)
+    assert found is not None
+    version = found.group(1).replace(f"{VENV}/python", sys.executable)
+    shown = subprocess.run(["sh", "-c", version], capture_output=True, text=True, check=True)
+    assert shown.stdout.strip() == importlib.metadata.version("opentelemetry-proto")
+    makefile = (REPO_ROOT / "Makefile").read_text(encoding="utf-8")
+    make_fix = re.search(r"^OTEL_PROTO_FIX = (.+?)\n\n", makefile, re.M | re.S)
+    assert make_fix is not None
+    code = [re.findall(r"-c '([^']+)'", text) for text in (version, make_fix.group(1))]
+    assert ("--force-reinstall --no-deps" in make_fix.group(1), code[0]) == (True, code[1])
+    importlib.import_module(OTLP_EXPORTER)  # what the image's check imports, importable here
