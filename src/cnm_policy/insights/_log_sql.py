@@ -22,7 +22,8 @@ __all__ = [
     "parse",
 ]
 
-# The decision event's fields (cnm_policy.audit) and the capture record's (capture.py).
+# The decision event's fields (cnm_policy.audit), the capture record's (capture.py) and the
+# shadow_divergence event's (shadow.py).
 FIELDS: Final = (
     "event",
     "timestamp",
@@ -47,6 +48,7 @@ FIELDS: Final = (
     "batch_size",
     "decision_id",
     "reason",
+    "direction",
     "principal_attributes",
     "resource_attributes",
     "context",
@@ -121,6 +123,7 @@ SELECT file, ord, CASE
   coalesce(try_cast({field("error_count")} AS INTEGER), 0) AS error_count,
   {field("decision_id")} AS decision_id,
   {field("reason")} AS logged_reason,
+  {field("direction")} AS direction,
   {field("principal_attributes")} AS principal_attributes,
   {field("resource_attributes")} AS resource_attributes,
   {field("context")} AS context

@@ -94,6 +94,7 @@ def layout(report: Mapping[str, Any]) -> list[Section]:
             ),
         ),
         _operations(report),
+        _shadow(report["shadow"]),
     ]
 
 
@@ -188,5 +189,24 @@ def _operations(report: Mapping[str, Any]) -> Section:
                 ),
             ),
             _table(report["rejected"], ("error_code", "calls"), ("error code", "calls")),
+        ),
+    )
+
+
+def _shadow(shadow: Mapping[str, Any]) -> Section:
+    directions = shadow["by_direction"]
+    return Section(
+        "Shadow divergences",
+        (
+            f"{shadow['total']} requests the shadow policy decided otherwise "
+            f"({directions.get('allow_to_deny', 0)} allow -> deny, "
+            f"{directions.get('deny_to_allow', 0)} deny -> allow).",
+        ),
+        (
+            _table(
+                shadow["targets"],
+                ("kind", "action", "allow_to_deny", "deny_to_allow", "principals"),
+                ("kind", "action", "allow -> deny", "deny -> allow", "principals"),
+            ),
         ),
     )

@@ -15,6 +15,7 @@ import duckdb
 
 from cnm_policy.insights import sections
 from cnm_policy.insights.logs import LoadedLogs, connect, fetch_dicts, load_logs
+from cnm_policy.insights.shadow import SHADOW_DIVERGENCE_EVENT
 from cnm_policy.insights.sources import expand_logs
 from cnm_policy.policy import Bundle, Effect
 
@@ -49,6 +50,10 @@ def build_report(
         con.execute(
             f"CREATE OR REPLACE TEMP VIEW d AS SELECT *, {sections.side_expression(role_sides)} "
             f"AS side FROM decisions WHERE event = 'decision' AND {_period(options)}"
+        )
+        con.execute(
+            "CREATE OR REPLACE TEMP VIEW shadow AS SELECT * FROM parsed WHERE problem IS NULL "
+            f"AND event = '{SHADOW_DIVERGENCE_EVENT}' AND ts IS NOT NULL AND {_period(options)}"
         )
         return _sections(con, files.all, loaded, bundle, options)
 
@@ -102,6 +107,7 @@ def _sections(
         "latency_ms": sections.latency(con),
         "cache": sections.cache_ratio(con),
         "rejected": sections.rejected_codes(con),
+        "shadow": sections.shadow_divergences(con, top),
     }
 
 

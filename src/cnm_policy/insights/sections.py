@@ -25,6 +25,7 @@ __all__ = [
     "policy_versions",
     "rejected_codes",
     "rule_usage",
+    "shadow_divergences",
     "top_denied",
     "totals",
 ]
@@ -198,6 +199,28 @@ def rejected_codes(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
         "SELECT coalesce(error_code, '(none)') AS error_code, count(*) AS calls FROM d "
         "WHERE outcome = 'rejected' GROUP BY 1 ORDER BY calls DESC, error_code",
     )
+
+
+def shadow_divergences(con: duckdb.DuckDBPyConnection, limit: int) -> dict[str, Any]:
+    """`shadow_divergence` events of the period (view `shadow`): by direction, kind and action."""
+    directions = {
+        row["direction"]: row["events"]
+        for row in fetch_dicts(
+            con,
+            "SELECT coalesce(direction, '(none)') AS direction, count(*) AS events FROM shadow "
+            "GROUP BY 1 ORDER BY 1",
+        )
+    }
+    targets = fetch_dicts(
+        con,
+        "SELECT resource_kind AS kind, action, "
+        "count(*) FILTER (WHERE direction = 'allow_to_deny') AS allow_to_deny, "
+        "count(*) FILTER (WHERE direction = 'deny_to_allow') AS deny_to_allow, "
+        "count(DISTINCT principal_id) AS principals FROM shadow GROUP BY 1, 2 "
+        "ORDER BY allow_to_deny + deny_to_allow DESC, kind, action LIMIT ?",
+        limit,
+    )
+    return {"total": sum(directions.values()), "by_direction": directions, "targets": targets}
 
 
 def side_expression(role_sides: Mapping[str, str]) -> str:

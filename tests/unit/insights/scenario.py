@@ -70,7 +70,7 @@ class Recorder:
         self.clock = Clock()
         self.engine = CachedEngine(Engine.from_path(policies, clock=self.clock))
         self._file = path.open("ab")
-        logger = structlog.wrap_logger(
+        self.logger = logger = structlog.wrap_logger(
             structlog.BytesLogger(self._file),
             processors=[_stamp(self.clock), structlog.processors.JSONRenderer(orjson.dumps)],
         )

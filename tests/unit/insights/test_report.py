@@ -11,9 +11,17 @@ from typing import Any
 import duckdb
 import pytest
 
-from cnm_policy.insights import ReportOptions, build_report
+from cnm_policy import Engine, Resource
+from cnm_policy.insights import (
+    SHADOW_DIVERGENCE_EVENT,
+    ReportOptions,
+    ShadowEvaluator,
+    ShadowTask,
+    build_report,
+)
 from cnm_policy.policy import load_bundle
-from tests.unit.insights.scenario import EVE_ID, POLICIES, T0, write_day
+from tests.unit.insights.scenario import ANN, EVE_ID, POLICIES, T0, Recorder, device, write_day
+from tests.unit.insights.test_replay import EDITS, _edited
 
 BUNDLE = load_bundle(POLICIES)
 
@@ -191,3 +199,45 @@ def test_a_missing_log_is_an_error_not_an_empty_report(tmp_path: Path) -> None:
         build_report([str(tmp_path / "*.jsonl")], BUNDLE)
     with pytest.raises(FileNotFoundError, match="is not a readable file"):
         build_report([str(tmp_path / "nope.jsonl")], BUNDLE)
+
+
+def test_shadow_divergences_are_counted_by_direction_kind_and_action(tmp_path: Path) -> None:
+    """The shadow's events, as ShadowEvaluator makes them, are counted in their own section."""
+    candidate = _edited(tmp_path / "candidate", *EDITS["narrowed-scope"])
+    evaluator = ShadowEvaluator(lambda: Engine.from_path(candidate))
+    recorder = Recorder(tmp_path / "log.jsonl")
+    requests = [
+        (ANN, device("dev-1", "acme/emea/paris")),  # allow -> deny
+        (ANN, device("dev-3", "acme/emea")),  # the same answer
+        (ANN, Resource("metrics", "m-1", "acme/emea/lyon", {})),  # allow -> deny
+        (ANN, device("dev-4", "acme/emea/rome")),  # allow -> deny
+    ]
+    for minute, (principal, resource) in enumerate(requests):
+        recorder.at(minute).check(principal, "read", resource)
+        live = recorder.engine.check(principal, "read", resource, {})
+        event = evaluator.compare(ShadowTask(principal, "read", resource, {}, live, f"d-{minute}"))
+        if event is not None:
+            recorder.logger.info(SHADOW_DIVERGENCE_EVENT, **event)
+    recorder.close()
+    report = build_report([str(tmp_path / "log.jsonl")], BUNDLE)
+    assert report["shadow"] == {
+        "total": 3,
+        "by_direction": {"allow_to_deny": 3},
+        "targets": [
+            {
+                "kind": "device",
+                "action": "read",
+                "allow_to_deny": 2,
+                "deny_to_allow": 0,
+                "principals": 1,
+            },
+            {
+                "kind": "metrics",
+                "action": "read",
+                "allow_to_deny": 1,
+                "deny_to_allow": 0,
+                "principals": 1,
+            },
+        ],
+    }
+    assert (report["totals"]["allow"], report["sources"]["other_events"]) == (4, 3)
