@@ -1,9 +1,8 @@
 """Re-deciding one logged request under another snapshot, without guessing what was not logged.
 
-Attributes and context not in the log are stood in for by `LoggedValues`, which notes every read
-of a key the log did not keep; a decision whose evaluation read one is undetermined. Evaluation is
-deterministic, so a decision that read only logged values is the one the full request would
-get (docs/design/insights.md).
+`LoggedValues` stands in for attributes and context and notes every read of a key the log did
+not keep; a decision that read one is undetermined. Evaluation is deterministic, so one that read
+only logged values is the full request's decision (docs/design/insights.md).
 """
 
 from __future__ import annotations

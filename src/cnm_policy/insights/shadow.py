@@ -1,9 +1,8 @@
 """Shadow mode: a candidate policy decides a sample of live requests beside the live one.
 
-It never changes an answer: the live decision is made and returned first; `ShadowRunner` hands
-the request to one worker thread through a bounded queue (full: dropped and counted, never
-waited on), where `ShadowEvaluator` decides it under the candidate and returns a
-`shadow_divergence` event when the two disagree. `serve` logs the event and counts the metric.
+It never changes an answer: `ShadowRunner` hands the decided request to one worker thread through
+a bounded queue (full: dropped, never waited on); `ShadowEvaluator` decides it under the
+candidate and returns a `shadow_divergence` event when they disagree, for `serve` to log.
 """
 
 from __future__ import annotations
