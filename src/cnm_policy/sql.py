@@ -142,8 +142,8 @@ def _within(column: Any, root: str) -> ColumnElement[bool]:
     """Segment-exact containment as an index range: `root`, or between `root/` and `root0`."""
     # INVARIANT: '0' follows '/' in byte order, so [root/, root0) holds exactly root's
     # descendants; no LIKE pattern, so no wildcard in a tenant name can widen it.
-    ordered = Bytewise(column)
-    return sa.or_(column == root, sa.and_(ordered >= root + "/", ordered < root + "0"))
+    ordered = Bytewise(column)  # both tests on one collation: one index serves them
+    return sa.or_(ordered == root, sa.and_(ordered >= root + "/", ordered < root + "0"))
 
 
 def _bound(value: Any) -> Any:

@@ -14,6 +14,9 @@ from cnm_policy.engine.plan import Plan, plan
 from cnm_policy.errors import SqlMappingError
 from cnm_policy.sql import to_sqlalchemy
 from tests.strategies import NOW, GeneratedRule, snapshot_of
+from tests.support_postgres import postgres_url
+
+__all__ = ["postgres_url"]  # the fixture, imported so pytest finds it here
 
 METADATA = sa.MetaData()
 DEVICES = sa.Table(
@@ -123,3 +126,30 @@ def test_dialects_other_than_sqlite_and_postgresql_are_refused_when_compiled() -
     clause = to_sqlalchemy(device_plan("resource.attributes.tier == 'gold'"), COLUMNS)
     with pytest.raises(CompileError):
         clause.compile(dialect=mysql.dialect())
+
+
+def test_tenant_containment_uses_a_c_collated_index_on_postgresql(postgres_url: str) -> None:
+    """On PostgreSQL the subtree filter is answered from an index on `tenant COLLATE "C"`."""
+    found = device_plan(None)
+    engine = sa.create_engine(postgres_url)
+    metadata = sa.MetaData()
+    table = sa.Table(
+        "pg_devices", metadata, sa.Column("tenant", sa.String(256)), sa.Column("id", sa.String(64))
+    )
+    with engine.begin() as connection:
+        metadata.drop_all(connection)
+        metadata.create_all(connection)
+        connection.exec_driver_sql(
+            'CREATE INDEX pg_devices_tenant ON pg_devices (tenant COLLATE "C")'
+        )
+        rows = [{"tenant": f"t{n % 500}/x", "id": str(n)} for n in range(5000)]
+        connection.execute(sa.insert(table), [*rows, {"tenant": "acme/a_b", "id": "mine"}])
+        connection.exec_driver_sql("ANALYZE pg_devices")
+        query = sa.select(table.c.id).where(
+            to_sqlalchemy(found, {"tenant": table.c.tenant, "id": table.c.id})
+        )
+        compiled = str(query.compile(engine, compile_kwargs={"literal_binds": True}))
+        explained = " ".join(row[0] for row in connection.exec_driver_sql(f"EXPLAIN {compiled}"))
+        assert list(connection.execute(query).scalars()) == ["mine"]
+    engine.dispose()
+    assert "pg_devices_tenant" in explained
