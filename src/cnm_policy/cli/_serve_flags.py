@@ -7,6 +7,7 @@ library's own (cache size and TTL, limits, workers, settle time), stated in ``--
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from cnm_policy.cache import DEFAULT_MAXSIZE, DEFAULT_TTL
 from cnm_policy.cli._args import default_policy_dir
 from cnm_policy.cli._bundle_flags import add_bundle_arguments
 from cnm_policy.cli._door_flags import add_door_arguments, door_options
-from cnm_policy.cli._ops_flags import add_ops_arguments, ops_options
+from cnm_policy.cli._ops_flags import OpsOptions, add_ops_arguments, ops_options
 from cnm_policy.reload import DEFAULT_SETTLE_SECONDS
 from cnm_policy.server.app import (
     DEFAULT_LISTEN,
@@ -62,6 +63,12 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         type=Path,
         metavar="PEM",
         help="require client certificates signed by this CA (mTLS)",
+    )
+    add(
+        "--ops-tls",
+        action="store_true",
+        help="serve the ops listener over TLS with --tls-cert/--tls-key, asking no client "
+        "certificate (kubelet's HTTPS probes and Prometheus connect; not with --processes)",
     )
     add(
         "--cache-size",
@@ -184,8 +191,22 @@ def runtime_options(args: argparse.Namespace) -> RuntimeOptions:
         settle_seconds=args.settle,
         log_allow=_allow_list(args.log_attribute),
         doors=door_options(args),
-        **ops_options(args),
+        **_with_ops_tls(args, ops_options(args)),
     )
+
+
+def _with_ops_tls(args: argparse.Namespace, ops: OpsOptions) -> OpsOptions:
+    """The ops listener in TLS under --ops-tls, with the decision listener's certificate."""
+    if not args.ops_tls:
+        return ops
+    if ops["ops"] is None:
+        raise ValueError("--ops-tls needs --ops-listen")
+    if args.tls_cert is None or args.tls_key is None:
+        raise ValueError("--ops-tls needs --tls-cert and --tls-key")
+    if args.processes > 1:  # the supervisor's own ops listener is plain HTTP
+        raise ValueError("--ops-tls does not go with --processes")
+    tls = TlsConfig.from_files(args.tls_cert, args.tls_key)  # no client CA: probes have none
+    return {**ops, "ops": dataclasses.replace(ops["ops"], tls=tls)}
 
 
 def _allow_list(names: list[str]) -> AttributeAllowList:
