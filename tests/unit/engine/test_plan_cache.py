@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from hypothesis import HealthCheck, given, settings
+
 from cnm_policy import Engine, Principal
 from cnm_policy.cache.plans import PlanCache
+from cnm_policy.engine.plan import plan
+from tests.property.test_plan_properties import Scenario, scenarios
 from tests.strategies import NOW, GeneratedRule, snapshot_of
 
 
@@ -74,3 +78,15 @@ def test_the_cache_holds_at_most_maxsize_plans() -> None:
     off.plan(engine, Principal("u", "a", ("c-view",)), "read", "device", None, NOW)
     again = off.plan(engine, Principal("u", "a", ("c-view",)), "read", "device", None, NOW)
     assert (len(cache), again.cached) == (2, False)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=list(HealthCheck))
+@given(scenarios())
+def test_a_cached_plan_is_the_plan(scenario: Scenario) -> None:
+    """Cold or warm, the cache answers what planning answers (but for the `cached` flag)."""
+    snapshot, principal, context, _ = scenario
+    engine, cache = Engine(snapshot, clock=lambda: NOW), PlanCache()
+    expected = plan(snapshot, principal, "read", "device", context, NOW).to_dict()
+    cold = cache.plan(engine, principal, "read", "device", context, NOW)
+    warm = cache.plan(engine, principal, "read", "device", context, NOW)
+    assert [expected, expected] == [cold.to_dict(), warm.to_dict()]
