@@ -33,6 +33,7 @@ class Section:
 
 
 _OUTCOME_HEADERS = ("allow", "deny", "rejected")
+_UNUSED_SHOWN = 50  # unused rules listed in Markdown and HTML (JSON has them all)
 
 
 def _rows(items: Sequence[Mapping[str, Any]], keys: Sequence[str]) -> tuple[tuple[Any, ...], ...]:
@@ -157,7 +158,12 @@ def _rule_usage(usage: Mapping[str, Any]) -> Section:
             f"Grants used by {usage['rare_threshold']} principals or fewer: {len(usage['rare'])}.",
         ),
         (
-            Table(("unused allow rule",), tuple((rule,) for rule in usage["unused"])),
+            Table(
+                ("unused allow rule",),
+                tuple((rule,) for rule in usage["unused"][:_UNUSED_SHOWN])
+                + ((f"... and {len(usage['unused']) - _UNUSED_SHOWN} more",),)
+                * (len(usage["unused"]) > _UNUSED_SHOWN),
+            ),
             _table(
                 usage["rare"],
                 ("rule_id", "principals", "decisions"),

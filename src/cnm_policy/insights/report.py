@@ -26,11 +26,14 @@ REPORT_SCHEMA: Final = "cnm-policy.report/1"
 
 @dataclass(frozen=True, slots=True)
 class ReportOptions:
-    """The period (epoch seconds, `until` excluded) and how long each top list runs."""
+    """The period (epoch seconds, `until` excluded) and how long each list runs: every list is
+    bounded, as a log may hold any number of distinct kinds, actions, versions or codes."""
 
     since: float | None = None
     until: float | None = None
     top: int = 10
+    breakdown: int = 20  # values per breakdown before "(others)"
+    versions: int = 50
     rare_principals: int = 2
     problems_shown: int = 20
     memory_limit: str = "2GB"
@@ -97,16 +100,18 @@ def _sections(
         "problems": problems_section(con, options.problems_shown),
         "totals": totals,
         "over_time": sections.over_time(con),
-        "breakdowns": {column: sections.breakdown(con, column) for column in sections.BREAKDOWNS},
+        "breakdowns": {
+            c: sections.breakdown(con, c, options.breakdown) for c in sections.BREAKDOWNS
+        },
         "deny_reasons": sections.deny_reasons(con, top),
         "deny_rules": sections.deny_rules(con, top),
         "most_denied": sections.top_denied(con, top),
         "cross_tenant": sections.cross_tenant(con, top),
         "rule_usage": sections.rule_usage(con, allow_rules, options.rare_principals, top),
-        "policy_versions": sections.policy_versions(con),
+        "policy_versions": sections.policy_versions(con, options.versions),
         "latency_ms": sections.latency(con),
         "cache": sections.cache_ratio(con),
-        "rejected": sections.rejected_codes(con),
+        "rejected": sections.rejected_codes(con, top),
         "shadow": sections.shadow_divergences(con, top),
     }
 

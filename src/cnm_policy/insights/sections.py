@@ -70,15 +70,21 @@ def over_time(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
     return {"bucket": bucket, "rows": [{**r, "start": _iso(r["start"])} for r in rows]}
 
 
-def breakdown(con: duckdb.DuckDBPyConnection, column: str) -> list[dict[str, Any]]:
-    """Decisions by outcome for each value of `column` (one of BREAKDOWNS), most first."""
+def breakdown(con: duckdb.DuckDBPyConnection, column: str, limit: int) -> list[dict[str, Any]]:
+    """Decisions by outcome for the `limit` most frequent values of `column` (one of
+    BREAKDOWNS); the rest summed in one ``(others)`` row: a log may name any kind or action."""
     if column not in BREAKDOWNS:
         raise ValueError(f"`{column}` is not a breakdown")
-    return fetch_dicts(
+    rows = fetch_dicts(
         con,
         f"SELECT coalesce({column}, '(none)') AS value, {_OUTCOMES}, count(*) AS total FROM d "
         "GROUP BY 1 ORDER BY total DESC, value",
     )
+    if len(rows) <= limit:
+        return rows
+    rest = rows[limit:]
+    others = {key: sum(row[key] for row in rest) for key in ("allow", "deny", "rejected", "total")}
+    return [*rows[:limit], {"value": f"({len(rest)} others)", **others}]
 
 
 def deny_reasons(con: duckdb.DuckDBPyConnection, limit: int) -> list[dict[str, Any]]:
@@ -157,13 +163,15 @@ def rule_usage(
     return {"unused": unused, "rare_threshold": rare, "rare": few[:limit]}
 
 
-def policy_versions(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
-    """Each policy version seen, and when: first and last decision under it."""
+def policy_versions(con: duckdb.DuckDBPyConnection, limit: int) -> list[dict[str, Any]]:
+    """The policy versions seen, and when: first and last decision (the first `limit` seen)."""
     rows = fetch_dicts(
         con,
         "SELECT policy_name AS name, policy_version AS version, policy_digest AS digest, "
         "min(ts) AS first, max(ts) AS last, count(*) AS decisions FROM d "
-        "WHERE outcome <> 'rejected' GROUP BY 1, 2, 3 ORDER BY first, name, version, digest",
+        "WHERE outcome <> 'rejected' GROUP BY 1, 2, 3 ORDER BY first, name, version, digest "
+        "LIMIT ?",
+        limit,
     )
     return [{**r, "first": _iso(r["first"]), "last": _iso(r["last"])} for r in rows]
 
@@ -192,12 +200,13 @@ def cache_ratio(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
     return {**row, "ratio": round(ratio, 4) if ratio is not None else None}
 
 
-def rejected_codes(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
-    """Calls refused before any decision, by error code."""
+def rejected_codes(con: duckdb.DuckDBPyConnection, limit: int) -> list[dict[str, Any]]:
+    """Calls refused before any decision, by error code (the `limit` most frequent)."""
     return fetch_dicts(
         con,
         "SELECT coalesce(error_code, '(none)') AS error_code, count(*) AS calls FROM d "
-        "WHERE outcome = 'rejected' GROUP BY 1 ORDER BY calls DESC, error_code",
+        "WHERE outcome = 'rejected' GROUP BY 1 ORDER BY calls DESC, error_code LIMIT ?",
+        limit,
     )
 
 

@@ -20,7 +20,7 @@ from cnm_policy.insights import (
     build_report,
 )
 from cnm_policy.policy import load_bundle
-from tests.unit.insights.scenario import ANN, EVE_ID, POLICIES, T0, Recorder, device, write_day
+from tests.unit.insights.scenario import ANN, EVE, EVE_ID, POLICIES, T0, Recorder, device, write_day
 from tests.unit.insights.test_replay import EDITS, _edited
 
 BUNDLE = load_bundle(POLICIES)
@@ -241,3 +241,14 @@ def test_shadow_divergences_are_counted_by_direction_kind_and_action(tmp_path: P
         ],
     }
     assert (report["totals"]["allow"], report["sources"]["other_events"]) == (4, 3)
+
+
+def test_lists_a_log_can_grow_without_bound_are_bounded(tmp_path: Path) -> None:
+    """Thirty made-up kinds: the breakdown shows twenty, the rest summed in one row."""
+    recorder = Recorder(tmp_path / "log.jsonl")
+    for n in range(30):
+        recorder.at(n).check(EVE, "read", Resource(f"k-{n:02d}", "x", "evil", {}))
+    recorder.close()
+    rows = build_report([str(tmp_path / "log.jsonl")], BUNDLE)["breakdowns"]["resource_kind"]
+    assert [row["value"] for row in rows] == [f"k-{n:02d}" for n in range(20)] + ["(10 others)"]
+    assert rows[-1] == {"value": "(10 others)", "allow": 0, "deny": 10, "rejected": 0, "total": 10}
