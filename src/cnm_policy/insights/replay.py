@@ -43,6 +43,7 @@ class ReplayOptions:
     """Examples kept per group, the log's attribute allow-list, the reader's memory bound."""
 
     examples: int = 3
+    groups: int = 20  # values shown per grouping; the rest summed in one row
     logged_keys: Mapping[str, frozenset[str]] | None = None
     memory_limit: str = "2GB"
     problems_shown: int = 20
@@ -55,7 +56,7 @@ def replay_logs(
     files = expand_logs(logs)
     with connect(options.memory_limit) as con:
         load_logs(con, files, replay=True)
-        tally = _Tally(options.examples)
+        tally = _Tally(options.examples, options.groups)
         redecider = Redecider(candidate, options.logged_keys)
         requests = _Requests()
         for row in _rows(con):
@@ -147,8 +148,9 @@ class _Requests:
 class _Tally:
     """Counts and groups the outcomes, keeping a few examples per group."""
 
-    def __init__(self, examples: int) -> None:
+    def __init__(self, examples: int, shown: int) -> None:
         self._examples = examples
+        self._shown = shown
         self.counts: Counter[str] = Counter()
         self.unlogged: Counter[str] = Counter()
         self.groups: dict[str, dict[str, dict[str, Any]]] = {name: {} for name in GROUPS}
@@ -210,12 +212,23 @@ class _Tally:
             "deny_to_allow": counts["deny_to_allow"],
             "undetermined": counts["undetermined"],
             "invalid": counts["invalid"],
-            "unlogged_inputs": dict(self.unlogged.most_common()),
-            "groups": {
-                name: sorted(
-                    groups.values(),
-                    key=lambda g: (-(g["allow_to_deny"] + g["deny_to_allow"]), str(g["value"])),
-                )
-                for name, groups in self.groups.items()
-            },
+            "unlogged_inputs": dict(self.unlogged.most_common(self._shown)),
+            "groups": {name: self._top(groups) for name, groups in self.groups.items()},
         }
+
+    def _top(self, groups: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+        """The groups with the most flips; past `shown`, one row sums the rest (no examples)."""
+        ranked = sorted(
+            groups.values(),
+            key=lambda g: (-(g["allow_to_deny"] + g["deny_to_allow"]), str(g["value"])),
+        )
+        if len(ranked) <= self._shown:
+            return ranked
+        rest = ranked[self._shown :]
+        others = {
+            "value": f"({len(rest)} others)",
+            "allow_to_deny": sum(g["allow_to_deny"] for g in rest),
+            "deny_to_allow": sum(g["deny_to_allow"] for g in rest),
+            "examples": [],
+        }
+        return [*ranked[: self._shown], others]

@@ -167,3 +167,13 @@ def test_flips_are_grouped_by_rule_role_tenant_kind_and_action(tmp_path: Path) -
         "action": {"read": (2, 0)},
     }
     assert [len(g["examples"]) for g in result["groups"]["kind"]] == [1, 1]
+
+
+def test_groups_past_the_bound_are_summed_in_one_row(tmp_path: Path) -> None:
+    """With one group shown per grouping, the other kind's flip is counted, not listed."""
+    candidate = _edited(tmp_path / "candidate", *EDITS["narrowed-scope"])
+    _record(tmp_path / "log.jsonl", LOGGED)
+    options = ReplayOptions(groups=1, logged_keys=LOGGED_KEYS)
+    result = replay_logs([str(tmp_path / "log.jsonl")], load_snapshot(candidate), options)
+    kinds = [(g["value"], g["allow_to_deny"], len(g["examples"])) for g in result["groups"]["kind"]]
+    assert kinds == [("device", 1, 1), ("(1 others)", 1, 0)]
