@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cnm_policy.engine._governance import side_refusal
-from cnm_policy.engine._plan_conditions import Pred, partial_condition
+from cnm_policy.engine._plan_conditions import Pred
 from cnm_policy.engine._plan_index import rules_in_play
 from cnm_policy.engine._plan_limits import limits_verdict
 from cnm_policy.engine._plan_nodes import (
@@ -25,6 +25,7 @@ from cnm_policy.engine._plan_nodes import (
     negate,
 )
 from cnm_policy.engine._plan_reach import barriers_below, glass_gate, reach
+from cnm_policy.engine._plan_static import condition_verdict
 from cnm_policy.engine.requests import prepare_principal, validate_target
 from cnm_policy.engine.snapshot import PolicySnapshot
 from cnm_policy.errors import PlanUnsupportedError
@@ -145,7 +146,7 @@ def _verdict(rule: RuleDef, env: EvalEnv) -> Pred:
     """Where the rule's condition (then its limits) holds, and where evaluating them raises."""
     try:
         verdict = (
-            _ALWAYS if rule.condition is None else partial_condition(rule.condition.source)(env)
+            _ALWAYS if rule.condition is None else condition_verdict(rule.condition.source)(env)
         )
         if not rule.limits or verdict.true is False:
             return verdict
