@@ -6,9 +6,10 @@ checks that use none of it pay one attribute test each. Semantics: docs/design/g
 
 from __future__ import annotations
 
+import functools
 import re
+import time
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Any, Final
 
 from cnm_policy.engine.requests import PreparedPrincipal
@@ -47,14 +48,13 @@ def side_refusal(
     held outside the provider's own tenants (when the bundle declares them)."""
     if prepared.mixed_sides:
         return f"{who} holds both customer-side and internal-side roles"
+    if prepared.side is not Side.INTERNAL or not internal_tenants:
+        return None
     tenant = prepared.principal.tenant
-    if (
-        prepared.side is Side.INTERNAL
-        and internal_tenants
-        and not any(is_within(tenant, root) for root in internal_tenants)
-    ):
-        return f"{who} holds internal-side roles outside the provider's tenants"
-    return None
+    for root in internal_tenants:  # a loop: cheaper than any() over a generator
+        if tenant == root or tenant.startswith(root + "/"):
+            return None
+    return f"{who} holds internal-side roles outside the provider's tenants"
 
 
 def actor_refusal(
@@ -83,17 +83,19 @@ def break_glass_justified(context: Mapping[str, Any]) -> bool:
     given = context.get(BREAK_GLASS_CONTEXT)
     if given is None:
         return False
-    if not isinstance(given, Mapping):
+    if type(given) is not dict and not isinstance(given, Mapping):
         raise ConditionError("`context.break_glass` must be an object with incident and reason")
     incident, reason = given.get("incident"), given.get("reason")
     if not isinstance(incident, str) or not _INCIDENT.fullmatch(incident):
         raise ConditionError("break-glass needs `incident`: an incident id of 1-128 characters")
-    if not isinstance(reason, str) or not reason.strip() or len(reason) > MAX_REASON:
+    if not isinstance(reason, str) or len(reason) > MAX_REASON or not reason or reason.isspace():
         raise ConditionError(f"break-glass needs a `reason` of 1-{MAX_REASON} characters")
     return True
 
 
+@functools.lru_cache(maxsize=256)
 def expiry_obligation(rule_id: str, until: float) -> Obligation:
-    """The `expire` obligation of a break-glass allow: the access ends at `until`."""
-    at = datetime.fromtimestamp(until, UTC).isoformat().replace("+00:00", "Z")
+    """The `expire` obligation of a break-glass allow: the access ends at `until` (memoised:
+    an incident's requests share the instant within a clock tick)."""
+    at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(until))
     return Obligation("expire", rule_id, (("at", at),))

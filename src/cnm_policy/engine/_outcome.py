@@ -7,8 +7,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import replace
-from typing import NamedTuple
 
 from cnm_policy.engine import casbin_backend
 from cnm_policy.engine._governance import barrier_between, expiry_obligation
@@ -18,19 +16,7 @@ from cnm_policy.model import Decision, LimitExceeded, Obligation, Resource
 from cnm_policy.policy import Effect, RuleDef, Scope
 from cnm_policy.policy.conditions import EvalEnv
 
-__all__ = ["Tally", "conclude", "over_limits"]
-
-
-class Tally(NamedTuple):
-    """Which rules applied, by outcome, as `decide` found them."""
-
-    allows: list[str]
-    denies: list[str]
-    failed: list[str]
-    glass: list[str]  # break-glass allows
-    over: list[LimitExceeded]
-    errors: list[str]
-    allow_failed: bool
+__all__ = ["conclude", "over_limits"]
 
 
 def conclude(
@@ -41,15 +27,21 @@ def conclude(
     resource: Resource,
     now: float,
     env: EvalEnv | None,
-    tally: Tally,
+    allows: list[str],
+    denies: list[str],
+    failed: list[str],
+    glass: list[str],
+    over: list[LimitExceeded],
+    errors: list[str],
+    allow_failed: bool,
 ) -> Decision:
-    """The decision the applicable rules make."""
-    allows, denies, failed, glass, over, errors, allow_failed = tally
-    barriers = snapshot.bundle.self_managed
+    """The decision the applicable rules make (`glass`: break-glass allows)."""
+    bundle = snapshot.bundle
+    barriers = bundle.self_managed
     glass_until = None
     if glass and not allows:  # break-glass only when no everyday grant applies
         allows = glass
-        glass_until = now + min(candidates[r].break_glass or 0.0 for r in glass)
+        glass_until = now + min([candidates[r].break_glass or 0.0 for r in glass])
     allowed = casbin_backend.final_allowed(bool(allows), bool(denies or failed))
     in_play = bool(allows) or allow_failed or bool(over)
     ids, reason = _attribution(allowed, in_play, allows, denies, failed, action, resource.kind)
@@ -57,53 +49,44 @@ def conclude(
         ids, reason = tuple(sorted({o.rule_id for o in over})), _limit_reason(over)
     obligations = (
         _obligations(candidates, ids, resource.tenant)
-        if allowed or (in_play and denies and not failed)
+        if bundle.obligated and (allowed or (in_play and denies and not failed))
         else ()
     )
-    decision = Decision(
-        allowed=allowed,
-        rule_ids=ids,
-        reason=reason,
-        policy_name=snapshot.name,
-        policy_version=snapshot.version,
-        policy_digest=snapshot.digest,
-        errors=tuple(errors),
-        valid_until=env.valid_until if env is not None else None,
-        matched_denies=tuple(sorted(denies)),
-        obligations=obligations,
-        limits_exceeded=tuple(over) if not allowed else (),
+    valid_until = env.valid_until if env is not None else None
+    audit_class = None
+    if allowed and glass_until is not None:
+        valid_until = glass_until if valid_until is None else min(valid_until, glass_until)
+        obligations = (*obligations, expiry_obligation(ids[0], glass_until))
+        audit_class = "break_glass"
+    elif allowed and barriers and _crossed(candidates, ids, principal, resource.tenant, barriers):
+        audit_class = "self_managed_crossing"
+    return snapshot.decision(
+        allowed,
+        ids,
+        reason,
+        tuple(errors),
+        valid_until,
+        tuple(sorted(denies)),
+        obligations,
+        tuple(over) if not allowed else (),
+        audit_class,
     )
-    if allowed and (glass_until is not None or barriers):
-        decision = _audited(decision, candidates, principal, resource.tenant, glass_until, barriers)
-    return decision
 
 
-def _audited(
-    decision: Decision,
+def _crossed(
     rules: Mapping[str, RuleDef],
+    ids: tuple[str, ...],
     principal: PreparedPrincipal,
     resource_tenant: str,
-    glass_until: float | None,
     barriers: frozenset[str],
-) -> Decision:
-    """An allow marked for audit: break-glass (expiring, with an `expire` obligation), or one
-    that crossed a self-managed barrier through a rule that may."""
-    if glass_until is not None:
-        until = (
-            glass_until if decision.valid_until is None else min(decision.valid_until, glass_until)
-        )
-        expire = expiry_obligation(decision.rule_ids[0], glass_until)
-        obligations = (*decision.obligations, expire)
-        return replace(
-            decision, valid_until=until, obligations=obligations, audit_class="break_glass"
-        )
+) -> bool:
+    """Whether an allow crossed a self-managed barrier through a rule that may (audited)."""
     home = principal.principal.tenant
-    crossed = any(
+    return any(
         rules[r].crosses_self_managed and barrier_between(resource_tenant, home, barriers)
-        for r in decision.rule_ids
+        for r in ids
         if rules[r].scope is Scope.SUBTREE
     )
-    return replace(decision, audit_class="self_managed_crossing") if crossed else decision
 
 
 def over_limits(rule: RuleDef, env: EvalEnv, over: list[LimitExceeded]) -> bool:

@@ -16,7 +16,7 @@ from cnm_policy.engine._governance import (
     break_glass_justified,
     side_refusal,
 )
-from cnm_policy.engine._outcome import Tally, conclude, over_limits
+from cnm_policy.engine._outcome import conclude, over_limits
 from cnm_policy.engine.requests import PreparedPrincipal
 from cnm_policy.engine.snapshot import PolicySnapshot
 from cnm_policy.errors import ConditionError
@@ -131,12 +131,15 @@ def decide(
     glass: list[str] = []
     barriers = bundle.self_managed
     for rule in candidates.values():
-        if rule.actor is not None and (rule.actor == "required") is (actor is None):
-            continue
-        reach = NO_BARRIERS if rule.crosses_self_managed else barriers
+        reach = barriers
+        if rule.governed:  # actor, crossing, break-glass or limits: the slow path
+            if rule.actor is not None and (rule.actor == "required") is (actor is None):
+                continue
+            if rule.crosses_self_managed:
+                reach = NO_BARRIERS
         if not in_scope(rule.scope, rule.tenants, principal, resource.tenant, reach):
             continue
-        if rule.condition is not None or rule.limits or rule.break_glass is not None:
+        if rule.condition is not None or rule.governed:
             if env is None:
                 env = make_env(principal, action, resource, context, now, actor)
             try:
@@ -153,18 +156,12 @@ def decide(
                 continue
         if rule.effect is Effect.DENY:
             denies.append(rule.id)
+        elif rule.break_glass is None:
+            allows.append(rule.id)
         else:
-            (allows if rule.break_glass is None else glass).append(rule.id)
-    return conclude(
-        snapshot,
-        candidates,
-        principal,
-        action,
-        resource,
-        now,
-        env,
-        Tally(allows, denies, failed, glass, over, errors, allow_failed),
-    )
+            glass.append(rule.id)
+    tally = (allows, denies, failed, glass, over, errors, allow_failed)
+    return conclude(snapshot, candidates, principal, action, resource, now, env, *tally)
 
 
 def _refusal(
@@ -192,11 +189,4 @@ def _no_rules_reason(snapshot: PolicySnapshot, action: str, resource: Resource) 
 
 
 def _deny(snapshot: PolicySnapshot, reason: str) -> Decision:
-    return Decision(
-        allowed=False,
-        rule_ids=(),
-        reason=reason,
-        policy_name=snapshot.name,
-        policy_version=snapshot.version,
-        policy_digest=snapshot.digest,
-    )
+    return snapshot.decision(False, (), reason)

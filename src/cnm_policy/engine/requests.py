@@ -7,8 +7,7 @@ principal alone (effective roles, side, assigned tenants) is computed once per b
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from cnm_policy.engine.snapshot import PolicySnapshot
 from cnm_policy.errors import InvalidRequestError
@@ -26,8 +25,7 @@ __all__ = [
 MAX_ID_LENGTH = 256
 
 
-@dataclass(frozen=True, slots=True)
-class PreparedPrincipal:
+class PreparedPrincipal(NamedTuple):  # a tuple: built on every check, cheaper than a dataclass
     """A validated principal with its roles resolved against one snapshot.
 
     `roles` includes inherited roles; `unknown_roles` are roles the bundle does not define
@@ -61,7 +59,7 @@ def _require_tenant(value: object, field: str) -> None:
 
 
 def _require_mapping(value: object, field: str) -> Mapping[str, Any]:
-    if not isinstance(value, Mapping):
+    if type(value) is not dict and not isinstance(value, Mapping):  # the ABC check is slow
         raise InvalidRequestError(field, "must be an object")
     return value
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from cnm_policy.engine import casbin_backend
+from cnm_policy.model import Decision, LimitExceeded, Obligation
 from cnm_policy.policy import Bundle, BundleSource, RuleDef, Side, load_bundle
 from cnm_policy.policy.roles import role_closures
 
@@ -30,6 +31,7 @@ class Bucket:
 
 
 _RESOLVED_CACHE_SIZE = 4096
+_DECISION_MEMO_SIZE = 4096  # distinct answers shared per version; beyond: built each time
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +66,7 @@ class PolicySnapshot:
     index: Mapping[tuple[str, str], Mapping[str, Bucket]]
     row_count: int
     _resolved: dict[tuple[str, ...], ResolvedRoles] = field(default_factory=dict, repr=False)
+    _decisions: dict[tuple[Any, ...], Decision] = field(default_factory=dict, repr=False)
     _reference: dict[bool, Any] = field(default_factory=dict, repr=False)
     _reference_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -101,6 +104,45 @@ class PolicySnapshot:
                 self._resolved.clear()  # bounded; role lists repeat, so this is rare
             self._resolved[roles] = resolved
         return resolved
+
+    def decision(
+        self,
+        allowed: bool,
+        rule_ids: tuple[str, ...],
+        reason: str,
+        errors: tuple[str, ...] = (),
+        valid_until: float | None = None,
+        matched_denies: tuple[str, ...] = (),
+        obligations: tuple[Obligation, ...] = (),
+        limits_exceeded: tuple[LimitExceeded, ...] = (),
+        audit_class: str | None = None,
+    ) -> Decision:
+        """The `Decision` with these facts under this version: one shared object per distinct
+        answer (a frozen dataclass costs more to build than a lookup; memoised, bounded)."""
+        key: tuple[Any, ...] = (allowed, rule_ids, reason, errors, valid_until, matched_denies)
+        if obligations or limits_exceeded or audit_class:
+            key = (*key, obligations, limits_exceeded, audit_class)
+        found = self._decisions.get(key)
+        if found is None:
+            found = Decision(
+                allowed,
+                rule_ids,
+                reason,
+                self.bundle.manifest.name,
+                self.bundle.manifest.version,
+                self.bundle.digest,
+                errors,
+                valid_until,
+                False,
+                (),
+                matched_denies,
+                obligations,
+                limits_exceeded,
+                audit_class,
+            )
+            if len(self._decisions) < _DECISION_MEMO_SIZE:
+                found = self._decisions.setdefault(key, found)  # atomic: racing threads agree
+        return found
 
     def side_of(self, role: str) -> Side | None:
         """The side of a declared role, ``None`` for a role the bundle does not define."""

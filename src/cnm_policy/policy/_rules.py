@@ -22,7 +22,7 @@ from cnm_policy.policy._fields import (
     names,
     text,
 )
-from cnm_policy.policy._governance import GOVERNANCE_RULE_FIELDS, rule_governance
+from cnm_policy.policy._governance import GOVERNANCE_RULE_FIELDS, RuleGovernance, rule_governance
 from cnm_policy.policy._limits import parse_limits
 from cnm_policy.policy._obligations import parse_obligations
 from cnm_policy.policy._yaml import LineDict
@@ -137,6 +137,7 @@ def _rule(
         actor=terms.actor,
         crosses_self_managed=terms.crosses_self_managed,
         break_glass=terms.break_glass,
+        governed=bool(limits) or terms != RuleGovernance(),
     )
 
 

@@ -148,6 +148,7 @@ class RuleDef:
     actor: str | None = None  # "required" or "forbidden": whether the request names an actor
     crosses_self_managed: bool = False  # subtree reach crosses self-managed tenants (audited)
     break_glass: float | None = None  # a break-glass rule: the longest an allow may last (s)
+    governed: bool = False  # any of actor, crossing, break-glass or limits (the slow path)
 
     @property
     def kinds(self) -> tuple[str, ...]:
@@ -175,6 +176,7 @@ class Bundle:
     routes: RouteTable | None = None  # routes.yaml: gateway requests -> checks
     self_managed: frozenset[str] = frozenset()  # tenants.yaml: barriers to subtree reach
     internal_tenants: frozenset[str] = frozenset()  # tenants.yaml: where staff may be
+    obligated: bool = False  # some rule declares obligations
 
     @property
     def actions(self) -> tuple[str, ...]:

@@ -116,6 +116,7 @@ def parse_bundle(
         routes=routes,
         self_managed=self_managed,
         internal_tenants=internal_tenants,
+        obligated=any(rule.obligations for rule in rules),
     )
     return bundle, problems
 
