@@ -11,14 +11,14 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 import structlog
 
 from cnm_policy.log_pipeline import one_write
 from cnm_policy.model import Decision, GrantDecision, Principal, Resource
 
-__all__ = ["DECISION_EVENT", "AttributeAllowList", "DecisionLog"]
+__all__ = ["DECISION_EVENT", "AttributeAllowList", "DecisionFacts", "DecisionLog", "Observer"]
 
 DECISION_EVENT: Final = "decision"
 _SECTIONS: Final = ("principal", "resource", "context")
@@ -52,6 +52,22 @@ class AttributeAllowList:
         return cls(**{section: frozenset(keys) for section, keys in chosen.items()})
 
 
+class DecisionFacts(NamedTuple):
+    """One decision with its whole request, for observers (shadow mode, input capture)."""
+
+    principal: Principal
+    action: str
+    resource: Resource
+    context: Mapping[str, Any]
+    decision: Decision
+    decision_id: str
+    actor: Principal | None
+
+
+# Called after each decision is logged, on the serving thread: must be quick and never raise.
+Observer = Callable[[DecisionFacts], None]
+
+
 def _random_id() -> str:
     """128 random bits as 32 hex digits: unique like a uuid4 without a system call per id."""
     return random.getrandbits(128).to_bytes(16, "big").hex()
@@ -70,8 +86,10 @@ class DecisionLog:
         allow: AttributeAllowList | None = None,
         new_id: Callable[[], str] = _random_id,
         logger: Any = None,
+        observers: Sequence[Observer] = (),
     ) -> None:
         self._allow = allow or AttributeAllowList()
+        self._observers = tuple(observers)
         self._new_id = new_id
         self._logger = logger if logger is not None else structlog.get_logger("cnm_policy.audit")
 
@@ -103,6 +121,10 @@ class DecisionLog:
         head = _head(request_id, latency_seconds, actor)
         head["decision_id"] = decision_id
         self._emit(head, principal, context, action, resource, decision, peer, trace)
+        for observe in self._observers:
+            observe(
+                DecisionFacts(principal, action, resource, context, decision, decision_id, actor)
+            )
 
     def record_batch(
         self,
@@ -129,6 +151,10 @@ class DecisionLog:
                 head = {**call, "batch_size": len(items), "batch_index": index}
                 head["decision_id"] = decision_ids[index]
                 self._emit(head, principal, context, action, resource, item, peer, trace)
+        for observe in self._observers:
+            for index, ((action, resource), item) in enumerate(zip(items, decisions, strict=True)):
+                facts = (principal, action, resource, context, item, decision_ids[index], actor)
+                observe(DecisionFacts(*facts))
 
     def record_rejected(
         self,

@@ -16,6 +16,7 @@ from cnm_policy.cache import DEFAULT_MAXSIZE, DEFAULT_TTL
 from cnm_policy.cli._args import default_policy_dir
 from cnm_policy.cli._bundle_flags import add_bundle_arguments
 from cnm_policy.cli._door_flags import add_door_arguments, door_options
+from cnm_policy.cli._insight_flags import add_insight_arguments, insight_options
 from cnm_policy.cli._ops_flags import OpsOptions, add_ops_arguments, ops_options
 from cnm_policy.reload import DEFAULT_SETTLE_SECONDS
 from cnm_policy.server.app import (
@@ -167,6 +168,7 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     add_ops_arguments(parser)
     add_bundle_arguments(parser)
     add_door_arguments(parser)
+    add_insight_arguments(parser)
 
 
 def runtime_options(args: argparse.Namespace) -> RuntimeOptions:
@@ -191,6 +193,7 @@ def runtime_options(args: argparse.Namespace) -> RuntimeOptions:
         settle_seconds=args.settle,
         log_allow=_allow_list(args.log_attribute),
         doors=door_options(args),
+        **insight_options(args),
         **_with_ops_tls(args, ops_options(args)),
     )
 

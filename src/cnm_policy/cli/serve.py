@@ -150,7 +150,8 @@ def _serve(
     except CnmPolicyError as exc:
         print(f"cnm-policy serve: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    signals.attach(runtime.reloader if source is None else source)  # SIGHUP: fetch now
+    shadow = runtime.shadow.reloader if runtime.shadow is not None else None
+    signals.attach(runtime.reloader if source is None else source, shadow)  # SIGHUP: fetch now
     if source is not None:  # from now on the source drives reloads
         source.start()
     snapshot = runtime.engine.snapshot
@@ -187,6 +188,7 @@ class _Signals:
     def __init__(self) -> None:
         self.stop = threading.Event()
         self._reloader: PolicyReloader[Any] | HttpBundleSource | None = None
+        self._shadow: PolicyReloader[Any] | None = None
         self._reload_pending = False
         self._previous: dict[int, Any] = {}
 
@@ -201,11 +203,22 @@ class _Signals:
         for signum, handler in self._previous.items():
             signal.signal(signum, handler)
 
-    def attach(self, reloader: PolicyReloader[Any] | HttpBundleSource) -> None:
-        """Route SIGHUP to `reloader` from now on, and reload now if one came in before."""
-        self._reloader = reloader
+    def attach(
+        self,
+        reloader: PolicyReloader[Any] | HttpBundleSource,
+        shadow: PolicyReloader[Any] | None = None,
+    ) -> None:
+        """Route SIGHUP to `reloader` (and the shadow's) from now on, and reload now if one
+        came in before."""
+        self._reloader, self._shadow = reloader, shadow
         if self._reload_pending:
-            reloader.request_reload()
+            self._request()
+
+    def _request(self) -> None:
+        if self._reloader is not None:
+            self._reloader.request_reload()
+        if self._shadow is not None:
+            self._shadow.request_reload()
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         if signum != signal.SIGHUP:
@@ -213,4 +226,4 @@ class _Signals:
         elif self._reloader is None:
             self._reload_pending = True
         else:
-            self._reloader.request_reload()
+            self._request()

@@ -17,9 +17,10 @@ from pathlib import Path
 
 import structlog
 
-from cnm_policy.audit import AttributeAllowList, DecisionLog
+from cnm_policy.audit import AttributeAllowList, DecisionLog, Observer
 from cnm_policy.cache import DEFAULT_MAXSIZE, DEFAULT_TTL, CachedEngine
 from cnm_policy.engine import Clock, Engine, PolicySnapshot, load_snapshot
+from cnm_policy.insights.capture import InputCapture
 from cnm_policy.ops.app import OpsApp
 from cnm_policy.ops.collector import OpsSources, build_registry
 from cnm_policy.ops.health import Freshness, Readiness, StalenessWatch
@@ -33,6 +34,7 @@ from cnm_policy.server.ext_authz import EXT_AUTHZ_SERVICE, ext_authz_handlers
 from cnm_policy.server.http import HttpListener, HttpListenerConfig
 from cnm_policy.server.resolving import ResolvingServicer
 from cnm_policy.server.servicer import PolicyServicer
+from cnm_policy.server.shadow import Shadow, ShadowOptions, capture_observer
 from cnm_policy.testing import run_suite
 
 __all__ = ["Runtime", "RuntimeOptions", "open_runtime"]
@@ -64,6 +66,8 @@ class RuntimeOptions:
     ops: HttpListenerConfig | None = None
     tracing: Tracing = field(default_factory=Tracing)
     doors: FrontDoorOptions = field(default_factory=FrontDoorOptions)  # HTTP, ext_authz, PIP
+    shadow: ShadowOptions | None = None  # a candidate bundle deciding beside the live one
+    log_inputs: Path | None = None  # every decision's whole request (sensitive), for replay
 
     def __post_init__(self) -> None:
         # Checked here, before anything starts: `Runtime.start` must not fail half-way with
@@ -85,6 +89,8 @@ class Runtime:
     ops: HttpListener | None = None
     watch: StalenessWatch | None = None
     doors: FrontDoors | None = None
+    shadow: Shadow | None = None
+    capture: InputCapture | None = None
 
     def start(self) -> str:
         """Start serving, then start watching the bundle; returns the bound address.
@@ -116,6 +122,8 @@ class Runtime:
         if self.watch is not None:
             self.watch.start()
         self.reloader.start(self.options.watch_interval)
+        if self.shadow is not None:
+            self.shadow.start(self.options.watch_interval)
         return address
 
     def stop(self, grace: float | None = None) -> None:
@@ -131,6 +139,10 @@ class Runtime:
         if self.watch is not None:
             self.watch.stop()
         self.reloader.stop()
+        if self.shadow is not None:  # after the drain: the last live decisions are compared
+            self.shadow.stop()
+        if self.capture is not None:
+            self.capture.close()
         if self.ops is not None:
             self.ops.stop()
         self.options.tracing.shutdown()
@@ -191,7 +203,20 @@ def open_runtime(options: RuntimeOptions, config: ServerConfig) -> Runtime:
     freshness = Freshness(options.max_policy_age, lambda: reloader.status.last_confirmed_at)
     metrics = DecisionMetrics()
     cache_stats = engine.stats if isinstance(engine, CachedEngine) else None
-    decision_log = DecisionLog(allow=options.log_allow)
+    shadow = capture = None
+    observers: list[Observer] = []
+    if options.shadow is not None:
+        shadow = Shadow(
+            options.shadow,
+            run_tests=run_tests,
+            settle_seconds=options.settle_seconds,
+            clock=options.clock,
+        )
+        observers.append(shadow.observe)
+    if options.log_inputs is not None:
+        capture = InputCapture(options.log_inputs)
+        observers.append(capture_observer(capture))
+    decision_log = DecisionLog(allow=options.log_allow, observers=observers)
     doors = open_front_doors(
         options.doors,
         engine=engine,
@@ -237,4 +262,6 @@ def open_runtime(options: RuntimeOptions, config: ServerConfig) -> Runtime:
         ops=ops,
         watch=watch,
         doors=doors,
+        shadow=shadow,
+        capture=capture,
     )
