@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+import structlog
 
 from cnm_policy.cli import build_parser, main
 from cnm_policy.cli._serve_flags import runtime_options
@@ -20,6 +21,13 @@ from tests.e2e.test_sidecar_tls import Pki, pki
 __all__ = ["pki"]  # the module-scoped certificate fixture, shared with the TLS tests
 
 pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(autouse=True)
+def _restore_structlog() -> Iterator[None]:
+    """`serve` configures logging onto the captured stderr: put the defaults back after."""
+    yield
+    structlog.reset_defaults()
 
 
 def _codes(capsys: pytest.CaptureFixture[str], *probes: list[str]) -> tuple[list[int], list[str]]:
