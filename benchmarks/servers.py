@@ -75,8 +75,11 @@ def start_echo(port: int) -> subprocess.Popen[bytes]:
     return _start(["-m", "benchmarks.servers", "echo", "--port", str(port)])
 
 
-def start_sidecar(policy: Path, port: int, cache_size: int) -> subprocess.Popen[bytes]:
-    """``cnm-policy serve`` on `policy`: decision log as JSON to /dev/null, no reloads."""
+def start_sidecar(
+    policy: Path, port: int, cache_size: int, extra: Sequence[str] = ()
+) -> subprocess.Popen[bytes]:
+    """``cnm-policy serve`` on `policy` (plus `extra` flags): decision log as JSON to
+    /dev/null, no reloads."""
     return _start(
         [
             "-m",
@@ -99,6 +102,7 @@ def start_sidecar(policy: Path, port: int, cache_size: int) -> subprocess.Popen[
             os.devnull,
             "--log-format",
             "json",
+            *extra,
         ]
     )
 
