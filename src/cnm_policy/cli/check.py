@@ -18,6 +18,11 @@ import grpc
 from google.protobuf import json_format
 
 from cnm_policy.cli._args import add_bundle_option, bundle_spec, instant
+from cnm_policy.cli._client_tls import (
+    add_client_tls_arguments,
+    client_tls_problem,
+    grpc_channel,
+)
 from cnm_policy.engine import Engine, compile_bundle
 from cnm_policy.errors import BundleInvalidError, InvalidRequestError, PolicySourceError
 from cnm_policy.policy import parse_bundle
@@ -79,21 +84,7 @@ def register(subparsers: Any) -> None:
         metavar="ADDR",
         help="ask the sidecar at HOST:PORT or unix:PATH instead of loading a bundle",
     )
-    server.add_argument(
-        "--tls-ca",
-        type=Path,
-        metavar="PEM",
-        help="verify the sidecar's TLS certificate with this CA",
-    )
-    server.add_argument(
-        "--tls-cert", type=Path, metavar="PEM", help="client certificate chain, for mTLS"
-    )
-    server.add_argument("--tls-key", type=Path, metavar="PEM", help="client private key, for mTLS")
-    server.add_argument(
-        "--server-name",
-        metavar="NAME",
-        help="expect this name in the sidecar's certificate instead of the host in ADDR",
-    )
+    add_client_tls_arguments(server)
     server.add_argument(
         "--timeout",
         type=float,
@@ -141,10 +132,9 @@ def _flag_problem(args: argparse.Namespace) -> str:
         return "--server asks the sidecar, which has its own policy and clock: drop " + (
             "--policies" if args.policies is not None else "--at"
         )
-    if (args.tls_cert is None) != (args.tls_key is None):
-        return "--tls-cert and --tls-key go together"
-    if args.server_name is not None and args.tls_ca is None and args.tls_cert is None:
-        return "--server-name needs TLS (--tls-ca, or --tls-cert with --tls-key)"
+    problem = client_tls_problem(args)
+    if problem:
+        return problem
     if not 0 < args.timeout < math.inf:
         return "--timeout must be a positive number of seconds"
     return ""
@@ -187,7 +177,7 @@ def _ask_sidecar(
         message = convert.access_request_to_proto(
             query.request, explain=query.explain or args.explain
         )
-        channel = _channel(args)
+        channel = grpc_channel(args.server, args)
     except InvalidRequestError as exc:
         print(f"cnm-policy check: invalid request: {exc}", file=stderr)
         return EXIT_USAGE
@@ -210,19 +200,6 @@ def _ask_sidecar(
         return EXIT_UNAVAILABLE
     _print_response(response, stdout)
     return EXIT_ALLOWED if response.allowed else EXIT_DENIED
-
-
-def _channel(args: argparse.Namespace) -> grpc.Channel:
-    """A channel to `--server`: TLS when a CA or a client certificate is given."""
-    if args.tls_ca is None and args.tls_cert is None:
-        return grpc.insecure_channel(args.server)
-    credentials = grpc.ssl_channel_credentials(
-        root_certificates=args.tls_ca.read_bytes() if args.tls_ca else None,
-        private_key=args.tls_key.read_bytes() if args.tls_key else None,
-        certificate_chain=args.tls_cert.read_bytes() if args.tls_cert else None,
-    )
-    options = [("grpc.ssl_target_name_override", args.server_name)] if args.server_name else []
-    return grpc.secure_channel(args.server, credentials, options=options)
 
 
 def _print_response(response: pb.CheckResponse, stdout: TextIO) -> None:
