@@ -1,8 +1,8 @@
 """Input capture (`serve --log-inputs FILE`): every request's full inputs, for exact replays.
 
 One JSON line per decision, with the decision event's field names plus the whole attribute and
-context mappings: SENSITIVE (customer data), a separate file that operators protect and expire
-on their own terms. `replay` prefers a capture line to the decision line of the same id.
+context mappings (the actor's too): SENSITIVE (customer data), a separate file that operators
+protect and expire on their own terms. `replay` prefers it to the decision line of the same id.
 """
 
 from __future__ import annotations
@@ -41,9 +41,11 @@ def input_record(
     decision: Decision,
     decision_id: str,
     at: float,
+    actor: Principal | None = None,
 ) -> dict[str, Any]:
-    """The capture record of one decision (`at`: when it was decided, epoch seconds)."""
-    return {
+    """The capture record of one decision (`at`: when it was decided, epoch seconds), with
+    the whole `actor` when someone acted on the principal's behalf."""
+    record: dict[str, Any] = {
         "timestamp": _timestamp(at),
         "event": INPUT_EVENT,
         "decision_id": decision_id,
@@ -63,6 +65,11 @@ def input_record(
         "policy_version": decision.policy_version,
         "policy_digest": decision.policy_digest,
     }
+    if actor is not None:
+        record["actor_id"], record["actor_tenant"] = actor.id, actor.tenant
+        record["actor_roles"] = list(actor.roles)
+        record["actor_attributes"] = dict(actor.attributes)
+    return record
 
 
 _FALLBACK: Final = json.JSONEncoder(default=repr, separators=(",", ":"), ensure_ascii=True)
@@ -105,8 +112,9 @@ class InputCapture:
         context: Mapping[str, Any] | None,
         decision: Decision,
         decision_id: str,
+        actor: Principal | None = None,
     ) -> None:
-        """Write the capture line of one decision."""
+        """Write the capture line of one decision (acted by `actor`, if anyone)."""
         line = encode_input_line(
             input_record(
                 principal=principal,
@@ -116,6 +124,7 @@ class InputCapture:
                 decision=decision,
                 decision_id=decision_id,
                 at=self._clock(),
+                actor=actor,
             )
         )
         with self._lock:

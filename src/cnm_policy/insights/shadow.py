@@ -31,12 +31,14 @@ class Checker(Protocol):
         action: str,
         resource: Resource,
         context: Mapping[str, Any] | None = None,
+        *,
+        actor: Principal | None = None,
     ) -> Decision: ...
 
 
 @dataclass(frozen=True, slots=True)
 class ShadowTask:
-    """One live decision and its request, as the shadow needs them."""
+    """One live decision and its request (`actor`: who acted on the principal's behalf)."""
 
     principal: Principal
     action: str
@@ -44,6 +46,7 @@ class ShadowTask:
     context: Mapping[str, Any]
     live: Decision
     decision_id: str
+    actor: Principal | None = None
 
 
 class ShadowEvaluator:
@@ -76,9 +79,11 @@ class ShadowEvaluator:
         A request the candidate refuses (invalid under its definitions) or fails on counts as
         a deny there: fail closed, and a divergence worth seeing when the live one allowed.
         """
-        live = task.live
+        live, actor = task.live, task.actor
         try:
-            shadow = self._engine().check(task.principal, task.action, task.resource, task.context)
+            shadow = self._engine().check(
+                task.principal, task.action, task.resource, task.context, actor=actor
+            )
         except CnmPolicyError as exc:
             rule_ids: tuple[str, ...] = ()
             shadow_allowed, version, digest = False, None, None
@@ -94,6 +99,7 @@ class ShadowEvaluator:
             "principal_id": task.principal.id,
             "principal_tenant": task.principal.tenant,
             "principal_roles": list(task.principal.roles),
+            **({} if actor is None else _actor_fields(actor)),
             "action": task.action,
             "resource_kind": task.resource.kind,
             "resource_id": task.resource.id,
@@ -110,6 +116,11 @@ class ShadowEvaluator:
         if error is not None:
             event["shadow_error_code"] = error
         return event
+
+
+def _actor_fields(actor: Principal) -> dict[str, Any]:
+    """Who acted, in the decision event's field names (never the actor's attributes)."""
+    return {"actor_id": actor.id, "actor_tenant": actor.tenant, "actor_roles": list(actor.roles)}
 
 
 _STOP: Final = object()

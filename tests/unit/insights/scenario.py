@@ -29,6 +29,11 @@ BOB = Principal("bob", "acme", ("customer-admin",), {"mfa": False})
 EVE = Principal(EVE_ID, "evil", ("customer-viewer",), {})
 NOC = Principal("noc-1", "provider", ("noc-engineer",), {"mfa": True})
 SAM = Principal("sam", "provider", ("support-agent",), {"assigned_tenants": ["acme"]})
+# Actors, who act on a principal's behalf: a partner's agent inside acme, a support engineer,
+# and an agent of another customer (refused: a customer-side actor stays in its own subtree).
+PAT = Principal("pat", "acme", ("customer-viewer",), {"clearance": "high", "mfa": True})
+SUE = Principal("sue", "provider", ("support-agent",), {"clearance": "low"})
+GUS = Principal("gus", "globex", ("customer-viewer",), {})
 
 
 def device(identifier: str, tenant: str, **attributes: Any) -> Resource:
@@ -92,9 +97,10 @@ class Recorder:
         *,
         latency: float = 0.001,
         version: str | None = None,
+        actor: Principal | None = None,
     ) -> None:
-        """One Check call, decided and logged."""
-        decision = self.engine.check(principal, action, resource, context or {})
+        """One Check call (by `actor` on the principal's behalf, if given), decided and logged."""
+        decision = self.engine.check(principal, action, resource, context or {}, actor=actor)
         if version is not None:
             decision = dataclasses.replace(decision, policy_version=version)
         decision_id = self.log.new_decision_id()
@@ -107,6 +113,7 @@ class Recorder:
             decision_id=decision_id,
             request_id=f"req-{decision_id}",
             latency_seconds=latency,
+            actor=actor,
         )
         if self.capture is not None:
             self.capture.record(
@@ -116,6 +123,7 @@ class Recorder:
                 context=context or {},
                 decision=decision,
                 decision_id=decision_id,
+                actor=actor,
             )
 
     def batch(self, principal: Principal, items: list[tuple[str, Resource]]) -> None:

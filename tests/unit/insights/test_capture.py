@@ -10,7 +10,7 @@ import orjson
 
 from cnm_policy import Engine
 from cnm_policy.insights import INPUT_EVENT, InputCapture, encode_input_line, input_record
-from tests.unit.insights.scenario import ANN, POLICIES, T0, device
+from tests.unit.insights.scenario import ANN, PAT, POLICIES, T0, device
 
 ENGINE = Engine.from_path(POLICIES)
 PARIS = device("dev-1", "acme/emea/paris", site="paris")
@@ -49,6 +49,34 @@ def test_a_record_holds_the_whole_request_and_the_answer() -> None:
         "policy_digest": decision.policy_digest,
     }
     assert orjson.loads(encode_input_line(record)) == record
+
+
+def test_an_actor_is_written_whole(tmp_path: Path) -> None:
+    """Who acted on the principal's behalf: id, tenant, roles and every attribute."""
+    capture = InputCapture(tmp_path / "inputs.jsonl", clock=lambda: T0)
+    decision = ENGINE.check(ANN, "read", PARIS, actor=PAT)
+    for actor in (PAT, None):
+        capture.record(
+            principal=ANN,
+            action="read",
+            resource=PARIS,
+            context={},
+            decision=decision,
+            decision_id="d-1",
+            actor=actor,
+        )
+    capture.close()
+    acted, alone = (
+        orjson.loads(line) for line in (tmp_path / "inputs.jsonl").read_bytes().splitlines()
+    )
+    assert {key: value for key, value in acted.items() if key.startswith("actor_")} == {
+        "actor_id": PAT.id,
+        "actor_tenant": PAT.tenant,
+        "actor_roles": list(PAT.roles),
+        "actor_attributes": dict(PAT.attributes),
+    }
+    assert {key for key in alone if key.startswith("actor_")} == set()
+    assert {k: v for k, v in acted.items() if not k.startswith("actor_")} == alone
 
 
 def test_values_json_cannot_hold_are_written_not_lost() -> None:

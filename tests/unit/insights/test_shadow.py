@@ -12,8 +12,9 @@ import pytest
 from cnm_policy import Decision, Engine, Principal, Resource
 from cnm_policy.errors import ConditionError
 from cnm_policy.insights import ShadowEvaluator, ShadowRunner, ShadowTask
-from tests.unit.insights.scenario import ANN, BOB, POLICIES, device
+from tests.unit.insights.scenario import ANN, BOB, GUS, PAT, POLICIES, SUE, device
 from tests.unit.insights.test_replay import EDITS, _edited
+from tests.unit.insights.test_replay_actors import ACTOR_EDITS
 
 PARIS = device("dev-1", "acme/emea/paris")  # narrowed scope: allowed live, denied in the shadow
 EMEA = device("dev-3", "acme/emea")  # allowed by both
@@ -27,10 +28,17 @@ def engines(tmp_path: Path) -> tuple[Engine, Engine]:
 
 
 def _task(
-    live: Engine, principal: Principal, action: str, resource: Resource, n: int
+    live: Engine,
+    principal: Principal,
+    action: str,
+    resource: Resource,
+    n: int,
+    actor: Principal | None = None,
 ) -> ShadowTask:
-    decision = live.check(principal, action, resource, {})
-    return ShadowTask(principal, action, resource, {}, decision, f"d-{n}")
+    decision = live.check(principal, action, resource, {}, actor=actor)
+    if actor is None:  # as `serve` built tasks before actors: positional, no actor
+        return ShadowTask(principal, action, resource, {}, decision, f"d-{n}")
+    return ShadowTask(principal, action, resource, {}, decision, f"d-{n}", actor=actor)
 
 
 def test_a_divergence_is_one_event_naming_both_answers(engines: tuple[Engine, Engine]) -> None:
@@ -58,6 +66,24 @@ def test_a_divergence_is_one_event_naming_both_answers(engines: tuple[Engine, En
         "shadow_policy_version": "1.0.0",
         "shadow_policy_digest": candidate.snapshot.digest,
     }
+
+
+def test_the_candidate_decides_with_the_actor(tmp_path: Path) -> None:
+    """`actor: forbidden` on reads: only the on-behalf-of reads diverge, naming the actor."""
+    live = Engine.from_path(POLICIES)
+    candidate = Engine.from_path(_edited(tmp_path / "c", *ACTOR_EDITS["actor-forbidden"]))
+    events: list[dict[str, Any]] = []
+    runner = ShadowRunner(ShadowEvaluator(lambda: candidate), events.append)
+    for n, actor in enumerate((None, PAT, SUE, GUS)):
+        assert runner.submit(_task(live, ANN, "read", PARIS, n, actor))
+    runner.close()
+    acted = [(e["decision_id"], e["actor_id"], e["actor_tenant"], e["actor_roles"]) for e in events]
+    assert sorted(acted) == [
+        ("d-1", "pat", "acme", ["customer-viewer"]),
+        ("d-2", "sue", "provider", ["support-agent"]),
+    ]
+    assert [e["direction"] for e in events] == ["allow_to_deny"] * 2
+    assert "actor_attributes" not in events[0]  # the actor's attributes are never logged
 
 
 def test_sampling_draws_only_between_0_and_1() -> None:
@@ -100,10 +126,12 @@ class _Gate:
         action: str,
         resource: Resource,
         context: Mapping[str, Any] | None = None,
+        *,
+        actor: Principal | None = None,
     ) -> Decision:
         self.started.set()
         assert self.release.wait(timeout=30)
-        return self.engine.check(principal, action, resource, context)
+        return self.engine.check(principal, action, resource, context, actor=actor)
 
 
 def test_a_full_queue_drops_instead_of_waiting(engines: tuple[Engine, Engine]) -> None:
@@ -129,6 +157,8 @@ class _Failing:
         action: str,
         resource: Resource,
         context: Mapping[str, Any] | None = None,
+        *,
+        actor: Principal | None = None,
     ) -> Decision:
         raise ConditionError("boom")
 
