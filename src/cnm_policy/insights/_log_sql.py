@@ -52,6 +52,11 @@ FIELDS: Final = (
     "principal_attributes",
     "resource_attributes",
     "context",
+    "actor_id",
+    "actor_tenant",
+    "actor_roles",
+    "actor_attributes",
+    "class",
 )
 # What the report does not read: extracted for replay only.
 REPLAY_ONLY: Final = frozenset(
@@ -62,6 +67,8 @@ REPLAY_ONLY: Final = frozenset(
         "principal_attributes",
         "resource_attributes",
         "context",
+        "actor_roles",
+        "actor_attributes",
     }
 )
 SNIPPET_CHARS: Final = 120  # of a bad line kept to show; the rest is only counted
@@ -126,7 +133,12 @@ SELECT file, ord, CASE
   {field("direction")} AS direction,
   {field("principal_attributes")} AS principal_attributes,
   {field("resource_attributes")} AS resource_attributes,
-  {field("context")} AS context
+  {field("context")} AS context,
+  {field("actor_id")} AS actor_id,
+  {field("actor_tenant")} AS actor_tenant,
+  {strings("actor_roles")} AS actor_roles,
+  {field("actor_attributes")} AS actor_attributes,
+  {field("class")} AS audit_class
 FROM (SELECT file, ord, line, try(json_extract_string(line, {paths!r})) AS f FROM raw)
 """
 

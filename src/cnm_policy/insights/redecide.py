@@ -7,12 +7,17 @@ only logged values is the full request's decision (docs/design/insights.md).
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterator, Mapping
+from collections.abc import Callable, Hashable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from cnm_policy.engine.evaluate import decide
-from cnm_policy.engine.requests import PreparedPrincipal, prepare_principal, validate_target
+from cnm_policy.engine.requests import (
+    PreparedPrincipal,
+    prepare_actor,
+    prepare_principal,
+    validate_target,
+)
 from cnm_policy.engine.snapshot import PolicySnapshot
 from cnm_policy.errors import InvalidRequestError
 from cnm_policy.model import Decision, Principal, Resource
@@ -20,7 +25,8 @@ from cnm_policy.policy import ASSIGNED_TENANTS_ATTRIBUTE, Scope
 
 __all__ = ["LoggedRequest", "LoggedValues", "Redecided", "Redecider"]
 
-_MAX_PRINCIPALS = 100_000  # prepared principals kept for reuse
+_MAX_PRINCIPALS = 100_000  # prepared principals (and actors) kept for reuse
+_Prepared = dict[Hashable, PreparedPrincipal | str]
 
 
 class LoggedValues(Mapping[str, Any]):
@@ -88,7 +94,11 @@ class Redecided:
 
 @dataclass(frozen=True, slots=True)
 class LoggedRequest:
-    """One logged request: what the log kept of it, and whether that is all of it."""
+    """One logged request: what the log kept of it, and whether that is all of it.
+
+    `actor`: who acted on the principal's behalf, if anyone (a decision line logs no actor
+    attributes: every read of one is unlogged, unless the request is `complete`).
+    """
 
     principal: Principal
     action: str
@@ -97,6 +107,8 @@ class LoggedRequest:
     now: float
     complete: bool
     principal_key: Hashable | None = None  # equal keys: the same principal, prepared once
+    actor: Principal | None = None
+    actor_key: Hashable | None = None  # as `principal_key`, for the actor
 
 
 class Redecider:
@@ -114,7 +126,8 @@ class Redecider:
             if rule.scope is Scope.ASSIGNED
             for role in rule.roles
         )
-        self._principals: dict[Hashable, PreparedPrincipal | str] = {}
+        self._principals: _Prepared = {}
+        self._actors: _Prepared = {}
 
     @property
     def snapshot(self) -> PolicySnapshot:
@@ -123,13 +136,35 @@ class Redecider:
 
     def decide(self, request: LoggedRequest) -> Redecided:
         """The candidate's decision on `request`, or the unlogged inputs it would need."""
-        prepared = self._prepare(request)
+        prepared = self._prepare(
+            self._principals, request.principal_key, request.principal, prepare_principal
+        )
         if isinstance(prepared, str):
             return Redecided(None, invalid=prepared)
+        actor = None
+        if request.actor is not None:
+            acting = self._prepare(self._actors, request.actor_key, request.actor, prepare_actor)
+            if isinstance(acting, str):
+                return Redecided(None, invalid=acting)
+            actor = acting
         if request.complete:
-            return self._decide_prepared(prepared, request, request.resource, request.context)
+            return self._decide_prepared(
+                prepared, request, request.resource, request.context, actor
+            )
+        return self._decide_logged(prepared, actor, request)
+
+    def _decide_logged(
+        self, prepared: PreparedPrincipal, actor: PreparedPrincipal | None, request: LoggedRequest
+    ) -> Redecided:
+        """Decide over the logged values, noting each read of a value the log did not keep."""
         reads: list[str] = []
         logged = self._logged
+        if actor is not None and request.actor is not None:
+            actor_view = dict(actor.view)
+            actor_view["attributes"] = LoggedValues(
+                request.actor.attributes, logged.get("actor", frozenset()), "actor", reads
+            )
+            actor = _with(actor, actor.assigned, actor_view)
         attributes = request.principal.attributes
         known = logged.get("principal", frozenset())
         view = dict(prepared.view)
@@ -145,14 +180,14 @@ class Redecider:
         context = LoggedValues(
             request.context, logged.get("context", frozenset()), "context", reads
         )
-        first = self._decide_prepared(prepared, request, resource, context)
+        first = self._decide_prepared(prepared, request, resource, context, actor)
         assigned_known = ASSIGNED_TENANTS_ATTRIBUTE in attributes or (
             ASSIGNED_TENANTS_ATTRIBUTE in known
         )
         if not assigned_known and self._assigned_roles.intersection(prepared.roles):
             # Both cases of the unlogged list: it reaches the resource's tenant, or it does not.
             reaching = _with(prepared, (target.tenant,), view)
-            other = self._decide_prepared(reaching, request, resource, context)
+            other = self._decide_prepared(reaching, request, resource, context, actor)
             if first.decision is None or other.decision is None:
                 return first if first.decision is None else other
             if other.decision.allowed != first.decision.allowed:
@@ -161,19 +196,24 @@ class Redecider:
             return Redecided(None, unlogged=tuple(dict.fromkeys(reads)))
         return first
 
-    def _prepare(self, request: LoggedRequest) -> PreparedPrincipal | str:
-        """The principal validated and its roles resolved (kept per principal key), or why not."""
-        key = request.principal_key
-        found = self._principals.get(key) if key is not None else None
+    def _prepare(
+        self,
+        cache: _Prepared,
+        key: Hashable | None,
+        who: Principal,
+        prepare: Callable[[PolicySnapshot, object], PreparedPrincipal],
+    ) -> PreparedPrincipal | str:
+        """`who` validated and its roles resolved (kept per key in `cache`), or why not."""
+        found = cache.get(key) if key is not None else None
         if found is None:
             try:
-                found = prepare_principal(self._snapshot, request.principal)
+                found = prepare(self._snapshot, who)
             except InvalidRequestError as exc:
                 found = str(exc)
             if key is not None:
-                if len(self._principals) >= _MAX_PRINCIPALS:
-                    self._principals.clear()  # bounded memory; a cold start costs only time
-                self._principals[key] = found
+                if len(cache) >= _MAX_PRINCIPALS:
+                    cache.clear()  # bounded memory; a cold start costs only time
+                cache[key] = found
         return found
 
     def _decide_prepared(
@@ -182,11 +222,12 @@ class Redecider:
         request: LoggedRequest,
         resource: Resource,
         context: Mapping[str, Any],
+        actor: PreparedPrincipal | None = None,
     ) -> Redecided:
         try:
             checked = validate_target(request.action, resource, context)
             decision = decide(
-                self._snapshot, prepared, request.action, resource, checked, request.now
+                self._snapshot, prepared, request.action, resource, checked, request.now, actor
             )
         except InvalidRequestError as exc:
             return Redecided(None, invalid=str(exc))

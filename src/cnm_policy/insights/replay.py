@@ -27,13 +27,22 @@ __all__ = ["GROUPS", "REPLAY_SCHEMA", "ReplayOptions", "replay_logs"]
 
 REPLAY_SCHEMA: Final = "cnm-policy.replay/1"
 GROUPS: Final = ("rule", "role", "tenant", "kind", "action")
+# A capture line takes its decision line's place, unless it lacks the actor the decision line
+# names (written before captures held actors): then it is not the whole request.
+_WHOLE: Final = f"""
+SELECT c.decision_id FROM decisions c WHERE c.event = '{INPUT_EVENT}' AND c.decision_id IS NOT NULL
+  AND (c.actor_id IS NOT NULL OR c.decision_id NOT IN (SELECT a.decision_id FROM decisions a
+  WHERE a.event = 'decision' AND a.actor_id IS NOT NULL AND a.decision_id IS NOT NULL))
+"""
 _ROWS: Final = f"""
+WITH whole AS ({_WHOLE})
 SELECT file, line, epoch(ts) AS now, event = '{INPUT_EVENT}' AS complete, outcome, decision_id,
   principal_id, principal_tenant, principal_roles, action, resource_kind, resource_id,
-  resource_tenant, rule_ids, principal_attributes, resource_attributes, context
-FROM numbered_decisions WHERE outcome <> 'rejected' AND (event = '{INPUT_EVENT}'
-  OR decision_id IS NULL OR decision_id NOT IN (SELECT decision_id FROM decisions
-  WHERE event = '{INPUT_EVENT}' AND decision_id IS NOT NULL))
+  resource_tenant, rule_ids, principal_attributes, resource_attributes, context, actor_id,
+  actor_tenant, actor_roles, actor_attributes
+FROM numbered_decisions WHERE outcome <> 'rejected' AND CASE WHEN event = '{INPUT_EVENT}'
+  THEN decision_id IS NULL OR decision_id IN (SELECT decision_id FROM whole)
+  ELSE decision_id IS NULL OR decision_id NOT IN (SELECT decision_id FROM whole) END
 ORDER BY file, line
 """
 
@@ -94,6 +103,10 @@ _COLUMNS: Final = (
     "principal_attributes",
     "resource_attributes",
     "context",
+    "actor_id",
+    "actor_tenant",
+    "actor_roles",
+    "actor_attributes",
 )
 _MAX_TEXTS: Final = 100_000  # parsed attribute texts kept for reuse
 
@@ -134,6 +147,13 @@ class _Requests:
         attributes_text = row[14]
         principal = Principal(pid, ptenant, tuple(roles), self.mapping(attributes_text))
         resource = Resource(kind, rid or "", rtenant, self.mapping(row[15]))
+        aid, atenant, aroles, actor_text = row[17:21]
+        actor = actor_key = None
+        if aid is not None:  # someone acted on the principal's behalf
+            if not isinstance(aid, str) or not isinstance(atenant, str):
+                return None
+            actor = Principal(aid, atenant, tuple(aroles), self.mapping(actor_text))
+            actor_key = (aid, atenant, actor.roles, actor_text)
         return LoggedRequest(
             principal=principal,
             action=action,
@@ -142,6 +162,8 @@ class _Requests:
             now=float(now),
             complete=bool(complete),
             principal_key=(pid, ptenant, principal.roles, attributes_text),
+            actor=actor,
+            actor_key=actor_key,
         )
 
 
@@ -186,6 +208,7 @@ class _Tally:
             "decision_id": row["decision_id"],
             "principal_id": row["principal_id"],
             "tenant": row["principal_tenant"],
+            "actor_id": row["actor_id"],
             "action": row["action"],
             "kind": row["resource_kind"],
             "resource_id": row["resource_id"],
