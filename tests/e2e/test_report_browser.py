@@ -17,7 +17,7 @@ import pytest
 import websocket
 
 from cnm_policy.cli import main
-from tests.unit.insights.scenario import EVE, POLICIES, Recorder, device, write_day
+from tests.unit.insights.scenario import EVE, POLICIES, Recorder, device, write_day, write_governed
 
 pytestmark = pytest.mark.e2e
 
@@ -123,14 +123,17 @@ def _errors(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def test_the_html_report_renders_offline_with_charts_and_no_errors(
     page: Page, tmp_path: Path
 ) -> None:
-    """The report file opens from disk, draws five charts, logs nothing wrong, screenshots."""
+    """The report file opens from disk, draws five charts, logs nothing wrong, screenshots;
+    the security sections (break-glass, actors) show their rows."""
     log = tmp_path / "day.jsonl"
     write_day(log)
     recorder = Recorder(log)  # a hostile action in a reason, as the unit tests have
     recorder.at(200).check(EVE, "x|<img src=x onerror=alert(1)>`", device("dev-1", "acme"))
     recorder.close()
+    write_governed(tmp_path / "governed.jsonl")
     html = tmp_path / "report.html"
-    argv = ["report", str(log), "--policies", str(POLICIES), "--format", "html"]
+    logs = [str(log), str(tmp_path / "governed.jsonl")]
+    argv = ["report", *logs, "--policies", str(POLICIES), "--format", "html"]
     assert main([*argv, "--output", str(html)]) == 0
 
     page.send("Page.navigate", url=html.as_uri())
@@ -142,6 +145,13 @@ def test_the_html_report_renders_offline_with_charts_and_no_errors(
         "document.title]",
         returnByValue=True,
     )["result"]["value"]
+    rows = page.send(
+        "Runtime.evaluate",
+        expression="[...document.querySelectorAll('section')].filter(s => "
+        "/^(Audited access|On behalf of)/.test(s.querySelector('h2').textContent))"
+        ".map(s => s.querySelectorAll('tbody tr').length)",
+        returnByValue=True,
+    )["result"]["value"]
     shot = base64.b64decode(page.send("Page.captureScreenshot", format="png")["data"])
     (tmp_path / "report.png").write_bytes(shot)
 
@@ -149,5 +159,6 @@ def test_the_html_report_renders_offline_with_charts_and_no_errors(
     assert counts[0] == 5
     assert counts[1] > 10
     assert counts[2:] == [0, "cnm-policy decision report"]
+    assert rows == [3, 3]  # sam, kim, bob; pat, gus, sue
     assert shot[:8] == b"\x89PNG\r\n\x1a\n"
     assert len(shot) > 10_000

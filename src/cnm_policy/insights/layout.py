@@ -84,6 +84,8 @@ def layout(report: Mapping[str, Any]) -> list[Section]:
                 ),
             ),
         ),
+        _audited(report["audited"]),
+        _on_behalf(report["on_behalf"]),
         _rule_usage(report["rule_usage"]),
         Section(
             "Policy versions seen",
@@ -148,6 +150,46 @@ def _decisions(report: Mapping[str, Any]) -> Section:
         keys = ("value", *_OUTCOME_HEADERS, "total")
         tables.append(_table(rows, keys, (label, *keys[1:]), caption=f"by {label}", chart="bars"))
     return Section("Decisions over time", tables=tuple(tables))
+
+
+_AUDITED = ("decisions", "target_tenants", "examples", "first", "last")
+_AUDITED_HEADERS = ("decisions", "tenants aimed at", "e.g.", "first", "last")
+_ACTED = ("decisions", "allowed", "denied", "principals", "target_tenants")
+
+
+def _audited(audited: Mapping[str, Any]) -> Section:
+    by_class = audited["by_class"]
+    return Section(
+        "Audited access: break-glass and self-managed crossings",
+        (
+            f"Break-glass decisions: {by_class.get('break_glass', 0)}; crossings into "
+            f"self-managed tenants: {by_class.get('self_managed_crossing', 0)}. Who, below.",
+        ),
+        (
+            _table(
+                audited["principals"],
+                ("class", "principal_id", "tenant", *_AUDITED),
+                ("class", "principal", "tenant", *_AUDITED_HEADERS),
+            ),
+        ),
+    )
+
+
+def _on_behalf(on_behalf: Mapping[str, Any]) -> Section:
+    return Section(
+        "On behalf of: decisions by actor",
+        (
+            f"{on_behalf['decisions']} decisions were asked by an actor for a principal "
+            f"({on_behalf['allowed']} allowed), by {on_behalf['actors']} actors.",
+        ),
+        (
+            _table(
+                on_behalf["by_actor"],
+                ("actor_id", "actor_tenant", *_ACTED),
+                ("actor", "actor tenant", *_ACTED[:-1], "tenants aimed at"),
+            ),
+        ),
+    )
 
 
 def _rule_usage(usage: Mapping[str, Any]) -> Section:

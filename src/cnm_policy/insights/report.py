@@ -13,7 +13,7 @@ from typing import Any, Final
 
 import duckdb
 
-from cnm_policy.insights import sections
+from cnm_policy.insights import sections, sections_audit
 from cnm_policy.insights.logs import LoadedLogs, connect, fetch_dicts, load_logs
 from cnm_policy.insights.shadow import SHADOW_DIVERGENCE_EVENT
 from cnm_policy.insights.sources import expand_logs
@@ -107,6 +107,8 @@ def _sections(
         "deny_rules": sections.deny_rules(con, top),
         "most_denied": sections.top_denied(con, top),
         "cross_tenant": sections.cross_tenant(con, top),
+        "audited": sections_audit.audited(con, top),
+        "on_behalf": sections_audit.on_behalf(con, top),
         "rule_usage": sections.rule_usage(con, allow_rules, options.rare_principals, top),
         "policy_versions": sections.policy_versions(con, options.versions),
         "latency_ms": sections.latency(con),

@@ -176,3 +176,30 @@ def write_day(path: Path) -> None:
 
 def _invoice() -> Resource:
     return Resource("invoice", "inv-1", "acme/emea", {})
+
+
+GLASS = {"break_glass": {"incident": "INC-7", "reason": "core router down"}}
+SAM_MFA = Principal(
+    "sam", "provider", ("support-agent",), {"mfa": True, "assigned_tenants": ["acme"]}
+)
+KIM = Principal("kim", "provider", ("support-agent",), {"mfa": True})
+BOB_MFA = Principal("bob", "acme", ("customer-admin",), {"mfa": True})
+
+
+def write_governed(path: Path) -> None:
+    """Break-glass, a self-managed crossing and on-behalf-of requests (counts in comments)."""
+    rec = Recorder(path)
+    # break-glass: sam twice (two tenants), kim once; sam without a justification: a plain deny
+    rec.at(0).check(SAM_MFA, "configure", device("g-1", "globex"), GLASS)
+    rec.at(1).check(SAM_MFA, "read", device("i-1", "initech"), GLASS)
+    rec.at(2).check(KIM, "read", device("g-2", "globex/us"), GLASS)
+    rec.at(3).check(SAM_MFA, "configure", device("g-1", "globex"))
+    # an allowed crossing into acme's self-managed lab
+    rec.at(4).check(BOB_MFA, "read", device("lab-1", "acme/emea/labs"))
+    # on behalf of ann: pat twice (one allowed, one denied), gus refused, sue allowed
+    paris = device("dev-1", "acme/emea/paris")
+    rec.at(5).check(ANN, "read", paris, actor=PAT)
+    rec.at(6).check(ANN, "configure", paris, actor=PAT)
+    rec.at(7).check(ANN, "read", paris, actor=GUS)
+    rec.at(8).check(ANN, "read", device("dev-3", "acme/emea"), actor=SUE)
+    rec.close()
