@@ -36,6 +36,8 @@ STABLE_CODES = {
     "UnauthenticatedError": "unauthenticated",
     "DirectoryInvalidError": "directory_invalid",
     "PolicyStaleError": "policy_stale",
+    "PlanUnsupportedError": "plan_unsupported",
+    "SqlMappingError": "sql_mapping_invalid",
 }
 
 # What a caller would see if each reached an RPC: a policy that cannot become the serving
@@ -61,6 +63,8 @@ STATUS = {
     "UnauthenticatedError": "UNAUTHENTICATED",
     "DirectoryInvalidError": "UNAVAILABLE",
     "PolicyStaleError": "UNAVAILABLE",
+    "PlanUnsupportedError": "FAILED_PRECONDITION",
+    "SqlMappingError": "INTERNAL",
 }
 
 

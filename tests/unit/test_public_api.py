@@ -14,6 +14,7 @@ PUBLIC = [
     "Engine",
     "InvalidRequestError",
     "Obligation",
+    "Plan",
     "PolicyProblem",
     "PolicySnapshot",
     "PolicySourceError",

@@ -13,9 +13,11 @@ from typing import Any, Final
 from cnm_policy.cache.batches import BatchChecks
 from cnm_policy.cache.decisions import DecisionStore
 from cnm_policy.cache.keys import Key, key_bytes, keyed_request, request_key
+from cnm_policy.cache.plans import PlanCache
 from cnm_policy.cache.stats import CacheStats
 from cnm_policy.cache.store import DEFAULT_MAX_KEY_BYTES, DEFAULT_MAXSIZE
 from cnm_policy.engine import Clock, Engine, PolicySnapshot, decide_batch
+from cnm_policy.engine.plan import Plan
 from cnm_policy.model import AccessRequest, Decision, GrantDecision, Principal, Resource
 
 __all__ = ["DEFAULT_TTL", "CachedEngine"]
@@ -35,7 +37,7 @@ class CachedEngine(BatchChecks):
     not stored, so memory stays below roughly ``maxsize * (max_key_bytes + 1000)`` bytes.
     """
 
-    __slots__ = ("_clock", "_digest_memo", "_engine", "_store")
+    __slots__ = ("_clock", "_digest_memo", "_engine", "_plans", "_store")
 
     def __init__(
         self,
@@ -60,6 +62,7 @@ class CachedEngine(BatchChecks):
             max_key_bytes=max_key_bytes,
             key_size=key_bytes,
         )
+        self._plans = PlanCache(maxsize if enabled else 0, float(ttl))
 
     @property
     def engine(self) -> Engine:
@@ -101,10 +104,21 @@ class CachedEngine(BatchChecks):
     def clear(self) -> None:
         """Drop every entry; the counters keep counting."""
         self._store.clear()
+        self._plans.clear()
 
     def stats(self) -> CacheStats:
         """A consistent copy of the counters."""
         return self._store.stats()
+
+    def plan(
+        self,
+        principal: Principal,
+        action: str,
+        kind: str,
+        context: Mapping[str, Any] | None = None,
+    ) -> Plan:
+        """:meth:`Engine.plan`, from the plan cache (keyed and expiring as decisions are)."""
+        return self._plans.plan(self._engine, principal, action, kind, context, self._clock())
 
     def can_grant(
         self,

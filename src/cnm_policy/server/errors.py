@@ -30,6 +30,7 @@ from cnm_policy.errors import (
     DirectoryInvalidError,
     InvalidRequestError,
     LimitExceededError,
+    PlanUnsupportedError,
     PolicySourceError,
     PolicyStaleError,
     UnauthenticatedError,
@@ -59,6 +60,8 @@ STATUS_BY_ERROR: Mapping[type[CnmPolicyError], grpc.StatusCode] = {
     DirectoryInvalidError: grpc.StatusCode.UNAVAILABLE,
     # Not confirmed by its source within --max-policy-age: callers fail closed, then retry.
     PolicyStaleError: grpc.StatusCode.UNAVAILABLE,
+    # The policy has a condition a plan cannot express: the caller falls back to CheckBatch.
+    PlanUnsupportedError: grpc.StatusCode.FAILED_PRECONDITION,
     # The serving policy cannot be read or is invalid: nothing to decide with, retry later.
     PolicySourceError: grpc.StatusCode.UNAVAILABLE,
     BundleInvalidError: grpc.StatusCode.UNAVAILABLE,
