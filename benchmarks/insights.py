@@ -1,11 +1,11 @@
 """``python -m benchmarks.insights``: `report` over a million decision lines, `replay` per second.
 
 The log is synthesized (the decision event's fields, values spread over principals, tenants,
-roles, kinds and actions; 1% rejected calls, some batches) into a temporary file; the replay's
-log is decided by the real engine, and replayed under the same bundle with the guard attributes
-logged (every decision determined, as good as none flips). Generating is not timed. Each
-figure is the median of `--rounds` runs. Budgets (issue #22): the report over 1,000,000 lines
-in 15 s or less; replay at 20,000 decisions a second or more.
+roles, kinds and actions; 1% rejected calls, some batches, 5% on behalf of an actor) into a
+temporary file; the replay's log is decided by the real engine, and replayed under the same
+bundle with the guard attributes logged (every decision determined, as good as none flips).
+Generating is not timed. Each figure is the median of `--rounds` runs. Budgets (issue #22):
+the report over 1,000,000 lines in 15 s or less; replay at 20,000 decisions a second or more.
 """
 
 from __future__ import annotations
@@ -77,12 +77,20 @@ def _event(index: int, rng: random.Random, engine: Engine | None) -> dict[str, A
         f"{target}/site{rng.randrange(5)}",
         {"shared": False, "change_freeze": rng.random() < 0.05},
     )
+    # 5% on someone's behalf: a support engineer acting for the principal
+    actor = Principal(f"sup-{number % 40}", "provider", ("support-agent",), {})
+    acting = actor if index % 20 == 7 else None
+    audit_class = None
     if engine is None:
         allowed = rng.random() < 0.8
         rules = [f"rule-{rng.randrange(12)}"] if allowed or rng.random() < 0.3 else []
+        audit_class = "break_glass" if index % 1000 == 3 else None
     else:
-        decision = engine.check(principal, action, resource, {})
+        decision = engine.check(principal, action, resource, {}, actor=acting)
         allowed, rules = decision.allowed, list(decision.rule_ids)
+        audit_class = decision.audit_class
+    if acting is not None:
+        head.update(actor_id=actor.id, actor_tenant=actor.tenant, actor_roles=list(actor.roles))
     event: dict[str, Any] = {
         **head,
         "principal_id": principal.id,
@@ -105,6 +113,8 @@ def _event(index: int, rng: random.Random, engine: Engine | None) -> dict[str, A
     }
     if index % 50 == 0:
         event.update(batch_size=10, batch_index=0)
+    if audit_class:
+        event["class"] = audit_class
     return event
 
 
