@@ -74,8 +74,10 @@ def render_replay_markdown(result: Mapping[str, Any]) -> str:
 
 
 def _example(example: Mapping[str, Any]) -> str:
+    actor = example.get("actor_id")
     return (
-        f"{example['principal_id']} {example['action']} {example['kind']} "
+        f"{example['principal_id']}{f' (by {actor})' if actor is not None else ''} "
+        f"{example['action']} {example['kind']} "
         f"{example['resource_id']} @ {example['resource_tenant']} "
         f"({example['file']}:{example['line']})"
     )

@@ -8,9 +8,9 @@ from typing import Any
 
 import orjson
 
-from cnm_policy import Engine
+from cnm_policy import Engine, Principal
 from cnm_policy.engine import load_snapshot
-from cnm_policy.insights import ReplayOptions, replay_logs
+from cnm_policy.insights import ReplayOptions, render_replay_markdown, replay_logs
 from tests.unit.insights.scenario import ANN, BOB, GUS, PAT, POLICIES, SUE, T0, Recorder, device
 from tests.unit.insights.test_replay import LOGGED, LOGGED_KEYS, _edited, _replayed_flips
 
@@ -119,3 +119,14 @@ def test_an_actor_the_log_names_only_in_part_is_invalid_not_dropped(tmp_path: Pa
     (tmp_path / "log.jsonl").write_bytes(b"\n".join(orjson.dumps(line) for line in lines))
     result, _ = _replay(tmp_path, "actor-forbidden", "log.jsonl")
     assert (result["replayed"], result["invalid"], result["unchanged"]) == (5, 2, 3)
+
+
+def test_markdown_examples_name_the_actor_escaped(tmp_path: Path) -> None:
+    """A flip's example says who acted; a hostile actor id stays inert text."""
+    hostile = Principal("pat|<b>`x`</b>", PAT.tenant, PAT.roles, {})
+    recorder = Recorder(tmp_path / "log.jsonl", allow=LOGGED)
+    recorder.check(ANN, "read", PARIS, actor=hostile)
+    recorder.close()
+    result, _ = _replay(tmp_path, "actor-forbidden", "log.jsonl")
+    text = render_replay_markdown(result)
+    assert "ann (by pat\\|&lt;b&gt;\\`x\\`&lt;/b&gt;) read device dev-1 @ acme/emea/paris" in text
