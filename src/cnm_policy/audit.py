@@ -15,6 +15,7 @@ from typing import Any, Final, NamedTuple
 
 import structlog
 
+from cnm_policy.engine.plan import Plan
 from cnm_policy.log_pipeline import one_write
 from cnm_policy.model import Decision, GrantDecision, Principal, Resource
 
@@ -188,20 +189,43 @@ class DecisionLog:
         latency_seconds: float,
     ) -> None:
         """Log a delegation question (`CanGrant`): ``kind: grant``, who, what, where, the answer."""
-        event = _head(request_id, latency_seconds)
-        event.update(
-            decision_id=decision_id,
-            kind="grant",
-            principal_id=granter.id,
-            principal_tenant=granter.tenant,
-            principal_roles=list(granter.roles),
-            role=role,
-            grantee_tenant=grantee_tenant,
-            allowed=answer.allowed,
-            policy_version=answer.policy_version,
-            policy_digest=answer.policy_digest,
-        )
-        self._logger.info(DECISION_EVENT, **event)
+        head = _head(request_id, latency_seconds)
+        facts = {"role": role, "grantee_tenant": grantee_tenant, "allowed": answer.allowed}
+        self._question("grant", head, decision_id, granter, answer.policy_digest, facts)
+
+    def record_plan(
+        self,
+        *,
+        principal: Principal,
+        plan: Plan,
+        decision_id: str,
+        request_id: str | None,
+        latency_seconds: float,
+    ) -> None:
+        """Log a query plan (`PlanResources`): ``kind: plan``, for whom, of what, its outcome."""
+        head = _head(request_id, latency_seconds)
+        facts = {
+            "action": plan.action,
+            "resource_kind": plan.resource_kind,
+            "plan_kind": plan.kind,
+            "rule_ids": list(plan.rule_ids),
+            "cached": plan.cached,
+        }
+        self._question("plan", head, decision_id, principal, plan.policy_digest, facts)
+
+    def _question(
+        self,
+        kind: str,
+        event: dict[str, Any],
+        decision_id: str,
+        principal: Principal,
+        digest: str,
+        facts: dict[str, Any],
+    ) -> None:
+        """One event of another `kind` than a check's, with the asking principal."""
+        event.update(decision_id=decision_id, kind=kind, principal_id=principal.id)
+        event.update(principal_tenant=principal.tenant, principal_roles=list(principal.roles))
+        self._logger.info(DECISION_EVENT, **event, **facts, policy_digest=digest)
 
     def _emit(
         self,

@@ -43,7 +43,8 @@ def test_reflection_describes_the_service(sidecar: Served) -> None:
     database = ProtoReflectionDescriptorDatabase(sidecar.channel)
     assert {SERVICE_NAME, "grpc.health.v1.Health"} <= set(database.get_services())
     service = descriptor_pool.DescriptorPool(database).FindServiceByName(SERVICE_NAME)
-    assert {"Check", "CheckBatch", "GetPolicyInfo", "CanGrant"} == {m.name for m in service.methods}
+    methods = {"Check", "CheckBatch", "GetPolicyInfo", "CanGrant", "PlanResources"}
+    assert methods == {m.name for m in service.methods}
 
 
 def test_check_allows_with_the_deciding_rule_and_policy(sidecar: Served) -> None:

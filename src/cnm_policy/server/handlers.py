@@ -36,4 +36,7 @@ def rpc_handlers(servicer: Any) -> dict[str, grpc.RpcMethodHandler[Any, Any]]:
         "CanGrant": grpc.unary_unary_rpc_method_handler(
             functools.partial(methods.can_grant_bytes, servicer)
         ),
+        "PlanResources": grpc.unary_unary_rpc_method_handler(
+            functools.partial(methods.plan_resources_bytes, servicer)
+        ),
     }

@@ -28,10 +28,10 @@ from cnm_policy.server.calls import (
     peer_identity,
 )
 from cnm_policy.server.errors import abort_with
-from cnm_policy.server.grants import can_grant_bytes
 from cnm_policy.server.handlers import rpc_handlers
 from cnm_policy.server.limits import Limits
 from cnm_policy.server.ports import CacheStatsView, DecisionEngine, FingerprintedEngine
+from cnm_policy.server.queries import QueryCalls
 from cnm_policy.server.wire import convert
 from cnm_policy.server.wire.decode import RequestDecoder, parse_request
 from cnm_policy.server.wire.info import policy_info_to_proto
@@ -52,7 +52,7 @@ def _no_peer(_context: grpc.ServicerContext) -> None:
     return None
 
 
-class PolicyServicer:
+class PolicyServicer(QueryCalls):
     """Serves decisions from `engine`, which may be swapped under it at any time."""
 
     def __init__(
@@ -204,11 +204,6 @@ class PolicyServicer:
         """`check_batch_bytes` for a message (in-process callers and tests)."""
         response = self.check_batch_bytes(request.SerializeToString(), context)
         return pb.CheckBatchResponse.FromString(response)
-
-    def can_grant_bytes(self, request: bytes, context: grpc.ServicerContext) -> bytes:
-        """`CanGrant` on serialized messages (server/grants.py)."""
-        parts = (self._engine, self._log, self._limits, self._timer, self._freshness)
-        return can_grant_bytes(*parts, request, context)
 
     def policy_info_bytes(self, request: bytes, context: grpc.ServicerContext) -> bytes:
         """`GetPolicyInfo` on serialized messages: undecodable bytes are INVALID_ARGUMENT."""

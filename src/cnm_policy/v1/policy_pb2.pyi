@@ -3,6 +3,7 @@ import datetime
 from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Iterable as _Iterable, Mapping as _Mapping
@@ -256,3 +257,101 @@ class CanGrantResponse(_message.Message):
     policy: PolicyRef
     decision_id: str
     def __init__(self, allowed: _Optional[bool] = ..., reason: _Optional[str] = ..., policy: _Optional[_Union[PolicyRef, _Mapping]] = ..., decision_id: _Optional[str] = ...) -> None: ...
+
+class PlanResourcesRequest(_message.Message):
+    __slots__ = ("principal", "action", "kind", "context")
+    PRINCIPAL_FIELD_NUMBER: _ClassVar[int]
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    CONTEXT_FIELD_NUMBER: _ClassVar[int]
+    principal: Principal
+    action: str
+    kind: str
+    context: _struct_pb2.Struct
+    def __init__(self, principal: _Optional[_Union[Principal, _Mapping]] = ..., action: _Optional[str] = ..., kind: _Optional[str] = ..., context: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+
+class PlanResourcesResponse(_message.Message):
+    __slots__ = ("kind", "filter", "rule_ids", "reason", "policy", "valid_until", "cached", "decision_id")
+    class PlanKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        PLAN_KIND_UNSPECIFIED: _ClassVar[PlanResourcesResponse.PlanKind]
+        ALWAYS_ALLOWED: _ClassVar[PlanResourcesResponse.PlanKind]
+        ALWAYS_DENIED: _ClassVar[PlanResourcesResponse.PlanKind]
+        CONDITIONAL: _ClassVar[PlanResourcesResponse.PlanKind]
+    PLAN_KIND_UNSPECIFIED: PlanResourcesResponse.PlanKind
+    ALWAYS_ALLOWED: PlanResourcesResponse.PlanKind
+    ALWAYS_DENIED: PlanResourcesResponse.PlanKind
+    CONDITIONAL: PlanResourcesResponse.PlanKind
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    FILTER_FIELD_NUMBER: _ClassVar[int]
+    RULE_IDS_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    POLICY_FIELD_NUMBER: _ClassVar[int]
+    VALID_UNTIL_FIELD_NUMBER: _ClassVar[int]
+    CACHED_FIELD_NUMBER: _ClassVar[int]
+    DECISION_ID_FIELD_NUMBER: _ClassVar[int]
+    kind: PlanResourcesResponse.PlanKind
+    filter: PlanNode
+    rule_ids: _containers.RepeatedScalarFieldContainer[str]
+    reason: str
+    policy: PolicyRef
+    valid_until: _timestamp_pb2.Timestamp
+    cached: bool
+    decision_id: str
+    def __init__(self, kind: _Optional[_Union[PlanResourcesResponse.PlanKind, str]] = ..., filter: _Optional[_Union[PlanNode, _Mapping]] = ..., rule_ids: _Optional[_Iterable[str]] = ..., reason: _Optional[str] = ..., policy: _Optional[_Union[PolicyRef, _Mapping]] = ..., valid_until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., cached: _Optional[bool] = ..., decision_id: _Optional[str] = ...) -> None: ...
+
+class PlanNode(_message.Message):
+    __slots__ = ("constant", "all_of", "any_of", "negated", "compare", "one_of", "is_null", "present", "is_type", "within")
+    CONSTANT_FIELD_NUMBER: _ClassVar[int]
+    ALL_OF_FIELD_NUMBER: _ClassVar[int]
+    ANY_OF_FIELD_NUMBER: _ClassVar[int]
+    NEGATED_FIELD_NUMBER: _ClassVar[int]
+    COMPARE_FIELD_NUMBER: _ClassVar[int]
+    ONE_OF_FIELD_NUMBER: _ClassVar[int]
+    IS_NULL_FIELD_NUMBER: _ClassVar[int]
+    PRESENT_FIELD_NUMBER: _ClassVar[int]
+    IS_TYPE_FIELD_NUMBER: _ClassVar[int]
+    WITHIN_FIELD_NUMBER: _ClassVar[int]
+    constant: bool
+    all_of: PlanNodes
+    any_of: PlanNodes
+    negated: PlanNode
+    compare: PlanComparison
+    one_of: PlanMembership
+    is_null: str
+    present: str
+    is_type: PlanTypeTest
+    within: str
+    def __init__(self, constant: _Optional[bool] = ..., all_of: _Optional[_Union[PlanNodes, _Mapping]] = ..., any_of: _Optional[_Union[PlanNodes, _Mapping]] = ..., negated: _Optional[_Union[PlanNode, _Mapping]] = ..., compare: _Optional[_Union[PlanComparison, _Mapping]] = ..., one_of: _Optional[_Union[PlanMembership, _Mapping]] = ..., is_null: _Optional[str] = ..., present: _Optional[str] = ..., is_type: _Optional[_Union[PlanTypeTest, _Mapping]] = ..., within: _Optional[str] = ...) -> None: ...
+
+class PlanNodes(_message.Message):
+    __slots__ = ("nodes",)
+    NODES_FIELD_NUMBER: _ClassVar[int]
+    nodes: _containers.RepeatedCompositeFieldContainer[PlanNode]
+    def __init__(self, nodes: _Optional[_Iterable[_Union[PlanNode, _Mapping]]] = ...) -> None: ...
+
+class PlanComparison(_message.Message):
+    __slots__ = ("op", "field", "value")
+    OP_FIELD_NUMBER: _ClassVar[int]
+    FIELD_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    op: str
+    field: str
+    value: _struct_pb2.Value
+    def __init__(self, op: _Optional[str] = ..., field: _Optional[str] = ..., value: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ...) -> None: ...
+
+class PlanMembership(_message.Message):
+    __slots__ = ("field", "values")
+    FIELD_FIELD_NUMBER: _ClassVar[int]
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    field: str
+    values: _containers.RepeatedCompositeFieldContainer[_struct_pb2.Value]
+    def __init__(self, field: _Optional[str] = ..., values: _Optional[_Iterable[_Union[_struct_pb2.Value, _Mapping]]] = ...) -> None: ...
+
+class PlanTypeTest(_message.Message):
+    __slots__ = ("field", "type")
+    FIELD_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    field: str
+    type: str
+    def __init__(self, field: _Optional[str] = ..., type: _Optional[str] = ...) -> None: ...

@@ -55,6 +55,11 @@ class PolicyServiceStub:
                 request_serializer=cnm__policy_dot_v1_dot_policy__pb2.CanGrantRequest.SerializeToString,
                 response_deserializer=cnm__policy_dot_v1_dot_policy__pb2.CanGrantResponse.FromString,
                 _registered_method=True)
+        self.PlanResources = channel.unary_unary(
+                '/cnm_policy.v1.PolicyService/PlanResources',
+                request_serializer=cnm__policy_dot_v1_dot_policy__pb2.PlanResourcesRequest.SerializeToString,
+                response_deserializer=cnm__policy_dot_v1_dot_policy__pb2.PlanResourcesResponse.FromString,
+                _registered_method=True)
 
 
 class PolicyServiceServicer:
@@ -92,6 +97,15 @@ class PolicyServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PlanResources(self, request, context):
+        """Which resources of a kind may this principal act on? A filter over the resource's fields
+        (`tenant`, `id`, `attributes.<name>`) for a list page's WHERE clause (docs/design/plans.md).
+        A policy condition no filter can express is FAILED_PRECONDITION (fall back to CheckBatch).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PolicyServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -114,6 +128,11 @@ def add_PolicyServiceServicer_to_server(servicer, server):
                     servicer.CanGrant,
                     request_deserializer=cnm__policy_dot_v1_dot_policy__pb2.CanGrantRequest.FromString,
                     response_serializer=cnm__policy_dot_v1_dot_policy__pb2.CanGrantResponse.SerializeToString,
+            ),
+            'PlanResources': grpc.unary_unary_rpc_method_handler(
+                    servicer.PlanResources,
+                    request_deserializer=cnm__policy_dot_v1_dot_policy__pb2.PlanResourcesRequest.FromString,
+                    response_serializer=cnm__policy_dot_v1_dot_policy__pb2.PlanResourcesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -225,6 +244,33 @@ class PolicyService:
             '/cnm_policy.v1.PolicyService/CanGrant',
             cnm__policy_dot_v1_dot_policy__pb2.CanGrantRequest.SerializeToString,
             cnm__policy_dot_v1_dot_policy__pb2.CanGrantResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PlanResources(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cnm_policy.v1.PolicyService/PlanResources',
+            cnm__policy_dot_v1_dot_policy__pb2.PlanResourcesRequest.SerializeToString,
+            cnm__policy_dot_v1_dot_policy__pb2.PlanResourcesResponse.FromString,
             options,
             channel_credentials,
             insecure,
