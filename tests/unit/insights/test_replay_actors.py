@@ -6,6 +6,7 @@ import functools
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import orjson
 
 from cnm_policy import Engine, Principal
@@ -130,3 +131,15 @@ def test_markdown_examples_name_the_actor_escaped(tmp_path: Path) -> None:
     result, _ = _replay(tmp_path, "actor-forbidden", "log.jsonl")
     text = render_replay_markdown(result)
     assert "ann (by pat\\|&lt;b&gt;\\`x\\`&lt;/b&gt;) read device dev-1 @ acme/emea/paris" in text
+
+
+def test_a_parquet_log_replays_its_actors_too(tmp_path: Path) -> None:
+    """The log landed as Parquet: the same on-behalf-of flips."""
+    _record(tmp_path / "log.jsonl")
+    duckdb.sql(
+        f"COPY (SELECT * FROM read_json('{tmp_path / 'log.jsonl'}', format='newline_delimited')) "
+        f"TO '{tmp_path / 'log.parquet'}' (FORMAT parquet)"
+    )
+    result, _ = _replay(tmp_path, "actor-forbidden", "log.parquet")
+    assert _replayed_flips(result) == {"d-1": "allow_to_deny", "d-2": "allow_to_deny"}
+    assert (result["replayed"], result["undetermined"], result["invalid"]) == (5, 0, 0)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pytest
 
 from cnm_policy.insights import build_report, render_html, render_markdown
@@ -76,3 +77,19 @@ def test_a_log_without_governance_fields_reports_zeros(tmp_path: Path) -> None:
     report = build_report([str(path)], None)
     assert report["audited"] == {"by_class": {}, "principals": []}
     assert report["on_behalf"] == {"decisions": 0, "allowed": 0, "actors": 0, "by_actor": []}
+
+
+def test_parquet_gives_the_same_security_sections(report: dict[str, Any], tmp_path: Path) -> None:
+    """The governed log landed as Parquet: the same audited and on-behalf-of sections."""
+    source = tmp_path / "governed.jsonl"
+    write_governed(source)
+    target = tmp_path / "governed.parquet"
+    duckdb.sql(
+        f"COPY (SELECT * FROM read_json('{source}', format='newline_delimited')) "
+        f"TO '{target}' (FORMAT parquet)"
+    )
+    from_parquet = build_report([str(target)], BUNDLE)
+    assert (from_parquet["audited"], from_parquet["on_behalf"]) == (
+        report["audited"],
+        report["on_behalf"],
+    )
