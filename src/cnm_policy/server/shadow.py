@@ -71,11 +71,16 @@ class Shadow:
         self._log = logger if logger is not None else structlog.get_logger("cnm_policy.shadow")
         self._lock = threading.Lock()
         self.divergences: dict[str, int] = {}  # by direction (allow_to_deny, deny_to_allow)
-        evaluator = ShadowEvaluator(lambda: self.engine, sample=options.sample)
+        evaluator = ShadowEvaluator(
+            lambda: self.engine, sample=options.sample, fresh=lambda: self.engine.engine
+        )
         self.runner = ShadowRunner(evaluator, sink=self._diverged)
 
     def observe(self, facts: DecisionFacts) -> None:
         """Queue one live decision for the candidate (never blocks; dropped when full)."""
+        runner = self.runner
+        if not runner.sampled():
+            return
         task = ShadowTask(
             facts.principal,
             facts.action,
@@ -83,8 +88,9 @@ class Shadow:
             facts.context,
             facts.decision,
             facts.decision_id,
+            actor=facts.actor,
         )
-        self.runner.submit(task)
+        runner.force(task)
 
     def _diverged(self, event: dict[str, Any]) -> None:
         self._log.warning(SHADOW_DIVERGENCE_EVENT, **event)
@@ -113,6 +119,7 @@ def capture_observer(capture: InputCapture) -> Callable[[DecisionFacts], None]:
             context=facts.context,
             decision=facts.decision,
             decision_id=facts.decision_id,
+            actor=facts.actor,
         )
 
     return observe
