@@ -33,11 +33,14 @@ $(STAMP): pyproject.toml | $(PY)
 
 setup: $(STAMP) ## create .venv with the project and its dev tools
 
-# Debian packages some tests drive for real: headless Chromium (the HTML report) and the
-# PostgreSQL 15 server binaries (query plans compiled to SQL). Needs root or sudo once.
-system-deps: ## install the Debian packages the test suite drives (chromium, postgresql)
+# Debian packages some tests drive for real: headless Chromium (the HTML report), the
+# PostgreSQL 15 server binaries (query plans compiled to SQL), Node.js and curl (the HTTP
+# client examples). Needs root or sudo once.
+system-deps: ## install the Debian packages the test suite drives (chromium, postgresql, node, curl)
 	@missing=""; \
 	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	command -v node >/dev/null 2>&1 || missing="$$missing nodejs"; \
+	command -v curl >/dev/null 2>&1 || missing="$$missing curl"; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	if [ -n "$$missing" ]; then \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
@@ -67,8 +70,14 @@ proto: $(STAMP) ## regenerate src/cnm_policy/v1 from proto/
 proto-check: proto ## fail when the committed generated code differs from a fresh generation
 	git diff --exit-code -- src/cnm_policy/v1 || (echo "generated code is stale: run 'make proto' and commit" >&2; exit 1)
 
-bench: $(STAMP) ## benchmark tables (engine and sidecar)
+bench: $(STAMP) ## benchmark tables: engine and sidecar, then each issue's budgets
 	$(PY) -m benchmarks
+	$(PY) -m benchmarks.governance
+	$(PY) -m benchmarks.plans
+	$(PY) -m benchmarks.ops
+	$(PY) -m benchmarks.http
+	$(PY) -m benchmarks.shadow
+	$(PY) -m benchmarks.insights
 
 check: lint types proto-check test ## everything CI runs
 

@@ -88,7 +88,7 @@ class HttpListener:
         cfg = self._config
         uv = uvicorn.Config(
             self._app,
-            http="h11",
+            http="httptools",  # ~10-25% less server CPU than h11 (docs/design/http.md)
             ws="none",
             lifespan="off",
             interface="asgi3",
