@@ -72,12 +72,12 @@ proto-check: proto ## fail when the committed generated code differs from a fres
 
 bench: $(STAMP) ## benchmark tables: engine and sidecar, then each issue's budgets
 	$(PY) -m benchmarks
-	$(PY) -m benchmarks.governance
-	$(PY) -m benchmarks.plans
-	$(PY) -m benchmarks.ops
-	$(PY) -m benchmarks.http
-	$(PY) -m benchmarks.shadow
-	$(PY) -m benchmarks.insights
+	-$(PY) -m benchmarks.governance  # a budget missed prints, exits 1, the rest still run
+	-$(PY) -m benchmarks.plans
+	-$(PY) -m benchmarks.ops
+	-$(PY) -m benchmarks.http
+	-$(PY) -m benchmarks.shadow
+	-$(PY) -m benchmarks.insights
 
 check: lint types proto-check test ## everything CI runs
 
