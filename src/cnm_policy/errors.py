@@ -226,7 +226,8 @@ class UnauthenticatedError(CnmPolicyError):
     """Who asks could not be established: a bearer token refused, or a principal unknown.
 
     `code` says why (``token_missing``, ``token_invalid``, ``token_expired``,
-    ``token_not_yet_valid``, ``principal_unknown``); the message is safe to return.
+    ``token_not_yet_valid``, ``principal_unknown``, ``actor_unknown``); the message is safe to
+    return.
     """
 
     code = "unauthenticated"

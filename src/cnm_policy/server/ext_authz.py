@@ -125,7 +125,8 @@ class ExtAuthzServicer:
             if code is not None:
                 metrics.rejected(_METHOD, code, seconds)
             else:
-                metrics.decided(_METHOD, response.status.code == code_pb2.OK, seconds)
+                allowed = response.status.code == code_pb2.OK
+                metrics.decided(_METHOD, allowed, seconds, next(iter(call.audited), None))
         return response
 
 

@@ -27,7 +27,15 @@ from cnm_policy.server.wire.plans import plan_to_proto
 from cnm_policy.server.wire.responses import timestamp_to_epoch
 from cnm_policy.v1 import policy_pb2 as pb
 
-__all__ = ["GrantingEngine", "PlanningEngine", "QueryCalls"]
+__all__ = [
+    "GrantingEngine",
+    "PlanningEngine",
+    "QueryCalls",
+    "grant_answer",
+    "grant_to_proto",
+    "plan_answer",
+    "wire_principal",
+]
 
 
 @runtime_checkable
@@ -76,10 +84,7 @@ class QueryCalls:
         try:
             self._fresh()
             message = parse_request(pb.CanGrantRequest, request)
-            granter = self._principal(message, "granter")
-            stamp = message.valid_until
-            until = timestamp_to_epoch(stamp) if message.HasField("valid_until") else None
-            answer = engine.can_grant(granter, message.role, message.grantee_tenant, until)
+            granter, answer = grant_answer(engine, message, self._limits)
         except Exception as exc:
             abort_with(context, exc)
         decision_id = self._log.new_decision_id()
@@ -92,13 +97,7 @@ class QueryCalls:
             request_id=request_id,
             latency_seconds=self._timer() - started,
         )
-        policy = pb.PolicyRef(
-            name=answer.policy_name, version=answer.policy_version, digest=answer.policy_digest
-        )
-        response = pb.CanGrantResponse(
-            allowed=answer.allowed, reason=answer.reason, policy=policy, decision_id=decision_id
-        )
-        return response.SerializeToString()
+        return grant_to_proto(answer, decision_id).SerializeToString()
 
     def plan_resources_bytes(self, request: bytes, context: grpc.ServicerContext) -> bytes:
         """A serialized `PlanResourcesRequest` in, a `PlanResourcesResponse` out."""
@@ -110,11 +109,7 @@ class QueryCalls:
         try:
             self._fresh()
             message = parse_request(pb.PlanResourcesRequest, request)
-            principal = self._principal(message, "principal")
-            check_struct(message.context, "context", self._limits)
-            depth = self._limits.max_attribute_depth
-            query = struct_to_dict(message.context, "context", max_depth=depth)
-            plan = engine.plan(principal, message.action, message.kind, query)
+            principal, plan = plan_answer(engine, message, self._limits)
         except Exception as exc:
             abort_with(context, exc)
         decision_id = self._log.new_decision_id()
@@ -131,11 +126,52 @@ class QueryCalls:
         if self._freshness is not None and self._freshness.stale:
             raise self._freshness.error()
 
-    def _principal(self, message: Any, field: str) -> Principal:
-        """The request's principal (or granter), required and within the limits."""
-        if not message.HasField(field):
-            raise InvalidRequestError(field, "is required")
-        wire = getattr(message, field)
-        check_struct(wire.attributes, f"{field}.attributes", self._limits)
-        depth = self._limits.max_attribute_depth
-        return principal_from_proto(wire, field, max_depth=depth)
+
+Resolve = Callable[[Principal], Principal]
+
+
+def grant_answer(
+    engine: GrantingEngine,
+    message: pb.CanGrantRequest,
+    limits: Limits,
+    resolve: Resolve | None = None,
+) -> tuple[Principal, GrantDecision]:
+    """The granter (vouched for by `resolve`) and the answer to a `CanGrantRequest`."""
+    granter = wire_principal(message, "granter", limits)
+    granter = granter if resolve is None else resolve(granter)
+    stamp = message.valid_until
+    until = timestamp_to_epoch(stamp) if message.HasField("valid_until") else None
+    return granter, engine.can_grant(granter, message.role, message.grantee_tenant, until)
+
+
+def plan_answer(
+    engine: PlanningEngine,
+    message: pb.PlanResourcesRequest,
+    limits: Limits,
+    resolve: Resolve | None = None,
+) -> tuple[Principal, Plan]:
+    """The principal (vouched for by `resolve`) and the plan a `PlanResourcesRequest` asks."""
+    principal = wire_principal(message, "principal", limits)
+    principal = principal if resolve is None else resolve(principal)
+    check_struct(message.context, "context", limits)
+    query = struct_to_dict(message.context, "context", max_depth=limits.max_attribute_depth)
+    return principal, engine.plan(principal, message.action, message.kind, query)
+
+
+def grant_to_proto(answer: GrantDecision, decision_id: str) -> pb.CanGrantResponse:
+    """The response carrying a delegation answer."""
+    policy = pb.PolicyRef(
+        name=answer.policy_name, version=answer.policy_version, digest=answer.policy_digest
+    )
+    return pb.CanGrantResponse(
+        allowed=answer.allowed, reason=answer.reason, policy=policy, decision_id=decision_id
+    )
+
+
+def wire_principal(message: Any, field: str, limits: Limits) -> Principal:
+    """The request's principal (or granter), required and within the limits."""
+    if not message.HasField(field):
+        raise InvalidRequestError(field, "is required")
+    wire = getattr(message, field)
+    check_struct(wire.attributes, f"{field}.attributes", limits)
+    return principal_from_proto(wire, field, max_depth=limits.max_attribute_depth)

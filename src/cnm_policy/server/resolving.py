@@ -67,7 +67,12 @@ class ResolvingServicer(PolicyServicer):
             query = self._requests.batch(request)
             check_deadline(context)
             decisions, ids = self._decider.check_batch(
-                query.principal, query.items, query.context, call, explain=query.explain
+                query.principal,
+                query.items,
+                query.context,
+                call,
+                explain=query.explain,
+                actor=query.actor,
             )
             response = convert.batch_to_proto(decisions, ids)
         except Exception as exc:
@@ -92,7 +97,8 @@ class ResolvingServicer(PolicyServicer):
     def _decided(self, method: str, call: HttpCall) -> None:
         if self._resolving_metrics is not None:
             seconds = time.perf_counter() - call.started
-            self._resolving_metrics.decided_batch(method, call.allowed, call.denied, seconds)
+            metrics = self._resolving_metrics
+            metrics.decided_batch(method, call.allowed, call.denied, seconds, call.audited)
 
 
 def _metadata(context: grpc.ServicerContext, name: str) -> str | None:

@@ -153,3 +153,24 @@ def test_without_sources_the_request_is_taken_as_sent() -> None:
     sent = Principal("u", "acme", ("customer-admin",))
     resolved = PrincipalResolver().resolve(sent, "ignored-token")
     assert (sent, "request") == (resolved.principal, resolved.source)
+
+
+def test_an_actor_is_vouched_for_by_the_directory(tmp_path: Path) -> None:
+    """An actor's claimed tenant and roles are replaced by the directory's, like a principal's."""
+    sent = Principal("u-17", "provider/noc", ("noc-engineer",))
+    actor = resolver(tmp_path).resolve_actor(sent)
+    assert (actor.tenant, actor.roles) == ("acme/emea", ("customer-viewer",))
+
+
+def test_an_unknown_actor_is_refused(tmp_path: Path) -> None:
+    """An actor the directory does not know cannot act (actor_unknown), even with a token."""
+    with pytest.raises(UnauthenticatedError) as caught:
+        resolver(tmp_path).resolve_actor(Principal("ghost", "provider/noc", ("noc-engineer",)))
+    assert caught.value.code == "actor_unknown"
+
+
+def test_a_trusted_or_unconfigured_door_takes_the_actor_as_sent(tmp_path: Path) -> None:
+    """With --trust-request-roles, or no principal source, the actor is taken as sent."""
+    sent = Principal("ghost", "acme", ("customer-admin",))
+    assert resolver(tmp_path, trust=True).resolve_actor(sent) == sent
+    assert PrincipalResolver().resolve_actor(sent) == sent

@@ -38,6 +38,8 @@ def _routes() -> dict[tuple[str, str], Handler]:
         ("POST", "/v1/check"): native.check,
         ("POST", "/v1/check-batch"): native.check_batch,
         ("GET", "/v1/policy"): native.policy,
+        ("POST", "/v1/plan"): native.plan,
+        ("POST", "/v1/can-grant"): native.can_grant,
         ("POST", "/access/v1/evaluation"): authzen.evaluation,
         ("POST", "/access/v1/evaluations"): authzen.evaluations,
         ("POST", "/access/v1/search/action"): authzen.search_action,
@@ -113,9 +115,9 @@ def _count(
     if status != 200:
         metrics.rejected(path, str(payload["error"]["code"]), seconds)
     elif call.allowed + call.denied == 1:
-        metrics.decided(path, call.allowed == 1, seconds)
+        metrics.decided(path, call.allowed == 1, seconds, next(iter(call.audited), None))
     else:
-        metrics.decided_batch(path, call.allowed, call.denied, seconds)
+        metrics.decided_batch(path, call.allowed, call.denied, seconds, call.audited)
 
 
 def _headers(scope: Any) -> dict[str, str]:

@@ -107,20 +107,30 @@ def _response(decision: Decision, decision_id: str) -> dict[str, Any]:
         f"rules {rules}; policy `{decision.policy_name}` {decision.policy_version} "
         f"({decision.policy_digest})"
     )
-    return {
-        "decision": decision.allowed,
-        "context": {
-            "id": decision_id,
-            "reason_admin": {"en": admin},
-            "reason_user": {"en": decision.reason},
-            "rule_ids": list(decision.rule_ids),
-            "policy": {
-                "name": decision.policy_name,
-                "version": decision.policy_version,
-                "digest": decision.policy_digest,
-            },
+    context: dict[str, Any] = {
+        "id": decision_id,
+        "reason_admin": {"en": admin},
+        "reason_user": {"en": decision.reason},
+        "rule_ids": list(decision.rule_ids),
+        "policy": {
+            "name": decision.policy_name,
+            "version": decision.policy_version,
+            "digest": decision.policy_digest,
         },
     }
+    if decision.obligations:  # what the caller must do: notify, step_up, expire
+        context["obligations"] = [
+            {"type": o.type, "rule_id": o.rule_id, "params": dict(o.params)}
+            for o in decision.obligations
+        ]
+    if decision.limits_exceeded:
+        context["limits_exceeded"] = [
+            {"rule_id": o.rule_id, "name": o.name, "limit": o.limit, "asked": o.asked}
+            for o in decision.limits_exceeded
+        ]
+    if decision.valid_until is not None:
+        context["valid_until"] = decision.valid_until
+    return {"decision": decision.allowed, "context": context}
 
 
 def evaluation(decider: HttpDecider, body: Any, call: HttpCall, origin: str) -> dict[str, Any]:

@@ -16,13 +16,15 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from cnm_policy.audit import DecisionLog
+from cnm_policy.engine.plan import Plan
 from cnm_policy.errors import CnmPolicyError, InvalidRequestError
-from cnm_policy.model import AccessRequest, Decision, Principal, Resource
+from cnm_policy.model import AccessRequest, Decision, GrantDecision, Principal, Resource
 from cnm_policy.ops.health import Freshness
 from cnm_policy.principals import PrincipalResolver, ResolvedPrincipal, capped
 from cnm_policy.reload import ReloadStatus
 from cnm_policy.server.limits import Limits
 from cnm_policy.server.ports import CacheStatsView, DecisionEngine, FingerprintedEngine
+from cnm_policy.server.queries import GrantingEngine, PlanningEngine, grant_answer, plan_answer
 from cnm_policy.server.wire import convert
 from cnm_policy.server.wire.decode import RequestDecoder
 from cnm_policy.v1 import policy_pb2 as pb
@@ -42,6 +44,7 @@ class HttpCall:
     started: float = field(default_factory=time.perf_counter)
     allowed: int = 0
     denied: int = 0
+    audited: list[str] = field(default_factory=list)  # audit classes of its decisions
 
 
 class HttpDecider:
@@ -84,8 +87,9 @@ class HttpDecider:
         """One decision and its id; raises a CnmPolicyError otherwise (the door logs it)."""
         self._check_fresh()
         resolved = self._resolve(request.principal, call)
+        actor = None if request.actor is None else self._resolver.resolve_actor(request.actor)
         message = convert.access_request_to_proto(
-            replace(request, principal=resolved.principal), explain=explain
+            replace(request, principal=resolved.principal, actor=actor), explain=explain
         )
         decoded = self._decoder.check(message.SerializeToString())
         query = decoded.query
@@ -97,10 +101,16 @@ class HttpDecider:
                 query.action,
                 query.resource,
                 query.context,
+                query.actor,
             )
             if engine is not None and not explain
             else self.engine.check(
-                query.principal, query.action, query.resource, query.context, explain=explain
+                query.principal,
+                query.action,
+                query.resource,
+                query.context,
+                explain=explain,
+                actor=query.actor,
             )
         )
         decision = capped(decision, resolved.expires_at)
@@ -115,11 +125,14 @@ class HttpDecider:
             request_id=call.request_id,
             latency_seconds=self._timer() - call.started,
             peer={_SOURCE_KEY: resolved.source},
+            actor=query.actor,
         )
         if decision.allowed:
             call.allowed += 1
         else:
             call.denied += 1
+        if decision.audit_class is not None:
+            call.audited.append(decision.audit_class)
         return decision, decision_id
 
     def check_batch(
@@ -130,6 +143,7 @@ class HttpDecider:
         call: HttpCall,
         *,
         explain: bool = False,
+        actor: Principal | None = None,
     ) -> tuple[list[Decision], list[str]]:
         """Decisions for one principal, in order, and their ids (errors name the item)."""
         self._check_fresh()
@@ -139,6 +153,8 @@ class HttpDecider:
             context=convert.dict_to_struct(context, "context"),
             explain=explain,
         )
+        if actor is not None:
+            message.actor.CopyFrom(convert.principal_to_proto(self._resolver.resolve_actor(actor)))
         for action, resource in items:
             message.items.add(action=action, resource=convert.resource_to_proto(resource))
         query = self._decoder.batch(message.SerializeToString())
@@ -154,11 +170,55 @@ class HttpDecider:
             request_id=call.request_id,
             latency_seconds=self._timer() - call.started,
             peer={_SOURCE_KEY: resolved.source},
+            actor=query.actor,
         )
         allowed = sum(1 for d in decisions if d.allowed)
         call.allowed += allowed
         call.denied += len(decisions) - allowed
+        call.audited.extend(d.audit_class for d in decisions if d.audit_class is not None)
         return decisions, ids
+
+    def plan(self, message: pb.PlanResourcesRequest, call: HttpCall) -> tuple[Plan, str]:
+        """A query plan for the principal (resolved as for checks) and its id."""
+        self._check_fresh()
+        engine = self.engine
+        if not isinstance(engine, PlanningEngine):
+            raise RuntimeError("this engine builds no plans")
+        resolve = self._vouch(call)
+        principal, plan = plan_answer(engine, message, self.limits, resolve)
+        decision_id = self._log.new_decision_id()
+        elapsed = self._timer() - call.started
+        self._log.record_plan(
+            principal=principal,
+            plan=plan,
+            decision_id=decision_id,
+            request_id=call.request_id,
+            latency_seconds=elapsed,
+        )
+        return plan, decision_id
+
+    def can_grant(self, message: pb.CanGrantRequest, call: HttpCall) -> tuple[GrantDecision, str]:
+        """A delegation answer for the granter (resolved as principals are) and its id."""
+        self._check_fresh()
+        engine = self.engine
+        if not isinstance(engine, GrantingEngine):
+            raise RuntimeError("this engine answers no delegation")
+        granter, answer = grant_answer(engine, message, self.limits, self._vouch(call))
+        decision_id = self._log.new_decision_id()
+        self._log.record_grant(
+            granter=granter,
+            role=message.role,
+            grantee_tenant=message.grantee_tenant,
+            answer=answer,
+            decision_id=decision_id,
+            request_id=call.request_id,
+            latency_seconds=self._timer() - call.started,
+        )
+        return answer, decision_id
+
+    def _vouch(self, call: HttpCall) -> Callable[[Principal], Principal]:
+        """The principal as the resolver completes it (token, directory), for one call."""
+        return lambda principal: self._resolve(principal, call).principal
 
     def _check_fresh(self) -> None:
         if self._freshness is not None and self._freshness.stale:
@@ -174,10 +234,15 @@ class HttpDecider:
                     query.principal,
                     query.items,
                     query.context,
+                    query.actor,
                 )
             else:
                 decisions = self.engine.check_batch(
-                    query.principal, query.items, query.context, explain=query.explain
+                    query.principal,
+                    query.items,
+                    query.context,
+                    explain=query.explain,
+                    actor=query.actor,
                 )
         except InvalidRequestError as exc:
             raise self._locate(exc, query) from exc

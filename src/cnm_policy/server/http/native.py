@@ -1,24 +1,27 @@
-"""The native API in JSON: `POST /v1/check`, `POST /v1/check-batch`, `GET /v1/policy`.
+"""The native API in JSON: checks, batches, plans, delegation questions and the policy info.
 
-Requests are the JSON form `cnm-policy check` reads (`review.requests`, the one parser), with
-attributes as plain JSON objects; responses are the gRPC messages in protobuf's JSON mapping
-(field names as in the `.proto`, as `cnm-policy check` prints them).
+Checks are the JSON form `cnm-policy check` reads (`review.requests`, the one parser), with
+attributes as plain JSON objects; plans and delegation questions are their messages in
+protobuf's JSON mapping; responses are the gRPC messages in that mapping (`.proto` names).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 from google.protobuf import json_format
 from google.protobuf.message import Message
 
-from cnm_policy.errors import LimitExceededError
+from cnm_policy.errors import InvalidRequestError, LimitExceededError
 from cnm_policy.review.requests import json_batch_from_object, json_request_from_object
 from cnm_policy.server.http.decide import HttpCall, HttpDecider
+from cnm_policy.server.queries import grant_to_proto
 from cnm_policy.server.wire import convert
 from cnm_policy.server.wire.info import policy_info_to_proto
+from cnm_policy.server.wire.plans import plan_to_proto
+from cnm_policy.v1 import policy_pb2 as pb
 
-__all__ = ["check", "check_batch", "message_json", "policy"]
+__all__ = ["can_grant", "check", "check_batch", "message_json", "plan", "policy"]
 
 
 def message_json(message: Message) -> dict[str, Any]:
@@ -44,7 +47,12 @@ def check_batch(decider: HttpDecider, body: Any, call: HttpCall, origin: str) ->
             f"{len(parsed.items)} items exceed the limit of {decider.limits.max_batch_items}",
         )
     decisions, ids = decider.check_batch(
-        parsed.principal, parsed.items, parsed.context, call, explain=parsed.explain
+        parsed.principal,
+        parsed.items,
+        parsed.context,
+        call,
+        explain=parsed.explain,
+        actor=parsed.actor,
     )
     return message_json(convert.batch_to_proto(decisions, ids))
 
@@ -60,3 +68,28 @@ def policy(decider: HttpDecider, body: Any, call: HttpCall, origin: str) -> dict
             limits=decider.limits,
         )
     )
+
+
+def plan(decider: HttpDecider, body: Any, call: HttpCall, origin: str) -> dict[str, Any]:
+    """`POST /v1/plan`: a `PlanResourcesRequest` in JSON, its `PlanResourcesResponse` out."""
+    built, decision_id = decider.plan(_message(body, pb.PlanResourcesRequest()), call)
+    return message_json(plan_to_proto(built, decision_id=decision_id))
+
+
+def can_grant(decider: HttpDecider, body: Any, call: HttpCall, origin: str) -> dict[str, Any]:
+    """`POST /v1/can-grant`: a `CanGrantRequest` in JSON, its `CanGrantResponse` out."""
+    answer, decision_id = decider.can_grant(_message(body, pb.CanGrantRequest()), call)
+    return message_json(grant_to_proto(answer, decision_id))
+
+
+_M = TypeVar("_M", bound=Message)
+
+
+def _message(body: Any, message: _M) -> _M:
+    """`body` in the proto's JSON mapping as `message`; errors are the caller's, located."""
+    if not isinstance(body, dict):
+        raise InvalidRequestError("request", "must be a JSON object")
+    try:
+        return json_format.ParseDict(body, message)
+    except json_format.ParseError as exc:
+        raise InvalidRequestError("request", str(exc)[:200]) from None
