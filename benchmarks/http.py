@@ -215,7 +215,7 @@ def _rows(calls: int, rounds: int) -> list[list[object]]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Print the table."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks.http", description=__doc__)
-    parser.add_argument("--calls", type=int, default=2000, help="requests per round")
+    parser.add_argument("--calls", type=int, default=500, help="requests per round")
     parser.add_argument("--rounds", type=int, default=3, help="rounds per row (median kept)")
     args = parser.parse_args(argv)
     structlog.configure(logger_factory=lambda *a: _NullLogger(), cache_logger_on_first_use=True)
