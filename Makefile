@@ -50,7 +50,7 @@ system-deps: ## install the Debian packages the test suite drives (chromium, pos
 run: $(RUN_STAMP) ## start the sidecar on the bundled default policies (127.0.0.1:50051)
 	$(BIN)/cnm-policy serve --policies policies/cnm
 
-test: $(STAMP) ## the whole test suite (unit, property, bundle tests, examples, end-to-end)
+test: $(STAMP) system-deps ## the whole test suite (installs the Debian packages it drives when missing)
 	$(PY) -m pytest
 
 fmt: $(STAMP)
