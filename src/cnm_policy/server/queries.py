@@ -8,6 +8,7 @@ UNAVAILABLE, a condition no plan can express FAILED_PRECONDITION (`server/errors
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 import grpc
@@ -28,12 +29,13 @@ from cnm_policy.server.wire.responses import timestamp_to_epoch
 from cnm_policy.v1 import policy_pb2 as pb
 
 __all__ = [
+    "Asked",
     "GrantingEngine",
     "PlanningEngine",
     "QueryCalls",
-    "grant_answer",
+    "answer_grant",
+    "answer_plan",
     "grant_to_proto",
-    "plan_answer",
     "wire_principal",
 ]
 
@@ -77,50 +79,36 @@ class QueryCalls:
     def can_grant_bytes(self, request: bytes, context: grpc.ServicerContext) -> bytes:
         """A serialized `CanGrantRequest` in, a `CanGrantResponse` out."""
         started = self._timer()
-        request_id, _ = call_metadata(context)
         engine = self._engine
         if not isinstance(engine, GrantingEngine):
             context.abort(grpc.StatusCode.UNIMPLEMENTED, "this engine answers no delegation")
         try:
             self._fresh()
             message = parse_request(pb.CanGrantRequest, request)
-            granter, answer = grant_answer(engine, message, self._limits)
+            asked = self._asked(context, started)
+            answer, decision_id = answer_grant(engine, message, self._limits, asked)
         except Exception as exc:
             abort_with(context, exc)
-        decision_id = self._log.new_decision_id()
-        self._log.record_grant(
-            granter=granter,
-            role=message.role,
-            grantee_tenant=message.grantee_tenant,
-            answer=answer,
-            decision_id=decision_id,
-            request_id=request_id,
-            latency_seconds=self._timer() - started,
-        )
         return grant_to_proto(answer, decision_id).SerializeToString()
 
     def plan_resources_bytes(self, request: bytes, context: grpc.ServicerContext) -> bytes:
         """A serialized `PlanResourcesRequest` in, a `PlanResourcesResponse` out."""
         started = self._timer()
-        request_id, _ = call_metadata(context)
         engine = self._engine
         if not isinstance(engine, PlanningEngine):
             context.abort(grpc.StatusCode.UNIMPLEMENTED, "this engine builds no plans")
         try:
             self._fresh()
             message = parse_request(pb.PlanResourcesRequest, request)
-            principal, plan = plan_answer(engine, message, self._limits)
+            asked = self._asked(context, started)
+            plan, decision_id = answer_plan(engine, message, self._limits, asked)
         except Exception as exc:
             abort_with(context, exc)
-        decision_id = self._log.new_decision_id()
-        self._log.record_plan(
-            principal=principal,
-            plan=plan,
-            decision_id=decision_id,
-            request_id=request_id,
-            latency_seconds=self._timer() - started,
-        )
         return plan_to_proto(plan, decision_id=decision_id).SerializeToString()
+
+    def _asked(self, context: grpc.ServicerContext, started: float) -> Asked:
+        timer = self._timer
+        return Asked(self._log, call_metadata(context)[0], lambda: timer() - started)
 
     def _fresh(self) -> None:
         if self._freshness is not None and self._freshness.stale:
@@ -130,32 +118,56 @@ class QueryCalls:
 Resolve = Callable[[Principal], Principal]
 
 
-def grant_answer(
-    engine: GrantingEngine,
-    message: pb.CanGrantRequest,
-    limits: Limits,
-    resolve: Resolve | None = None,
-) -> tuple[Principal, GrantDecision]:
-    """The granter (vouched for by `resolve`) and the answer to a `CanGrantRequest`."""
+@dataclass(frozen=True, slots=True)
+class Asked:
+    """Where an answer is logged, and the call it belongs to (on any door)."""
+
+    log: DecisionLog
+    request_id: str | None
+    elapsed: Callable[[], float]  # seconds since the call began
+    resolve: Resolve | None = None  # vouches for the principal (tokens, directory)
+
+
+def answer_grant(
+    engine: GrantingEngine, message: pb.CanGrantRequest, limits: Limits, asked: Asked
+) -> tuple[GrantDecision, str]:
+    """The answer to a `CanGrantRequest` and its decision id, logged as `kind: grant`."""
     granter = wire_principal(message, "granter", limits)
-    granter = granter if resolve is None else resolve(granter)
+    granter = granter if asked.resolve is None else asked.resolve(granter)
     stamp = message.valid_until
     until = timestamp_to_epoch(stamp) if message.HasField("valid_until") else None
-    return granter, engine.can_grant(granter, message.role, message.grantee_tenant, until)
+    answer = engine.can_grant(granter, message.role, message.grantee_tenant, until)
+    decision_id = asked.log.new_decision_id()
+    asked.log.record_grant(
+        granter=granter,
+        role=message.role,
+        grantee_tenant=message.grantee_tenant,
+        answer=answer,
+        decision_id=decision_id,
+        request_id=asked.request_id,
+        latency_seconds=asked.elapsed(),
+    )
+    return answer, decision_id
 
 
-def plan_answer(
-    engine: PlanningEngine,
-    message: pb.PlanResourcesRequest,
-    limits: Limits,
-    resolve: Resolve | None = None,
-) -> tuple[Principal, Plan]:
-    """The principal (vouched for by `resolve`) and the plan a `PlanResourcesRequest` asks."""
+def answer_plan(
+    engine: PlanningEngine, message: pb.PlanResourcesRequest, limits: Limits, asked: Asked
+) -> tuple[Plan, str]:
+    """The plan a `PlanResourcesRequest` asks and its decision id, logged as `kind: plan`."""
     principal = wire_principal(message, "principal", limits)
-    principal = principal if resolve is None else resolve(principal)
+    principal = principal if asked.resolve is None else asked.resolve(principal)
     check_struct(message.context, "context", limits)
     query = struct_to_dict(message.context, "context", max_depth=limits.max_attribute_depth)
-    return principal, engine.plan(principal, message.action, message.kind, query)
+    plan = engine.plan(principal, message.action, message.kind, query)
+    decision_id = asked.log.new_decision_id()
+    asked.log.record_plan(
+        principal=principal,
+        plan=plan,
+        decision_id=decision_id,
+        request_id=asked.request_id,
+        latency_seconds=asked.elapsed(),
+    )
+    return plan, decision_id
 
 
 def grant_to_proto(answer: GrantDecision, decision_id: str) -> pb.CanGrantResponse:

@@ -24,7 +24,13 @@ from cnm_policy.principals import PrincipalResolver, ResolvedPrincipal, capped
 from cnm_policy.reload import ReloadStatus
 from cnm_policy.server.limits import Limits
 from cnm_policy.server.ports import CacheStatsView, DecisionEngine, FingerprintedEngine
-from cnm_policy.server.queries import GrantingEngine, PlanningEngine, grant_answer, plan_answer
+from cnm_policy.server.queries import (
+    Asked,
+    GrantingEngine,
+    PlanningEngine,
+    answer_grant,
+    answer_plan,
+)
 from cnm_policy.server.wire import convert
 from cnm_policy.server.wire.decode import RequestDecoder
 from cnm_policy.v1 import policy_pb2 as pb
@@ -184,18 +190,7 @@ class HttpDecider:
         engine = self.engine
         if not isinstance(engine, PlanningEngine):
             raise RuntimeError("this engine builds no plans")
-        resolve = self._vouch(call)
-        principal, plan = plan_answer(engine, message, self.limits, resolve)
-        decision_id = self._log.new_decision_id()
-        elapsed = self._timer() - call.started
-        self._log.record_plan(
-            principal=principal,
-            plan=plan,
-            decision_id=decision_id,
-            request_id=call.request_id,
-            latency_seconds=elapsed,
-        )
-        return plan, decision_id
+        return answer_plan(engine, message, self.limits, self._asked(call))
 
     def can_grant(self, message: pb.CanGrantRequest, call: HttpCall) -> tuple[GrantDecision, str]:
         """A delegation answer for the granter (resolved as principals are) and its id."""
@@ -203,22 +198,16 @@ class HttpDecider:
         engine = self.engine
         if not isinstance(engine, GrantingEngine):
             raise RuntimeError("this engine answers no delegation")
-        granter, answer = grant_answer(engine, message, self.limits, self._vouch(call))
-        decision_id = self._log.new_decision_id()
-        self._log.record_grant(
-            granter=granter,
-            role=message.role,
-            grantee_tenant=message.grantee_tenant,
-            answer=answer,
-            decision_id=decision_id,
-            request_id=call.request_id,
-            latency_seconds=self._timer() - call.started,
-        )
-        return answer, decision_id
+        return answer_grant(engine, message, self.limits, self._asked(call))
 
-    def _vouch(self, call: HttpCall) -> Callable[[Principal], Principal]:
-        """The principal as the resolver completes it (token, directory), for one call."""
-        return lambda principal: self._resolve(principal, call).principal
+    def _asked(self, call: HttpCall) -> Asked:
+        """Logging for one call; the principal vouched for as checks' are (token, directory)."""
+        return Asked(
+            self._log,
+            call.request_id,
+            lambda: self._timer() - call.started,
+            lambda principal: self._resolve(principal, call).principal,
+        )
 
     def _check_fresh(self) -> None:
         if self._freshness is not None and self._freshness.stale:
