@@ -1,4 +1,4 @@
-"""The batch half of `CachedEngine`: one principal, many (action, resource) items.
+"""The batch half of `CachedEngine` (one principal, many items), and what both halves share.
 
 Live entries answer what they can; the rest are evaluated together (the principal prepared
 once) and stored. A mixin so `cached_engine.py` keeps one screenful per concern; the key and
@@ -21,15 +21,22 @@ _Item = tuple[str, Resource]
 
 
 class BatchChecks:
-    """`check_batch` and `check_batch_fingerprinted` over the cache `CachedEngine` keeps."""
+    """`check_batch` and `check_batch_fingerprinted` over the cache `CachedEngine` keeps, and
+    the digest and evaluation single checks share with them."""
 
-    __slots__ = ()
+    __slots__ = ("_digest_memo",)
+    _digest_memo: tuple[PolicySnapshot, str]
     _engine: Engine
     _store: DecisionStore
     _clock: Clock
 
     def _digest(self, snapshot: PolicySnapshot) -> str:
-        raise NotImplementedError
+        """`snapshot.digest`, remembered for the serving snapshot (one tuple, replaced whole,
+        so concurrent callers never pair one snapshot with another's digest)."""
+        memo = self._digest_memo
+        if memo[0] is not snapshot:
+            memo = self._digest_memo = (snapshot, snapshot.digest)
+        return memo[1]
 
     def _evaluate(
         self,
@@ -40,7 +47,13 @@ class BatchChecks:
         explain: bool,
         actor: Principal | None = None,
     ) -> list[Decision]:
-        raise NotImplementedError
+        """Evaluate without storing (disabled or explain); still counted."""
+        now = self._clock()
+        decisions = decide_batch(
+            snapshot, principal, items, context, now, explain=explain, actor=actor
+        )
+        self._store.count(0, len(decisions))
+        return decisions
 
     def check_batch(
         self,

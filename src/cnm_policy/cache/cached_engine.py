@@ -7,7 +7,7 @@ answer the engine would give now is argued in docs/design/cache.md.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any, Final
 
 from cnm_policy.cache.batches import BatchChecks
@@ -37,7 +37,7 @@ class CachedEngine(BatchChecks):
     not stored, so memory stays below roughly ``maxsize * (max_key_bytes + 1000)`` bytes.
     """
 
-    __slots__ = ("_clock", "_digest_memo", "_engine", "_plans", "_store")
+    __slots__ = ("_clock", "_engine", "_plans", "_store")
 
     def __init__(
         self,
@@ -215,28 +215,3 @@ class CachedEngine(BatchChecks):
         if key is not None:
             store.put(key, decision, now)
         return decision
-
-    def _digest(self, snapshot: PolicySnapshot) -> str:
-        """`snapshot.digest`, remembered for the serving snapshot (one tuple, replaced whole,
-        so concurrent callers never pair one snapshot with another's digest)."""
-        memo = self._digest_memo
-        if memo[0] is not snapshot:
-            memo = self._digest_memo = (snapshot, snapshot.digest)
-        return memo[1]
-
-    def _evaluate(
-        self,
-        snapshot: PolicySnapshot,
-        principal: Principal,
-        items: Sequence[_Item],
-        context: Mapping[str, Any] | None,
-        explain: bool,
-        actor: Principal | None = None,
-    ) -> list[Decision]:
-        """Evaluate without storing (disabled or explain); still counted."""
-        now = self._clock()
-        decisions = decide_batch(
-            snapshot, principal, items, context, now, explain=explain, actor=actor
-        )
-        self._store.count(0, len(decisions))
-        return decisions
