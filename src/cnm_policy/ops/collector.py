@@ -7,7 +7,7 @@ nothing to the decision path. Every name starts with ``cnm_policy_``; no label n
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, ProcessCollector
@@ -38,6 +38,7 @@ class OpsSources:
     readiness: Readiness
     reload_status: Callable[[], ReloadStatus] | None = None
     cache_stats: Callable[[], CacheStatsView] | None = None
+    shadow: Callable[[], Mapping[str, int]] | None = None  # divergences by direction
 
 
 def build_registry(sources: OpsSources, *, process: bool = True) -> CollectorRegistry:
@@ -60,6 +61,15 @@ class _SidecarCollector(Collector):
             yield from _cache(self._sources.cache_stats())
         if self._sources.reload_status is not None:
             yield from _reloads(self._sources.reload_status(), self._sources.snapshot())
+        if self._sources.shadow is not None:
+            divergences = CounterMetricFamily(
+                "cnm_policy_shadow_divergences",
+                "Live decisions the shadow candidate decided otherwise, by direction.",
+                labels=["direction"],
+            )
+            for direction, value in sorted(self._sources.shadow().items()):
+                divergences.add_metric([direction], value)
+            yield divergences
 
 
 def _decisions(metrics: DecisionMetrics) -> Iterator[Metric]:

@@ -247,7 +247,8 @@ def open_runtime(options: RuntimeOptions, config: ServerConfig) -> Runtime:
     ops = None
     if options.ops is not None:
         sources = OpsSources(metrics, lambda: engine.snapshot, readiness, lambda: reloader.status)
-        registry = build_registry(replace(sources, cache_stats=cache_stats))
+        divergences = None if shadow is None else shadow.divergences
+        registry = build_registry(replace(sources, cache_stats=cache_stats, shadow=divergences))
         ops = HttpListener(OpsApp(registry, readiness), options.ops, name="ops")
     watch = None
     if options.max_policy_age is not None:  # a tenth of the age, within [50 ms, 1 s]

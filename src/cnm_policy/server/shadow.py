@@ -70,7 +70,8 @@ class Shadow:
         )
         self._log = logger if logger is not None else structlog.get_logger("cnm_policy.shadow")
         self._lock = threading.Lock()
-        self.divergences: dict[str, int] = {}  # by direction (allow_to_deny, deny_to_allow)
+        # by direction, both exported from the start (the `shadow_divergences` metric)
+        self._divergences = {"allow_to_deny": 0, "deny_to_allow": 0}
         evaluator = ShadowEvaluator(
             lambda: self.engine, sample=options.sample, fresh=lambda: self.engine.engine
         )
@@ -96,7 +97,12 @@ class Shadow:
         self._log.warning(SHADOW_DIVERGENCE_EVENT, **event)
         with self._lock:
             direction = str(event.get("direction"))
-            self.divergences[direction] = self.divergences.get(direction, 0) + 1
+            self._divergences[direction] = self._divergences.get(direction, 0) + 1
+
+    def divergences(self) -> dict[str, int]:
+        """Divergences so far, by direction (a consistent copy)."""
+        with self._lock:
+            return dict(self._divergences)
 
     def start(self, interval: float | None) -> None:
         """Start watching the candidate bundle (reloads also on request, e.g. SIGHUP)."""

@@ -115,3 +115,21 @@ def test_the_registry_exposes_cumulative_histograms_and_the_bundle() -> None:
     assert samples[("cnm_policy_reloads_total", (("outcome", "failure"),))] == 2
     assert samples[("cnm_policy_last_successful_load_timestamp_seconds", ())] == 5.0
     assert samples[("cnm_policy_ready", ())] == 0  # not started
+
+
+def test_shadow_divergences_are_exported_by_direction() -> None:
+    """With a shadow source, `cnm_policy_shadow_divergences_total` carries each direction."""
+    readiness = Readiness(Freshness(None, lambda: 1.0))
+    counts = {"allow_to_deny": 3, "deny_to_allow": 0}
+    registry = build_registry(
+        OpsSources(DecisionMetrics(), _Snapshot, readiness, shadow=lambda: counts),
+        process=False,
+    )
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(generate_latest(registry).decode())
+        for s in family.samples
+    }
+    name = "cnm_policy_shadow_divergences_total"
+    assert samples[(name, (("direction", "allow_to_deny"),))] == 3
+    assert samples[(name, (("direction", "deny_to_allow"),))] == 0
