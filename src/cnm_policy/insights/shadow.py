@@ -7,7 +7,6 @@ candidate and returns a `shadow_divergence` event when they disagree, for `serve
 
 from __future__ import annotations
 
-import itertools
 import random
 import threading
 from collections import deque
@@ -150,9 +149,7 @@ class ShadowRunner:
         self._maxsize = maxsize
         self._linger = linger
         self._pending: deque[ShadowTask] = deque()  # append/popleft are atomic in CPython
-        self._submitted = itertools.count(1).__next__  # atomic ticks from any thread
-        self._last_submitted = 0
-        self._done = 0  # written by the worker only
+        self._busy = False  # the worker is comparing a batch (written by the worker only)
         self._wake = threading.Event()
         self._finished = threading.Condition()
         self._closing = False
@@ -175,15 +172,13 @@ class ShadowRunner:
         if len(self._pending) >= self._maxsize:
             self.dropped += 1  # one writer per counter in CPython's GIL: an estimate at worst
             return False
-        self._last_submitted = self._submitted()
         self._pending.append(task)
         return True
 
     def drain(self) -> None:
         """Wait until every task submitted so far has been compared (shutdown and tests)."""
-        target = self._last_submitted  # dropped tasks take no tick
         with self._finished:
-            while self._done < target and self._thread.is_alive():
+            while (self._pending or self._busy) and self._thread.is_alive():
                 self._wake.set()
                 self._finished.wait(0.1)
 
@@ -197,9 +192,11 @@ class ShadowRunner:
         while True:
             self._wake.wait(self._linger)
             self._wake.clear()
+            self._busy = True
             while self._pending:
                 self._compare(self._pending.popleft())
             with self._finished:
+                self._busy = False
                 self._finished.notify_all()
             if self._closing and not self._pending:
                 return
@@ -212,5 +209,3 @@ class ShadowRunner:
                 self._sink(event)
         except Exception:
             self.failed += 1
-        finally:
-            self._done += 1
