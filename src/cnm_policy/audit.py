@@ -2,8 +2,7 @@
 
 Who was allowed what, by which rule, under which policy version is an audit fact, so every call
 leaves events with the same keys every time. Attribute values are left out unless allow-listed:
-they can carry customer data. The events go through structlog; where they are written is
-`cnm_policy.log_pipeline`'s, which the server entry point configures.
+they can carry customer data. Where events are written is `cnm_policy.log_pipeline`'s.
 """
 
 from __future__ import annotations
@@ -122,10 +121,9 @@ class DecisionLog:
         head = _head(request_id, latency_seconds, actor)
         head["decision_id"] = decision_id
         self._emit(head, principal, context, action, resource, decision, peer, trace)
-        for observe in self._observers:
-            observe(
-                DecisionFacts(principal, action, resource, context, decision, decision_id, actor)
-            )
+        if self._observers:
+            facts = (principal, action, resource, context, decision, decision_id)
+            self._observe(DecisionFacts(*facts, actor))
 
     def record_batch(
         self,
@@ -152,10 +150,13 @@ class DecisionLog:
                 head = {**call, "batch_size": len(items), "batch_index": index}
                 head["decision_id"] = decision_ids[index]
                 self._emit(head, principal, context, action, resource, item, peer, trace)
+                if self._observers:
+                    facts = (principal, action, resource, context, item, decision_ids[index])
+                    self._observe(DecisionFacts(*facts, actor))
+
+    def _observe(self, facts: DecisionFacts) -> None:
         for observe in self._observers:
-            for index, ((action, resource), item) in enumerate(zip(items, decisions, strict=True)):
-                facts = (principal, action, resource, context, item, decision_ids[index], actor)
-                observe(DecisionFacts(*facts))
+            observe(facts)
 
     def record_rejected(
         self,
