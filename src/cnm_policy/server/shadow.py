@@ -17,7 +17,7 @@ from typing import Any
 import structlog
 
 from cnm_policy.audit import DecisionFacts
-from cnm_policy.cache import CachedEngine
+from cnm_policy.cache import DEFAULT_MAXSIZE, CachedEngine
 from cnm_policy.engine import Clock, Engine, PolicySnapshot, load_snapshot
 from cnm_policy.insights.capture import InputCapture
 from cnm_policy.insights.shadow import (
@@ -30,8 +30,6 @@ from cnm_policy.policy.commit import load_tree
 from cnm_policy.reload import PolicyReloader
 
 __all__ = ["Shadow", "ShadowOptions", "capture_observer"]
-
-_SHADOW_CACHE = 10_000  # the candidate's own decision cache (the live one's default size)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +57,8 @@ class Shadow:
         logger: Any = None,
     ) -> None:
         snapshot, fingerprint = load_tree(options.policies, load=load_snapshot, run_tests=run_tests)
-        self.engine = CachedEngine(Engine(snapshot, clock=clock), maxsize=_SHADOW_CACHE)
+        # The candidate's own decision cache, of the live one's default size.
+        self.engine = CachedEngine(Engine(snapshot, clock=clock), maxsize=DEFAULT_MAXSIZE)
         self.reloader = PolicyReloader(
             self.engine,
             options.policies,
