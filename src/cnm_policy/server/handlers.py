@@ -16,11 +16,9 @@ def rpc_handlers(servicer: Any) -> dict[str, grpc.RpcMethodHandler[Any, Any]]:
     Every method takes and returns bytes (no (de)serializer): the servicer parses requests
     itself, so undecodable bytes are INVALID_ARGUMENT rather than grpc's own INTERNAL.
 
-    Each behaviour is a `functools.partial` of the servicer's method (its class's, so that a
-    subclass's override serves) rather than the bound method: on every call grpc asks the
-    behaviour for an optional ``experimental_thread_pool`` attribute, and a bound method
-    answers that miss by raising and swallowing an AttributeError (~4,500 instructions, a
-    tenth of a cached Check), a partial from its own attribute dict (~500).
+    Each behaviour is a `functools.partial` of the class's method (so a subclass's override
+    serves) rather than the bound method: grpc looks an optional attribute up on it per call,
+    and a partial misses that lookup cheaply (docs/design/sidecar-wire.md).
     """
     methods = type(servicer)
     return {
