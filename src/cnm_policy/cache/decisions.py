@@ -45,7 +45,9 @@ class DecisionStore:
         )
         self._ttl = ttl
         self.maxsize = self._entries.maxsize  # read-only
-        self._interned: dict[Decision, Decision] = {}
+        # id(engine's decision) -> (it, its cached twin): the engine shares equal decisions, so
+        # identity finds the twin without hashing every field; the pair keeps the id unique.
+        self._interned: dict[int, tuple[Decision, Decision]] = {}
         self._lock = threading.Lock()
         self._batch = [0, 0]  # hits and misses of batches and uncached calls, under the lock
         hits, misses = Ticks(), Ticks()  # single checks: counted without a lock
@@ -129,10 +131,13 @@ class DecisionStore:
         if not now < expires:
             return None
         interned = self._interned
-        shared = interned.get(decision)
-        if shared is None:
-            shared = replace(decision, cached=True)
-            if len(interned) < _INTERN_LIMIT:
-                # dict.setdefault is atomic: racing threads agree on one object.
-                shared = interned.setdefault(decision, shared)
+        pair = interned.get(id(decision))
+        if pair is not None and pair[0] is decision:
+            return (pair[1], now, expires)
+        shared = replace(decision, cached=True)
+        if len(interned) < _INTERN_LIMIT:
+            # dict.setdefault is atomic: racing threads agree on one object.
+            pair = interned.setdefault(id(decision), (decision, shared))
+            if pair[0] is decision:
+                shared = pair[1]
         return (shared, now, expires)

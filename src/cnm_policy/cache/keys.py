@@ -109,11 +109,12 @@ def batch_keys(
 
 
 def key_bytes(key: Key) -> int:
-    """At most how many bytes of request `key` holds (the digest is shared by all keys); a
-    name counts four bytes per character unless it is ASCII (one byte each in CPython)."""
-    return sum(
-        len(part) if type(part) is bytes or part.isascii() else 4 * len(part) for part in key[1:]
-    )
+    """How many bytes of request `key` count against the store's bound: its encoded part (and
+    the shared one of a fingerprint). The names are not counted: only a decision is stored, and
+    the engine refuses any name over `MAX_ID_LENGTH` characters before deciding."""
+    if len(key) == _LIBRARY_PARTS:
+        return len(key[-1])
+    return len(key[1]) + len(key[2])
 
 
 def keyed_request(key: Key) -> KeyedRequest | None:

@@ -401,6 +401,25 @@ def test_huge_requests_are_answered_but_not_stored(snapshot: PolicySnapshot) -> 
     assert cached.stats().size == 0
 
 
+@pytest.mark.parametrize(
+    "request_",
+    [
+        (replace(ADMIN, id="u" * 257), "read", ROUTER),
+        (ADMIN, "r" * 257, ROUTER),
+        (ADMIN, "read", replace(ROUTER, id="d" * 257)),
+        (ADMIN, "read", replace(ROUTER, kind="k" * 257)),
+    ],
+)
+def test_names_too_long_to_count_are_refused_before_storing(
+    snapshot: PolicySnapshot, request_: tuple[Principal, str, Resource]
+) -> None:
+    """The key bound counts no names: the engine refuses a name past 256 characters first."""
+    cached = CachedEngine(Engine(snapshot))
+    with pytest.raises(InvalidRequestError):
+        cached.check(*request_)
+    assert cached.stats().size == 0
+
+
 @pytest.mark.parametrize("options", [{"maxsize": 0}, {"enabled": False}])
 def test_a_disabled_cache_passes_through_and_counts(
     snapshot: PolicySnapshot, options: dict[str, Any]
