@@ -63,10 +63,10 @@ class FifoStore(Generic[_K, _V]):
             return
         store = self._store
         with self._lock:
-            if key not in store and len(store) >= maxsize:
+            store[key] = value  # a key already present keeps its place and the size
+            if len(store) > maxsize:
                 store.popitem(last=False)
                 self.evictions += 1
-            store[key] = value
 
     def put_many(self, pairs: Iterable[tuple[_K, _V]]) -> None:
         """`put` for each pair, the oldest entries making room."""
@@ -79,10 +79,10 @@ class FifoStore(Generic[_K, _V]):
             for key, value in pairs:
                 if size(key) > limit:
                     continue
-                if key not in store and len(store) >= maxsize:
+                store[key] = value
+                if len(store) > maxsize:
                     store.popitem(last=False)
                     self.evictions += 1
-                store[key] = value
 
     def discard(self, key: _K, value: _V) -> None:
         """Remove `key` if it still holds that very `value` (another writer may have replaced
