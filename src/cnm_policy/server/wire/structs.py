@@ -30,16 +30,31 @@ def struct_to_dict(
     """Convert a Struct to JSON-like Python, failing on values nested deeper than `max_depth`.
 
     `field` is the dotted path of `struct` in the request; errors extend it to the bad value.
-    This runs for every attribute of every request, so a value's path is only spelled out
-    when it is needed: for an error, or to descend into a nested value.
+    This runs for every attribute of every request, so its scalars are converted inline (the
+    fast path; docs/design/sidecar-wire.md measures it) and any other value goes the general
+    way, `_value_to_python`, which spells out a value's path only for an error or to descend.
     """
     fields = struct.fields
-    if not fields:  # the common case, and protobuf's map views iterate in Python
+    if not fields:  # the common case
         return {}
-    return {key: _value_to_python(value, field, key, 1, max_depth) for key, value in fields.items()}
+    result: dict[str, Any] = {}
+    # By key: the map's `items()` view iterates in Python, and the order is the same.
+    for key in fields:
+        value = fields[key]
+        # A oneof member not set reads as its default, so a non-empty string, or true, can only
+        # be the Value's kind; both reads cost less than asking `WhichOneof`.
+        text = value.string_value
+        if text:
+            result[key] = text
+        elif value.bool_value:
+            result[key] = True
+        else:
+            result[key] = _value_to_python(value, field, key, 1, max_depth)
+    return result
 
 
 def _value_to_python(value: Value, parent: str, key: str | int, depth: int, max_depth: int) -> Any:
+    """The general path: any value, at any depth, by its `WhichOneof` kind."""
     kind = value.WhichOneof("kind")
     if kind == "string_value":
         return value.string_value
