@@ -59,8 +59,18 @@ LIMIT_MINIMUMS: Final[Mapping[str, int]] = {
 DEFAULT_LIMITS = Limits()
 
 
-def check_request(request: pb.CheckRequest, limits: Limits) -> None:
-    """Raise `LimitExceededError` when a single check request exceeds `limits`."""
+def check_request(
+    request: pb.CheckRequest, limits: Limits, *, encoded_size: int | None = None
+) -> None:
+    """Raise `LimitExceededError` when a single check request exceeds `limits`.
+
+    `encoded_size` is the request's own encoded size when the caller has it (the decoder's
+    fingerprint): a request within the attribute limit has every Struct within it too.
+    """
+    if encoded_size is None:
+        encoded_size = request.ByteSize()
+    if encoded_size <= limits.max_attribute_bytes:
+        return
     check_struct(request.principal.attributes, "principal.attributes", limits)
     check_struct(request.resource.attributes, "resource.attributes", limits)
     check_struct(request.context, "context", limits)
@@ -82,8 +92,15 @@ def check_batch_request(request: pb.CheckBatchRequest, limits: Limits) -> None:
     check_struct(request.actor.attributes, "actor.attributes", limits)
 
 
-def check_batch_item(item: pb.CheckBatchItem, index: int, limits: Limits) -> None:
-    """Raise `LimitExceededError` when item `index` of a batch exceeds `limits`."""
+def check_batch_item(
+    item: pb.CheckBatchItem, index: int, limits: Limits, *, encoded_size: int | None = None
+) -> None:
+    """Raise `LimitExceededError` when item `index` of a batch exceeds `limits`.
+
+    `encoded_size`, the item's own encoded size, spares the check when it is within the limit.
+    """
+    if encoded_size is not None and encoded_size <= limits.max_attribute_bytes:
+        return
     check_struct(item.resource.attributes, f"items[{index}].resource.attributes", limits)
 
 

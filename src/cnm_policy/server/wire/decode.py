@@ -7,8 +7,7 @@ sent the same bytes, so nothing downstream may mutate them (docs/design/sidecar-
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Final, TypeVar, cast
+from typing import Final, NamedTuple, TypeVar, cast
 
 from google.protobuf.message import Message
 
@@ -37,9 +36,11 @@ _M = TypeVar("_M", bound=Message)
 _DecodedItem = tuple[tuple[str, Resource], bytes]
 
 
-@dataclass(frozen=True, slots=True)
-class DecodedCheck:
-    """A `CheckRequest` as the engine takes it, and its fingerprint (deterministic encoding)."""
+class DecodedCheck(NamedTuple):
+    """A `CheckRequest` as the engine takes it, and its fingerprint (deterministic encoding).
+
+    A named tuple: as immutable as a frozen dataclass, and built in about half the time.
+    """
 
     query: AccessRequest
     explain: bool
@@ -83,10 +84,11 @@ class RequestDecoder:
         for index, remembered in enumerate(found):
             if remembered is None:
                 item = messages[index]
-                check_batch_item(item, index, limits)
+                fingerprint = item.SerializeToString(deterministic=True)
+                check_batch_item(item, index, limits, encoded_size=len(fingerprint))
                 decoded = found[index] = (
                     convert.batch_item_from_proto(item, index, limits),
-                    item.SerializeToString(deterministic=True),
+                    fingerprint,
                 )
                 fresh.append((raw[index], decoded))
         self._items.put_many(fresh)
@@ -104,12 +106,12 @@ class RequestDecoder:
 
     def _decode_check(self, data: bytes) -> DecodedCheck:
         request = parse_request(pb.CheckRequest, data)
-        check_request(request, self._limits)
-        return DecodedCheck(
-            query=convert.access_request_from_proto(request, self._limits),
-            explain=request.explain,
-            fingerprint=request.SerializeToString(deterministic=True),
-        )
+        # The fingerprint's length is the request's encoded size: it bounds the limits check.
+        fingerprint = request.SerializeToString(deterministic=True)
+        limits = self._limits
+        check_request(request, limits, encoded_size=len(fingerprint))
+        query = convert.access_request_from_proto(request, limits)
+        return DecodedCheck(query, request.explain, fingerprint)
 
 
 def _shared_fingerprint(request: pb.CheckBatchRequest) -> bytes:

@@ -53,6 +53,15 @@ def test_a_refused_request_is_refused_again_not_remembered() -> None:
         assert raised.value.field == "resource.attributes"
 
 
+def test_a_request_over_the_attribute_limit_in_total_is_measured_struct_by_struct() -> None:
+    """The limit bounds each Struct, not the request: parts that each fit are accepted."""
+    limits = Limits(max_attribute_bytes=100)
+    data = _check_bytes(notes="x" * 60)
+    assert len(data) > 100
+    expected = convert.access_request_from_proto(pb.CheckRequest.FromString(data), limits)
+    assert RequestDecoder(limits).check(data).query == expected
+
+
 def test_large_requests_are_decoded_but_not_remembered() -> None:
     """The memo holds only requests up to MAX_MEMO_KEY_BYTES, bounding its memory."""
     decoder = RequestDecoder(LIMITS)
