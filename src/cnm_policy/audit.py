@@ -92,6 +92,7 @@ class DecisionLog:
         self._observers = tuple(observers)
         self._new_id = new_id
         self._logger = logger if logger is not None else structlog.get_logger("cnm_policy.audit")
+        self._info: Callable[..., Any] | None = None  # see `_log`
 
     def new_decision_id(self) -> str:
         """A fresh id, returned to the caller in the response and logged with the event."""
@@ -120,10 +121,7 @@ class DecisionLog:
         """Log the one decision of a Check call."""
         head = _head(request_id, latency_seconds, actor)
         head["decision_id"] = decision_id
-        self._emit(head, principal, context, action, resource, decision, peer, trace)
-        if self._observers:
-            facts = (principal, action, resource, context, decision, decision_id)
-            self._observe(DecisionFacts(*facts, actor))
+        self._emit(head, principal, context, action, resource, decision, peer, trace, actor)
 
     def record_batch(
         self,
@@ -149,14 +147,7 @@ class DecisionLog:
             for index, ((action, resource), item) in enumerate(zip(items, decisions, strict=True)):
                 head = {**call, "batch_size": len(items), "batch_index": index}
                 head["decision_id"] = decision_ids[index]
-                self._emit(head, principal, context, action, resource, item, peer, trace)
-                if self._observers:
-                    facts = (principal, action, resource, context, item, decision_ids[index])
-                    self._observe(DecisionFacts(*facts, actor))
-
-    def _observe(self, facts: DecisionFacts) -> None:
-        for observe in self._observers:
-            observe(facts)
+                self._emit(head, principal, context, action, resource, item, peer, trace, actor)
 
     def record_rejected(
         self,
@@ -168,15 +159,13 @@ class DecisionLog:
         peer: Mapping[str, Any] | None = None,
         trace: Mapping[str, Any] | None = None,
     ) -> None:
-        """Log a call refused before any decision: ``outcome: rejected`` and why.
-
-        Its `decision_id` names the event only: no decision was made, and none is returned.
-        """
+        """Log a call refused before any decision: ``outcome: rejected`` and why (its
+        `decision_id` names the event only: no decision was made, and none is returned)."""
         event = _head(request_id, latency_seconds)
         event.update(decision_id=self._new_id(), outcome="rejected", error_code=error_code)
         if error_field:
             event["error_field"] = error_field[:_MAX_FIELD_CHARS]
-        self._logger.info(DECISION_EVENT, **event, **(peer or {}), **(trace or {}))
+        (self._info or self._log())(DECISION_EVENT, **event, **(peer or {}), **(trace or {}))
 
     def record_grant(
         self,
@@ -205,13 +194,8 @@ class DecisionLog:
     ) -> None:
         """Log a query plan (`PlanResources`): ``kind: plan``, for whom, of what, its outcome."""
         head = _head(request_id, latency_seconds)
-        facts = {
-            "action": plan.action,
-            "resource_kind": plan.resource_kind,
-            "plan_kind": plan.kind,
-            "rule_ids": list(plan.rule_ids),
-            "cached": plan.cached,
-        }
+        facts: dict[str, Any] = {"action": plan.action, "resource_kind": plan.resource_kind}
+        facts.update(plan_kind=plan.kind, rule_ids=list(plan.rule_ids), cached=plan.cached)
         self._question("plan", head, decision_id, principal, plan.policy_digest, facts)
 
     def _question(
@@ -226,7 +210,7 @@ class DecisionLog:
         """One event of another `kind` than a check's, with the asking principal."""
         event.update(decision_id=decision_id, kind=kind, principal_id=principal.id)
         event.update(principal_tenant=principal.tenant, principal_roles=list(principal.roles))
-        self._logger.info(DECISION_EVENT, **event, **facts, policy_digest=digest)
+        (self._info or self._log())(DECISION_EVENT, **event, **facts, policy_digest=digest)
 
     def _emit(
         self,
@@ -237,10 +221,11 @@ class DecisionLog:
         resource: Resource,
         decision: Decision,
         peer: Mapping[str, Any] | None,
-        trace: Mapping[str, Any] | None = None,
+        trace: Mapping[str, Any] | None,
+        actor: Principal | None,
     ) -> None:
         """Log `head`, then who asked what about which resource and the answer (new lists: a
-        processor may edit an event in place)."""
+        processor may edit an event in place); then tell the observers."""
         event: dict[str, Any] = {
             **head,
             "principal_id": principal.id,
@@ -270,15 +255,29 @@ class DecisionLog:
             event.update(peer)
         if trace:
             event.update(trace)
-        allow = self._allow
-        for name, values, keys in (
-            ("principal_attributes", principal.attributes, allow.principal),
-            ("resource_attributes", resource.attributes, allow.resource),
-            ("context", context, allow.context),
-        ):
-            if chosen := {key: values[key] for key in keys if key in values}:
-                event[name] = chosen
-        self._logger.info(DECISION_EVENT, **event)
+        if (allow := self._allow).principal or allow.resource or allow.context:
+            for name, values, keys in (
+                ("principal_attributes", principal.attributes, allow.principal),
+                ("resource_attributes", resource.attributes, allow.resource),
+                ("context", context, allow.context),
+            ):
+                if chosen := {key: values[key] for key in keys if key in values}:
+                    event[name] = chosen
+        (self._info or self._log())(DECISION_EVENT, **event)
+        if self._observers:
+            event_id = head["decision_id"]  # one DecisionFacts, shared by every observer
+            facts = DecisionFacts(principal, action, resource, context, decision, event_id, actor)
+            for observe in self._observers:
+                observe(facts)
+
+    def _log(self) -> Callable[..., Any]:
+        """The bound logger's `info`, kept once structlog has cached that logger (the lazy proxy
+        is then a detour per event); until then a bound logger per event, as configured now."""
+        logger = self._logger
+        bound = logger.bind() if hasattr(logger, "bind") else logger  # ReturnLogger: no bind
+        if bound is logger or logger.bind() is bound:  # `cache_logger_on_first_use`
+            self._info = bound.info
+        return bound.info  # type: ignore[no-any-return]
 
 
 def _head(

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from structlog.testing import capture_logs
 
 from cnm_policy import log_pipeline
-from cnm_policy.audit import AttributeAllowList, DecisionLog
+from cnm_policy.audit import AttributeAllowList, DecisionFacts, DecisionLog
 from cnm_policy.log_pipeline import configure_logging
 from cnm_policy.model import Decision, Principal, Resource
 
@@ -510,3 +510,48 @@ def test_trace_ids_are_merged_into_every_kind_of_event() -> None:
         {**trace, "peer_subject": None},
         {**trace, "peer_subject": None},
     ]
+
+
+def test_a_log_follows_the_configuration_in_force(tmp_path: Path) -> None:
+    """Used before `configure_logging`, a log then writes where configured; once structlog has
+    cached its logger, `capture_logs` still sees its events."""
+    log = DecisionLog()
+    assert [event["decision_id"] for event in _captured(log)] == ["dec-1"]
+    configure_logging(tmp_path / "audit.log", "json", "info")
+    _record(log, decision_id="dec-2")
+    assert [event["decision_id"] for event in _captured(log, decision_id="dec-3")] == ["dec-3"]
+    _record(log, decision_id="dec-4")
+    assert [event["decision_id"] for event in _lines(tmp_path / "audit.log")] == ["dec-2", "dec-4"]
+
+
+def test_a_log_built_before_a_warning_level_drops_its_decisions(tmp_path: Path) -> None:
+    """The level configured after the log was built filters its events, first and later."""
+    log = DecisionLog()
+    configure_logging(tmp_path / "audit.log", "json", "warning")
+    _record(log)
+    _batch(log, [("read", RESOURCE), ("read", OTHER)])
+    assert (tmp_path / "audit.log").read_bytes() == b""
+
+
+def test_observers_share_one_fact_per_decision_after_it_is_logged() -> None:
+    """Each observer gets the same DecisionFacts per Check and per batch item, once logged."""
+    seen: list[tuple[str, DecisionFacts, int]] = []
+    with capture_logs() as logs:
+        log = DecisionLog(
+            observers=[
+                lambda facts: seen.append(("a", facts, len(logs))),
+                lambda facts: seen.append(("b", facts, len(logs))),
+            ]
+        )
+        _record(log, actor=PRINCIPAL)
+        _batch(log, [("read", RESOURCE), ("read", OTHER)])
+    single = DecisionFacts(PRINCIPAL, "reboot", RESOURCE, CONTEXT, DECISION, "dec-1", PRINCIPAL)
+    assert seen[:2] == [("a", single, 1), ("b", single, 1)]
+    assert [(name, facts.decision_id, count) for name, facts, count in seen[2:]] == [
+        ("a", logs[1]["decision_id"], 2),
+        ("b", logs[1]["decision_id"], 2),
+        ("a", logs[2]["decision_id"], 3),
+        ("b", logs[2]["decision_id"], 3),
+    ]
+    assert all(seen[index][1] is seen[index + 1][1] for index in (0, 2, 4))
+    assert [facts.resource for _, facts, _ in seen[2::2]] == [RESOURCE, OTHER]
