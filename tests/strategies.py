@@ -95,6 +95,18 @@ class GeneratedRule:
         return data
 
 
+def json_like(leaves: st.SearchStrategy[Any], max_leaves: int) -> st.SearchStrategy[Any]:
+    """Values built of `leaves`, nested in lists and text-keyed objects (three items at most)."""
+    return st.recursive(
+        leaves,
+        lambda children: (
+            st.lists(children, max_size=3)
+            | st.dictionaries(st.text(max_size=5), children, max_size=3)
+        ),
+        max_leaves=max_leaves,
+    )
+
+
 @st.composite
 def rules(draw: st.DrawFn, index: int) -> GeneratedRule:
     """One valid rule: customer-side allow rules never get scope any/assigned."""

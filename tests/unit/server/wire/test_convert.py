@@ -14,6 +14,7 @@ from cnm_policy.model import AccessRequest, Decision, Principal, Resource, RuleT
 from cnm_policy.server.limits import Limits
 from cnm_policy.server.wire import convert
 from cnm_policy.v1 import policy_pb2 as pb
+from tests.strategies import json_like
 
 LIMITS = Limits()
 
@@ -24,13 +25,7 @@ json_scalars = (
     | st.integers(min_value=-(2**53), max_value=2**53)
     | st.floats(allow_nan=False, allow_infinity=False).filter(lambda x: not x.is_integer())
 )
-json_values = st.recursive(
-    json_scalars,
-    lambda children: (
-        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=5), children, max_size=3)
-    ),
-    max_leaves=12,
-)
+json_values = json_like(json_scalars, max_leaves=12)
 attribute_maps = st.dictionaries(st.text(max_size=6), json_values, max_size=4)
 
 

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from cnm_policy.errors import InvalidRequestError, LimitExceededError
 from cnm_policy.server.wire.structs import _value_to_python, struct_to_dict
+from tests.strategies import json_like
 
 _EDGE = 2**53
 UNSET = object()  # a Value with no kind set
@@ -30,13 +31,7 @@ leaves = (
     | st.floats()
     | st.integers(min_value=-(2**60), max_value=2**60).map(float)
 )
-values = st.recursive(
-    leaves,
-    lambda children: (
-        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=3), children, max_size=3)
-    ),
-    max_leaves=10,
-)
+values = json_like(leaves, max_leaves=10)
 structs = st.dictionaries(st.text(max_size=4), values, max_size=5)
 
 
