@@ -27,6 +27,7 @@ from cnm_policy.server.calls import (
     check_deadline,
     peer_identity,
 )
+from cnm_policy.server.deciding import decide_check, decide_query_batch
 from cnm_policy.server.errors import abort_with
 from cnm_policy.server.handlers import rpc_handlers
 from cnm_policy.server.limits import Limits
@@ -89,8 +90,6 @@ class PolicyServicer(QueryCalls):
 
     def check_bytes(self, request: bytes, context: grpc.ServicerContext) -> bytes:
         """One decision: a serialized `CheckRequest` in, a serialized `CheckResponse` out."""
-        # The body is here rather than in a helper: this runs on every call, and a Python call
-        # costs as much as the cache lookup's bookkeeping.
         started = self._timer()
         if self._metrics is not None:
             self._metrics.begin()
@@ -102,26 +101,7 @@ class PolicyServicer(QueryCalls):
             decoded = self._decoder.check(request)
             query = decoded.query
             check_deadline(context)
-            fingerprinted = self._fingerprinted
-            decision = (
-                fingerprinted.check_fingerprinted(
-                    decoded.fingerprint,
-                    query.principal,
-                    query.action,
-                    query.resource,
-                    query.context,
-                    query.actor,
-                )
-                if fingerprinted is not None and not decoded.explain
-                else self._engine.check(
-                    query.principal,
-                    query.action,
-                    query.resource,
-                    query.context,
-                    explain=decoded.explain,
-                    actor=query.actor,
-                )
-            )
+            decision = decide_check(self._engine, self._fingerprinted, decoded)
             decision_id = self._log.new_decision_id()
             latency = self._timer() - started
             self._log.record(
@@ -239,20 +219,7 @@ class PolicyServicer(QueryCalls):
         # A batch is bounded by `max_batch_items`, so one engine call is bounded too: the
         # deadline is checked before the work, like a single check.
         check_deadline(context)
-        fingerprinted = self._fingerprinted
-        try:
-            shared = (query.principal, query.items, query.context)
-            decisions = (
-                fingerprinted.check_batch_fingerprinted(
-                    query.shared_fingerprint, query.item_fingerprints, *shared, query.actor
-                )
-                if fingerprinted is not None and not query.explain and query.shared_fingerprint
-                else self._engine.check_batch(*shared, explain=query.explain, actor=query.actor)
-            )
-        except InvalidRequestError as exc:
-            raise self._locate(exc, query) from exc
-        if len(decisions) != len(query.items):  # fail closed on a broken engine contract
-            raise RuntimeError(f"engine returned {len(decisions)} decisions for {len(query.items)}")
+        decisions = decide_query_batch(self._engine, self._fingerprinted, query)
         decision_ids = self._log.new_decision_ids(len(decisions))
         latency = self._timer() - started
         self._log.record_batch(
@@ -277,18 +244,3 @@ class PolicyServicer(QueryCalls):
             if trace is not None:
                 trace.end("decided", {"cnm_policy.allowed": str(allowed)})
         return convert.batch_to_proto(decisions, decision_ids).SerializeToString()
-
-    def _locate(self, error: InvalidRequestError, query: convert.BatchQuery) -> Exception:
-        """Name the batch item behind an item-level error (``items[3].resource.tenant``).
-
-        The engine validates items as it meets them and reports fields relative to the item;
-        only on this error path is each item re-checked alone to find which one it was.
-        """
-        if not error.field.startswith(("action", "resource")):
-            return error  # principal or context: not about one item
-        for index, item in enumerate(query.items):
-            try:
-                self._engine.check_batch(query.principal, [item], query.context)
-            except InvalidRequestError as item_error:
-                return type(item_error)(f"items[{index}].{item_error.field}", item_error.message)
-        return error

@@ -22,6 +22,7 @@ from cnm_policy.model import AccessRequest, Decision, GrantDecision, Principal, 
 from cnm_policy.ops.health import Freshness
 from cnm_policy.principals import PrincipalResolver, ResolvedPrincipal, capped
 from cnm_policy.reload import ReloadStatus
+from cnm_policy.server.deciding import decide_check, decide_query_batch
 from cnm_policy.server.limits import Limits
 from cnm_policy.server.ports import CacheStatsView, DecisionEngine, FingerprintedEngine
 from cnm_policy.server.queries import (
@@ -99,26 +100,7 @@ class HttpDecider:
         )
         decoded = self._decoder.check(message.SerializeToString())
         query = decoded.query
-        engine = self._fingerprinted
-        decision = (
-            engine.check_fingerprinted(
-                decoded.fingerprint,
-                query.principal,
-                query.action,
-                query.resource,
-                query.context,
-                query.actor,
-            )
-            if engine is not None and not explain
-            else self.engine.check(
-                query.principal,
-                query.action,
-                query.resource,
-                query.context,
-                explain=explain,
-                actor=query.actor,
-            )
-        )
+        decision = decide_check(self.engine, self._fingerprinted, decoded)
         decision = capped(decision, resolved.expires_at)
         decision_id = self._log.new_decision_id()
         self._log.record(
@@ -164,7 +146,7 @@ class HttpDecider:
         for action, resource in items:
             message.items.add(action=action, resource=convert.resource_to_proto(resource))
         query = self._decoder.batch(message.SerializeToString())
-        decisions = self._batch(query)
+        decisions = decide_query_batch(self.engine, self._fingerprinted, query)
         decisions = [capped(d, resolved.expires_at) for d in decisions]
         ids = self._log.new_decision_ids(len(decisions))
         self._log.record_batch(
@@ -212,43 +194,6 @@ class HttpDecider:
     def _check_fresh(self) -> None:
         if self._freshness is not None and self._freshness.stale:
             raise self._freshness.error()
-
-    def _batch(self, query: convert.BatchQuery) -> list[Decision]:
-        engine = self._fingerprinted
-        try:
-            if engine is not None and not query.explain and query.shared_fingerprint:
-                decisions = engine.check_batch_fingerprinted(
-                    query.shared_fingerprint,
-                    query.item_fingerprints,
-                    query.principal,
-                    query.items,
-                    query.context,
-                    query.actor,
-                )
-            else:
-                decisions = self.engine.check_batch(
-                    query.principal,
-                    query.items,
-                    query.context,
-                    explain=query.explain,
-                    actor=query.actor,
-                )
-        except InvalidRequestError as exc:
-            raise self._locate(exc, query) from exc
-        if len(decisions) != len(query.items):  # fail closed on a broken engine contract
-            raise RuntimeError(f"engine returned {len(decisions)} decisions for {len(query.items)}")
-        return decisions
-
-    def _locate(self, error: InvalidRequestError, query: convert.BatchQuery) -> Exception:
-        """Name the item behind an item-level error (``items[3].resource.tenant``)."""
-        if not error.field.startswith(("action", "resource")):
-            return error
-        for index, item in enumerate(query.items):
-            try:
-                self.engine.check_batch(query.principal, [item], query.context)
-            except InvalidRequestError as item_error:
-                return type(item_error)(f"items[{index}].{item_error.field}", item_error.message)
-        return error
 
     def _resolve(self, principal: Principal, call: HttpCall) -> ResolvedPrincipal:
         if not principal.tenant and self.default_tenant and not self._resolver.configured:
