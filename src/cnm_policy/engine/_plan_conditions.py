@@ -29,6 +29,7 @@ from cnm_policy.errors import ConditionError
 from cnm_policy.policy._condition_runtime import (
     COMPARATORS,
     FUNCTIONS,
+    LITERAL_NAMES,
     MISSING,
     EvalEnv,
     read_step,
@@ -37,7 +38,6 @@ from cnm_policy.policy._condition_runtime import (
 __all__ = ["ERROR", "Pred", "as_pred", "partial_condition", "partial_expression", "settled"]
 
 _EVAL_ERRORS = (ConditionError, TypeError, ValueError, KeyError, OverflowError, RecursionError)
-_LITERALS = {"true": True, "false": False, "null": None, "True": True, "False": False, "None": None}
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,8 +110,8 @@ def _constant(node: ast.Constant) -> _Fn:
 
 
 def _name(node: ast.Name) -> _Fn:
-    if node.id in _LITERALS:
-        value = _LITERALS[node.id]
+    if node.id in LITERAL_NAMES:
+        value = LITERAL_NAMES[node.id]
         return lambda env: value
     if node.id == "action":
         return lambda env: env.action

@@ -19,6 +19,7 @@ from cnm_policy.policy._condition_runtime import (
     CLOCK_FUNCTIONS,
     COMPARATORS,
     FUNCTIONS,
+    LITERAL_NAMES,
     MISSING,
     EvalEnv,
     as_bool,
@@ -110,14 +111,6 @@ _ROOT_FIELDS: Mapping[str, frozenset[str]] = {
     "resource": frozenset({"kind", "id", "tenant", "attributes"}),
 }
 _ROOTS_HINT = "names start at principal, actor, resource, context or action"
-_LITERAL_NAMES: Mapping[str, Any] = {
-    "true": True,
-    "false": False,
-    "null": None,
-    "True": True,
-    "False": False,
-    "None": None,
-}
 
 
 class _Compiler:
@@ -146,8 +139,8 @@ class _Compiler:
     _tuple = _list
 
     def _name(self, node: ast.Name) -> _Fn:
-        if node.id in _LITERAL_NAMES:
-            value = _LITERAL_NAMES[node.id]
+        if node.id in LITERAL_NAMES:
+            value = LITERAL_NAMES[node.id]
             return lambda env: value
         if node.id == "action":
             return lambda env: env.action

@@ -11,11 +11,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
+from cnm_policy.policy._condition_runtime import LITERAL_NAMES
+
 __all__ = ["Absence", "Kind", "absence_of"]
 
 # Only these fields can be missing from a request; ids, tenants and roles are always present.
 _OPTIONAL_ROOTS = ("principal.attributes", "resource.attributes", "context")
-_LITERAL_NAMES = frozenset({"true", "false", "null", "True", "False", "None"})
 
 # How absence decides, for lint's hint: against `true` / `false`, outside a literal list
 # (`in [...]`), or any other way (a non-boolean literal, another field, a window).
@@ -83,7 +84,7 @@ def _boolean(node: ast.expr) -> Kind:
 
 def _is_field(node: ast.expr) -> bool:
     return isinstance(node, ast.Attribute | ast.Subscript) or (
-        isinstance(node, ast.Name) and node.id not in _LITERAL_NAMES
+        isinstance(node, ast.Name) and node.id not in LITERAL_NAMES
     )
 
 
