@@ -29,11 +29,11 @@ from cnm_policy.errors import ConditionError
 from cnm_policy.policy._condition_runtime import (
     COMPARATORS,
     FUNCTIONS,
-    LITERAL_NAMES,
     MISSING,
     EvalEnv,
     read_step,
 )
+from cnm_policy.policy.conditions import LITERAL_NAMES
 
 __all__ = ["ERROR", "Pred", "as_pred", "partial_condition", "partial_expression", "settled"]
 

@@ -21,7 +21,6 @@ __all__ = [
     "CLOCK_FUNCTIONS",
     "COMPARATORS",
     "FUNCTIONS",
-    "LITERAL_NAMES",
     "MISSING",
     "EvalEnv",
     "as_bool",
@@ -39,16 +38,6 @@ class _Missing:
 
 
 MISSING: Any = _Missing()
-
-# The language's literals, in its own spelling and Python's.
-LITERAL_NAMES: Mapping[str, Any] = {
-    "true": True,
-    "false": False,
-    "null": None,
-    "True": True,
-    "False": False,
-    "None": None,
-}
 _NOBODY: Mapping[str, Any] = {}
 
 

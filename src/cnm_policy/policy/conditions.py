@@ -19,7 +19,6 @@ from cnm_policy.policy._condition_runtime import (
     CLOCK_FUNCTIONS,
     COMPARATORS,
     FUNCTIONS,
-    LITERAL_NAMES,
     MISSING,
     EvalEnv,
     as_bool,
@@ -29,6 +28,7 @@ from cnm_policy.policy._condition_runtime import (
 from cnm_policy.policy._network import check_literal_networks
 
 __all__ = [
+    "LITERAL_NAMES",
     "MAX_CONDITION_DEPTH",
     "MAX_CONDITION_LENGTH",
     "Condition",
@@ -111,6 +111,15 @@ _ROOT_FIELDS: Mapping[str, frozenset[str]] = {
     "resource": frozenset({"kind", "id", "tenant", "attributes"}),
 }
 _ROOTS_HINT = "names start at principal, actor, resource, context or action"
+# The language's literals, in its own spelling and Python's.
+LITERAL_NAMES: Mapping[str, Any] = {
+    "true": True,
+    "false": False,
+    "null": None,
+    "True": True,
+    "False": False,
+    "None": None,
+}
 
 
 class _Compiler:

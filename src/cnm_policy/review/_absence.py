@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
-from cnm_policy.policy._condition_runtime import LITERAL_NAMES
+from cnm_policy.policy.conditions import LITERAL_NAMES
 
 __all__ = ["Absence", "Kind", "absence_of"]
 
