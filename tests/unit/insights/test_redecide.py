@@ -26,9 +26,9 @@ def _kept(values: Any, keys: frozenset[str]) -> dict[str, Any]:
     return {key: values[key] for key in keys if key in values}
 
 
-def _logged(check: Check, allow: dict[str, frozenset[str]]) -> LoggedRequest:
-    principal = check.principal
-    resource = check.resource
+def logged_under(request: LoggedRequest, allow: dict[str, frozenset[str]]) -> LoggedRequest:
+    """What a decision line keeps of `request` under the allow-list `allow`."""
+    principal, resource, actor = request.principal, request.resource, request.actor
     return LoggedRequest(
         principal=Principal(
             principal.id,
@@ -36,17 +36,28 @@ def _logged(check: Check, allow: dict[str, frozenset[str]]) -> LoggedRequest:
             principal.roles,
             _kept(principal.attributes, allow["principal"]),
         ),
-        action=check.action,
+        action=request.action,
         resource=Resource(
             resource.kind,
             resource.id,
             resource.tenant,
             _kept(resource.attributes, allow["resource"]),
         ),
-        context=_kept(check.context, allow["context"]),
+        context=_kept(request.context, allow["context"]),
         now=NOW,
         complete=False,
+        actor=None
+        if actor is None
+        else Principal(
+            actor.id, actor.tenant, actor.roles, _kept(actor.attributes, allow["actor"])
+        ),
     )
+
+
+def _logged(check: Check, allow: dict[str, frozenset[str]]) -> LoggedRequest:
+    """What a decision line keeps of `check` under the allow-list `allow`."""
+    whole = LoggedRequest(check.principal, check.action, check.resource, check.context, NOW, False)
+    return logged_under(whole, allow)
 
 
 @settings(max_examples=400, deadline=None)

@@ -25,7 +25,7 @@ from tests.strategies import (
     resources,
     rules,
 )
-from tests.unit.insights.test_redecide import KEYS, _kept
+from tests.unit.insights.test_redecide import KEYS, logged_under
 
 ACTOR_CONDITIONS = (
     "actor.attributes.clearance == 'high'",
@@ -130,34 +130,6 @@ def _full(snapshot: PolicySnapshot, request: LoggedRequest) -> Decision:
     return decide_batch(snapshot, principal, items, context, NOW, actor=actor)[0]
 
 
-def _logged(request: LoggedRequest, allow: dict[str, frozenset[str]]) -> LoggedRequest:
-    """What a decision line keeps of `request` under the allow-list `allow`."""
-    principal, resource, actor = request.principal, request.resource, request.actor
-    return LoggedRequest(
-        principal=Principal(
-            principal.id,
-            principal.tenant,
-            principal.roles,
-            _kept(principal.attributes, allow["principal"]),
-        ),
-        action=request.action,
-        resource=Resource(
-            resource.kind,
-            resource.id,
-            resource.tenant,
-            _kept(resource.attributes, allow["resource"]),
-        ),
-        context=_kept(request.context, allow["context"]),
-        now=NOW,
-        complete=False,
-        actor=None
-        if actor is None
-        else Principal(
-            actor.id, actor.tenant, actor.roles, _kept(actor.attributes, allow["actor"])
-        ),
-    )
-
-
 @settings(max_examples=400, deadline=None)
 @given(acted_checks(), allow_lists)
 def test_a_determined_decision_with_an_actor_is_the_full_requests(
@@ -165,7 +137,7 @@ def test_a_determined_decision_with_an_actor_is_the_full_requests(
 ) -> None:
     """Whatever the policy, actor and allow-list: determined implies the same decision."""
     snapshot, request = check
-    result = Redecider(snapshot, allow).decide(_logged(request, allow))
+    result = Redecider(snapshot, allow).decide(logged_under(request, allow))
     assert result.invalid is None
     if result.decision is not None:
         full = _full(snapshot, request)
@@ -183,7 +155,7 @@ def test_no_actor_attributes_logged_still_never_guesses(
     snapshot, request = check
     everything = {section: frozenset(keys) for section, keys in KEYS.items()}
     allow = {**everything, "actor": frozenset[str]()}
-    result = Redecider(snapshot, everything).decide(_logged(request, allow))
+    result = Redecider(snapshot, everything).decide(logged_under(request, allow))
     if result.decision is not None:
         assert result.decision == _full(snapshot, request)
     else:
