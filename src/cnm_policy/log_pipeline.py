@@ -21,7 +21,7 @@ import orjson
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 
-__all__ = ["configure_logging", "one_write"]
+__all__ = ["configure_logging", "log_timestamp", "one_write"]
 
 
 def configure_logging(log_file: Path | None, log_format: str, level: str) -> None:
@@ -103,7 +103,7 @@ def _lead_with_when_and_what(
     if "exc_info" in event_dict:  # operational events only: decisions never carry one
         event_dict = structlog.processors.format_exc_info(logger, method_name, event_dict)
     return {
-        "timestamp": _timestamp(int(time.time() * 1000)),
+        "timestamp": log_timestamp(int(time.time() * 1000)),
         "level": method_name,
         "event": event_dict.pop("event"),
         **event_dict,
@@ -116,7 +116,7 @@ _last_second: tuple[int, str] = (-1, "")
 _MILLISECONDS: Final = tuple(f".{ms:03d}Z" for ms in range(1000))
 
 
-def _timestamp(epoch_ms: int) -> str:
+def log_timestamp(epoch_ms: int) -> str:
     """``2026-01-15T12:00:00.123Z`` for a time in milliseconds since the epoch."""
     global _last_second  # noqa: PLW0603 (one entry, replaced whole)
     second, text = _last_second

@@ -343,7 +343,7 @@ def test_timestamps_match_datetime_to_the_millisecond(start_ms: int, steps: list
         epoch_ms = min(max(0, epoch_ms + step), _LAST_MS)
         when = _EPOCH + datetime.timedelta(milliseconds=epoch_ms)
         expected = when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-        assert log_pipeline._timestamp(epoch_ms) == expected
+        assert log_pipeline.log_timestamp(epoch_ms) == expected
 
 
 _texts = st.text(st.characters(codec="utf-8"), max_size=12)

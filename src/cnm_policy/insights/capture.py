@@ -17,19 +17,12 @@ from typing import IO, Any, Final
 
 import orjson
 
+from cnm_policy.log_pipeline import log_timestamp
 from cnm_policy.model import Decision, Principal, Resource
 
 __all__ = ["INPUT_EVENT", "InputCapture", "encode_input_line", "input_record"]
 
 INPUT_EVENT: Final = "decision_input"
-
-
-def _timestamp(epoch: float) -> str:
-    """``2026-01-15T12:00:00.123Z``, the decision log's own form."""
-    millis = int(epoch * 1000)
-    return (
-        time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(millis // 1000)) + f".{millis % 1000:03d}Z"
-    )
 
 
 def input_record(
@@ -46,7 +39,7 @@ def input_record(
     """The capture record of one decision (`at`: when it was decided, epoch seconds), with
     the whole `actor` when someone acted on the principal's behalf."""
     record: dict[str, Any] = {
-        "timestamp": _timestamp(at),
+        "timestamp": log_timestamp(int(at * 1000)),
         "event": INPUT_EVENT,
         "decision_id": decision_id,
         "principal_id": principal.id,
